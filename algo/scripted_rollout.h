@@ -1,0 +1,24 @@
+// Rolls out a scripted policy (random or oracle) on N gridworld envs for a number of episodes per env and
+// summarises the episodes: mean return with a 95% confidence interval, mean number of sessions, env steps/s.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/backend.h"
+#include "sim/gridworld.h"
+
+namespace dyn {
+
+struct RolloutSummary {
+  int64_t episodes = 0;
+  int64_t env_steps = 0;
+  double mean_return = 0, return_ci95 = 0, return_std = 0;
+  double mean_sessions = 0;
+  double seconds = 0;  // wall time of the stepping loop (policy + env step + statistics)
+  double env_steps_per_s() const { return seconds > 0 ? double(env_steps) / seconds : 0; }
+};
+
+RolloutSummary run_scripted_rollout(Backend b, const GridParams& p, ScriptedPolicy policy, int64_t n_envs,
+                                    int64_t episodes_per_env);
+
+}  // namespace dyn

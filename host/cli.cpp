@@ -1,0 +1,192 @@
+// The dynamite_gpu command line (CLI11): flags map onto config keys; every value goes through the same
+// validation, so `--envs 0` and `--set run.envs=0` give the same message. Nothing is written until the
+// run has succeeded, and --out is written atomically (temp file + rename).
+#include "host/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <omp.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "algo/scripted_rollout.h"
+#include "host/config.h"
+#include "kernels/backend.h"
+
+namespace dyn {
+
+namespace {
+
+constexpr int kExitBadInput = 2;
+constexpr int kExitFailure = 1;
+
+struct FlagKey {
+  const char* flag;
+  const char* key;
+  const char* help;
+};
+
+// CLI flags that are shorthands for config keys.
+const FlagKey kFlagKeys[] = {
+    {"--envs", "run.envs", "parallel environments"},
+    {"--episodes", "run.episodes", "episodes per environment"},
+    {"--seed", "run.seed", "Philox seed, 0..4294967295"},
+    {"--device", "run.device", "auto | cpu | cuda"},
+    {"--policy", "run.policy", "random | oracle"},
+};
+
+GridParams grid_params(const Config& c) {
+  GridParams p;
+  const std::string& model = c.get_string("env.session_model");
+  p.session.horizon = int(c.get_int("env.horizon"));
+  p.session.sessions = int(c.get_int("env.sessions"));
+  p.session.model = model == "poisson" ? SessionModel::poisson
+                    : model == "bernoulli" ? SessionModel::bernoulli
+                                           : SessionModel::fixed;
+  p.session.switch_prob = float(c.get_real("env.switch_prob"));
+  p.session.reset_on_switch = c.get_bool("env.reset_on_switch");
+  p.goal_stay_prob = float(c.get_real("env.goal_stay_prob"));
+  p.seed = uint32_t(c.get_int("run.seed"));
+  return p;
+}
+
+void write_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw std::runtime_error("cannot write '" + tmp + "'");
+    f << text;
+    if (!f.flush()) throw std::runtime_error("cannot write '" + tmp + "'");
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"dynamite_gpu: DLCMDP environments and meta-RL learners on the GPU (or the CPU)"};
+  app.set_version_flag("--version", "dynamite_gpu 0.1.0");
+  std::string env, config_path, out_path;
+  std::vector<std::string> sets;
+  bool print_config = false;
+  app.add_option("--env", env, "environment (" + [] {
+    std::string s;
+    for (const std::string& e : Config::builtin_envs()) s += (s.empty() ? "" : ", ") + e;
+    return s;
+  }() + ")");
+  std::string flag_values[std::size(kFlagKeys)];
+  CLI::Option* flag_opts[std::size(kFlagKeys)];
+  for (size_t i = 0; i < std::size(kFlagKeys); ++i)
+    flag_opts[i] = app.add_option(kFlagKeys[i].flag, flag_values[i],
+                                  std::string(kFlagKeys[i].help) + " (config key " + kFlagKeys[i].key + ")");
+  app.add_option("--config", config_path, "TOML file merged over the env's built-in config (configs/<env>.toml)");
+  app.add_option("--set", sets, "override any config key: --set env.horizon=30 (repeatable)")->take_all();
+  app.add_option("--out", out_path, "write the summary as JSON to this file");
+  app.add_flag("--print-config", print_config, "print the resolved config as TOML and exit");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "error: " << e.what() << "\n(run with --help for usage)\n";
+    return kExitBadInput;
+  }
+
+  Config cfg;
+  try {
+    // 1. which env: --env, else env.name in --config
+    std::string env_name = env;
+    if (env_name.empty() && !config_path.empty()) env_name = Config::peek_env_name(config_path);
+    if (env_name.empty()) {
+      std::string all;
+      for (const std::string& e : Config::builtin_envs()) all += (all.empty() ? "" : ", ") + e;
+      throw ConfigError("--env is required (or env.name in --config); allowed: one of " + all);
+    }
+    // 2. built-in config, 3. --config, 4. flags, 5. --set
+    cfg = Config::builtin(env_name);
+    if (!config_path.empty()) cfg.merge_file(config_path);
+    if (!env.empty()) cfg.set_from_string("env.name", env, "--env");
+    for (size_t i = 0; i < std::size(kFlagKeys); ++i)
+      if (flag_opts[i]->count()) cfg.set_from_string(kFlagKeys[i].key, flag_values[i], kFlagKeys[i].flag);
+    for (const std::string& kv : sets) {
+      const size_t eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw ConfigError("--set '" + kv + "': expected key=value, e.g. --set env.horizon=30");
+      cfg.set_from_string(kv.substr(0, eq), kv.substr(eq + 1), "--set " + kv);
+    }
+    cfg.validate();
+  } catch (const ConfigError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitBadInput;
+  }
+
+  if (print_config) {
+    std::cout << cfg.to_toml();
+    return 0;
+  }
+
+  try {
+    std::string notice;
+    Backend backend;
+    try {
+      backend = select_backend(cfg.get_string("run.device"), &notice);
+    } catch (const BackendUnavailable& e) {
+      std::cerr << "error: " << e.what() << "\n";
+      return kExitBadInput;
+    }
+    if (!notice.empty()) std::cerr << "notice: " << notice << "\n";
+
+    const GridParams p = grid_params(cfg);
+    const int64_t n_envs = cfg.get_int("run.envs"), episodes = cfg.get_int("run.episodes");
+    const std::string& policy_name = cfg.get_string("run.policy");
+    const ScriptedPolicy policy = policy_name == "oracle" ? ScriptedPolicy::oracle : ScriptedPolicy::random;
+    const std::string device = backend == Backend::cuda
+                                   ? "cuda: " + cuda_device_description()
+                                   : "cpu (" + std::to_string(omp_get_max_threads()) + " threads)";
+
+    const RolloutSummary s = run_scripted_rollout(backend, p, policy, n_envs, episodes);
+
+    std::printf("device: %s\n", device.c_str());
+    std::printf("env: %s  envs: %lld  policy: %s  seed: %u  episodes: %lld (%lld per env)\n",
+                cfg.get_string("env.name").c_str(), (long long)n_envs, policy_name.c_str(), p.seed,
+                (long long)s.episodes, (long long)episodes);
+    std::printf("env steps/s: %.4g  (%lld steps in %.3f s, policy + step + statistics)\n", s.env_steps_per_s(),
+                (long long)s.env_steps, s.seconds);
+    std::printf("return: %.3f ± %.3f  (mean ± 95%% CI over %lld episodes; std %.3f)\n", s.mean_return,
+                s.return_ci95, (long long)s.episodes, s.return_std);
+    std::printf("sessions: %.3f per episode\n", s.mean_sessions);
+
+    if (!out_path.empty()) {
+      nlohmann::json j;
+      j["device"] = device;
+      j["env"] = cfg.get_string("env.name");
+      j["policy"] = policy_name;
+      j["envs"] = n_envs;
+      j["seed"] = p.seed;
+      j["episodes"] = s.episodes;
+      j["env_steps"] = s.env_steps;
+      j["seconds"] = s.seconds;
+      j["env_steps_per_s"] = s.env_steps_per_s();
+      j["mean_return"] = s.mean_return;
+      j["return_ci95"] = s.return_ci95;
+      j["return_std"] = s.return_std;
+      j["mean_sessions"] = s.mean_sessions;
+      j["config"] = cfg.to_toml();
+      write_atomically(out_path, j.dump(2) + "\n");
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitFailure;
+  }
+  return 0;
+}
+
+}  // namespace dyn

@@ -1,0 +1,271 @@
+// Config schema, TOML loading, string overrides and validation.
+#include "host/config.h"
+
+#include <toml++/toml.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "host/embedded_configs.h"
+
+namespace dyn {
+
+const std::vector<KeySpec>& config_schema() {
+  static const std::vector<KeySpec> schema = {
+      // env: what is simulated (SPEC §1–2)
+      {"env.name", KeyKind::string, 0, 0, {"gridworld"}, "environment"},
+      {"env.horizon", KeyKind::integer, 1, 65535, {}, "H, steps per episode"},
+      {"env.sessions", KeyKind::integer, 1, 65535, {}, "K, sessions per episode (poisson, fixed); at most H"},
+      {"env.session_model", KeyKind::string, 0, 0, {"poisson", "bernoulli", "fixed"}, "how session lengths are drawn"},
+      {"env.switch_prob", KeyKind::real, 0, 1, {}, "per-step session switch probability (bernoulli)"},
+      {"env.reset_on_switch", KeyKind::boolean, 0, 0, {}, "resample the state from nu_0 at each new session"},
+      {"env.goal_stay_prob", KeyKind::real, 0, 1, {}, "gridworld: P(rewarding goal unchanged at a new session)"},
+      // run: how it is run
+      {"run.envs", KeyKind::integer, 1, 67108864, {}, "parallel environments"},
+      {"run.episodes", KeyKind::integer, 1, 1000000, {}, "episodes per environment"},
+      {"run.seed", KeyKind::integer, 0, 4294967295.0, {}, "Philox seed"},
+      {"run.device", KeyKind::string, 0, 0, {"auto", "cpu", "cuda"}, "backend"},
+      {"run.policy", KeyKind::string, 0, 0, {"random", "oracle"}, "scripted policy to roll out"},
+  };
+  return schema;
+}
+
+const KeySpec* find_key(const std::string& key) {
+  for (const KeySpec& s : config_schema())
+    if (s.key == key) return &s;
+  return nullptr;
+}
+
+namespace {
+
+std::string fmt_num(double x) {
+  std::ostringstream os;
+  os.precision(12);
+  os << x;
+  return os.str();
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
+  return out;
+}
+
+std::string known_keys() {
+  std::vector<std::string> keys;
+  for (const KeySpec& s : config_schema()) keys.push_back(s.key);
+  return join(keys);
+}
+
+std::string show(const Config::Value& v) {
+  if (auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
+  if (auto* d = std::get_if<double>(&v)) return fmt_num(*d);
+  if (auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
+  return "\"" + std::get<std::string>(v) + "\"";
+}
+
+const KeySpec& spec_or_throw(const std::string& key, const std::string& source) {
+  const KeySpec* s = find_key(key);
+  if (!s) throw ConfigError(source + ": unknown config key '" + key + "'; known keys: " + known_keys());
+  return *s;
+}
+
+[[noreturn]] void bad_value(const KeySpec& s, const std::string& shown, const std::string& source) {
+  throw ConfigError(source + ": invalid value " + shown + " for " + s.key + "; allowed: " + describe_allowed(s));
+}
+
+// Flattens a TOML table into (dotted key, node) pairs.
+void flatten(const toml::table& t, const std::string& prefix,
+             std::vector<std::pair<std::string, const toml::node*>>& out) {
+  for (auto&& [k, node] : t) {
+    const std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (const toml::table* sub = node.as_table())
+      flatten(*sub, key, out);
+    else
+      out.emplace_back(key, &node);
+  }
+}
+
+std::string toml_type(const toml::node& n) {
+  std::ostringstream os;
+  os << "of TOML type " << n.type();
+  return os.str();
+}
+
+toml::table parse_toml(const std::string& text, const std::string& source) {
+  try {
+    return toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << source << ": TOML parse error at line " << e.source().begin.line << ": " << e.description();
+    throw ConfigError(os.str());
+  }
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw ConfigError("config file '" + path + "' not found or not readable (--config)");
+  std::ostringstream os;
+  os << f.rdbuf();
+  return os.str();
+}
+
+}  // namespace
+
+std::string describe_allowed(const KeySpec& s) {
+  switch (s.kind) {
+    case KeyKind::integer: return "an integer in [" + fmt_num(s.min) + ", " + fmt_num(s.max) + "]";
+    case KeyKind::real: return "a number in [" + fmt_num(s.min) + ", " + fmt_num(s.max) + "]";
+    case KeyKind::boolean: return "true or false";
+    case KeyKind::string: return "one of " + join(s.choices);
+  }
+  return "";
+}
+
+std::vector<std::string> Config::builtin_envs() {
+  std::vector<std::string> names;
+  for (const EmbeddedConfig& c : embedded_configs()) names.emplace_back(c.name);
+  return names;
+}
+
+Config Config::builtin(const std::string& env) {
+  for (const EmbeddedConfig& c : embedded_configs())
+    if (env == c.name) {
+      Config cfg;
+      cfg.merge_toml(c.text, "built-in configs/" + env + ".toml");
+      return cfg;
+    }
+  throw ConfigError("invalid value \"" + env + "\" for env.name (--env); allowed: one of " + join(builtin_envs()));
+}
+
+void Config::set(const KeySpec& s, Value v, const std::string& source) {
+  // range and choice checks happen here so the message names the source of the bad value
+  if (auto* i = std::get_if<int64_t>(&v)) {
+    if (s.kind == KeyKind::real) v = double(*i);  // an integer is a fine real
+  }
+  if (s.kind == KeyKind::integer) {
+    const int64_t x = std::get<int64_t>(v);
+    if (double(x) < s.min || double(x) > s.max) bad_value(s, show(v), source);
+  } else if (s.kind == KeyKind::real) {
+    const double x = std::get<double>(v);
+    if (!std::isfinite(x) || x < s.min || x > s.max) bad_value(s, show(v), source);
+  } else if (s.kind == KeyKind::string) {
+    const std::string& x = std::get<std::string>(v);
+    bool ok = false;
+    for (const std::string& c : s.choices) ok = ok || c == x;
+    if (!ok) bad_value(s, show(v), source);
+  }
+  values_[s.key] = Entry{std::move(v), source};
+}
+
+void Config::merge_toml(const std::string& text, const std::string& source) {
+  const toml::table t = parse_toml(text, source);
+  std::vector<std::pair<std::string, const toml::node*>> flat;
+  flatten(t, "", flat);
+  for (const auto& [key, node] : flat) {
+    const KeySpec& s = spec_or_throw(key, source);
+    switch (s.kind) {
+      case KeyKind::integer:
+        if (!node->is_integer()) bad_value(s, toml_type(*node), source);
+        set(s, int64_t(*node->value<int64_t>()), source);
+        break;
+      case KeyKind::real:
+        if (!node->is_number()) bad_value(s, toml_type(*node), source);
+        set(s, *node->value<double>(), source);
+        break;
+      case KeyKind::boolean:
+        if (!node->is_boolean()) bad_value(s, toml_type(*node), source);
+        set(s, *node->value<bool>(), source);
+        break;
+      case KeyKind::string:
+        if (!node->is_string()) bad_value(s, toml_type(*node), source);
+        set(s, std::string(*node->value<std::string>()), source);
+        break;
+    }
+  }
+}
+
+void Config::merge_file(const std::string& path) { merge_toml(read_file(path), "config file '" + path + "'"); }
+
+std::string Config::peek_env_name(const std::string& path) {
+  const toml::table t = parse_toml(read_file(path), "config file '" + path + "'");
+  if (auto name = t["env"]["name"].value<std::string>()) return *name;
+  return "";
+}
+
+void Config::set_from_string(const std::string& key, const std::string& value, const std::string& source) {
+  const KeySpec& s = spec_or_throw(key, source);
+  const std::string shown = "'" + value + "'";
+  switch (s.kind) {
+    case KeyKind::integer: {
+      errno = 0;
+      char* end = nullptr;
+      const long long x = std::strtoll(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || errno == ERANGE) bad_value(s, shown, source);
+      set(s, int64_t(x), source);
+      break;
+    }
+    case KeyKind::real: {
+      errno = 0;
+      char* end = nullptr;
+      const double x = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != '\0' || errno == ERANGE) bad_value(s, shown, source);
+      set(s, x, source);
+      break;
+    }
+    case KeyKind::boolean:
+      if (value == "true" || value == "1")
+        set(s, true, source);
+      else if (value == "false" || value == "0")
+        set(s, false, source);
+      else
+        bad_value(s, shown, source);
+      break;
+    case KeyKind::string: set(s, value, source); break;
+  }
+}
+
+void Config::validate() const {
+  for (const KeySpec& s : config_schema())
+    if (!values_.count(s.key))
+      throw ConfigError("missing config key " + s.key + " (" + s.doc + "); allowed: " + describe_allowed(s));
+  const Entry& h = entry("env.horizon");
+  const Entry& k = entry("env.sessions");
+  if (get_int("env.sessions") > get_int("env.horizon"))
+    throw ConfigError("invalid value " + show(k.value) + " for env.sessions (from " + k.source +
+                      "); allowed: an integer in [1, env.horizon = " + show(h.value) + " (from " + h.source + ")]");
+  const Entry& e = entry("run.episodes");
+  if (get_int("run.episodes") * get_int("env.horizon") > int64_t(UINT32_MAX))
+    throw ConfigError("invalid value " + show(e.value) + " for run.episodes (from " + e.source +
+                      "); allowed: run.episodes * env.horizon <= 4294967295 (the global step counter is 32-bit)");
+}
+
+const Config::Entry& Config::entry(const std::string& key) const {
+  auto it = values_.find(key);
+  if (it == values_.end()) throw ConfigError("missing config key " + key);
+  return it->second;
+}
+
+int64_t Config::get_int(const std::string& key) const { return std::get<int64_t>(entry(key).value); }
+double Config::get_real(const std::string& key) const { return std::get<double>(entry(key).value); }
+bool Config::get_bool(const std::string& key) const { return std::get<bool>(entry(key).value); }
+const std::string& Config::get_string(const std::string& key) const { return std::get<std::string>(entry(key).value); }
+
+std::string Config::to_toml() const {
+  toml::table root;
+  for (const auto& [key, e] : values_) {
+    const size_t dot = key.find('.');
+    const std::string section = key.substr(0, dot), name = key.substr(dot + 1);
+    if (!root.contains(section)) root.insert(section, toml::table{});
+    toml::table& sub = *root[section].as_table();
+    std::visit([&](const auto& v) { sub.insert_or_assign(name, v); }, e.value);
+  }
+  std::ostringstream os;
+  os << root << "\n";
+  return os.str();
+}
+
+}  // namespace dyn

@@ -1,0 +1,71 @@
+// Run configuration: a flat map of dotted keys ("env.horizon") checked against one schema. Values come, in
+// order, from the env's built-in config (configs/<env>.toml), a user --config file, CLI flags, and --set
+// key=value; every error names the key, the value, where it came from and what is allowed.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace dyn {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+enum class KeyKind { integer, real, boolean, string };
+
+struct KeySpec {
+  std::string key;
+  KeyKind kind;
+  double min = 0, max = 0;           // integer / real: inclusive range
+  std::vector<std::string> choices;  // string: allowed values
+  std::string doc;
+};
+
+const std::vector<KeySpec>& config_schema();
+const KeySpec* find_key(const std::string& key);
+std::string describe_allowed(const KeySpec& spec);  // e.g. "an integer in [1, 65535]"
+
+class Config {
+ public:
+  using Value = std::variant<int64_t, double, bool, std::string>;
+
+  // Names of the built-in configs (configs/*.toml), i.e. the envs that can run.
+  static std::vector<std::string> builtin_envs();
+  // The built-in config of `env`; throws ConfigError naming the available envs.
+  static Config builtin(const std::string& env);
+
+  // Merges TOML text / a TOML file; `source` names it in messages.
+  void merge_toml(const std::string& text, const std::string& source);
+  void merge_file(const std::string& path);
+  // Sets one key from its string form (CLI flags, --set); `source` is e.g. "--envs" or "--set".
+  void set_from_string(const std::string& key, const std::string& value, const std::string& source);
+  // Reads env.name from a TOML file without merging it ("" when absent).
+  static std::string peek_env_name(const std::string& path);
+
+  // Checks presence, ranges, choices and relations between keys.
+  void validate() const;
+
+  int64_t get_int(const std::string& key) const;
+  double get_real(const std::string& key) const;
+  bool get_bool(const std::string& key) const;
+  const std::string& get_string(const std::string& key) const;
+
+  // The resolved config as TOML.
+  std::string to_toml() const;
+
+ private:
+  struct Entry {
+    Value value;
+    std::string source;
+  };
+  const Entry& entry(const std::string& key) const;
+  void set(const KeySpec& spec, Value v, const std::string& source);
+  std::map<std::string, Entry> values_;
+};
+
+}  // namespace dyn

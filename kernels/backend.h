@@ -1,0 +1,30 @@
+// Backend selection: the CPU (OpenMP host loops) or CUDA; device probe and `--device auto|cpu|cuda` resolution.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace dyn {
+
+enum class Backend { cpu, cuda };
+
+const char* backend_name(Backend b);
+
+// Number of usable CUDA devices; 0 when there is no driver or no device (never throws).
+int cuda_device_count();
+
+// Name and memory of device 0, e.g. "NVIDIA H100 80GB HBM3 (79.1 GiB, sm_90)"; "" without a device.
+std::string cuda_device_description();
+
+struct BackendUnavailable : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Resolves "auto" | "cpu" | "cuda". "auto" picks CUDA when a device is present, else the CPU and sets
+// *notice to a one-line explanation. "cuda" without a device throws BackendUnavailable.
+Backend select_backend(const std::string& device, std::string* notice);
+
+// Blocks until all work queued on the backend is done (no-op on the CPU).
+void synchronize(Backend b);
+
+}  // namespace dyn

@@ -1,0 +1,94 @@
+// RAII buffers on a backend: Buffer<T> owns n elements in host memory (CPU backend) or device memory (CUDA).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <utility>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "kernels/check.h"
+
+namespace dyn {
+
+template <class T>
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Backend b, size_t n) : backend_(b), n_(n) {
+    if (n == 0) return;
+    if (b == Backend::cuda) {
+      DYN_CUDA_CHECK(cudaMalloc(&ptr_, n * sizeof(T)));
+    } else {
+      ptr_ = static_cast<T*>(std::aligned_alloc(64, round_up(n * sizeof(T))));
+      if (!ptr_) throw std::bad_alloc();
+    }
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  Buffer(Buffer&& o) noexcept { swap(o); }
+  Buffer& operator=(Buffer&& o) noexcept {
+    Buffer(std::move(o)).swap(*this);
+    return *this;
+  }
+  ~Buffer() {
+    if (!ptr_) return;
+    if (backend_ == Backend::cuda)
+      cudaFree(ptr_);  // no throw from a destructor
+    else
+      std::free(ptr_);
+  }
+
+  T* data() { return ptr_; }
+  const T* data() const { return ptr_; }
+  size_t size() const { return n_; }
+  size_t bytes() const { return n_ * sizeof(T); }
+  Backend backend() const { return backend_; }
+
+  // Byte-wise fill with zeros.
+  void zero() {
+    if (!ptr_) return;
+    if (backend_ == Backend::cuda)
+      DYN_CUDA_CHECK(cudaMemset(ptr_, 0, bytes()));
+    else
+      std::memset(ptr_, 0, bytes());
+  }
+
+  // Copies the whole buffer to a host vector (synchronous).
+  std::vector<T> to_host() const {
+    std::vector<T> out(n_);
+    if (n_ == 0) return out;
+    if (backend_ == Backend::cuda)
+      DYN_CUDA_CHECK(cudaMemcpy(out.data(), ptr_, bytes(), cudaMemcpyDeviceToHost));
+    else
+      std::memcpy(out.data(), ptr_, bytes());
+    return out;
+  }
+
+  // Copies host data in; `src` must hold size() elements.
+  void from_host(const std::vector<T>& src) {
+    if (src.size() != n_) throw std::invalid_argument("Buffer::from_host: size mismatch");
+    if (n_ == 0) return;
+    if (backend_ == Backend::cuda)
+      DYN_CUDA_CHECK(cudaMemcpy(ptr_, src.data(), bytes(), cudaMemcpyHostToDevice));
+    else
+      std::memcpy(ptr_, src.data(), bytes());
+  }
+
+ private:
+  static size_t round_up(size_t bytes) { return (bytes + 63) / 64 * 64; }
+  void swap(Buffer& o) noexcept {
+    std::swap(backend_, o.backend_);
+    std::swap(ptr_, o.ptr_);
+    std::swap(n_, o.n_);
+  }
+  Backend backend_ = Backend::cpu;
+  T* ptr_ = nullptr;
+  size_t n_ = 0;
+};
+
+}  // namespace dyn
