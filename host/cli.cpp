@@ -96,7 +96,7 @@ int run_cli(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "error: " << e.what() << "\n(run with --help for usage)\n";
+    std::cerr << "error: " << e.what() << " (run with --help for usage)\n";
     return kExitBadInput;
   }
 

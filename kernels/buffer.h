@@ -22,7 +22,9 @@ class Buffer {
   Buffer(Backend b, size_t n) : backend_(b), n_(n) {
     if (n == 0) return;
     if (b == Backend::cuda) {
-      DYN_CUDA_CHECK(cudaMalloc(&ptr_, n * sizeof(T)));
+      void* p = nullptr;
+      DYN_CUDA_CHECK(cudaMalloc(&p, n * sizeof(T)));
+      ptr_ = static_cast<T*>(p);
     } else {
       ptr_ = static_cast<T*>(std::aligned_alloc(64, round_up(n * sizeof(T))));
       if (!ptr_) throw std::bad_alloc();

@@ -53,10 +53,27 @@ DYN_HD Philox4 philox4x32_10(Philox4 c, uint32_t k0, uint32_t k1) {
   return c;
 }
 
-// uint32 -> float in (0, 1], the same mapping as cuRAND's curand_uniform.
+// Round-to-nearest float multiply and add that the CUDA compiler may not contract into an FMA, so host and
+// device round identically where a draw's bits must match across backends.
+DYN_HD float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+DYN_HD float add_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
+// uint32 -> float in (0, 1], the same mapping (and rounding) as cuRAND's host generator.
 DYN_HD float u32_to_uniform(uint32_t x) {
   constexpr float kInv2Pow32 = 2.3283064e-10f;
-  return float(x) * kInv2Pow32 + kInv2Pow32 * 0.5f;
+  return add_rn(mul_rn(float(x), kInv2Pow32), kInv2Pow32 * 0.5f);
 }
 
 // uint32 -> integer in [0, n) by multiply-shift (bias below 2^-32 * n).
@@ -86,7 +103,7 @@ class Philox {
   // Uniform integer in [0, n).
   DYN_HD uint32_t uniform_int(uint32_t n) { return u32_to_below(next_u32(), n); }
 
-  DYN_HD bool bernoulli(float p) { return uniform() <= p; }
+  DYN_HD bool bernoulli(float p) { return uniform() <= p; }  // p = 0 never, p = 1 always
 
   // Standard normal by Box–Muller; the second value of each pair is kept for the next call.
   DYN_HD float normal() {
@@ -115,7 +132,7 @@ class Philox {
     const float u = uniform();
     float cum = 0.0f;
     for (int i = 0; i < n - 1; ++i) {
-      cum += p[i];
+      cum = add_rn(cum, p[i]);
       if (u <= cum) return i;
     }
     return n - 1;
@@ -133,13 +150,14 @@ class Philox {
   }
 
   DYN_HD int poisson_inversion(float lambda) {
+    // exp in double then rounded, and uncontracted float steps, so CPU and GPU walk the same CDF
     const float u = uniform();
-    float p = expf(-lambda), cdf = p;
+    float p = float(exp(-double(lambda))), cdf = p;
     int k = 0;
     while (u > cdf && k < 1000) {  // the cap only guards float round-off at u == 1
       ++k;
-      p *= lambda / float(k);
-      cdf += p;
+      p = mul_rn(p, lambda / float(k));
+      cdf = add_rn(cdf, p);
       if (p == 0.0f) break;
     }
     return k;

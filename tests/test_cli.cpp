@@ -1,0 +1,156 @@
+// The dynamite_gpu command line: every bad-input path gives one clear message naming the key, the value and
+// what is allowed, exit status 2, nothing on stdout and no output file; a good run prints the summary.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "kernels/backend.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int status;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("dyn_cli_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Result run(const std::string& args) {
+    const fs::path out = dir_ / "stdout", err = dir_ / "stderr";
+    const std::string cmd = std::string(DYN_BIN) + " " + args + " >" + out.string() + " 2>" + err.string();
+    const int raw = std::system(cmd.c_str());
+    return Result{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out), slurp(err)};
+  }
+
+  // Asserts a bad-input failure whose message contains every fragment.
+  void expect_bad_input(const std::string& args, std::initializer_list<std::string> fragments) {
+    const fs::path json = dir_ / "out.json";
+    const Result r = run(args + " --out " + json.string());
+    EXPECT_EQ(r.status, 2) << args << "\n" << r.err;
+    EXPECT_EQ(r.out, "") << "no partial output on stdout for: " << args;
+    EXPECT_FALSE(fs::exists(json)) << args;
+    EXPECT_FALSE(fs::exists(dir_ / "out.json.tmp")) << args;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+    for (const std::string& f : fragments) EXPECT_NE(r.err.find(f), std::string::npos) << "'" << f << "' not in: " << r.err;
+  }
+
+  void write(const std::string& name, const std::string& text) { std::ofstream(dir_ / name) << text; }
+
+  fs::path dir_;
+};
+
+}  // namespace
+
+TEST_F(Cli, ZeroEnvs) { expect_bad_input("--env gridworld --envs 0", {"--envs", "run.envs", "0", "[1, 67108864]"}); }
+
+TEST_F(Cli, NonIntegerEnvs) { expect_bad_input("--env gridworld --envs 12x", {"--envs", "run.envs", "'12x'", "an integer"}); }
+
+TEST_F(Cli, SessionsAboveHorizon) {
+  expect_bad_input("--env gridworld --set env.sessions=61", {"env.sessions", "61", "env.horizon = 60"});
+  expect_bad_input("--env gridworld --set env.horizon=3", {"env.sessions", "4", "env.horizon = 3", "--set env.horizon=3"});
+}
+
+TEST_F(Cli, MissingConfigFile) { expect_bad_input("--env gridworld --config /nonexistent/x.toml", {"/nonexistent/x.toml", "not found"}); }
+
+TEST_F(Cli, UnknownKeyInSet) { expect_bad_input("--env gridworld --set env.horizn=30", {"env.horizn", "unknown config key", "env.horizon"}); }
+
+TEST_F(Cli, SetWithoutEquals) { expect_bad_input("--env gridworld --set env.horizon", {"--set", "key=value"}); }
+
+TEST_F(Cli, WrongTypeInSet) {
+  expect_bad_input("--env gridworld --set env.reset_on_switch=maybe", {"env.reset_on_switch", "'maybe'", "true or false"});
+  expect_bad_input("--env gridworld --set env.switch_prob=1.5", {"env.switch_prob", "1.5", "[0, 1]"});
+}
+
+TEST_F(Cli, BadChoice) {
+  expect_bad_input("--env gridworld --policy greedy", {"--policy", "run.policy", "greedy", "random, oracle"});
+  expect_bad_input("--env gridworld --device tpu", {"--device", "run.device", "tpu", "auto, cpu, cuda"});
+  expect_bad_input("--env gridworld --set env.session_model=geometric", {"env.session_model", "poisson, bernoulli, fixed"});
+}
+
+TEST_F(Cli, UnknownEnv) { expect_bad_input("--env mujoco_ant", {"env.name", "mujoco_ant", "gridworld"}); }
+
+TEST_F(Cli, MissingEnv) { expect_bad_input("--envs 4", {"--env is required", "gridworld"}); }
+
+TEST_F(Cli, SeedOutOfRange) {
+  expect_bad_input("--env gridworld --seed 4294967296", {"--seed", "run.seed", "4294967296", "[0, 4294967295]"});
+  expect_bad_input("--env gridworld --seed -1", {"--seed", "-1"});
+}
+
+TEST_F(Cli, UnknownKeyInConfigFile) {
+  write("bad.toml", "[env]\nhorizon = 30\nwindspeed = 3\n");
+  expect_bad_input("--env gridworld --config " + (dir_ / "bad.toml").string(), {"bad.toml", "env.windspeed", "unknown config key"});
+}
+
+TEST_F(Cli, WrongTypeInConfigFile) {
+  write("bad.toml", "[env]\nhorizon = \"sixty\"\n");
+  expect_bad_input("--env gridworld --config " + (dir_ / "bad.toml").string(), {"bad.toml", "env.horizon", "string", "an integer"});
+}
+
+TEST_F(Cli, TomlSyntaxError) {
+  write("bad.toml", "[env\nhorizon = 3\n");
+  expect_bad_input("--env gridworld --config " + (dir_ / "bad.toml").string(), {"bad.toml", "parse error", "line 1"});
+}
+
+TEST_F(Cli, UnknownFlag) { expect_bad_input("--env gridworld --bogus", {"--bogus"}); }
+
+TEST_F(Cli, CudaWithoutDevice) {
+  if (dyn::cuda_device_count() > 0) GTEST_SKIP() << "a CUDA device is present";
+  expect_bad_input("--env gridworld --device cuda", {"--device cuda", "no CUDA device"});
+}
+
+TEST_F(Cli, GoodRunPrintsSummaryAndWritesJson) {
+  const fs::path json = dir_ / "summary.json";
+  const Result r = run("--env gridworld --envs 512 --episodes 4 --policy oracle --device cpu --seed 5 --out " + json.string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("device: cpu"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("env steps/s:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("return:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("sessions: 4.000"), std::string::npos) << r.out;
+  ASSERT_TRUE(fs::exists(json));
+  EXPECT_FALSE(fs::exists(dir_ / "summary.json.tmp"));
+  const nlohmann::json j = nlohmann::json::parse(slurp(json));
+  EXPECT_EQ(j["episodes"], 2048);
+  EXPECT_EQ(j["seed"], 5);
+  EXPECT_NEAR(j["mean_return"].get<double>(), 44.4, 1.0);
+}
+
+TEST_F(Cli, AutoDeviceWithoutGpuGivesOneLineNotice) {
+  if (dyn::cuda_device_count() > 0) GTEST_SKIP() << "a CUDA device is present";
+  const Result r = run("--env gridworld --envs 64 --episodes 1");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err, "notice: no CUDA device found; running on the CPU backend\n");
+}
+
+TEST_F(Cli, ConfigFileAndSetLayerInOrder) {
+  write("mine.toml", "[env]\nname = \"gridworld\"\nhorizon = 30\nsessions = 2\n[run]\nepisodes = 3\n");
+  const Result r = run("--config " + (dir_ / "mine.toml").string() + " --set run.episodes=2 --envs 8 --print-config");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("horizon = 30"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("sessions = 2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("episodes = 2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("envs = 8"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("goal_stay_prob = 0.2"), std::string::npos) << "built-in values fill the rest: " << r.out;
+}
