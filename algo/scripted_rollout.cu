@@ -24,20 +24,20 @@ RolloutSummary run_scripted_rollout(Backend b, const GridParams& p, ScriptedPoli
                                     int64_t episodes_per_env) {
   DYN_NVTX_RANGE("scripted_rollout");
   const int64_t n = n_envs;
-  Buffer<GridState> state(b, n);      // [N]
-  Buffer<int32_t> actions(b, n);      // [N]
-  Buffer<float> obs(b, n * kGridObsDim);  // [N, 6]
-  Buffer<float> reward(b, n);         // [N]
+  Buffer<GridState> state(b, n);                                         // [N]
+  Buffer<int32_t> actions(b, n);                                         // [N]
+  Buffer<float> obs(b, n * kGridObsDim);                                 // [N, 6]
+  Buffer<float> reward(b, n);                                            // [N]
   Buffer<uint8_t> session_end(b, n), truncated(b, n), terminated(b, n);  // [N]
-  Buffer<int32_t> session_id(b, n);   // [N]
-  Buffer<float> ep_return(b, n);      // [N] return of the running episode
-  Buffer<EpisodeSums> sums(b, n);     // [N]
+  Buffer<int32_t> session_id(b, n);                                      // [N]
+  Buffer<float> ep_return(b, n);                                         // [N] return of the running episode
+  Buffer<EpisodeSums> sums(b, n);                                        // [N]
   ep_return.zero();
   sums.zero();
 
   gridworld_reset(b, p, state.data(), obs.data(), n, 0);
-  const GridBatchOut out{obs.data(),        reward.data(),     session_end.data(), truncated.data(),
-                         terminated.data(), session_id.data(), nullptr};
+  const GridBatchOut out{obs.data(),        reward.data(), session_end.data(), truncated.data(), terminated.data(),
+                         session_id.data(), nullptr};
   float* ret = ep_return.data();
   EpisodeSums* acc = sums.data();
   const float* r = reward.data();

@@ -29,15 +29,23 @@ struct GridBench {
   uint32_t step = 0;
 
   GridBench(Backend backend, int64_t n_envs)
-      : b(backend), n(n_envs), state(b, n), actions(b, kActionSets * n), obs(b, n * kGridObsDim), reward(b, n),
-        session_end(b, n), truncated(b, n), terminated(b, n), session_id(b, n) {
+      : b(backend),
+        n(n_envs),
+        state(b, n),
+        actions(b, kActionSets * n),
+        obs(b, n * kGridObsDim),
+        reward(b, n),
+        session_end(b, n),
+        truncated(b, n),
+        terminated(b, n),
+        session_id(b, n) {
     gridworld_reset(b, p, state.data(), obs.data(), n, 0);
     for (int k = 0; k < kActionSets; ++k)
       gridworld_policy(b, ScriptedPolicy::random, p, state.data(), actions.data() + k * n, n, uint32_t(k));
     synchronize(b);
   }
   GridBatchOut out() {
-    return GridBatchOut{obs.data(), reward.data(), session_end.data(), truncated.data(), terminated.data(),
+    return GridBatchOut{obs.data(),        reward.data(), session_end.data(), truncated.data(), terminated.data(),
                         session_id.data(), nullptr};
   }
   void env_step() {

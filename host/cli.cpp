@@ -3,9 +3,9 @@
 // run has succeeded, and --out is written atomically (temp file + rename).
 #include "host/cli.h"
 
+#include <omp.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <omp.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -33,10 +33,8 @@ struct FlagKey {
 
 // CLI flags that are shorthands for config keys.
 const FlagKey kFlagKeys[] = {
-    {"--envs", "run.envs", "parallel environments"},
-    {"--episodes", "run.episodes", "episodes per environment"},
-    {"--seed", "run.seed", "Philox seed, 0..4294967295"},
-    {"--device", "run.device", "auto | cpu | cuda"},
+    {"--envs", "run.envs", "parallel environments"},      {"--episodes", "run.episodes", "episodes per environment"},
+    {"--seed", "run.seed", "Philox seed, 0..4294967295"}, {"--device", "run.device", "auto | cpu | cuda"},
     {"--policy", "run.policy", "random | oracle"},
 };
 
@@ -45,7 +43,7 @@ GridParams grid_params(const Config& c) {
   const std::string& model = c.get_string("env.session_model");
   p.session.horizon = int(c.get_int("env.horizon"));
   p.session.sessions = int(c.get_int("env.sessions"));
-  p.session.model = model == "poisson" ? SessionModel::poisson
+  p.session.model = model == "poisson"     ? SessionModel::poisson
                     : model == "bernoulli" ? SessionModel::bernoulli
                                            : SessionModel::fixed;
   p.session.switch_prob = float(c.get_real("env.switch_prob"));
@@ -74,11 +72,12 @@ int run_cli(int argc, char** argv) {
   std::string env, config_path, out_path;
   std::vector<std::string> sets;
   bool print_config = false;
-  app.add_option("--env", env, "environment (" + [] {
-    std::string s;
-    for (const std::string& e : Config::builtin_envs()) s += (s.empty() ? "" : ", ") + e;
-    return s;
-  }() + ")");
+  app.add_option(
+      "--env", env, "environment (" + [] {
+        std::string s;
+        for (const std::string& e : Config::builtin_envs()) s += (s.empty() ? "" : ", ") + e;
+        return s;
+      }() + ")");
   std::string flag_values[std::size(kFlagKeys)];
   CLI::Option* flag_opts[std::size(kFlagKeys)];
   for (size_t i = 0; i < std::size(kFlagKeys); ++i)
@@ -148,9 +147,8 @@ int run_cli(int argc, char** argv) {
     const int64_t n_envs = cfg.get_int("run.envs"), episodes = cfg.get_int("run.episodes");
     const std::string& policy_name = cfg.get_string("run.policy");
     const ScriptedPolicy policy = policy_name == "oracle" ? ScriptedPolicy::oracle : ScriptedPolicy::random;
-    const std::string device = backend == Backend::cuda
-                                   ? "cuda: " + cuda_device_description()
-                                   : "cpu (" + std::to_string(omp_get_max_threads()) + " threads)";
+    const std::string device = backend == Backend::cuda ? "cuda: " + cuda_device_description()
+                                                        : "cpu (" + std::to_string(omp_get_max_threads()) + " threads)";
 
     const RolloutSummary s = run_scripted_rollout(backend, p, policy, n_envs, episodes);
 
@@ -160,8 +158,8 @@ int run_cli(int argc, char** argv) {
                 (long long)s.episodes, (long long)episodes);
     std::printf("env steps/s: %.4g  (%lld steps in %.3f s, policy + step + statistics)\n", s.env_steps_per_s(),
                 (long long)s.env_steps, s.seconds);
-    std::printf("return: %.3f ± %.3f  (mean ± 95%% CI over %lld episodes; std %.3f)\n", s.mean_return,
-                s.return_ci95, (long long)s.episodes, s.return_std);
+    std::printf("return: %.3f ± %.3f  (mean ± 95%% CI over %lld episodes; std %.3f)\n", s.mean_return, s.return_ci95,
+                (long long)s.episodes, s.return_std);
     std::printf("sessions: %.3f per episode\n", s.mean_sessions);
 
     if (!out_path.empty()) {

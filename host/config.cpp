@@ -117,10 +117,14 @@ std::string read_file(const std::string& path) {
 
 std::string describe_allowed(const KeySpec& s) {
   switch (s.kind) {
-    case KeyKind::integer: return "an integer in [" + fmt_num(s.min) + ", " + fmt_num(s.max) + "]";
-    case KeyKind::real: return "a number in [" + fmt_num(s.min) + ", " + fmt_num(s.max) + "]";
-    case KeyKind::boolean: return "true or false";
-    case KeyKind::string: return "one of " + join(s.choices);
+    case KeyKind::integer:
+      return "an integer in [" + fmt_num(s.min) + ", " + fmt_num(s.max) + "]";
+    case KeyKind::real:
+      return "a number in [" + fmt_num(s.min) + ", " + fmt_num(s.max) + "]";
+    case KeyKind::boolean:
+      return "true or false";
+    case KeyKind::string:
+      return "one of " + join(s.choices);
   }
   return "";
 }
@@ -224,7 +228,9 @@ void Config::set_from_string(const std::string& key, const std::string& value, c
       else
         bad_value(s, shown, source);
       break;
-    case KeyKind::string: set(s, value, source); break;
+    case KeyKind::string:
+      set(s, value, source);
+      break;
   }
 }
 

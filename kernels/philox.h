@@ -16,12 +16,12 @@ namespace dyn {
 
 // Streams: independent purposes never share a key.
 enum RngStream : uint32_t {
-  kStreamEpisodeReset = 1,  // initial state and per-episode latent draws
-  kStreamSessionLength = 2, // Poisson session lengths
-  kStreamSessionSwitch = 3, // Bernoulli session switches
-  kStreamLatent = 4,        // latent transitions at a new session
-  kStreamPolicy = 5,        // scripted / sampled actions
-  kStreamInit = 6,          // parameter initialisation
+  kStreamEpisodeReset = 1,   // initial state and per-episode latent draws
+  kStreamSessionLength = 2,  // Poisson session lengths
+  kStreamSessionSwitch = 3,  // Bernoulli session switches
+  kStreamLatent = 4,         // latent transitions at a new session
+  kStreamPolicy = 5,         // scripted / sampled actions
+  kStreamInit = 6,           // parameter initialisation
 };
 
 struct Philox4 {
@@ -177,8 +177,7 @@ class Philox {
       const double k = floor((2.0 * a / us + b) * U + lambda + 0.43);
       if (us >= 0.07 && V <= v_r) return int(k);
       if (k < 0.0 || (us < 0.013 && V > us)) continue;
-      if (log(V) + log(inv_alpha) - log(a / (us * us) + b) <= -lambda + k * loglam - lgamma(k + 1.0))
-        return int(k);
+      if (log(V) + log(inv_alpha) - log(a / (us * us) + b) <= -lambda + k * loglam - lgamma(k + 1.0)) return int(k);
     }
   }
 

@@ -16,9 +16,9 @@
 namespace dyn {
 
 constexpr int kGridSize = 5;
-constexpr int kGridObsDim = 6;     // agent (x, y), goal 0 (x, y), goal 1 (x, y), each / 4
-constexpr int kGridActions = 5;    // stay, up, right, down, left
-constexpr int kGridGoalCells = 21; // cells outside the 2×2 start block
+constexpr int kGridObsDim = 6;      // agent (x, y), goal 0 (x, y), goal 1 (x, y), each / 4
+constexpr int kGridActions = 5;     // stay, up, right, down, left
+constexpr int kGridGoalCells = 21;  // cells outside the 2×2 start block
 enum GridAction : int { kStay = 0, kUp = 1, kRight = 2, kDown = 3, kLeft = 4 };
 
 struct GridParams {
@@ -41,8 +41,8 @@ static_assert(sizeof(GridState) == 16, "GridState is meant to be 16 bytes");
 
 // Where one env writes its step results; each pointer is the env's own row (or nullptr where optional).
 struct GridOut {
-  float* obs;         // [6]
-  float* reward;      // [1]
+  float* obs;            // [6]
+  float* reward;         // [1]
   uint8_t* session_end;  // [1] d_t
   uint8_t* truncated;    // [1] time limit
   uint8_t* terminated;   // [1] always 0 for gridworld
@@ -141,25 +141,24 @@ DYN_HD int grid_random_action(uint32_t seed, uint32_t env, uint32_t step) {
 
 // Time-slice outputs of one batched step; each array is [N] or [N, 6], on the same backend as the state.
 struct GridBatchOut {
-  float* obs;             // [N, 6]
-  float* reward;          // [N]
-  uint8_t* session_end;   // [N]
-  uint8_t* truncated;     // [N]
-  uint8_t* terminated;    // [N]
-  int32_t* session_id;    // [N]
-  float* final_obs;       // [N, 6] or nullptr
+  float* obs;            // [N, 6]
+  float* reward;         // [N]
+  uint8_t* session_end;  // [N]
+  uint8_t* truncated;    // [N]
+  uint8_t* terminated;   // [N]
+  int32_t* session_id;   // [N]
+  float* final_obs;      // [N, 6] or nullptr
 };
 
 enum class ScriptedPolicy { random, oracle };
 
 // Resets all N envs (episode starting at global step `episode_step`) and writes their observations.
-void gridworld_reset(Backend b, const GridParams& p, GridState* state, float* obs, int64_t n,
-                     uint32_t episode_step);
+void gridworld_reset(Backend b, const GridParams& p, GridState* state, float* obs, int64_t n, uint32_t episode_step);
 // Steps all N envs at global step `step` with actions [N].
-void gridworld_step(Backend b, const GridParams& p, GridState* state, const int32_t* actions,
-                    const GridBatchOut& out, int64_t n, uint32_t step);
+void gridworld_step(Backend b, const GridParams& p, GridState* state, const int32_t* actions, const GridBatchOut& out,
+                    int64_t n, uint32_t step);
 // Scripted actions [N] for global step `step`.
-void gridworld_policy(Backend b, ScriptedPolicy policy, const GridParams& p, const GridState* state,
-                      int32_t* actions, int64_t n, uint32_t step);
+void gridworld_policy(Backend b, ScriptedPolicy policy, const GridParams& p, const GridState* state, int32_t* actions,
+                      int64_t n, uint32_t step);
 
 }  // namespace dyn

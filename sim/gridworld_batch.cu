@@ -5,8 +5,7 @@
 
 namespace dyn {
 
-void gridworld_reset(Backend b, const GridParams& p, GridState* state, float* obs, int64_t n,
-                     uint32_t episode_step) {
+void gridworld_reset(Backend b, const GridParams& p, GridState* state, float* obs, int64_t n, uint32_t episode_step) {
   DYN_NVTX_RANGE("gridworld_reset");
   parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) {
     grid_reset(p, state[i], uint32_t(i), episode_step);
@@ -14,20 +13,25 @@ void gridworld_reset(Backend b, const GridParams& p, GridState* state, float* ob
   });
 }
 
-void gridworld_step(Backend b, const GridParams& p, GridState* state, const int32_t* actions,
-                    const GridBatchOut& out, int64_t n, uint32_t step) {
+void gridworld_step(Backend b, const GridParams& p, GridState* state, const int32_t* actions, const GridBatchOut& out,
+                    int64_t n, uint32_t step) {
   DYN_NVTX_RANGE("gridworld_step");
   parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) {
     GridState s = state[i];
-    const GridOut o{out.obs + i * kGridObsDim, out.reward + i,     out.session_end + i, out.truncated + i,
-                    out.terminated + i,        out.session_id + i, out.final_obs ? out.final_obs + i * kGridObsDim : nullptr};
+    const GridOut o{out.obs + i * kGridObsDim,
+                    out.reward + i,
+                    out.session_end + i,
+                    out.truncated + i,
+                    out.terminated + i,
+                    out.session_id + i,
+                    out.final_obs ? out.final_obs + i * kGridObsDim : nullptr};
     grid_step(p, s, actions[i], uint32_t(i), step, o);
     state[i] = s;
   });
 }
 
-void gridworld_policy(Backend b, ScriptedPolicy policy, const GridParams& p, const GridState* state,
-                      int32_t* actions, int64_t n, uint32_t step) {
+void gridworld_policy(Backend b, ScriptedPolicy policy, const GridParams& p, const GridState* state, int32_t* actions,
+                      int64_t n, uint32_t step) {
   DYN_NVTX_RANGE("gridworld_policy");
   const uint32_t seed = p.seed;
   if (policy == ScriptedPolicy::oracle)

@@ -16,8 +16,8 @@ namespace dyn {
 enum class SessionModel : uint8_t { poisson = 0, bernoulli = 1, fixed = 2 };
 
 struct SessionParams {
-  int horizon = 60;          // H, steps per episode
-  int sessions = 4;          // K, sessions per episode (poisson, fixed)
+  int horizon = 60;  // H, steps per episode
+  int sessions = 4;  // K, sessions per episode (poisson, fixed)
   SessionModel model = SessionModel::poisson;
   float switch_prob = 0.0f;  // p, per-step switch probability (bernoulli)
   bool reset_on_switch = true;
@@ -42,16 +42,15 @@ DYN_HD int fixed_session_length(int horizon, int sessions, int i) {
 
 // The i-th Poisson length (i < K-1) of rejection attempt `attempt`: each has its own counter, so it can be
 // regenerated in O(1) at the session's start.
-DYN_HD int poisson_session_draw(const SessionParams& p, uint32_t seed, uint32_t env, uint32_t episode_step,
-                                int attempt, int i) {
+DYN_HD int poisson_session_draw(const SessionParams& p, uint32_t seed, uint32_t env, uint32_t episode_step, int attempt,
+                                int i) {
   Philox rng(seed, kStreamSessionLength, env, episode_step, (uint32_t(attempt) << 16) | uint32_t(i));
   return rng.poisson(float(p.horizon) / float(p.sessions));
 }
 
 // SPEC §1: draw l_0..l_{K-2} ~ Poisson(H/K); if any is 0 or their sum is >= H, draw all again. Returns the
 // accepted attempt, or kFixedFallback when kMaxSessionAttempts attempts were all rejected.
-DYN_HD uint16_t accept_poisson_lengths(const SessionParams& p, uint32_t seed, uint32_t env,
-                                       uint32_t episode_step) {
+DYN_HD uint16_t accept_poisson_lengths(const SessionParams& p, uint32_t seed, uint32_t env, uint32_t episode_step) {
   for (int a = 0; a < kMaxSessionAttempts; ++a) {
     int sum = 0;
     bool ok = true;
@@ -68,7 +67,8 @@ DYN_HD uint16_t accept_poisson_lengths(const SessionParams& p, uint32_t seed, ui
 // Length of session i of the current episode (poisson and fixed models). The last session gets the remainder.
 DYN_HD int session_length(const SessionParams& p, const SessionState& s, uint32_t seed, uint32_t env,
                           uint32_t episode_step, int i) {
-  if (p.model == SessionModel::fixed || s.attempt == kFixedFallback) return fixed_session_length(p.horizon, p.sessions, i);
+  if (p.model == SessionModel::fixed || s.attempt == kFixedFallback)
+    return fixed_session_length(p.horizon, p.sessions, i);
   if (i < p.sessions - 1) return poisson_session_draw(p, seed, env, episode_step, s.attempt, i);
   return p.horizon - s.t;  // called at the start of the last session: the remainder
 }
@@ -79,9 +79,8 @@ DYN_HD void session_begin_episode(const SessionParams& p, SessionState& s, uint3
   s.t = 0;
   s.session = 0;
   s.attempt = p.model == SessionModel::poisson ? accept_poisson_lengths(p, seed, env, episode_step) : 0;
-  s.session_end_t = p.model == SessionModel::bernoulli
-                        ? uint16_t(p.horizon)
-                        : uint16_t(session_length(p, s, seed, env, episode_step, 0));
+  s.session_end_t = p.model == SessionModel::bernoulli ? uint16_t(p.horizon)
+                                                       : uint16_t(session_length(p, s, seed, env, episode_step, 0));
 }
 
 // What one step did to the session process.

@@ -13,10 +13,10 @@ inline bool dyn_gpu_required() {
   return v && std::strcmp(v, "1") == 0;
 }
 
-#define DYN_REQUIRE_CUDA()                                                           \
-  do {                                                                               \
-    if (::dyn::cuda_device_count() == 0) {                                           \
+#define DYN_REQUIRE_CUDA()                                                            \
+  do {                                                                                \
+    if (::dyn::cuda_device_count() == 0) {                                            \
       if (dyn_gpu_required()) FAIL() << "DYN_REQUIRE_GPU=1 but no CUDA device found"; \
-      GTEST_SKIP() << "no CUDA device";                                              \
-    }                                                                                \
+      GTEST_SKIP() << "no CUDA device";                                               \
+    }                                                                                 \
   } while (0)

@@ -28,8 +28,8 @@ inline RolloutTrace record_rollout(dyn::Backend b, const dyn::GridParams& p, dyn
   Buffer<float> obs(b, n * kGridObsDim), reward(b, n);
   Buffer<uint8_t> session_end(b, n), truncated(b, n), terminated(b, n);
   Buffer<int32_t> session_id(b, n);
-  const GridBatchOut out{obs.data(),        reward.data(),     session_end.data(), truncated.data(),
-                         terminated.data(), session_id.data(), nullptr};
+  const GridBatchOut out{obs.data(),        reward.data(), session_end.data(), truncated.data(), terminated.data(),
+                         session_id.data(), nullptr};
   RolloutTrace tr;
   auto append = [](auto& dst, const auto& buf) {
     const auto h = buf.to_host();

@@ -1,9 +1,9 @@
 // The dynamite_gpu command line: every bad-input path gives one clear message naming the key, the value and
 // what is allowed, exit status 2, nothing on stdout and no output file; a good run prints the summary.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <filesystem>
@@ -54,7 +54,8 @@ class Cli : public ::testing::Test {
     EXPECT_FALSE(fs::exists(json)) << args;
     EXPECT_FALSE(fs::exists(dir_ / "out.json.tmp")) << args;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
-    for (const std::string& f : fragments) EXPECT_NE(r.err.find(f), std::string::npos) << "'" << f << "' not in: " << r.err;
+    for (const std::string& f : fragments)
+      EXPECT_NE(r.err.find(f), std::string::npos) << "'" << f << "' not in: " << r.err;
   }
 
   void write(const std::string& name, const std::string& text) { std::ofstream(dir_ / name) << text; }
@@ -66,28 +67,37 @@ class Cli : public ::testing::Test {
 
 TEST_F(Cli, ZeroEnvs) { expect_bad_input("--env gridworld --envs 0", {"--envs", "run.envs", "0", "[1, 67108864]"}); }
 
-TEST_F(Cli, NonIntegerEnvs) { expect_bad_input("--env gridworld --envs 12x", {"--envs", "run.envs", "'12x'", "an integer"}); }
+TEST_F(Cli, NonIntegerEnvs) {
+  expect_bad_input("--env gridworld --envs 12x", {"--envs", "run.envs", "'12x'", "an integer"});
+}
 
 TEST_F(Cli, SessionsAboveHorizon) {
   expect_bad_input("--env gridworld --set env.sessions=61", {"env.sessions", "61", "env.horizon = 60"});
-  expect_bad_input("--env gridworld --set env.horizon=3", {"env.sessions", "4", "env.horizon = 3", "--set env.horizon=3"});
+  expect_bad_input("--env gridworld --set env.horizon=3",
+                   {"env.sessions", "4", "env.horizon = 3", "--set env.horizon=3"});
 }
 
-TEST_F(Cli, MissingConfigFile) { expect_bad_input("--env gridworld --config /nonexistent/x.toml", {"/nonexistent/x.toml", "not found"}); }
+TEST_F(Cli, MissingConfigFile) {
+  expect_bad_input("--env gridworld --config /nonexistent/x.toml", {"/nonexistent/x.toml", "not found"});
+}
 
-TEST_F(Cli, UnknownKeyInSet) { expect_bad_input("--env gridworld --set env.horizn=30", {"env.horizn", "unknown config key", "env.horizon"}); }
+TEST_F(Cli, UnknownKeyInSet) {
+  expect_bad_input("--env gridworld --set env.horizn=30", {"env.horizn", "unknown config key", "env.horizon"});
+}
 
 TEST_F(Cli, SetWithoutEquals) { expect_bad_input("--env gridworld --set env.horizon", {"--set", "key=value"}); }
 
 TEST_F(Cli, WrongTypeInSet) {
-  expect_bad_input("--env gridworld --set env.reset_on_switch=maybe", {"env.reset_on_switch", "'maybe'", "true or false"});
+  expect_bad_input("--env gridworld --set env.reset_on_switch=maybe",
+                   {"env.reset_on_switch", "'maybe'", "true or false"});
   expect_bad_input("--env gridworld --set env.switch_prob=1.5", {"env.switch_prob", "1.5", "[0, 1]"});
 }
 
 TEST_F(Cli, BadChoice) {
   expect_bad_input("--env gridworld --policy greedy", {"--policy", "run.policy", "greedy", "random, oracle"});
   expect_bad_input("--env gridworld --device tpu", {"--device", "run.device", "tpu", "auto, cpu, cuda"});
-  expect_bad_input("--env gridworld --set env.session_model=geometric", {"env.session_model", "poisson, bernoulli, fixed"});
+  expect_bad_input("--env gridworld --set env.session_model=geometric",
+                   {"env.session_model", "poisson, bernoulli, fixed"});
 }
 
 TEST_F(Cli, UnknownEnv) { expect_bad_input("--env mujoco_ant", {"env.name", "mujoco_ant", "gridworld"}); }
@@ -101,12 +111,14 @@ TEST_F(Cli, SeedOutOfRange) {
 
 TEST_F(Cli, UnknownKeyInConfigFile) {
   write("bad.toml", "[env]\nhorizon = 30\nwindspeed = 3\n");
-  expect_bad_input("--env gridworld --config " + (dir_ / "bad.toml").string(), {"bad.toml", "env.windspeed", "unknown config key"});
+  expect_bad_input("--env gridworld --config " + (dir_ / "bad.toml").string(),
+                   {"bad.toml", "env.windspeed", "unknown config key"});
 }
 
 TEST_F(Cli, WrongTypeInConfigFile) {
   write("bad.toml", "[env]\nhorizon = \"sixty\"\n");
-  expect_bad_input("--env gridworld --config " + (dir_ / "bad.toml").string(), {"bad.toml", "env.horizon", "string", "an integer"});
+  expect_bad_input("--env gridworld --config " + (dir_ / "bad.toml").string(),
+                   {"bad.toml", "env.horizon", "string", "an integer"});
 }
 
 TEST_F(Cli, TomlSyntaxError) {
@@ -123,7 +135,8 @@ TEST_F(Cli, CudaWithoutDevice) {
 
 TEST_F(Cli, GoodRunPrintsSummaryAndWritesJson) {
   const fs::path json = dir_ / "summary.json";
-  const Result r = run("--env gridworld --envs 512 --episodes 4 --policy oracle --device cpu --seed 5 --out " + json.string());
+  const Result r =
+      run("--env gridworld --envs 512 --episodes 4 --policy oracle --device cpu --seed 5 --out " + json.string());
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("device: cpu"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("env steps/s:"), std::string::npos) << r.out;

@@ -45,8 +45,16 @@ struct Batch {
   Buffer<uint8_t> session_end, truncated, terminated;
   Buffer<int32_t> session_id;
   explicit Batch(int64_t n_envs, Backend b = Backend::cpu)
-      : n(n_envs), state(b, n), actions(b, n), obs(b, n * kGridObsDim), reward(b, n), final_obs(b, n * kGridObsDim),
-        session_end(b, n), truncated(b, n), terminated(b, n), session_id(b, n) {}
+      : n(n_envs),
+        state(b, n),
+        actions(b, n),
+        obs(b, n * kGridObsDim),
+        reward(b, n),
+        final_obs(b, n * kGridObsDim),
+        session_end(b, n),
+        truncated(b, n),
+        terminated(b, n),
+        session_id(b, n) {}
   GridBatchOut out() {
     return GridBatchOut{obs.data(),        reward.data(),     session_end.data(), truncated.data(),
                         terminated.data(), session_id.data(), final_obs.data()};

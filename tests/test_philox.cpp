@@ -48,7 +48,8 @@ TEST(Philox, MatchesCurandHostGeneratorBits) {
     ASSERT_EQ(curandGenerate(gen.g_, ref.data(), n), CURAND_STATUS_SUCCESS);
     for (uint32_t env : {0u, 1u, 2u, 777u, 65535u}) {
       Philox rng(seed, stream, env, 0);
-      for (uint32_t d = 0; d < 16; ++d) ASSERT_EQ(rng.next_u32(), ref[curand_index(env, d)]) << "env " << env << " draw " << d;
+      for (uint32_t d = 0; d < 16; ++d)
+        ASSERT_EQ(rng.next_u32(), ref[curand_index(env, d)]) << "env " << env << " draw " << d;
     }
   }
 }
@@ -118,7 +119,8 @@ TEST_P(PoissonMoments, MeanAndVarianceEqualLambda) {
 }
 
 // both algorithms: inversion (< 10) and PTRS (>= 10), including the session-length rates (15, 100)
-INSTANTIATE_TEST_SUITE_P(Lambdas, PoissonMoments, ::testing::Values(0.3f, 1.0f, 3.0f, 9.5f, 10.0f, 15.0f, 100.0f, 1000.0f));
+INSTANTIATE_TEST_SUITE_P(Lambdas, PoissonMoments,
+                         ::testing::Values(0.3f, 1.0f, 3.0f, 9.5f, 10.0f, 15.0f, 100.0f, 1000.0f));
 
 TEST(Philox, PoissonZeroRateIsZero) { EXPECT_EQ(Philox(1, 0, 0, 0).poisson(0.0f), 0); }
 
