@@ -1,0 +1,76 @@
+// Adam over a whole parameter blob: the global gradient norm (CUB / OpenMP reduction) and the clipped update
+// (nn/adam.h) in one pass, with no host round trip.
+#include <cub/device/device_reduce.cuh>
+
+#include <cmath>
+
+#include "kernels/nvtx.h"
+#include "kernels/parallel_for.cuh"
+#include "nn/adam.h"
+
+namespace dyn {
+
+namespace {
+template <class T>
+struct Square {
+  DYN_HD T operator()(T x) const { return x * x; }
+};
+}  // namespace
+
+template <class T>
+void sum_of_squares(Backend b, const T* x, size_t n, T* out) {
+  if (b == Backend::cpu) {
+    double s = 0;
+#pragma omp parallel for reduction(+ : s) schedule(static)
+    for (int64_t i = 0; i < int64_t(n); ++i) s += double(x[i]) * double(x[i]);
+    out[0] = T(s);
+    return;
+  }
+  size_t temp_bytes = 0;
+  DYN_CUDA_CHECK(cub::DeviceReduce::TransformReduce(nullptr, temp_bytes, x, out, int64_t(n), ::cuda::std::plus<T>(),
+                                                    Square<T>(), T(0)));
+  static Buffer<uint8_t> temp;  // grown on demand
+  if (temp.size() < temp_bytes) temp = Buffer<uint8_t>(b, temp_bytes);
+  DYN_CUDA_CHECK(cub::DeviceReduce::TransformReduce(temp.data(), temp_bytes, x, out, int64_t(n), ::cuda::std::plus<T>(),
+                                                    Square<T>(), T(0)));
+}
+
+template <class T>
+Adam<T>::Adam(Backend b, size_t n, AdamConfig cfg) : b_(b), n_(n), cfg_(cfg), m_(b, n), v_(b, n), norm_sq_(b, 1) {
+  m_.zero();
+  v_.zero();
+  norm_sq_.zero();
+}
+
+template <class T>
+void Adam<T>::step(T* params, T* grads) {
+  DYN_NVTX_RANGE("adam_step");
+  ++t_;
+  sum_of_squares(b_, grads, n_, norm_sq_.data());
+  const T lr = T(cfg_.lr), b1 = T(cfg_.beta1), b2 = T(cfg_.beta2), eps = T(cfg_.eps);
+  const T bias1 = T(1 - std::pow(double(cfg_.beta1), double(t_)));
+  const T bias2 = T(1 - std::pow(double(cfg_.beta2), double(t_)));
+  const T max_norm = T(cfg_.max_grad_norm);
+  const T* norm_sq = norm_sq_.data();
+  T* m = m_.data();
+  T* v = v_.data();
+  parallel_for(b_, int64_t(n_), [=] DYN_LAMBDA(int64_t i) {
+    using std::sqrt;
+    // global-norm clipping as torch.nn.utils.clip_grad_norm_: scale = max_norm / (norm + 1e-6) when below 1
+    const T norm = sqrt(norm_sq[0]);
+    const T scale = (max_norm > T(0) && norm > max_norm) ? max_norm / (norm + T(1e-6)) : T(1);
+    adam_update(params[i], m[i], v[i], grads[i] * scale, lr, b1, b2, eps, bias1, bias2);
+  });
+}
+
+template <class T>
+double Adam<T>::last_grad_norm() const {
+  return std::sqrt(double(norm_sq_.to_host()[0]));
+}
+
+template class Adam<float>;
+template class Adam<double>;
+template void sum_of_squares<float>(Backend, const float*, size_t, float*);
+template void sum_of_squares<double>(Backend, const double*, size_t, double*);
+
+}  // namespace dyn

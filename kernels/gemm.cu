@@ -1,0 +1,74 @@
+// GEMM through OpenBLAS (CPU) or cuBLAS (CUDA), with checked cuBLAS calls.
+#include "kernels/gemm.h"
+
+#include <cblas.h>
+#include <cublas_v2.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "kernels/check.h"
+
+namespace dyn {
+
+namespace {
+
+void cublas_check(cublasStatus_t s, const char* what, const char* file, int line) {
+  if (s != CUBLAS_STATUS_SUCCESS)
+    throw CudaError(std::string("cuBLAS error ") + cublasGetStatusName(s) + " from " + what + " at " + file + ":" +
+                    std::to_string(line));
+}
+#define DYN_CUBLAS_CHECK(call) cublas_check((call), #call, __FILE__, __LINE__)
+
+// One handle per host thread, created on first use.
+cublasHandle_t cublas_handle() {
+  thread_local cublasHandle_t handle = [] {
+    cublasHandle_t h = nullptr;
+    DYN_CUBLAS_CHECK(cublasCreate(&h));
+    return h;
+  }();
+  return handle;
+}
+
+cublasStatus_t cublas_gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                           const float* alpha, const float* a, int lda, const float* b, int ldb, const float* beta,
+                           float* c, int ldc) {
+  return cublasSgemm(h, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+cublasStatus_t cublas_gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                           const double* alpha, const double* a, int lda, const double* b, int ldb, const double* beta,
+                           double* c, int ldc) {
+  return cublasDgemm(h, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void cpu_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float alpha, const float* a, int lda,
+              const float* b, int ldb, float beta, float* c, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void cpu_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, double alpha, const double* a, int lda,
+              const double* b, int ldb, double beta, double* c, int ldc) {
+  cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+}  // namespace
+
+template <class T>
+void gemm(Backend backend, bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* a, int lda, const T* b,
+          int ldb, T beta, T* c, int ldc) {
+  if (m == 0 || n == 0) return;
+  if (backend == Backend::cpu) {
+    cpu_gemm(trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb,
+             beta, c, ldc);
+    return;
+  }
+  // row-major C = op(A) op(B)  <=>  column-major Cᵀ = op(B)ᵀ op(A)ᵀ, where a row-major X is a column-major Xᵀ
+  DYN_CUBLAS_CHECK(cublas_gemm(cublas_handle(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                               n, m, k, &alpha, b, ldb, a, lda, &beta, c, ldc));
+}
+
+template void gemm<float>(Backend, bool, bool, int, int, int, float, const float*, int, const float*, int, float,
+                          float*, int);
+template void gemm<double>(Backend, bool, bool, int, int, int, double, const double*, int, const double*, int, double,
+                           double*, int);
+
+}  // namespace dyn

@@ -1,0 +1,135 @@
+// GRU sequence forward and backward through time: GEMMs for the input and recurrent projections, the gate math
+// (nn/gru_cell.h) as a DYN_HD loop over N × H per step.
+#include "kernels/gemm.h"
+#include "kernels/nvtx.h"
+#include "kernels/parallel_for.cuh"
+#include "nn/gru.h"
+#include "nn/gru_cell.h"
+#include "nn/mlp.h"
+
+namespace dyn {
+
+template <class T>
+void GruWorkspace<T>::reserve(Backend b, int t, int n, int hd) {
+  if (steps == t && batch == n && gi.size() == size_t(t) * n * 3 * hd && gi.backend() == b) return;
+  steps = t;
+  batch = n;
+  const size_t tn = size_t(t) * n;
+  gi = Buffer<T>(b, tn * 3 * hd);
+  gates = Buffer<T>(b, tn * 3 * hd);
+  ghn = Buffer<T>(b, tn * hd);
+  hprev = Buffer<T>(b, tn * hd);
+  h = Buffer<T>(b, tn * hd);
+  gh = Buffer<T>(b, size_t(n) * 3 * hd);
+  dgi = Buffer<T>(b, tn * 3 * hd);
+  dgh = Buffer<T>(b, tn * 3 * hd);
+  carry = Buffer<T>(b, size_t(n) * hd);
+}
+
+Gru::Gru(int input, int hidden, ParamLayout& layout, const std::string& prefix) : input_(input), hidden_(hidden) {
+  w_ih_ = layout.add(prefix + ".weight_ih", {3 * hidden, input}, Init::orthogonal);
+  w_hh_ = layout.add(prefix + ".weight_hh", {3 * hidden, hidden}, Init::orthogonal);
+  b_ih_ = layout.add(prefix + ".bias_ih", {3 * hidden}, Init::zeros);
+  b_hh_ = layout.add(prefix + ".bias_hh", {3 * hidden}, Init::zeros);
+}
+
+template <class T>
+void Gru::forward(Backend b, const T* params, const T* x, const uint8_t* reset, const T* inject, const T* h0,
+                  int steps, int batch, GruWorkspace<T>& ws) const {
+  DYN_NVTX_RANGE("gru_forward");
+  const int H = hidden_, N = batch;
+  ws.reserve(b, steps, batch, H);
+  // gi = x W_ihᵀ + b_ih (+ injection), all steps in one GEMM: [T·N, 3H]
+  linear_forward(b, x, params + w_ih_, params + b_ih_, ws.gi.data(), steps * N, input_, 3 * H);
+  T* gi = ws.gi.data();
+  if (inject) parallel_for(b, int64_t(steps) * N * 3 * H, [=] DYN_LAMBDA(int64_t i) { gi[i] += inject[i]; });
+
+  for (int t = 0; t < steps; ++t) {
+    const T* prev = t == 0 ? h0 : ws.h.data() + size_t(t - 1) * N * H;
+    T* hp = ws.hprev.data() + size_t(t) * N * H;                // [N, H]
+    const uint8_t* rs = reset ? reset + size_t(t) * N : nullptr;  // [N]
+    // the step starts from h_{t-1}, or zeros where an episode starts
+    parallel_for(b, int64_t(N) * H, [=] DYN_LAMBDA(int64_t i) { hp[i] = (rs && rs[i / H]) ? T(0) : prev[i]; });
+    T* gh = ws.gh.data();
+    linear_forward(b, hp, params + w_hh_, params + b_hh_, gh, N, H, 3 * H);  // gh = h W_hhᵀ + b_hh: [N, 3H]
+    const T* git = gi + size_t(t) * N * 3 * H;
+    T* gates = ws.gates.data() + size_t(t) * N * 3 * H;
+    T* ghn = ws.ghn.data() + size_t(t) * N * H;
+    T* h = ws.h.data() + size_t(t) * N * H;
+    parallel_for(b, int64_t(N) * H, [=] DYN_LAMBDA(int64_t i) {
+      const int64_t n = i / H, j = i % H, g = n * 3 * H;
+      const GruUnit<T> u = gru_cell_forward(git[g + j], git[g + H + j], git[g + 2 * H + j], gh[g + j], gh[g + H + j],
+                                            gh[g + 2 * H + j], hp[i]);
+      gates[g + j] = u.r;
+      gates[g + H + j] = u.z;
+      gates[g + 2 * H + j] = u.n;
+      ghn[i] = gh[g + 2 * H + j];
+      h[i] = u.h;
+    });
+  }
+}
+
+template <class T>
+void Gru::backward(Backend b, const T* params, T* grads, const T* x, const uint8_t* reset, const T* dh_out,
+                   int truncate_every, T* dx, T* dinject, T* dh0, GruWorkspace<T>& ws) const {
+  DYN_NVTX_RANGE("gru_backward");
+  const int H = hidden_, N = ws.batch, steps = ws.steps;
+  T* carry = ws.carry.data();  // [N, H] d loss / d h_t from step t+1
+  ws.carry.zero();
+  for (int t = steps - 1; t >= 0; --t) {
+    const T* dho = dh_out + size_t(t) * N * H;
+    const T* gates = ws.gates.data() + size_t(t) * N * 3 * H;
+    const T* ghn = ws.ghn.data() + size_t(t) * N * H;
+    const T* hp = ws.hprev.data() + size_t(t) * N * H;
+    T* dgi = ws.dgi.data() + size_t(t) * N * 3 * H;
+    T* dgh = ws.dgh.data() + size_t(t) * N * 3 * H;
+    parallel_for(b, int64_t(N) * H, [=] DYN_LAMBDA(int64_t i) {
+      const int64_t n = i / H, j = i % H, g = n * 3 * H;
+      const GruUnitGrad<T> d =
+          gru_cell_backward(dho[i] + carry[i], gates[g + j], gates[g + H + j], gates[g + 2 * H + j], ghn[i], hp[i]);
+      dgi[g + j] = d.gi_r;
+      dgi[g + H + j] = d.gi_z;
+      dgi[g + 2 * H + j] = d.gi_n;
+      dgh[g + j] = d.gh_r;
+      dgh[g + H + j] = d.gh_z;
+      dgh[g + 2 * H + j] = d.gh_n;
+      carry[i] = d.hprev;  // direct path; the recurrent path is added by the GEMM below
+    });
+    // d h_prev = direct + dgh W_hh: [N, 3H] × [3H, H]
+    gemm<T>(b, false, false, N, H, 3 * H, T(1), dgh, 3 * H, params + w_hh_, H, T(1), carry, H);
+    // no gradient into h_{t-1} where the state was reset, or across a truncation boundary
+    const uint8_t* rs = reset ? reset + size_t(t) * N : nullptr;
+    const bool cut = truncate_every > 0 && t > 0 && t % truncate_every == 0;
+    if (t == 0 && dh0)
+      parallel_for(b, int64_t(N) * H, [=] DYN_LAMBDA(int64_t i) { dh0[i] = (rs && rs[i / H]) ? T(0) : carry[i]; });
+    else if (cut)
+      ws.carry.zero();
+    else if (rs)
+      parallel_for(b, int64_t(N) * H, [=] DYN_LAMBDA(int64_t i) {
+        if (rs[i / H]) carry[i] = T(0);
+      });
+  }
+  const int rows = steps * N;
+  // recurrent weights: dW_hh += Σ_t dgh_tᵀ hprev_t, db_hh += Σ dgh (one GEMM over all steps)
+  linear_backward(b, ws.hprev.data(), params + w_hh_, ws.dgh.data(), static_cast<T*>(nullptr), grads + w_hh_,
+                  grads + b_hh_, rows, H, 3 * H, true);
+  // input weights and dx
+  linear_backward(b, x, params + w_ih_, ws.dgi.data(), static_cast<T*>(nullptr), grads + w_ih_, grads + b_ih_, rows,
+                  input_, 3 * H, true);
+  if (dx) gemm<T>(b, false, false, rows, input_, 3 * H, T(1), ws.dgi.data(), 3 * H, params + w_ih_, input_, T(0), dx, input_);
+  if (dinject) {
+    const T* dgi = ws.dgi.data();
+    parallel_for(b, int64_t(rows) * 3 * H, [=] DYN_LAMBDA(int64_t i) { dinject[i] = dgi[i]; });
+  }
+}
+
+#define DYN_INSTANTIATE_GRU(T)                                                                                \
+  template struct GruWorkspace<T>;                                                                            \
+  template void Gru::forward<T>(Backend, const T*, const T*, const uint8_t*, const T*, const T*, int, int,   \
+                                GruWorkspace<T>&) const;                                                      \
+  template void Gru::backward<T>(Backend, const T*, T*, const T*, const uint8_t*, const T*, int, T*, T*, T*, \
+                                 GruWorkspace<T>&) const;
+DYN_INSTANTIATE_GRU(float)
+DYN_INSTANTIATE_GRU(double)
+
+}  // namespace dyn

@@ -1,0 +1,130 @@
+// Linear / MLP forward and backward: GEMMs through kernels/gemm (OpenBLAS or cuBLAS), the elementwise parts
+// (bias broadcast, activations) as DYN_HD loops through parallel_for.
+#include "kernels/gemm.h"
+#include "kernels/nvtx.h"
+#include "kernels/parallel_for.cuh"
+#include "nn/mlp.h"
+
+namespace dyn {
+
+namespace {
+
+// A [n] vector of ones on the backend (for bias gradients as a GEMM), grown on demand.
+template <class T>
+const T* ones(Backend b, int n) {
+  static Buffer<T> cache[2];
+  Buffer<T>& buf = cache[b == Backend::cuda];
+  if (int(buf.size()) < n) {
+    buf = Buffer<T>(b, size_t(n));
+    T* p = buf.data();
+    parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) { p[i] = T(1); });
+  }
+  return buf.data();
+}
+
+}  // namespace
+
+template <class T>
+void linear_forward(Backend b, const T* x, const T* w, const T* bias, T* y, int batch, int in, int out) {
+  // y ← broadcast bias, then y += x Wᵀ
+  parallel_for(b, int64_t(batch) * out, [=] DYN_LAMBDA(int64_t i) { y[i] = bias[i % out]; });
+  gemm<T>(b, false, true, batch, out, in, T(1), x, in, w, in, T(1), y, out);
+}
+
+template <class T>
+void linear_backward(Backend b, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db, int batch, int in, int out,
+                     bool accumulate) {
+  const T beta = accumulate ? T(1) : T(0);
+  gemm<T>(b, true, false, out, in, batch, T(1), dy, out, x, in, beta, dw, in);        // dW = dyᵀ x
+  gemm<T>(b, false, false, 1, out, batch, T(1), ones<T>(b, batch), batch, dy, out, beta, db, out);  // db = 1ᵀ dy
+  if (dx) gemm<T>(b, false, false, batch, in, out, T(1), dy, out, w, in, beta, dx, in);  // dx = dy W
+}
+
+template <class T>
+void activation_forward(Backend b, Activation a, const T* x, T* y, int64_t n) {
+  if (a == Activation::none && x == y) return;
+  parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) { y[i] = activate(a, x[i]); });
+}
+
+template <class T>
+void activation_backward(Backend b, Activation a, const T* y, const T* dy, T* dx, int64_t n) {
+  if (a == Activation::none && dy == dx) return;
+  parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) { dx[i] = activate_backward(a, y[i], dy[i]); });
+}
+
+template <class T>
+void MlpWorkspace<T>::reserve(Backend b, const MlpShape& s, int n) {
+  if (batch >= n && int(act.size()) == s.layers() && (act.empty() || act[0].backend() == b)) return;
+  batch = n;
+  act.clear();
+  int widest = s.sizes[0];
+  for (int l = 0; l < s.layers(); ++l) {
+    act.emplace_back(b, size_t(n) * s.sizes[l + 1]);
+    widest = s.sizes[l + 1] > widest ? s.sizes[l + 1] : widest;
+  }
+  grad_a = Buffer<T>(b, size_t(n) * widest);
+  grad_b = Buffer<T>(b, size_t(n) * widest);
+}
+
+Mlp::Mlp(MlpShape shape, ParamLayout& layout, const std::string& prefix, double gain, double output_gain)
+    : shape_(std::move(shape)) {
+  for (int l = 0; l < shape_.layers(); ++l) {
+    const bool last = l == shape_.layers() - 1;
+    w_off_.push_back(layout.add(prefix + ".w" + std::to_string(l), {shape_.sizes[l + 1], shape_.sizes[l]},
+                                Init::orthogonal, last ? output_gain : gain));
+    b_off_.push_back(layout.add(prefix + ".b" + std::to_string(l), {shape_.sizes[l + 1]}, Init::zeros));
+  }
+}
+
+template <class T>
+void Mlp::forward(Backend b, const T* params, const T* x, int batch, MlpWorkspace<T>& ws) const {
+  DYN_NVTX_RANGE("mlp_forward");
+  ws.reserve(b, shape_, batch);
+  const T* in = x;
+  for (int l = 0; l < shape_.layers(); ++l) {
+    const int n_in = shape_.sizes[l], n_out = shape_.sizes[l + 1];
+    T* y = ws.act[l].data();
+    linear_forward(b, in, params + w_off_[l], params + b_off_[l], y, batch, n_in, n_out);
+    activation_forward(b, l == shape_.layers() - 1 ? shape_.output : shape_.hidden, y, y, int64_t(batch) * n_out);
+    in = y;
+  }
+}
+
+template <class T>
+void Mlp::backward(Backend b, const T* params, T* grads, const T* x, const T* dy, T* dx, MlpWorkspace<T>& ws,
+                   bool accumulate) const {
+  DYN_NVTX_RANGE("mlp_backward");
+  const int batch = ws.batch;
+  T* g = ws.grad_a.data();     // gradient w.r.t. the current layer's pre-activation
+  T* next = ws.grad_b.data();  // gradient w.r.t. the current layer's input
+  for (int l = shape_.layers() - 1; l >= 0; --l) {
+    const int n_in = shape_.sizes[l], n_out = shape_.sizes[l + 1];
+    const Activation a = l == shape_.layers() - 1 ? shape_.output : shape_.hidden;
+    activation_backward(b, a, ws.act[l].data(), l == shape_.layers() - 1 ? dy : g, g, int64_t(batch) * n_out);
+    const T* in = l == 0 ? x : ws.act[l - 1].data();
+    T* d_in = l == 0 ? dx : next;
+    // dx of the first layer follows `accumulate` like the parameter gradients; hidden ones are scratch
+    if (l == 0) {
+      linear_backward(b, in, params + w_off_[l], g, d_in, grads + w_off_[l], grads + b_off_[l], batch, n_in, n_out,
+                      accumulate);
+    } else {
+      linear_backward(b, in, params + w_off_[l], g, static_cast<T*>(nullptr), grads + w_off_[l], grads + b_off_[l],
+                      batch, n_in, n_out, accumulate);
+      gemm<T>(b, false, false, batch, n_in, n_out, T(1), g, n_out, params + w_off_[l], n_in, T(0), d_in, n_in);
+    }
+    std::swap(g, next);
+  }
+}
+
+#define DYN_INSTANTIATE_MLP(T)                                                                                     \
+  template void linear_forward<T>(Backend, const T*, const T*, const T*, T*, int, int, int);                      \
+  template void linear_backward<T>(Backend, const T*, const T*, const T*, T*, T*, T*, int, int, int, bool);        \
+  template void activation_forward<T>(Backend, Activation, const T*, T*, int64_t);                                 \
+  template void activation_backward<T>(Backend, Activation, const T*, const T*, T*, int64_t);                      \
+  template struct MlpWorkspace<T>;                                                                                 \
+  template void Mlp::forward<T>(Backend, const T*, const T*, int, MlpWorkspace<T>&) const;                         \
+  template void Mlp::backward<T>(Backend, const T*, T*, const T*, const T*, T*, MlpWorkspace<T>&, bool) const;
+DYN_INSTANTIATE_MLP(float)
+DYN_INSTANTIATE_MLP(double)
+
+}  // namespace dyn

@@ -1,0 +1,54 @@
+// Adam (Kingma & Ba 2015) with global gradient-norm clipping over a whole parameter blob.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/backend.h"
+#include "kernels/buffer.h"
+#include "kernels/hd.h"
+
+namespace dyn {
+
+struct AdamConfig {
+  float lr = 3e-4f;
+  float beta1 = 0.9f, beta2 = 0.999f;
+  float eps = 1e-8f;
+  float max_grad_norm = 0.5f;  // <= 0: no clipping
+};
+
+// One element: m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²; p ← p − lr · m̂ / (√v̂ + eps),
+// with m̂ = m / (1 − β1^t), v̂ = v / (1 − β2^t) folded into bias1 = 1 − β1^t, bias2 = 1 − β2^t.
+template <class T>
+DYN_HD void adam_update(T& p, T& m, T& v, T g, T lr, T beta1, T beta2, T eps, T bias1, T bias2) {
+  using std::sqrt;
+  m = beta1 * m + (T(1) - beta1) * g;
+  v = beta2 * v + (T(1) - beta2) * g * g;
+  p -= lr * (m / bias1) / (sqrt(v / bias2) + eps);
+}
+
+// Optimiser state for one blob of n parameters.
+template <class T>
+class Adam {
+ public:
+  Adam(Backend b, size_t n, AdamConfig cfg);
+  // Clips grads to the global norm cfg.max_grad_norm (the norm stays on the backend) and takes one step.
+  void step(T* params, T* grads);
+  // Global L2 norm of the last step's gradients, before clipping (reads one scalar back).
+  double last_grad_norm() const;
+  int64_t steps() const { return t_; }
+
+ private:
+  Backend b_;
+  size_t n_;
+  AdamConfig cfg_;
+  Buffer<T> m_, v_;
+  Buffer<T> norm_sq_;  // [1]
+  int64_t t_ = 0;
+};
+
+// sum of squares of x[n] into out[0] (a backend scalar): CUB on CUDA, an OpenMP reduction on the CPU.
+template <class T>
+void sum_of_squares(Backend b, const T* x, size_t n, T* out);
+
+}  // namespace dyn

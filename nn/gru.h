@@ -1,0 +1,56 @@
+// GRU over a sequence: T steps for N streams with a per-step reset mask (the hidden state is zeroed before a
+// step where an episode starts) and an optional per-step injection added to the input pre-activations; backward
+// through time, full or truncated every k steps. Either backend, float or double.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "kernels/buffer.h"
+#include "nn/params.h"
+
+namespace dyn {
+
+template <class T>
+struct GruWorkspace {
+  int steps = 0, batch = 0;
+  Buffer<T> gi;     // [T, N, 3H] input pre-activations (W_ih x + b_ih + injection)
+  Buffer<T> gates;  // [T, N, 3H] r, z, n
+  Buffer<T> ghn;    // [T, N, H]  W_hn h + b_hn
+  Buffer<T> hprev;  // [T, N, H]  the hidden state each step started from (zero after a reset)
+  Buffer<T> h;      // [T, N, H]  outputs h_1..h_T
+  Buffer<T> gh;     // [N, 3H]    scratch
+  Buffer<T> dgi;    // [T, N, 3H] backward
+  Buffer<T> dgh;    // [T, N, 3H] backward
+  Buffer<T> carry;  // [N, H]     backward: d loss / d h flowing to the previous step
+  void reserve(Backend b, int steps, int batch, int hidden);
+};
+
+class Gru {
+ public:
+  Gru() = default;
+  // Registers "<prefix>.weight_ih" [3H, I], ".weight_hh" [3H, H], ".bias_ih" [3H], ".bias_hh" [3H]
+  // (orthogonal weights, zero biases).
+  Gru(int input, int hidden, ParamLayout& layout, const std::string& prefix);
+  int input() const { return input_; }
+  int hidden() const { return hidden_; }
+
+  // x [T, N, I]; reset [T, N] (nullptr: never); inject [T, N, 3H] (nullptr: none); h0 [N, H].
+  // Outputs h_1..h_T in ws.h [T, N, H].
+  template <class T>
+  void forward(Backend b, const T* params, const T* x, const uint8_t* reset, const T* inject, const T* h0, int steps,
+               int batch, GruWorkspace<T>& ws) const;
+
+  // Given dh_out [T, N, H] = d loss / d h_t for the last forward: adds parameter gradients into `grads` and writes
+  // dx [T, N, I], dinject [T, N, 3H] and dh0 [N, H] where not nullptr. truncate_every = k > 0 stops the gradient
+  // between steps t-1 and t whenever t % k == 0; 0 is full backpropagation through time.
+  template <class T>
+  void backward(Backend b, const T* params, T* grads, const T* x, const uint8_t* reset, const T* dh_out,
+                int truncate_every, T* dx, T* dinject, T* dh0, GruWorkspace<T>& ws) const;
+
+ private:
+  int input_ = 0, hidden_ = 0;
+  size_t w_ih_ = 0, w_hh_ = 0, b_ih_ = 0, b_hh_ = 0;
+};
+
+}  // namespace dyn

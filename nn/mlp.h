@@ -1,0 +1,70 @@
+// Linear layers and MLPs on batch-major inputs, forward and backward, on either backend; templated on the
+// scalar so the same code runs in double for gradient checks. Weights use PyTorch's layout: W [out, in].
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "kernels/buffer.h"
+#include "nn/activation.h"
+#include "nn/params.h"
+
+namespace dyn {
+
+// y[B, out] = x[B, in] Wᵀ + b
+template <class T>
+void linear_forward(Backend b, const T* x, const T* w, const T* bias, T* y, int batch, int in, int out);
+
+// Gradients of linear_forward. dx [B, in] (nullptr to skip), dw [out, in], db [out]; each is overwritten
+// (accumulate = false) or added to (accumulate = true).
+template <class T>
+void linear_backward(Backend b, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db, int batch, int in, int out,
+                     bool accumulate);
+
+// y = act(x) elementwise over n values, and dx = act'(y) ⊙ dy.
+template <class T>
+void activation_forward(Backend b, Activation a, const T* x, T* y, int64_t n);
+template <class T>
+void activation_backward(Backend b, Activation a, const T* y, const T* dy, T* dx, int64_t n);
+
+struct MlpShape {
+  std::vector<int> sizes;                   // {in, hidden..., out}
+  Activation hidden = Activation::relu;     // after every hidden layer
+  Activation output = Activation::none;     // after the last layer
+  int layers() const { return int(sizes.size()) - 1; }
+};
+
+// Activations of one forward pass, kept for the backward pass.
+template <class T>
+struct MlpWorkspace {
+  int batch = 0;
+  std::vector<Buffer<T>> act;  // act[l]: [B, sizes[l+1]], post-activation output of layer l
+  Buffer<T> grad_a, grad_b;    // [B, max width] scratch for the backward pass
+  void reserve(Backend b, const MlpShape& s, int batch);
+};
+
+// An MLP whose weights are views "<prefix>.w<l>" [out, in] and "<prefix>.b<l>" [out] of a ParamLayout.
+class Mlp {
+ public:
+  Mlp() = default;
+  // Registers the views: orthogonal weights with `gain` (sqrt 2 for ReLU layers by default), zero biases.
+  Mlp(MlpShape shape, ParamLayout& layout, const std::string& prefix, double gain = 1.4142135623730951,
+      double output_gain = 1.0);
+  const MlpShape& shape() const { return shape_; }
+
+  // Output is ws.act.back(): [B, out].
+  template <class T>
+  void forward(Backend b, const T* params, const T* x, int batch, MlpWorkspace<T>& ws) const;
+
+  // Given dy [B, out] for the output of the last forward(x): adds (accumulate) or writes parameter gradients
+  // into `grads` (a blob with the same layout as `params`) and writes dx [B, in] unless it is nullptr.
+  template <class T>
+  void backward(Backend b, const T* params, T* grads, const T* x, const T* dy, T* dx, MlpWorkspace<T>& ws,
+                bool accumulate) const;
+
+ private:
+  MlpShape shape_;
+  std::vector<size_t> w_off_, b_off_;
+};
+
+}  // namespace dyn

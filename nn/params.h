@@ -1,0 +1,59 @@
+// Parameters: one flat blob per network with named views (so zeroing, copying and checkpointing are one call),
+// and initialisers — orthogonal with gain, normc, zeros — drawn from Philox on the host, so CPU and GPU start
+// from identical weights.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/buffer.h"
+
+namespace dyn {
+
+enum class Init { zeros, orthogonal, normc };
+
+struct ParamView {
+  std::string name;
+  size_t offset = 0;       // elements from the blob start
+  std::vector<int> shape;  // e.g. {out, in} for a weight, {out} for a bias
+  size_t size = 0;
+  Init init = Init::zeros;
+  double scale = 1.0;  // orthogonal: gain; normc: row norm
+};
+
+class ParamLayout {
+ public:
+  // Adds a view and returns its offset; names must be unique.
+  size_t add(const std::string& name, std::vector<int> shape, Init init, double scale = 1.0);
+  const ParamView& view(const std::string& name) const;
+  const std::vector<ParamView>& views() const { return views_; }
+  size_t total() const { return total_; }
+
+ private:
+  std::vector<ParamView> views_;
+  size_t total_ = 0;
+};
+
+// Fills `out` (layout.total() values) with the initial values of every view, drawn from Philox(seed, kStreamInit).
+template <class T>
+void initialize_params(const ParamLayout& layout, uint32_t seed, std::vector<T>& out);
+
+// Values and gradients of one network on a backend.
+template <class T>
+struct ParamBlob {
+  ParamLayout layout;
+  Buffer<T> value, grad;  // [total]
+
+  ParamBlob() = default;
+  ParamBlob(Backend b, ParamLayout l, uint32_t seed) : layout(std::move(l)), value(b, layout.total()), grad(b, layout.total()) {
+    std::vector<T> host;
+    initialize_params(layout, seed, host);
+    value.from_host(host);
+    grad.zero();
+  }
+  T* operator()(const std::string& name) { return value.data() + layout.view(name).offset; }
+  T* grad_of(const std::string& name) { return grad.data() + layout.view(name).offset; }
+};
+
+}  // namespace dyn
