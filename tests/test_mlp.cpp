@@ -1,0 +1,172 @@
+// Linear / MLP: forward against a plain loop, gradient checks in double (dW, db, dx; overwrite and accumulate),
+// and the float path against the double path.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "kernels/philox.h"
+#include "nn/mlp.h"
+#include "tests/gradcheck.h"
+
+using namespace dyn;
+
+namespace {
+
+std::vector<double> randn(size_t n, uint32_t seed, double scale = 1.0) {
+  std::vector<double> v(n);
+  Philox rng(seed, 0, 0, 0);
+  for (double& x : v) x = scale * rng.normal();
+  return v;
+}
+
+// Host vectors into and out of CPU buffers.
+template <class T>
+Buffer<T> buf(const std::vector<double>& v) {
+  Buffer<T> b(Backend::cpu, v.size());
+  std::vector<T> t(v.begin(), v.end());
+  b.from_host(t);
+  return b;
+}
+
+struct MlpCase {
+  MlpShape shape;
+  int batch;
+};
+
+// loss = Σ y ⊙ R for the MLP at parameters p (double, CPU).
+double mlp_loss(const Mlp& mlp, const std::vector<double>& p, const std::vector<double>& x, const std::vector<double>& r,
+                int batch) {
+  Buffer<double> pb = buf<double>(p), xb = buf<double>(x);
+  MlpWorkspace<double> ws;
+  mlp.forward(Backend::cpu, pb.data(), xb.data(), batch, ws);
+  const std::vector<double> y = ws.act.back().to_host();
+  double l = 0;
+  for (size_t i = 0; i < y.size(); ++i) l += y[i] * r[i];
+  return l;
+}
+
+}  // namespace
+
+TEST(Linear, ForwardMatchesLoop) {
+  const int B = 3, I = 4, O = 5;
+  const auto x = randn(B * I, 1), w = randn(O * I, 2), b = randn(O, 3);
+  Buffer<double> xb = buf<double>(x), wb = buf<double>(w), bb = buf<double>(b), y(Backend::cpu, B * O);
+  linear_forward(Backend::cpu, xb.data(), wb.data(), bb.data(), y.data(), B, I, O);
+  const auto yh = y.to_host();
+  for (int n = 0; n < B; ++n)
+    for (int o = 0; o < O; ++o) {
+      double want = b[o];
+      for (int i = 0; i < I; ++i) want += x[n * I + i] * w[o * I + i];
+      EXPECT_NEAR(yh[n * O + o], want, 1e-12);
+    }
+}
+
+TEST(Linear, BackwardAccumulateAddsToExisting) {
+  const int B = 4, I = 3, O = 2;
+  const auto x = randn(B * I, 4), w = randn(O * I, 5), dy = randn(B * O, 6);
+  Buffer<double> xb = buf<double>(x), wb = buf<double>(w), dyb = buf<double>(dy);
+  Buffer<double> dx1(Backend::cpu, B * I), dw1(Backend::cpu, O * I), db1(Backend::cpu, O);
+  linear_backward(Backend::cpu, xb.data(), wb.data(), dyb.data(), dx1.data(), dw1.data(), db1.data(), B, I, O, false);
+  Buffer<double> dx2 = buf<double>(std::vector<double>(B * I, 1.0)), dw2 = buf<double>(std::vector<double>(O * I, 1.0)),
+                 db2 = buf<double>(std::vector<double>(O, 1.0));
+  linear_backward(Backend::cpu, xb.data(), wb.data(), dyb.data(), dx2.data(), dw2.data(), db2.data(), B, I, O, true);
+  const auto a = dw1.to_host(), c = dw2.to_host();
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(c[i], a[i] + 1.0, 1e-12);
+  const auto d = db1.to_host(), e = db2.to_host();
+  for (int o = 0; o < O; ++o) {
+    double want = 0;
+    for (int n = 0; n < B; ++n) want += dy[n * O + o];
+    EXPECT_NEAR(d[o], want, 1e-12);
+    EXPECT_NEAR(e[o], want + 1.0, 1e-12);
+  }
+  const auto f = dx1.to_host(), g = dx2.to_host();
+  for (size_t i = 0; i < f.size(); ++i) EXPECT_NEAR(g[i], f[i] + 1.0, 1e-12);
+}
+
+class MlpGrad : public ::testing::TestWithParam<MlpCase> {};
+
+TEST_P(MlpGrad, FiniteDifferencesInDouble) {
+  const MlpCase c = GetParam();
+  ParamLayout layout;
+  const Mlp mlp(c.shape, layout, "mlp");
+  std::vector<double> p;
+  initialize_params(layout, 7, p);
+  for (double& v : p) v += 0.05;  // non-zero biases too
+  const int in = c.shape.sizes.front(), out = c.shape.sizes.back();
+  std::vector<double> x = randn(size_t(c.batch) * in, 8), r = randn(size_t(c.batch) * out, 9);
+
+  // analytic gradients
+  Buffer<double> pb = buf<double>(p), xb = buf<double>(x), rb = buf<double>(r);
+  Buffer<double> grads(Backend::cpu, p.size()), dx(Backend::cpu, x.size());
+  grads.zero();
+  MlpWorkspace<double> ws;
+  mlp.forward(Backend::cpu, pb.data(), xb.data(), c.batch, ws);
+  mlp.backward(Backend::cpu, pb.data(), grads.data(), xb.data(), rb.data(), dx.data(), ws, false);
+
+  EXPECT_LT(gradcheck_rel_error(p, grads.to_host(), [&] { return mlp_loss(mlp, p, x, r, c.batch); }), kGradTol);
+  EXPECT_LT(gradcheck_rel_error(x, dx.to_host(), [&] { return mlp_loss(mlp, p, x, r, c.batch); }), kGradTol);
+
+  // the float path agrees with the double path
+  Buffer<float> pf = buf<float>(p), xf = buf<float>(x), rf = buf<float>(r);
+  Buffer<float> gf(Backend::cpu, p.size()), dxf(Backend::cpu, x.size());
+  gf.zero();
+  MlpWorkspace<float> wsf;
+  mlp.forward(Backend::cpu, pf.data(), xf.data(), c.batch, wsf);
+  EXPECT_LT(rel_l2(wsf.act.back().to_host(), ws.act.back().to_host()), kFloatTol);
+  mlp.backward(Backend::cpu, pf.data(), gf.data(), xf.data(), rf.data(), dxf.data(), wsf, false);
+  EXPECT_LT(rel_l2(gf.to_host(), grads.to_host()), kFloatTol);
+  EXPECT_LT(rel_l2(dxf.to_host(), dx.to_host()), kFloatTol);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, MlpGrad,
+    ::testing::Values(MlpCase{{{5, 16, 16, 3}, Activation::relu, Activation::none}, 7},
+                      MlpCase{{{6, 32, 32, 32, 4}, Activation::tanh, Activation::tanh}, 5},
+                      MlpCase{{{4, 8, 2}, Activation::relu, Activation::relu}, 9},
+                      MlpCase{{{3, 2}, Activation::relu, Activation::none}, 4}));
+
+TEST(Params, OrthogonalInitIsOrthogonalWithGain) {
+  for (auto [rows, cols] : {std::pair{64, 16}, std::pair{16, 64}, std::pair{32, 32}}) {
+    ParamLayout layout;
+    layout.add("w", {rows, cols}, Init::orthogonal, 2.0);
+    std::vector<double> w;
+    initialize_params(layout, 3, w);
+    // the smaller Gram matrix is gain² · I
+    const bool tall = rows >= cols;
+    const int k = tall ? cols : rows, m = tall ? rows : cols;
+    for (int a = 0; a < k; ++a)
+      for (int b2 = 0; b2 < k; ++b2) {
+        double dot = 0;
+        for (int i = 0; i < m; ++i)
+          dot += tall ? w[i * cols + a] * w[i * cols + b2] : w[a * cols + i] * w[b2 * cols + i];
+        EXPECT_NEAR(dot, a == b2 ? 4.0 : 0.0, 1e-9);
+      }
+  }
+}
+
+TEST(Params, NormcRowsHaveTheGivenNormAndZerosAreZero) {
+  ParamLayout layout;
+  layout.add("w", {8, 20}, Init::normc, 0.01);
+  layout.add("b", {8}, Init::zeros);
+  std::vector<float> p;
+  initialize_params(layout, 3, p);
+  for (int r = 0; r < 8; ++r) {
+    double s = 0;
+    for (int c = 0; c < 20; ++c) s += double(p[r * 20 + c]) * p[r * 20 + c];
+    EXPECT_NEAR(std::sqrt(s), 0.01, 1e-6);
+  }
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(p[160 + i], 0.0f);
+  EXPECT_EQ(layout.view("b").offset, 160u);
+  EXPECT_THROW(layout.add("b", {1}, Init::zeros), std::invalid_argument);
+}
+
+TEST(Params, InitIsDeterministicPerSeed) {
+  ParamLayout layout;
+  Mlp mlp({{4, 32, 2}}, layout, "pi");
+  std::vector<float> a, b, c;
+  initialize_params(layout, 1, a);
+  initialize_params(layout, 1, b);
+  initialize_params(layout, 2, c);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+}
