@@ -16,6 +16,8 @@ __global__ void parallel_for_kernel(int64_t n, F f) {
 }
 
 constexpr int kParallelForBlock = 256;
+// Below this many items the CPU loop runs on one thread: waking the OpenMP team costs more than it saves.
+constexpr int64_t kParallelForMinCpu = 4096;
 
 template <class F>
 void parallel_for(Backend backend, int64_t n, F f, cudaStream_t stream = 0) {
@@ -27,7 +29,7 @@ void parallel_for(Backend backend, int64_t n, F f, cudaStream_t stream = 0) {
     parallel_for_kernel<<<grid, kParallelForBlock, 0, stream>>>(n, f);
     DYN_CUDA_CHECK(cudaGetLastError());
   } else {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelForMinCpu)
     for (int64_t i = 0; i < n; ++i) f(i);
   }
 }

@@ -40,9 +40,10 @@ TEST(Determinism, DifferentSeedDifferentRollout) {
 TEST(Determinism, ThreadCountDoesNotMatter) {
   const int threads = omp_get_max_threads();
   omp_set_num_threads(1);
-  const RolloutTrace one = record_rollout(Backend::cpu, with_seed(7), ScriptedPolicy::random, 1000, 200);
+  // enough envs that the CPU loop really runs on several threads (kParallelForMinCpu)
+  const RolloutTrace one = record_rollout(Backend::cpu, with_seed(7), ScriptedPolicy::random, 20000, 100);
   omp_set_num_threads(threads > 1 ? threads : 2);
-  const RolloutTrace many = record_rollout(Backend::cpu, with_seed(7), ScriptedPolicy::random, 1000, 200);
+  const RolloutTrace many = record_rollout(Backend::cpu, with_seed(7), ScriptedPolicy::random, 20000, 100);
   omp_set_num_threads(threads);
   EXPECT_TRUE(one == many);
 }
