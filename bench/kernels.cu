@@ -1,5 +1,8 @@
-// bench/kernels: throughput profiler. Gridworld env steps/s at 1k, 64k and 1M envs on the CPU backend, and on
-// CUDA when a device is present (the CUDA cases are not registered otherwise). Prints, never asserts.
+// bench/kernels: throughput profiler. Prints, never asserts. CPU cases always; CUDA cases only when a device is
+// present (not registered otherwise).
+//   Gridworld*        env steps/s at 1k, 64k and 1M envs
+//   Mlp*              samples/s and FLOP/s of an MLP w → w → w → w (two hidden layers), widths 64 and 128
+//   Gru*              time and FLOP/s per time step at hidden 64 and 128, input 64, batch 2048–16384
 //
 //   ./build/release/bench/kernels --benchmark_filter=Gridworld
 #include <benchmark/benchmark.h>
@@ -9,6 +12,8 @@
 
 #include "kernels/buffer.h"
 #include "kernels/parallel_for.cuh"
+#include "nn/gru.h"
+#include "nn/mlp.h"
 #include "sim/gridworld.h"
 
 using namespace dyn;
@@ -96,6 +101,87 @@ void BM_GridworldRandomPolicyStep(benchmark::State& st, Backend b) {
   run(st, g, [&] { g.policy_and_step(); });
 }
 
+std::vector<float> noise(size_t n, uint32_t seed) {
+  std::vector<float> v(n);
+  Philox rng(seed, 0, 0, 0);
+  for (float& x : v) x = rng.normal();
+  return v;
+}
+
+template <class T>
+Buffer<T> upload(Backend b, const std::vector<T>& v) {
+  Buffer<T> out(b, v.size());
+  out.from_host(v);
+  return out;
+}
+
+// Times `fn` per benchmark iteration (CUDA events on the GPU, wall time on the CPU).
+template <class Fn>
+void timed_loop(benchmark::State& st, Backend b, Fn fn) {
+  cudaEvent_t e0 = nullptr, e1 = nullptr;
+  if (b == Backend::cuda) {
+    DYN_CUDA_CHECK(cudaEventCreate(&e0));
+    DYN_CUDA_CHECK(cudaEventCreate(&e1));
+  }
+  for (auto _ : st) {
+    if (b == Backend::cuda) DYN_CUDA_CHECK(cudaEventRecord(e0));
+    fn();
+    if (b == Backend::cuda) {
+      DYN_CUDA_CHECK(cudaEventRecord(e1));
+      DYN_CUDA_CHECK(cudaEventSynchronize(e1));
+      float ms = 0;
+      DYN_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+      st.SetIterationTime(ms / 1e3);
+    }
+  }
+  if (e0) cudaEventDestroy(e0);
+  if (e1) cudaEventDestroy(e1);
+}
+
+// MLP w → w → w → w; range(0) = width, range(1) = batch; range(2) = 1 adds the backward pass.
+void BM_Mlp(benchmark::State& st, Backend b, bool train) {
+  const int w = int(st.range(0)), batch = int(st.range(1));
+  ParamLayout layout;
+  const Mlp mlp({{w, w, w, w}}, layout, "m");
+  ParamBlob<float> p(b, layout, 1);
+  Buffer<float> x = upload(b, noise(size_t(batch) * w, 2)), dy = upload(b, noise(size_t(batch) * w, 3));
+  MlpWorkspace<float> ws;
+  timed_loop(st, b, [&] {
+    mlp.forward(b, p.value.data(), x.data(), batch, ws);
+    if (train)
+      mlp.backward(b, p.value.data(), p.grad.data(), x.data(), dy.data(), static_cast<float*>(nullptr), ws, false);
+  });
+  const double samples = double(st.iterations()) * batch;
+  const double flop_per_sample = 2.0 * 3 * w * w * (train ? 3 : 1);  // backward ≈ 2 × forward (dW and dx)
+  st.SetItemsProcessed(int64_t(samples));
+  st.counters["samples/s"] = benchmark::Counter(samples, benchmark::Counter::kIsRate);
+  st.counters["FLOP/s"] = benchmark::Counter(samples * flop_per_sample, benchmark::Counter::kIsRate);
+}
+
+// GRU over 16 steps; range(0) = hidden, range(1) = batch. Reports time per step.
+void BM_Gru(benchmark::State& st, Backend b, bool backward) {
+  const int H = int(st.range(0)), N = int(st.range(1)), I = 64, T = 16;
+  ParamLayout layout;
+  const Gru gru(I, H, layout, "g");
+  ParamBlob<float> p(b, layout, 1);
+  Buffer<float> x = upload(b, noise(size_t(T) * N * I, 2)), h0 = upload(b, noise(size_t(N) * H, 3));
+  Buffer<float> dh = upload(b, noise(size_t(T) * N * H, 4));
+  GruWorkspace<float> ws;
+  gru.forward(b, p.value.data(), x.data(), nullptr, static_cast<const float*>(nullptr), h0.data(), T, N, ws);
+  timed_loop(st, b, [&] {
+    if (backward)
+      gru.backward(b, p.value.data(), p.grad.data(), x.data(), nullptr, dh.data(), 0, static_cast<float*>(nullptr),
+                   static_cast<float*>(nullptr), static_cast<float*>(nullptr), ws);
+    else
+      gru.forward(b, p.value.data(), x.data(), nullptr, static_cast<const float*>(nullptr), h0.data(), T, N, ws);
+  });
+  const double steps = double(st.iterations()) * T;
+  const double flop_per_step = 2.0 * N * 3 * H * (I + H) * (backward ? 2 : 1);  // GEMMs only
+  st.counters["steps/s"] = benchmark::Counter(steps, benchmark::Counter::kIsRate);
+  st.counters["time/step"] = benchmark::Counter(steps, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  st.counters["FLOP/s"] = benchmark::Counter(steps * flop_per_step, benchmark::Counter::kIsRate);
+}
+
 void register_all() {
   const bool gpu = cuda_device_count() > 0;
   for (Backend b : {Backend::cpu, Backend::cuda}) {
@@ -115,6 +201,26 @@ void register_all() {
         bm->UseManualTime();
       else
         bm->UseRealTime();  // OpenMP: wall time, not the main thread's CPU time
+    }
+    for (auto [name, train] : {std::pair{"MlpForward/", false}, std::pair{"MlpForwardBackward/", true}}) {
+      auto* bm = benchmark::RegisterBenchmark((name + tag).c_str(), BM_Mlp, b, train)
+                     ->ArgsProduct({{64, 128}, {1 << 14, 1 << 16, 1 << 18, 1 << 20}})
+                     ->ArgNames({"width", "batch"})
+                     ->Unit(benchmark::kMillisecond);
+      if (b == Backend::cuda)
+        bm->UseManualTime();
+      else
+        bm->UseRealTime();
+    }
+    for (auto [name, bwd] : {std::pair{"GruForward/", false}, std::pair{"GruBackward/", true}}) {
+      auto* bm = benchmark::RegisterBenchmark((name + tag).c_str(), BM_Gru, b, bwd)
+                     ->ArgsProduct({{64, 128}, {2048, 8192, 16384}})
+                     ->ArgNames({"hidden", "batch"})
+                     ->Unit(benchmark::kMillisecond);
+      if (b == Backend::cuda)
+        bm->UseManualTime();
+      else
+        bm->UseRealTime();
     }
   }
 }

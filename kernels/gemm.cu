@@ -62,8 +62,8 @@ void gemm(Backend backend, bool trans_a, bool trans_b, int m, int n, int k, T al
     return;
   }
   // row-major C = op(A) op(B)  <=>  column-major Cᵀ = op(B)ᵀ op(A)ᵀ, where a row-major X is a column-major Xᵀ
-  DYN_CUBLAS_CHECK(cublas_gemm(cublas_handle(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-                               n, m, k, &alpha, b, ldb, a, lda, &beta, c, ldc));
+  DYN_CUBLAS_CHECK(cublas_gemm(cublas_handle(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                               trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb, a, lda, &beta, c, ldc));
 }
 
 template void gemm<float>(Backend, bool, bool, int, int, int, float, const float*, int, const float*, int, float,

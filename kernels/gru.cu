@@ -34,8 +34,8 @@ Gru::Gru(int input, int hidden, ParamLayout& layout, const std::string& prefix) 
 }
 
 template <class T>
-void Gru::forward(Backend b, const T* params, const T* x, const uint8_t* reset, const T* inject, const T* h0,
-                  int steps, int batch, GruWorkspace<T>& ws) const {
+void Gru::forward(Backend b, const T* params, const T* x, const uint8_t* reset, const T* inject, const T* h0, int steps,
+                  int batch, GruWorkspace<T>& ws) const {
   DYN_NVTX_RANGE("gru_forward");
   const int H = hidden_, N = batch;
   ws.reserve(b, steps, batch, H);
@@ -46,7 +46,7 @@ void Gru::forward(Backend b, const T* params, const T* x, const uint8_t* reset, 
 
   for (int t = 0; t < steps; ++t) {
     const T* prev = t == 0 ? h0 : ws.h.data() + size_t(t - 1) * N * H;
-    T* hp = ws.hprev.data() + size_t(t) * N * H;                // [N, H]
+    T* hp = ws.hprev.data() + size_t(t) * N * H;                  // [N, H]
     const uint8_t* rs = reset ? reset + size_t(t) * N : nullptr;  // [N]
     // the step starts from h_{t-1}, or zeros where an episode starts
     parallel_for(b, int64_t(N) * H, [=] DYN_LAMBDA(int64_t i) { hp[i] = (rs && rs[i / H]) ? T(0) : prev[i]; });
@@ -116,17 +116,18 @@ void Gru::backward(Backend b, const T* params, T* grads, const T* x, const uint8
   // input weights and dx
   linear_backward(b, x, params + w_ih_, ws.dgi.data(), static_cast<T*>(nullptr), grads + w_ih_, grads + b_ih_, rows,
                   input_, 3 * H, true);
-  if (dx) gemm<T>(b, false, false, rows, input_, 3 * H, T(1), ws.dgi.data(), 3 * H, params + w_ih_, input_, T(0), dx, input_);
+  if (dx)
+    gemm<T>(b, false, false, rows, input_, 3 * H, T(1), ws.dgi.data(), 3 * H, params + w_ih_, input_, T(0), dx, input_);
   if (dinject) {
     const T* dgi = ws.dgi.data();
     parallel_for(b, int64_t(rows) * 3 * H, [=] DYN_LAMBDA(int64_t i) { dinject[i] = dgi[i]; });
   }
 }
 
-#define DYN_INSTANTIATE_GRU(T)                                                                                \
-  template struct GruWorkspace<T>;                                                                            \
+#define DYN_INSTANTIATE_GRU(T)                                                                               \
+  template struct GruWorkspace<T>;                                                                           \
   template void Gru::forward<T>(Backend, const T*, const T*, const uint8_t*, const T*, const T*, int, int,   \
-                                GruWorkspace<T>&) const;                                                      \
+                                GruWorkspace<T>&) const;                                                     \
   template void Gru::backward<T>(Backend, const T*, T*, const T*, const uint8_t*, const T*, int, T*, T*, T*, \
                                  GruWorkspace<T>&) const;
 DYN_INSTANTIATE_GRU(float)

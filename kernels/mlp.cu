@@ -35,9 +35,9 @@ template <class T>
 void linear_backward(Backend b, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db, int batch, int in, int out,
                      bool accumulate) {
   const T beta = accumulate ? T(1) : T(0);
-  gemm<T>(b, true, false, out, in, batch, T(1), dy, out, x, in, beta, dw, in);        // dW = dyᵀ x
+  gemm<T>(b, true, false, out, in, batch, T(1), dy, out, x, in, beta, dw, in);                      // dW = dyᵀ x
   gemm<T>(b, false, false, 1, out, batch, T(1), ones<T>(b, batch), batch, dy, out, beta, db, out);  // db = 1ᵀ dy
-  if (dx) gemm<T>(b, false, false, batch, in, out, T(1), dy, out, w, in, beta, dx, in);  // dx = dy W
+  if (dx) gemm<T>(b, false, false, batch, in, out, T(1), dy, out, w, in, beta, dx, in);             // dx = dy W
 }
 
 template <class T>
@@ -116,13 +116,13 @@ void Mlp::backward(Backend b, const T* params, T* grads, const T* x, const T* dy
   }
 }
 
-#define DYN_INSTANTIATE_MLP(T)                                                                                     \
-  template void linear_forward<T>(Backend, const T*, const T*, const T*, T*, int, int, int);                      \
-  template void linear_backward<T>(Backend, const T*, const T*, const T*, T*, T*, T*, int, int, int, bool);        \
-  template void activation_forward<T>(Backend, Activation, const T*, T*, int64_t);                                 \
-  template void activation_backward<T>(Backend, Activation, const T*, const T*, T*, int64_t);                      \
-  template struct MlpWorkspace<T>;                                                                                 \
-  template void Mlp::forward<T>(Backend, const T*, const T*, int, MlpWorkspace<T>&) const;                         \
+#define DYN_INSTANTIATE_MLP(T)                                                                              \
+  template void linear_forward<T>(Backend, const T*, const T*, const T*, T*, int, int, int);                \
+  template void linear_backward<T>(Backend, const T*, const T*, const T*, T*, T*, T*, int, int, int, bool); \
+  template void activation_forward<T>(Backend, Activation, const T*, T*, int64_t);                          \
+  template void activation_backward<T>(Backend, Activation, const T*, const T*, T*, int64_t);               \
+  template struct MlpWorkspace<T>;                                                                          \
+  template void Mlp::forward<T>(Backend, const T*, const T*, int, MlpWorkspace<T>&) const;                  \
   template void Mlp::backward<T>(Backend, const T*, T*, const T*, const T*, T*, MlpWorkspace<T>&, bool) const;
 DYN_INSTANTIATE_MLP(float)
 DYN_INSTANTIATE_MLP(double)

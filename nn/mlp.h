@@ -28,9 +28,9 @@ template <class T>
 void activation_backward(Backend b, Activation a, const T* y, const T* dy, T* dx, int64_t n);
 
 struct MlpShape {
-  std::vector<int> sizes;                   // {in, hidden..., out}
-  Activation hidden = Activation::relu;     // after every hidden layer
-  Activation output = Activation::none;     // after the last layer
+  std::vector<int> sizes;                // {in, hidden..., out}
+  Activation hidden = Activation::relu;  // after every hidden layer
+  Activation output = Activation::none;  // after the last layer
   int layers() const { return int(sizes.size()) - 1; }
 };
 

@@ -46,7 +46,8 @@ struct ParamBlob {
   Buffer<T> value, grad;  // [total]
 
   ParamBlob() = default;
-  ParamBlob(Backend b, ParamLayout l, uint32_t seed) : layout(std::move(l)), value(b, layout.total()), grad(b, layout.total()) {
+  ParamBlob(Backend b, ParamLayout l, uint32_t seed)
+      : layout(std::move(l)), value(b, layout.total()), grad(b, layout.total()) {
     std::vector<T> host;
     initialize_params(layout, seed, host);
     value.from_host(host);

@@ -120,8 +120,8 @@ TEST(GaussianKl, ToStandardNormal) {
   const int d = 4;
   std::vector<double> mu = randn(d, 16), lv = randn(d, 17, 0.5);
   const std::vector<double> zero(d, 0.0);
-  EXPECT_NEAR(gaussian_kl_std_normal(mu.data(), lv.data(), d), gaussian_kl(mu.data(), lv.data(), zero.data(), zero.data(), d),
-              1e-12);
+  EXPECT_NEAR(gaussian_kl_std_normal(mu.data(), lv.data(), d),
+              gaussian_kl(mu.data(), lv.data(), zero.data(), zero.data(), d), 1e-12);
   std::vector<double> dmu(d, 0), dlv(d, 0);
   gaussian_kl_std_normal_grad(mu.data(), lv.data(), d, 1.0, dmu.data(), dlv.data());
   auto f = [&] { return gaussian_kl_std_normal(mu.data(), lv.data(), d); };

@@ -34,8 +34,8 @@ struct MlpCase {
 };
 
 // loss = Σ y ⊙ R for the MLP at parameters p (double, CPU).
-double mlp_loss(const Mlp& mlp, const std::vector<double>& p, const std::vector<double>& x, const std::vector<double>& r,
-                int batch) {
+double mlp_loss(const Mlp& mlp, const std::vector<double>& p, const std::vector<double>& x,
+                const std::vector<double>& r, int batch) {
   Buffer<double> pb = buf<double>(p), xb = buf<double>(x);
   MlpWorkspace<double> ws;
   mlp.forward(Backend::cpu, pb.data(), xb.data(), batch, ws);
@@ -118,12 +118,11 @@ TEST_P(MlpGrad, FiniteDifferencesInDouble) {
   EXPECT_LT(rel_l2(dxf.to_host(), dx.to_host()), kFloatTol);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, MlpGrad,
-    ::testing::Values(MlpCase{{{5, 16, 16, 3}, Activation::relu, Activation::none}, 7},
-                      MlpCase{{{6, 32, 32, 32, 4}, Activation::tanh, Activation::tanh}, 5},
-                      MlpCase{{{4, 8, 2}, Activation::relu, Activation::relu}, 9},
-                      MlpCase{{{3, 2}, Activation::relu, Activation::none}, 4}));
+INSTANTIATE_TEST_SUITE_P(Shapes, MlpGrad,
+                         ::testing::Values(MlpCase{{{5, 16, 16, 3}, Activation::relu, Activation::none}, 7},
+                                           MlpCase{{{6, 32, 32, 32, 4}, Activation::tanh, Activation::tanh}, 5},
+                                           MlpCase{{{4, 8, 2}, Activation::relu, Activation::relu}, 9},
+                                           MlpCase{{{3, 2}, Activation::relu, Activation::none}, 4}));
 
 TEST(Params, OrthogonalInitIsOrthogonalWithGain) {
   for (auto [rows, cols] : {std::pair{64, 16}, std::pair{16, 64}, std::pair{32, 32}}) {
