@@ -108,13 +108,6 @@ std::vector<float> noise(size_t n, uint32_t seed) {
   return v;
 }
 
-template <class T>
-Buffer<T> upload(Backend b, const std::vector<T>& v) {
-  Buffer<T> out(b, v.size());
-  out.from_host(v);
-  return out;
-}
-
 // Times `fn` per benchmark iteration (CUDA events on the GPU, wall time on the CPU).
 template <class Fn>
 void timed_loop(benchmark::State& st, Backend b, Fn fn) {
@@ -144,7 +137,8 @@ void BM_Mlp(benchmark::State& st, Backend b, bool train) {
   ParamLayout layout;
   const Mlp mlp({{w, w, w, w}}, layout, "m");
   ParamBlob<float> p(b, layout, 1);
-  Buffer<float> x = upload(b, noise(size_t(batch) * w, 2)), dy = upload(b, noise(size_t(batch) * w, 3));
+  Buffer<float> x = Buffer<float>::copy_of(b, noise(size_t(batch) * w, 2)),
+                dy = Buffer<float>::copy_of(b, noise(size_t(batch) * w, 3));
   MlpWorkspace<float> ws;
   timed_loop(st, b, [&] {
     mlp.forward(b, p.value.data(), x.data(), batch, ws);
@@ -164,8 +158,9 @@ void BM_Gru(benchmark::State& st, Backend b, bool backward) {
   ParamLayout layout;
   const Gru gru(I, H, layout, "g");
   ParamBlob<float> p(b, layout, 1);
-  Buffer<float> x = upload(b, noise(size_t(T) * N * I, 2)), h0 = upload(b, noise(size_t(N) * H, 3));
-  Buffer<float> dh = upload(b, noise(size_t(T) * N * H, 4));
+  Buffer<float> x = Buffer<float>::copy_of(b, noise(size_t(T) * N * I, 2)),
+                h0 = Buffer<float>::copy_of(b, noise(size_t(N) * H, 3));
+  Buffer<float> dh = Buffer<float>::copy_of(b, noise(size_t(T) * N * H, 4));
   GruWorkspace<float> ws;
   gru.forward(b, p.value.data(), x.data(), nullptr, static_cast<const float*>(nullptr), h0.data(), T, N, ws);
   timed_loop(st, b, [&] {

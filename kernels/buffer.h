@@ -71,6 +71,14 @@ class Buffer {
     return out;
   }
 
+  // A new buffer on `b` holding `src` converted to T.
+  template <class U = T>
+  static Buffer copy_of(Backend b, const std::vector<U>& src) {
+    Buffer out(b, src.size());
+    out.from_host(std::vector<T>(src.begin(), src.end()));
+    return out;
+  }
+
   // Copies host data in; `src` must hold size() elements.
   void from_host(const std::vector<T>& src) {
     if (src.size() != n_) throw std::invalid_argument("Buffer::from_host: size mismatch");

@@ -6,18 +6,12 @@
 
 #include "nn/distributions.h"
 #include "tests/gradcheck.h"
+#include "tests/random_vectors.h"
 #include "tests/stats.h"
 
 using namespace dyn;
 
-namespace {
-std::vector<double> randn(size_t n, uint32_t seed, double scale = 1.0) {
-  std::vector<double> v(n);
-  Philox rng(seed, 0, 0, 0);
-  for (double& x : v) x = scale * rng.normal();
-  return v;
-}
-}  // namespace
+namespace {}  // namespace
 
 TEST(Categorical, LogProbAndEntropyGradients) {
   std::vector<double> z = randn(5, 1, 2.0);

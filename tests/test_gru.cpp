@@ -7,26 +7,11 @@
 #include "kernels/philox.h"
 #include "nn/gru.h"
 #include "tests/gradcheck.h"
+#include "tests/random_vectors.h"
 
 using namespace dyn;
 
-namespace {
-
-std::vector<double> randn(size_t n, uint32_t seed, double scale = 1.0) {
-  std::vector<double> v(n);
-  Philox rng(seed, 0, 0, 0);
-  for (double& x : v) x = scale * rng.normal();
-  return v;
-}
-
-template <class T>
-Buffer<T> buf(const std::vector<double>& v) {
-  Buffer<T> b(Backend::cpu, v.size());
-  b.from_host(std::vector<T>(v.begin(), v.end()));
-  return b;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST(Gru, TwoUnitsMatchHandComputedValues) {
   // I = 1, H = 2; rows of weight_ih/weight_hh/biases in PyTorch's gate order (r, z, n)
@@ -41,7 +26,9 @@ TEST(Gru, TwoUnitsMatchHandComputedValues) {
   std::copy(whh.begin(), whh.end(), p.begin() + layout.view("gru.weight_hh").offset);
   std::copy(bih.begin(), bih.end(), p.begin() + layout.view("gru.bias_ih").offset);
   std::copy(bhh.begin(), bhh.end(), p.begin() + layout.view("gru.bias_hh").offset);
-  Buffer<double> pb = buf<double>(p), x = buf<double>({1.0, -2.0, 0.5}), h0 = buf<double>({0.0, 0.0});
+  Buffer<double> pb = Buffer<double>::copy_of(Backend::cpu, p),
+                 x = Buffer<double>::copy_of(Backend::cpu, {1.0, -2.0, 0.5}),
+                 h0 = Buffer<double>::copy_of(Backend::cpu, {0.0, 0.0});
   GruWorkspace<double> ws;
   gru.forward(Backend::cpu, pb.data(), x.data(), nullptr, static_cast<const double*>(nullptr), h0.data(), 3, 1, ws);
   const std::vector<double> h = ws.h.to_host();
@@ -55,7 +42,7 @@ TEST(Gru, TwoUnitsMatchHandComputedValues) {
   rb.from_host(reset);
   gru.forward(Backend::cpu, pb.data(), x.data(), rb.data(), static_cast<const double*>(nullptr), h0.data(), 3, 1, ws);
   const std::vector<double> hr = ws.h.to_host();
-  Buffer<double> x2 = buf<double>({-2.0});
+  Buffer<double> x2 = Buffer<double>::copy_of(Backend::cpu, {-2.0});
   GruWorkspace<double> ws2;
   gru.forward(Backend::cpu, pb.data(), x2.data(), nullptr, static_cast<const double*>(nullptr), h0.data(), 1, 1, ws2);
   const std::vector<double> fresh = ws2.h.to_host();
@@ -89,7 +76,8 @@ TEST_P(GruGrad, BackpropThroughTimeMatchesFiniteDifferences) {
   rb.from_host(reset);
 
   auto loss = [&] {
-    Buffer<double> pb = buf<double>(p), xb = buf<double>(x), hb = buf<double>(h0), ib = buf<double>(inj);
+    Buffer<double> pb = Buffer<double>::copy_of(Backend::cpu, p), xb = Buffer<double>::copy_of(Backend::cpu, x),
+                   hb = Buffer<double>::copy_of(Backend::cpu, h0), ib = Buffer<double>::copy_of(Backend::cpu, inj);
     GruWorkspace<double> ws;
     gru.forward(Backend::cpu, pb.data(), xb.data(), rb.data(), c.inject ? ib.data() : nullptr, hb.data(), T, N, ws);
     const std::vector<double> h = ws.h.to_host();
@@ -98,8 +86,9 @@ TEST_P(GruGrad, BackpropThroughTimeMatchesFiniteDifferences) {
     return l;
   };
 
-  Buffer<double> pb = buf<double>(p), xb = buf<double>(x), hb = buf<double>(h0), ib = buf<double>(inj),
-                 dh = buf<double>(r);
+  Buffer<double> pb = Buffer<double>::copy_of(Backend::cpu, p), xb = Buffer<double>::copy_of(Backend::cpu, x),
+                 hb = Buffer<double>::copy_of(Backend::cpu, h0), ib = Buffer<double>::copy_of(Backend::cpu, inj),
+                 dh = Buffer<double>::copy_of(Backend::cpu, r);
   Buffer<double> grads(Backend::cpu, p.size()), dx(Backend::cpu, x.size()), dinj(Backend::cpu, inj.size()),
       dh0(Backend::cpu, h0.size());
   grads.zero();
@@ -122,7 +111,8 @@ TEST_P(GruGrad, BackpropThroughTimeMatchesFiniteDifferences) {
     const int k = c.truncate, last = ((T - 1) / k) * k;
     std::vector<double> r_last(r.size(), 0.0);
     for (size_t i = size_t(last) * N * H; i < r.size(); ++i) r_last[i] = r[i];
-    Buffer<double> dh_last = buf<double>(r_last), g2(Backend::cpu, p.size()), dx2(Backend::cpu, x.size());
+    Buffer<double> dh_last = Buffer<double>::copy_of(Backend::cpu, r_last), g2(Backend::cpu, p.size()),
+                   dx2(Backend::cpu, x.size());
     g2.zero();
     gru.backward(Backend::cpu, pb.data(), g2.data(), xb.data(), rb.data(), dh_last.data(), k, dx2.data(),
                  static_cast<double*>(nullptr), static_cast<double*>(nullptr), ws);
@@ -141,7 +131,9 @@ TEST_P(GruGrad, BackpropThroughTimeMatchesFiniteDifferences) {
   }
 
   // the float path agrees with the double path
-  Buffer<float> pf = buf<float>(p), xf = buf<float>(x), hf = buf<float>(h0), inf = buf<float>(inj), dhf = buf<float>(r);
+  Buffer<float> pf = Buffer<float>::copy_of(Backend::cpu, p), xf = Buffer<float>::copy_of(Backend::cpu, x),
+                hf = Buffer<float>::copy_of(Backend::cpu, h0), inf = Buffer<float>::copy_of(Backend::cpu, inj),
+                dhf = Buffer<float>::copy_of(Backend::cpu, r);
   Buffer<float> gf(Backend::cpu, p.size()), dxf(Backend::cpu, x.size());
   gf.zero();
   GruWorkspace<float> wsf;

@@ -7,26 +7,11 @@
 #include "kernels/philox.h"
 #include "nn/mlp.h"
 #include "tests/gradcheck.h"
+#include "tests/random_vectors.h"
 
 using namespace dyn;
 
 namespace {
-
-std::vector<double> randn(size_t n, uint32_t seed, double scale = 1.0) {
-  std::vector<double> v(n);
-  Philox rng(seed, 0, 0, 0);
-  for (double& x : v) x = scale * rng.normal();
-  return v;
-}
-
-// Host vectors into and out of CPU buffers.
-template <class T>
-Buffer<T> buf(const std::vector<double>& v) {
-  Buffer<T> b(Backend::cpu, v.size());
-  std::vector<T> t(v.begin(), v.end());
-  b.from_host(t);
-  return b;
-}
 
 struct MlpCase {
   MlpShape shape;
@@ -36,7 +21,7 @@ struct MlpCase {
 // loss = Σ y ⊙ R for the MLP at parameters p (double, CPU).
 double mlp_loss(const Mlp& mlp, const std::vector<double>& p, const std::vector<double>& x,
                 const std::vector<double>& r, int batch) {
-  Buffer<double> pb = buf<double>(p), xb = buf<double>(x);
+  Buffer<double> pb = Buffer<double>::copy_of(Backend::cpu, p), xb = Buffer<double>::copy_of(Backend::cpu, x);
   MlpWorkspace<double> ws;
   mlp.forward(Backend::cpu, pb.data(), xb.data(), batch, ws);
   const std::vector<double> y = ws.act.back().to_host();
@@ -50,7 +35,8 @@ double mlp_loss(const Mlp& mlp, const std::vector<double>& p, const std::vector<
 TEST(Linear, ForwardMatchesLoop) {
   const int B = 3, I = 4, O = 5;
   const auto x = randn(B * I, 1), w = randn(O * I, 2), b = randn(O, 3);
-  Buffer<double> xb = buf<double>(x), wb = buf<double>(w), bb = buf<double>(b), y(Backend::cpu, B * O);
+  Buffer<double> xb = Buffer<double>::copy_of(Backend::cpu, x), wb = Buffer<double>::copy_of(Backend::cpu, w),
+                 bb = Buffer<double>::copy_of(Backend::cpu, b), y(Backend::cpu, B * O);
   linear_forward(Backend::cpu, xb.data(), wb.data(), bb.data(), y.data(), B, I, O);
   const auto yh = y.to_host();
   for (int n = 0; n < B; ++n)
@@ -64,11 +50,13 @@ TEST(Linear, ForwardMatchesLoop) {
 TEST(Linear, BackwardAccumulateAddsToExisting) {
   const int B = 4, I = 3, O = 2;
   const auto x = randn(B * I, 4), w = randn(O * I, 5), dy = randn(B * O, 6);
-  Buffer<double> xb = buf<double>(x), wb = buf<double>(w), dyb = buf<double>(dy);
+  Buffer<double> xb = Buffer<double>::copy_of(Backend::cpu, x), wb = Buffer<double>::copy_of(Backend::cpu, w),
+                 dyb = Buffer<double>::copy_of(Backend::cpu, dy);
   Buffer<double> dx1(Backend::cpu, B * I), dw1(Backend::cpu, O * I), db1(Backend::cpu, O);
   linear_backward(Backend::cpu, xb.data(), wb.data(), dyb.data(), dx1.data(), dw1.data(), db1.data(), B, I, O, false);
-  Buffer<double> dx2 = buf<double>(std::vector<double>(B * I, 1.0)), dw2 = buf<double>(std::vector<double>(O * I, 1.0)),
-                 db2 = buf<double>(std::vector<double>(O, 1.0));
+  Buffer<double> dx2 = Buffer<double>::copy_of(Backend::cpu, std::vector<double>(B * I, 1.0)),
+                 dw2 = Buffer<double>::copy_of(Backend::cpu, std::vector<double>(O * I, 1.0)),
+                 db2 = Buffer<double>::copy_of(Backend::cpu, std::vector<double>(O, 1.0));
   linear_backward(Backend::cpu, xb.data(), wb.data(), dyb.data(), dx2.data(), dw2.data(), db2.data(), B, I, O, true);
   const auto a = dw1.to_host(), c = dw2.to_host();
   for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(c[i], a[i] + 1.0, 1e-12);
@@ -96,7 +84,8 @@ TEST_P(MlpGrad, FiniteDifferencesInDouble) {
   std::vector<double> x = randn(size_t(c.batch) * in, 8), r = randn(size_t(c.batch) * out, 9);
 
   // analytic gradients
-  Buffer<double> pb = buf<double>(p), xb = buf<double>(x), rb = buf<double>(r);
+  Buffer<double> pb = Buffer<double>::copy_of(Backend::cpu, p), xb = Buffer<double>::copy_of(Backend::cpu, x),
+                 rb = Buffer<double>::copy_of(Backend::cpu, r);
   Buffer<double> grads(Backend::cpu, p.size()), dx(Backend::cpu, x.size());
   grads.zero();
   MlpWorkspace<double> ws;
@@ -107,7 +96,8 @@ TEST_P(MlpGrad, FiniteDifferencesInDouble) {
   EXPECT_LT(gradcheck_rel_error(x, dx.to_host(), [&] { return mlp_loss(mlp, p, x, r, c.batch); }), kGradTol);
 
   // the float path agrees with the double path
-  Buffer<float> pf = buf<float>(p), xf = buf<float>(x), rf = buf<float>(r);
+  Buffer<float> pf = Buffer<float>::copy_of(Backend::cpu, p), xf = Buffer<float>::copy_of(Backend::cpu, x),
+                rf = Buffer<float>::copy_of(Backend::cpu, r);
   Buffer<float> gf(Backend::cpu, p.size()), dxf(Backend::cpu, x.size());
   gf.zero();
   MlpWorkspace<float> wsf;

@@ -11,6 +11,7 @@
 #include "nn/mlp.h"
 #include "tests/gpu_guard.h"
 #include "tests/gradcheck.h"
+#include "tests/random_vectors.h"
 #include "tests/regression_task.h"
 
 using namespace dyn;
@@ -18,20 +19,6 @@ using namespace dyn;
 namespace {
 
 constexpr double kParityTol = 1e-5;  // relative L2, float, CPU vs CUDA
-
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::vector<float> v(n);
-  Philox rng(seed, 0, 0, 0);
-  for (float& x : v) x = scale * rng.normal();
-  return v;
-}
-
-template <class T>
-Buffer<T> upload(Backend b, const std::vector<T>& v) {
-  Buffer<T> out(b, v.size());
-  out.from_host(v);
-  return out;
-}
 
 struct MlpRun {
   std::vector<float> y, grads, dx;
@@ -41,8 +28,8 @@ MlpRun run_mlp(Backend b, const MlpShape& shape, int batch) {
   ParamLayout layout;
   const Mlp mlp(shape, layout, "m");
   ParamBlob<float> p(b, layout, 3);
-  Buffer<float> x = upload(b, randn(size_t(batch) * shape.sizes.front(), 4));
-  Buffer<float> dy = upload(b, randn(size_t(batch) * shape.sizes.back(), 5));
+  Buffer<float> x = Buffer<float>::copy_of(b, randn<float>(size_t(batch) * shape.sizes.front(), 4));
+  Buffer<float> dy = Buffer<float>::copy_of(b, randn<float>(size_t(batch) * shape.sizes.back(), 5));
   Buffer<float> dx(b, size_t(batch) * shape.sizes.front());
   MlpWorkspace<float> ws;
   mlp.forward(b, p.value.data(), x.data(), batch, ws);
@@ -80,9 +67,10 @@ TEST_P(GruParity, CudaMatchesCpu) {
     ParamLayout layout;
     const Gru gru(I, H, layout, "g");
     ParamBlob<float> p(b, layout, 9);
-    Buffer<float> x = upload(b, randn(size_t(T) * N * I, 1)), h0 = upload(b, randn(size_t(N) * H, 2, 0.5f));
-    Buffer<float> dh = upload(b, randn(size_t(T) * N * H, 3)), dxb(b, size_t(T) * N * I);
-    Buffer<uint8_t> rb = upload(b, reset);
+    Buffer<float> x = Buffer<float>::copy_of(b, randn<float>(size_t(T) * N * I, 1)),
+                  h0 = Buffer<float>::copy_of(b, randn<float>(size_t(N) * H, 2, 0.5f));
+    Buffer<float> dh = Buffer<float>::copy_of(b, randn<float>(size_t(T) * N * H, 3)), dxb(b, size_t(T) * N * I);
+    Buffer<uint8_t> rb = Buffer<uint8_t>::copy_of(b, reset);
     GruWorkspace<float> ws;
     gru.forward(b, p.value.data(), x.data(), rb.data(), static_cast<const float*>(nullptr), h0.data(), T, N, ws);
     gru.backward(b, p.value.data(), p.grad.data(), x.data(), rb.data(), dh.data(), 0, dxb.data(),
@@ -102,10 +90,10 @@ INSTANTIATE_TEST_SUITE_P(Hidden, GruParity, ::testing::Values(64, 128));
 TEST(AdamParity, CudaStepMatchesCpu) {
   DYN_REQUIRE_CUDA();
   const size_t n = 100000;
-  const std::vector<float> p0 = randn(n, 1), g0 = randn(n, 2, 0.01f);
+  const std::vector<float> p0 = randn<float>(n, 1), g0 = randn<float>(n, 2, 0.01f);
   std::vector<float> out[2];
   for (Backend b : {Backend::cpu, Backend::cuda}) {
-    Buffer<float> p = upload(b, p0), g = upload(b, g0);
+    Buffer<float> p = Buffer<float>::copy_of(b, p0), g = Buffer<float>::copy_of(b, g0);
     Adam<float> adam(b, n, AdamConfig{});
     for (int s = 0; s < 3; ++s) adam.step(p.data(), g.data());
     out[b == Backend::cuda] = p.to_host();
