@@ -131,8 +131,9 @@ void timed_loop(benchmark::State& st, Backend b, Fn fn) {
   if (e1) cudaEventDestroy(e1);
 }
 
-// MLP w → w → w → w; range(0) = width, range(1) = batch; range(2) = 1 adds the backward pass.
-void BM_Mlp(benchmark::State& st, Backend b, bool train) {
+// MLP w → w → w → w; range(0) = width, range(1) = batch; `train` adds the backward pass; `fused` uses the
+// fully fused CUDA kernels.
+void BM_Mlp(benchmark::State& st, Backend b, bool train, bool fused) {
   const int w = int(st.range(0)), batch = int(st.range(1));
   ParamLayout layout;
   const Mlp mlp({{w, w, w, w}}, layout, "m");
@@ -141,6 +142,11 @@ void BM_Mlp(benchmark::State& st, Backend b, bool train) {
                 dy = Buffer<float>::copy_of(b, noise(size_t(batch) * w, 3));
   MlpWorkspace<float> ws;
   timed_loop(st, b, [&] {
+    if (fused) {
+      mlp_forward_fused(mlp, p.value.data(), x.data(), batch, ws);
+      if (train) mlp_backward_fused(mlp, p.value.data(), p.grad.data(), x.data(), dy.data(), nullptr, ws, false);
+      return;
+    }
     mlp.forward(b, p.value.data(), x.data(), batch, ws);
     if (train)
       mlp.backward(b, p.value.data(), p.grad.data(), x.data(), dy.data(), static_cast<float*>(nullptr), ws, false);
@@ -152,8 +158,9 @@ void BM_Mlp(benchmark::State& st, Backend b, bool train) {
   st.counters["FLOP/s"] = benchmark::Counter(samples * flop_per_sample, benchmark::Counter::kIsRate);
 }
 
-// GRU over 16 steps; range(0) = hidden, range(1) = batch. Reports time per step.
-void BM_Gru(benchmark::State& st, Backend b, bool backward) {
+// GRU over 16 steps; range(0) = hidden, range(1) = batch. Reports time per step. `fused` runs the forward as
+// the fused CUDA kernel.
+void BM_Gru(benchmark::State& st, Backend b, bool backward, bool fused) {
   const int H = int(st.range(0)), N = int(st.range(1)), I = 64, T = 16;
   ParamLayout layout;
   const Gru gru(I, H, layout, "g");
@@ -167,6 +174,8 @@ void BM_Gru(benchmark::State& st, Backend b, bool backward) {
     if (backward)
       gru.backward(b, p.value.data(), p.grad.data(), x.data(), nullptr, dh.data(), 0, static_cast<float*>(nullptr),
                    static_cast<float*>(nullptr), static_cast<float*>(nullptr), ws);
+    else if (fused)
+      gru_forward_fused(gru, p.value.data(), x.data(), nullptr, nullptr, h0.data(), T, N, ws);
     else
       gru.forward(b, p.value.data(), x.data(), nullptr, static_cast<const float*>(nullptr), h0.data(), T, N, ws);
   });
@@ -175,6 +184,17 @@ void BM_Gru(benchmark::State& st, Backend b, bool backward) {
   st.counters["steps/s"] = benchmark::Counter(steps, benchmark::Counter::kIsRate);
   st.counters["time/step"] = benchmark::Counter(steps, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
   st.counters["FLOP/s"] = benchmark::Counter(steps * flop_per_step, benchmark::Counter::kIsRate);
+}
+
+// Registers one benchmark: wall time on the CPU (OpenMP threads), CUDA-event time on the GPU.
+template <class Fn, class... Args>
+benchmark::internal::Benchmark* add(const std::string& name, Backend b, Fn fn, Args... args) {
+  auto* bm = benchmark::RegisterBenchmark(name.c_str(), fn, b, args...);
+  if (b == Backend::cuda)
+    bm->UseManualTime();
+  else
+    bm->UseRealTime();
+  return bm;
 }
 
 void register_all() {
@@ -186,36 +206,23 @@ void register_all() {
     }
     const std::string tag = backend_name(b);
     for (auto [name, fn] : {std::pair{"GridworldStep/", &BM_GridworldStep},
-                            std::pair{"GridworldRandomPolicyStep/", &BM_GridworldRandomPolicyStep}}) {
-      auto* bm = benchmark::RegisterBenchmark((name + tag).c_str(), fn, b)
-                     ->Arg(1 << 10)
-                     ->Arg(1 << 16)
-                     ->Arg(1 << 20)
-                     ->Unit(benchmark::kMicrosecond);
-      if (b == Backend::cuda)
-        bm->UseManualTime();
-      else
-        bm->UseRealTime();  // OpenMP: wall time, not the main thread's CPU time
-    }
-    for (auto [name, train] : {std::pair{"MlpForward/", false}, std::pair{"MlpForwardBackward/", true}}) {
-      auto* bm = benchmark::RegisterBenchmark((name + tag).c_str(), BM_Mlp, b, train)
-                     ->ArgsProduct({{64, 128}, {1 << 14, 1 << 16, 1 << 18, 1 << 20}})
-                     ->ArgNames({"width", "batch"})
-                     ->Unit(benchmark::kMillisecond);
-      if (b == Backend::cuda)
-        bm->UseManualTime();
-      else
-        bm->UseRealTime();
-    }
-    for (auto [name, bwd] : {std::pair{"GruForward/", false}, std::pair{"GruBackward/", true}}) {
-      auto* bm = benchmark::RegisterBenchmark((name + tag).c_str(), BM_Gru, b, bwd)
-                     ->ArgsProduct({{64, 128}, {2048, 8192, 16384}})
-                     ->ArgNames({"hidden", "batch"})
-                     ->Unit(benchmark::kMillisecond);
-      if (b == Backend::cuda)
-        bm->UseManualTime();
-      else
-        bm->UseRealTime();
+                            std::pair{"GridworldRandomPolicyStep/", &BM_GridworldRandomPolicyStep}})
+      add(name + tag, b, fn)->Arg(1 << 10)->Arg(1 << 16)->Arg(1 << 20)->Unit(benchmark::kMicrosecond);
+    for (bool fused : {false, true}) {
+      if (fused && b != Backend::cuda) continue;  // the fused kernels are CUDA-only
+      const std::string suffix = tag + (fused ? "_fused" : "");
+      for (auto [name, train] : {std::pair{"MlpForward/", false}, std::pair{"MlpForwardBackward/", true}})
+        add(name + suffix, b, BM_Mlp, train, fused)
+            ->ArgsProduct({{64, 128}, {1 << 14, 1 << 16, 1 << 18, 1 << 20}})
+            ->ArgNames({"width", "batch"})
+            ->Unit(benchmark::kMillisecond);
+      for (auto [name, bwd] : {std::pair{"GruForward/", false}, std::pair{"GruBackward/", true}}) {
+        if (fused && bwd) continue;  // the backward has one (GEMM-based) implementation
+        add(name + suffix, b, BM_Gru, bwd, fused)
+            ->ArgsProduct({{64, 128}, {2048, 8192, 16384}})
+            ->ArgNames({"hidden", "batch"})
+            ->Unit(benchmark::kMillisecond);
+      }
     }
   }
 }

@@ -34,6 +34,10 @@ class Gru {
   Gru(int input, int hidden, ParamLayout& layout, const std::string& prefix);
   int input() const { return input_; }
   int hidden() const { return hidden_; }
+  size_t weight_ih_offset() const { return w_ih_; }
+  size_t weight_hh_offset() const { return w_hh_; }
+  size_t bias_ih_offset() const { return b_ih_; }
+  size_t bias_hh_offset() const { return b_hh_; }
 
   // x [T, N, I]; reset [T, N] (nullptr: never); inject [T, N, 3H] (nullptr: none); h0 [N, H].
   // Outputs h_1..h_T in ws.h [T, N, H].
@@ -52,5 +56,15 @@ class Gru {
   int input_ = 0, hidden_ = 0;
   size_t w_ih_ = 0, w_hh_ = 0, b_ih_ = 0, b_hh_ = 0;
 };
+
+// ---- fused CUDA path (kernels/fused_gru.cu): float only, hidden 64 or 128 ----
+
+bool fused_gru_supported(int hidden);
+
+// Same contract as Gru::forward on Backend::cuda: the input projection is one cuBLAS GEMM, then one kernel runs
+// all T steps, each block owning a slice of the streams with W_hh held in shared memory for the whole
+// sequence. Fills the same workspace, so Gru::backward applies unchanged.
+void gru_forward_fused(const Gru& gru, const float* params, const float* x, const uint8_t* reset, const float* inject,
+                       const float* h0, int steps, int batch, GruWorkspace<float>& ws);
 
 }  // namespace dyn

@@ -38,8 +38,9 @@ struct MlpShape {
 template <class T>
 struct MlpWorkspace {
   int batch = 0;
-  std::vector<Buffer<T>> act;  // act[l]: [B, sizes[l+1]], post-activation output of layer l
-  Buffer<T> grad_a, grad_b;    // [B, max width] scratch for the backward pass
+  std::vector<Buffer<T>> act;   // act[l]: [B, sizes[l+1]], post-activation output of layer l
+  Buffer<T> grad_a, grad_b;     // [B, max width] scratch for the backward pass
+  std::vector<Buffer<T>> dpre;  // dpre[l]: [B, sizes[l+1]] gradient w.r.t. layer l's pre-activation (fused path)
   void reserve(Backend b, const MlpShape& s, int batch);
 };
 
@@ -51,6 +52,8 @@ class Mlp {
   Mlp(MlpShape shape, ParamLayout& layout, const std::string& prefix, double gain = 1.4142135623730951,
       double output_gain = 1.0);
   const MlpShape& shape() const { return shape_; }
+  size_t weight_offset(int l) const { return w_off_[l]; }
+  size_t bias_offset(int l) const { return b_off_[l]; }
 
   // Output is ws.act.back(): [B, out].
   template <class T>
@@ -66,5 +69,21 @@ class Mlp {
   MlpShape shape_;
   std::vector<size_t> w_off_, b_off_;
 };
+
+// ---- fully fused CUDA path (kernels/fused_mlp.cu): float only ----
+
+// True when the fused kernels handle this shape: every hidden width equal to W ∈ {32, 64, 128}, 1 to 4 layers,
+// input and output widths at most W.
+bool fused_mlp_supported(const MlpShape& s);
+
+// Same contract as Mlp::forward on Backend::cuda: one kernel runs all layers for a tile of 128 samples, keeping
+// the tile's activations in shared memory; every layer's output is still written to ws.act for the backward pass.
+void mlp_forward_fused(const Mlp& mlp, const float* params, const float* x, int batch, MlpWorkspace<float>& ws);
+
+// Same contract as Mlp::backward on Backend::cuda: one kernel back-propagates a tile through all layers
+// (activation derivatives and dx, weights in shared memory) and stores each layer's pre-activation gradient;
+// the weight and bias gradients are then one cuBLAS GEMM per layer over the whole batch.
+void mlp_backward_fused(const Mlp& mlp, const float* params, float* grads, const float* x, const float* dy, float* dx,
+                        MlpWorkspace<float>& ws, bool accumulate);
 
 }  // namespace dyn

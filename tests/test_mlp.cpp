@@ -159,3 +159,13 @@ TEST(Params, InitIsDeterministicPerSeed) {
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
 }
+
+TEST(FusedMlp, SupportedShapes) {
+  EXPECT_TRUE(fused_mlp_supported({{17, 128, 128, 6}}));
+  EXPECT_TRUE(fused_mlp_supported({{64, 64, 64, 64, 64}}));     // 3 hidden layers
+  EXPECT_TRUE(fused_mlp_supported({{20, 5}}));                  // single layer, padded to 32
+  EXPECT_FALSE(fused_mlp_supported({{17, 256, 256, 6}}));       // width 256
+  EXPECT_FALSE(fused_mlp_supported({{17, 128, 64, 6}}));        // unequal hidden widths
+  EXPECT_FALSE(fused_mlp_supported({{200, 128, 128, 6}}));      // input wider than W
+  EXPECT_FALSE(fused_mlp_supported({{8, 32, 32, 32, 32, 1}}));  // 5 layers
+}
