@@ -51,19 +51,21 @@ void Gru::forward(Backend b, const T* params, const T* x, const uint8_t* reset, 
     // the step starts from h_{t-1}, or zeros where an episode starts
     parallel_for(b, int64_t(N) * H, [=] DYN_LAMBDA(int64_t i) { hp[i] = (rs && rs[i / H]) ? T(0) : prev[i]; });
     T* gh = ws.gh.data();
-    linear_forward(b, hp, params + w_hh_, params + b_hh_, gh, N, H, 3 * H);  // gh = h W_hhᵀ + b_hh: [N, 3H]
+    gemm<T>(b, false, true, N, 3 * H, H, T(1), hp, H, params + w_hh_, H, T(0), gh, 3 * H);  // gh = h W_hhᵀ: [N, 3H]
+    const T* b_hh = params + b_hh_;
     const T* git = gi + size_t(t) * N * 3 * H;
     T* gates = ws.gates.data() + size_t(t) * N * 3 * H;
     T* ghn = ws.ghn.data() + size_t(t) * N * H;
     T* h = ws.h.data() + size_t(t) * N * H;
     parallel_for(b, int64_t(N) * H, [=] DYN_LAMBDA(int64_t i) {
       const int64_t n = i / H, j = i % H, g = n * 3 * H;
-      const GruUnit<T> u = gru_cell_forward(git[g + j], git[g + H + j], git[g + 2 * H + j], gh[g + j], gh[g + H + j],
-                                            gh[g + 2 * H + j], hp[i]);
+      const T gh_n = gh[g + 2 * H + j] + b_hh[2 * H + j];  // + b_hh here rather than in its own pass
+      const GruUnit<T> u = gru_cell_forward(git[g + j], git[g + H + j], git[g + 2 * H + j], gh[g + j] + b_hh[j],
+                                            gh[g + H + j] + b_hh[H + j], gh_n, hp[i]);
       gates[g + j] = u.r;
       gates[g + H + j] = u.z;
       gates[g + 2 * H + j] = u.n;
-      ghn[i] = gh[g + 2 * H + j];
+      ghn[i] = gh_n;
       h[i] = u.h;
     });
   }

@@ -25,10 +25,13 @@ const T* ones(Backend b, int n) {
 }  // namespace
 
 template <class T>
-void linear_forward(Backend b, const T* x, const T* w, const T* bias, T* y, int batch, int in, int out) {
-  // y ← broadcast bias, then y += x Wᵀ
-  parallel_for(b, int64_t(batch) * out, [=] DYN_LAMBDA(int64_t i) { y[i] = bias[i % out]; });
-  gemm<T>(b, false, true, batch, out, in, T(1), x, in, w, in, T(1), y, out);
+void linear_forward(Backend b, const T* x, const T* w, const T* bias, T* y, int batch, int in, int out,
+                    Activation act) {
+  gemm<T>(b, false, true, batch, out, in, T(1), x, in, w, in, T(0), y, out);  // y = x Wᵀ
+  const uint32_t cols = uint32_t(out);
+  parallel_for(b, int64_t(batch) * out, [=] DYN_LAMBDA(int64_t i) {
+    y[i] = activate(act, y[i] + bias[uint32_t(i) % cols]);  // 32-bit index: batch · out < 2^32 here
+  });
 }
 
 template <class T>
@@ -84,8 +87,8 @@ void Mlp::forward(Backend b, const T* params, const T* x, int batch, MlpWorkspac
   for (int l = 0; l < shape_.layers(); ++l) {
     const int n_in = shape_.sizes[l], n_out = shape_.sizes[l + 1];
     T* y = ws.act[l].data();
-    linear_forward(b, in, params + w_off_[l], params + b_off_[l], y, batch, n_in, n_out);
-    activation_forward(b, l == shape_.layers() - 1 ? shape_.output : shape_.hidden, y, y, int64_t(batch) * n_out);
+    linear_forward(b, in, params + w_off_[l], params + b_off_[l], y, batch, n_in, n_out,
+                   l == shape_.layers() - 1 ? shape_.output : shape_.hidden);
     in = y;
   }
 }
@@ -117,7 +120,7 @@ void Mlp::backward(Backend b, const T* params, T* grads, const T* x, const T* dy
 }
 
 #define DYN_INSTANTIATE_MLP(T)                                                                              \
-  template void linear_forward<T>(Backend, const T*, const T*, const T*, T*, int, int, int);                \
+  template void linear_forward<T>(Backend, const T*, const T*, const T*, T*, int, int, int, Activation);                \
   template void linear_backward<T>(Backend, const T*, const T*, const T*, T*, T*, T*, int, int, int, bool); \
   template void activation_forward<T>(Backend, Activation, const T*, T*, int64_t);                          \
   template void activation_backward<T>(Backend, Activation, const T*, const T*, T*, int64_t);               \

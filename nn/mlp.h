@@ -11,9 +11,10 @@
 
 namespace dyn {
 
-// y[B, out] = x[B, in] Wᵀ + b
+// y[B, out] = act(x[B, in] Wᵀ + b): one GEMM, then bias and activation in one elementwise pass
 template <class T>
-void linear_forward(Backend b, const T* x, const T* w, const T* bias, T* y, int batch, int in, int out);
+void linear_forward(Backend b, const T* x, const T* w, const T* bias, T* y, int batch, int in, int out,
+                    Activation act = Activation::none);
 
 // Gradients of linear_forward. dx [B, in] (nullptr to skip), dw [out, in], db [out]; each is overwritten
 // (accumulate = false) or added to (accumulate = true).
