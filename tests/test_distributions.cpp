@@ -4,7 +4,9 @@
 
 #include <vector>
 
+#include "kernels/buffer.h"
 #include "nn/distributions.h"
+#include "nn/distributions_batch.h"
 #include "tests/gradcheck.h"
 #include "tests/random_vectors.h"
 #include "tests/stats.h"
@@ -131,4 +133,115 @@ TEST(GaussianKl, FloatAgreesWithDouble) {
   const double kd = gaussian_kl(mu1.data(), lv1.data(), mu2.data(), lv2.data(), d);
   const float kf = gaussian_kl(a.data(), b.data(), c.data(), e.data(), d);
   EXPECT_NEAR(kf, kd, kFloatTol * std::fabs(kd));
+}
+
+// ---- batched over rows (nn/distributions_batch.h) ----
+
+TEST(Batched, CategoricalMatchesRowsAndGradients) {
+  const int n = 64, a = 5;
+  std::vector<double> z = randn(size_t(n) * a, 30, 1.5);
+  std::vector<int32_t> act(n);
+  for (int i = 0; i < n; ++i) act[i] = i % a;
+  const std::vector<double> gl = randn(n, 31), ge = randn(n, 32);
+  auto zb = Buffer<double>::copy_of(Backend::cpu, z), glb = Buffer<double>::copy_of(Backend::cpu, gl),
+       geb = Buffer<double>::copy_of(Backend::cpu, ge);
+  auto ab = Buffer<int32_t>::copy_of(Backend::cpu, act);
+  Buffer<double> lp(Backend::cpu, n), ent(Backend::cpu, n), dz(Backend::cpu, z.size());
+  categorical_log_prob_entropy(Backend::cpu, zb.data(), ab.data(), lp.data(), ent.data(), n, a);
+  const auto lph = lp.to_host(), enth = ent.to_host();
+  for (int i = 0; i < n; ++i) {
+    EXPECT_DOUBLE_EQ(lph[i], categorical_log_prob(z.data() + i * a, a, act[i]));
+    EXPECT_DOUBLE_EQ(enth[i], categorical_entropy(z.data() + i * a, a));
+  }
+  categorical_backward(Backend::cpu, zb.data(), ab.data(), glb.data(), geb.data(), dz.data(), n, a);
+  auto loss = [&] {
+    double l = 0;
+    for (int i = 0; i < n; ++i)
+      l += gl[i] * categorical_log_prob(z.data() + i * a, a, act[i]) + ge[i] * categorical_entropy(z.data() + i * a, a);
+    return l;
+  };
+  EXPECT_LT(gradcheck_rel_error(z, dz.to_host(), loss), kGradTol);
+}
+
+TEST(Batched, CategoricalActModeAndSampleFrequencies) {
+  const int n = 200000, a = 3;
+  std::vector<float> z(size_t(n) * a);
+  for (int i = 0; i < n; ++i) {
+    z[i * a] = std::log(0.2f);
+    z[i * a + 1] = std::log(0.3f);
+    z[i * a + 2] = std::log(0.5f);
+  }
+  auto zb = Buffer<float>::copy_of(Backend::cpu, z);
+  Buffer<int32_t> act(Backend::cpu, n);
+  categorical_act(Backend::cpu, zb.data(), true, 1, 0, act.data(), n, a);
+  for (int32_t x : act.to_host()) ASSERT_EQ(x, 2);
+  categorical_act(Backend::cpu, zb.data(), false, 1, 0, act.data(), n, a);
+  std::vector<size_t> count(a, 0);
+  for (int32_t x : act.to_host()) ++count[x];
+  const double p[3] = {0.2, 0.3, 0.5};
+  for (int k = 0; k < a; ++k) EXPECT_NEAR(double(count[k]) / n, p[k], kSigmas * std::sqrt(p[k] * (1 - p[k]) / n));
+}
+
+TEST(Batched, GaussianPolicyLogProbGradientsAndActions) {
+  const int n = 16, d = 3;
+  std::vector<double> mu = randn(size_t(n) * d, 33), ls = randn(d, 34, 0.4), x = randn(size_t(n) * d, 35);
+  const std::vector<double> g = randn(n, 36);
+  auto mub = Buffer<double>::copy_of(Backend::cpu, mu), lsb = Buffer<double>::copy_of(Backend::cpu, ls),
+       xb = Buffer<double>::copy_of(Backend::cpu, x), gb = Buffer<double>::copy_of(Backend::cpu, g);
+  Buffer<double> lp(Backend::cpu, n), dmu(Backend::cpu, mu.size()), dls_rows(Backend::cpu, mu.size());
+  gaussian_log_prob_batch(Backend::cpu, mub.data(), lsb.data(), xb.data(), lp.data(), n, d);
+  const auto lph = lp.to_host();
+  for (int i = 0; i < n; ++i)
+    EXPECT_DOUBLE_EQ(lph[i], gaussian_log_prob(mu.data() + i * d, ls.data(), x.data() + i * d, d));
+  gaussian_log_prob_backward(Backend::cpu, mub.data(), lsb.data(), xb.data(), gb.data(), dmu.data(), dls_rows.data(), n,
+                             d);
+  auto loss = [&] {
+    double l = 0;
+    for (int i = 0; i < n; ++i) l += g[i] * gaussian_log_prob(mu.data() + i * d, ls.data(), x.data() + i * d, d);
+    return l;
+  };
+  EXPECT_LT(gradcheck_rel_error(mu, dmu.to_host(), loss), kGradTol);
+  std::vector<double> dls(d, 0.0);  // the shared log-std gets the sum over rows
+  const auto rows = dls_rows.to_host();
+  for (int i = 0; i < n; ++i)
+    for (int k = 0; k < d; ++k) dls[k] += rows[i * d + k];
+  EXPECT_LT(gradcheck_rel_error(ls, dls, loss), kGradTol);
+  Buffer<double> act(Backend::cpu, mu.size());
+  gaussian_act(Backend::cpu, mub.data(), lsb.data(), true, 0, 0, act.data(), n, d);
+  EXPECT_EQ(act.to_host(), mu);
+  gaussian_act(Backend::cpu, mub.data(), lsb.data(), false, 0, 0, act.data(), n, d);
+  EXPECT_NE(act.to_host(), mu);
+}
+
+TEST(Batched, GaussianKlBothSidesAndStandardNormal) {
+  const int n = 12, d = 4;
+  std::vector<double> mu1 = randn(size_t(n) * d, 37), lv1 = randn(size_t(n) * d, 38, 0.5);
+  std::vector<double> mu2 = randn(size_t(n) * d, 39), lv2 = randn(size_t(n) * d, 40, 0.5);
+  const std::vector<double> g = randn(n, 41);
+  auto b = [](const std::vector<double>& v) { return Buffer<double>::copy_of(Backend::cpu, v); };
+  auto m1 = b(mu1), l1 = b(lv1), m2 = b(mu2), l2 = b(lv2), gb = b(g);
+  Buffer<double> kl(Backend::cpu, n), dm1(Backend::cpu, mu1.size()), dl1(Backend::cpu, mu1.size()),
+      dm2(Backend::cpu, mu1.size()), dl2(Backend::cpu, mu1.size());
+  gaussian_kl_batch(Backend::cpu, m1.data(), l1.data(), m2.data(), l2.data(), kl.data(), n, d);
+  const auto klh = kl.to_host();
+  for (int i = 0; i < n; ++i)
+    EXPECT_DOUBLE_EQ(klh[i],
+                     gaussian_kl(mu1.data() + i * d, lv1.data() + i * d, mu2.data() + i * d, lv2.data() + i * d, d));
+  gaussian_kl_batch_backward(Backend::cpu, m1.data(), l1.data(), m2.data(), l2.data(), gb.data(), dm1.data(),
+                             dl1.data(), dm2.data(), dl2.data(), n, d);
+  auto loss = [&] {
+    double l = 0;
+    for (int i = 0; i < n; ++i)
+      l += g[i] * gaussian_kl(mu1.data() + i * d, lv1.data() + i * d, mu2.data() + i * d, lv2.data() + i * d, d);
+    return l;
+  };
+  EXPECT_LT(gradcheck_rel_error(mu1, dm1.to_host(), loss), kGradTol);
+  EXPECT_LT(gradcheck_rel_error(lv1, dl1.to_host(), loss), kGradTol);
+  EXPECT_LT(gradcheck_rel_error(mu2, dm2.to_host(), loss), kGradTol);
+  EXPECT_LT(gradcheck_rel_error(lv2, dl2.to_host(), loss), kGradTol);
+  // to N(0, I)
+  gaussian_kl_batch(Backend::cpu, m1.data(), l1.data(), static_cast<const double*>(nullptr),
+                    static_cast<const double*>(nullptr), kl.data(), n, d);
+  for (int i = 0; i < n; ++i)
+    EXPECT_DOUBLE_EQ(kl.to_host()[i], gaussian_kl_std_normal(mu1.data() + i * d, lv1.data() + i * d, d));
 }

@@ -1,0 +1,49 @@
+// The distributions of nn/distributions.h over N rows on either backend (kernels/distributions.cu): what the
+// policies and belief models call. Gradients are written (overwrite), one row per parallel_for item.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/backend.h"
+
+namespace dyn {
+
+// logits [N, A], actions [N] -> log p(action) [N] and entropy [N] (either may be nullptr)
+template <class T>
+void categorical_log_prob_entropy(Backend b, const T* logits, const int32_t* actions, T* logp, T* entropy, int64_t n,
+                                  int a);
+
+// dlogits [N, A] = g_logp[i] · d log p / d logits + g_entropy[i] · d H / d logits (either g may be nullptr)
+template <class T>
+void categorical_backward(Backend b, const T* logits, const int32_t* actions, const T* g_logp, const T* g_entropy,
+                          T* dlogits, int64_t n, int a);
+
+// actions [N]: the mode, or a sample drawn from Philox(seed, kStreamPolicy, row, step)
+template <class T>
+void categorical_act(Backend b, const T* logits, bool deterministic, uint32_t seed, uint32_t step, int32_t* actions,
+                     int64_t n, int a);
+
+// mu [N, D], a state-independent log_std [D], x [N, D] -> log p(x) [N]
+template <class T>
+void gaussian_log_prob_batch(Backend b, const T* mu, const T* log_std, const T* x, T* logp, int64_t n, int d);
+
+// dmu [N, D] and per-row dlog_std [N, D] (sum over rows for the shared log_std) of Σ g[i] · log p(x_i)
+template <class T>
+void gaussian_log_prob_backward(Backend b, const T* mu, const T* log_std, const T* x, const T* g, T* dmu,
+                                T* dlog_std_rows, int64_t n, int d);
+
+// x [N, D]: the mean, or mu + σ ⊙ eps with eps from Philox(seed, kStreamPolicy, row, step)
+template <class T>
+void gaussian_act(Backend b, const T* mu, const T* log_std, bool deterministic, uint32_t seed, uint32_t step, T* x,
+                  int64_t n, int d);
+
+// kl [N] = KL(N(mu1, e^lv1) ‖ N(mu2, e^lv2)) per row; mu2 = lv2 = nullptr means N(0, I)
+template <class T>
+void gaussian_kl_batch(Backend b, const T* mu1, const T* lv1, const T* mu2, const T* lv2, T* kl, int64_t n, int d);
+
+// Gradients of Σ g[i] · kl[i] to both sides [N, D]; dmu2/dlv2 may be nullptr (a detached or N(0, I) side)
+template <class T>
+void gaussian_kl_batch_backward(Backend b, const T* mu1, const T* lv1, const T* mu2, const T* lv2, const T* g, T* dmu1,
+                                T* dlv1, T* dmu2, T* dlv2, int64_t n, int d);
+
+}  // namespace dyn
