@@ -44,12 +44,6 @@ void linear_backward(Backend b, const T* x, const T* w, const T* dy, T* dx, T* d
 }
 
 template <class T>
-void activation_forward(Backend b, Activation a, const T* x, T* y, int64_t n) {
-  if (a == Activation::none && x == y) return;
-  parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) { y[i] = activate(a, x[i]); });
-}
-
-template <class T>
 void activation_backward(Backend b, Activation a, const T* y, const T* dy, T* dx, int64_t n) {
   if (a == Activation::none && dy == dx) return;
   parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) { dx[i] = activate_backward(a, y[i], dy[i]); });
@@ -122,7 +116,6 @@ void Mlp::backward(Backend b, const T* params, T* grads, const T* x, const T* dy
 #define DYN_INSTANTIATE_MLP(T)                                                                              \
   template void linear_forward<T>(Backend, const T*, const T*, const T*, T*, int, int, int, Activation);                \
   template void linear_backward<T>(Backend, const T*, const T*, const T*, T*, T*, T*, int, int, int, bool); \
-  template void activation_forward<T>(Backend, Activation, const T*, T*, int64_t);                          \
   template void activation_backward<T>(Backend, Activation, const T*, const T*, T*, int64_t);               \
   template struct MlpWorkspace<T>;                                                                          \
   template void Mlp::forward<T>(Backend, const T*, const T*, int, MlpWorkspace<T>&) const;                  \

@@ -22,9 +22,7 @@ template <class T>
 void linear_backward(Backend b, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db, int batch, int in, int out,
                      bool accumulate);
 
-// y = act(x) elementwise over n values, and dx = act'(y) ⊙ dy.
-template <class T>
-void activation_forward(Backend b, Activation a, const T* x, T* y, int64_t n);
+// dx = act'(y) ⊙ dy elementwise over n values (the forward activation is fused into linear_forward).
 template <class T>
 void activation_backward(Backend b, Activation a, const T* y, const T* dy, T* dx, int64_t n);
 
