@@ -23,8 +23,12 @@ template <int H>
 void launch_gru(const float* params, const Gru& gru, const float* gi, const uint8_t* reset, const float* h0, int steps,
                 int batch, GruOut out) {
   const size_t bytes = gru_smem_bytes<H>();
-  DYN_CUDA_CHECK(
-      cudaFuncSetAttribute(fused_gru_forward_kernel<H>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  static const bool opted_in = [&] {  // once: allow more than 48 KiB of dynamic shared memory
+    DYN_CUDA_CHECK(
+        cudaFuncSetAttribute(fused_gru_forward_kernel<H>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+    return true;
+  }();
+  (void)opted_in;
   const int blocks = (batch + GruTile<H>::NB - 1) / GruTile<H>::NB;
   fused_gru_forward_kernel<H><<<blocks, kThreads, bytes>>>(
       params + gru.weight_hh_offset(), params + gru.bias_hh_offset(), gi, reset, h0, steps, batch, out);

@@ -47,7 +47,11 @@ FusedLayers fused_layers(const Mlp& mlp, const float* params, MlpWorkspace<float
 template <int W, class Kernel, class... Args>
 void launch(Kernel kernel, int batch, Args... args) {
   const size_t bytes = smem_bytes<W>();
-  DYN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  static const bool opted_in = [&] {  // once per kernel: allow more than 48 KiB of dynamic shared memory
+    DYN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+    return true;
+  }();
+  (void)opted_in;
   const int blocks = (batch + kTile - 1) / kTile;
   kernel<<<blocks, kThreads, bytes>>>(args...);
   DYN_CUDA_CHECK(cudaGetLastError());
