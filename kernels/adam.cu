@@ -1,39 +1,13 @@
-// Adam over a whole parameter blob: the global gradient norm (CUB / OpenMP reduction) and the clipped update
+// Adam over a whole parameter blob: the global gradient norm (kernels/reduce) and the clipped update
 // (nn/adam.h) in one pass, with no host round trip.
-#include <cub/device/device_reduce.cuh>
-
 #include <cmath>
 
 #include "kernels/nvtx.h"
 #include "kernels/parallel_for.cuh"
+#include "kernels/reduce.h"
 #include "nn/adam.h"
 
 namespace dyn {
-
-namespace {
-template <class T>
-struct Square {
-  DYN_HD T operator()(T x) const { return x * x; }
-};
-}  // namespace
-
-template <class T>
-void sum_of_squares(Backend b, const T* x, size_t n, T* out) {
-  if (b == Backend::cpu) {
-    double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
-    for (int64_t i = 0; i < int64_t(n); ++i) s += double(x[i]) * double(x[i]);
-    out[0] = T(s);
-    return;
-  }
-  size_t temp_bytes = 0;
-  DYN_CUDA_CHECK(cub::DeviceReduce::TransformReduce(nullptr, temp_bytes, x, out, int64_t(n), ::cuda::std::plus<T>(),
-                                                    Square<T>(), T(0)));
-  static Buffer<uint8_t> temp;  // grown on demand
-  if (temp.size() < temp_bytes) temp = Buffer<uint8_t>(b, temp_bytes);
-  DYN_CUDA_CHECK(cub::DeviceReduce::TransformReduce(temp.data(), temp_bytes, x, out, int64_t(n), ::cuda::std::plus<T>(),
-                                                    Square<T>(), T(0)));
-}
 
 template <class T>
 Adam<T>::Adam(Backend b, size_t n, AdamConfig cfg) : b_(b), n_(n), cfg_(cfg), m_(b, n), v_(b, n), norm_sq_(b, 1) {
@@ -70,7 +44,5 @@ double Adam<T>::last_grad_norm() const {
 
 template class Adam<float>;
 template class Adam<double>;
-template void sum_of_squares<float>(Backend, const float*, size_t, float*);
-template void sum_of_squares<double>(Backend, const double*, size_t, double*);
 
 }  // namespace dyn

@@ -7,10 +7,10 @@
 #include <stdexcept>
 
 #include "kernels/check.h"
+#include "kernels/fused_gru_kernels.cuh"
 #include "kernels/nvtx.h"
 #include "kernels/parallel_for.cuh"
 #include "nn/gru.h"
-#include "kernels/fused_gru_kernels.cuh"
 #include "nn/mlp.h"
 
 namespace dyn {

@@ -7,8 +7,8 @@
 #include <stdexcept>
 
 #include "kernels/check.h"
-#include "kernels/nvtx.h"
 #include "kernels/fused_mlp_kernels.cuh"
+#include "kernels/nvtx.h"
 #include "nn/mlp.h"
 
 namespace dyn {

@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <cublas_v2.h>
+#include <omp.h>
 
 #include <stdexcept>
 #include <string>
@@ -50,6 +51,44 @@ void cpu_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, doubl
   cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+// The CPU GEMM runs inside our OpenMP team: OpenBLAS is kept single-threaded and each thread multiplies a block
+// of C's rows (or columns, when C has few rows). OpenBLAS' own pthreads and an OpenMP team on the same cores
+// spin against each other: measured on the 2-core machine, PPO with 16 envs ran at 19k frames/s that way and
+// 66k with single-threaded OpenBLAS.
+template <class T>
+void cpu_gemm_parallel(bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* a, int lda, const T* b,
+                       int ldb, T beta, T* c, int ldc) {
+  static const bool single = [] {
+    openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)single;
+  const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+  const int threads = omp_get_max_threads();
+  const int64_t flops = 2 * int64_t(m) * n * k;
+  constexpr int64_t kMinParallelFlops = int64_t(1) << 22;
+  constexpr int kMinBlock = 16;
+  if (threads == 1 || flops < kMinParallelFlops || (m < 2 * kMinBlock && n < 2 * kMinBlock)) {
+    cpu_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  const bool by_rows = m >= n || m >= threads * kMinBlock;
+  const int extent = by_rows ? m : n;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int lo = int(int64_t(extent) * t / nt), hi = int(int64_t(extent) * (t + 1) / nt);
+    if (hi > lo) {
+      if (by_rows)  // rows [lo, hi) of C = rows of op(A)
+        cpu_gemm(ta, tb, hi - lo, n, k, alpha, trans_a ? a + lo : a + int64_t(lo) * lda, lda, b, ldb, beta,
+                 c + int64_t(lo) * ldc, ldc);
+      else  // columns [lo, hi) of C = columns of op(B)
+        cpu_gemm(ta, tb, m, hi - lo, k, alpha, a, lda, trans_b ? b + int64_t(lo) * ldb : b + lo, ldb, beta, c + lo,
+                 ldc);
+    }
+  }
+}
+
 }  // namespace
 
 template <class T>
@@ -57,8 +96,7 @@ void gemm(Backend backend, bool trans_a, bool trans_b, int m, int n, int k, T al
           int ldb, T beta, T* c, int ldc) {
   if (m == 0 || n == 0) return;
   if (backend == Backend::cpu) {
-    cpu_gemm(trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb,
-             beta, c, ldc);
+    cpu_gemm_parallel(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   // row-major C = op(A) op(B)  <=>  column-major Cᵀ = op(B)ᵀ op(A)ᵀ, where a row-major X is a column-major Xᵀ

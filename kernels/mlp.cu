@@ -114,7 +114,7 @@ void Mlp::backward(Backend b, const T* params, T* grads, const T* x, const T* dy
 }
 
 #define DYN_INSTANTIATE_MLP(T)                                                                              \
-  template void linear_forward<T>(Backend, const T*, const T*, const T*, T*, int, int, int, Activation);                \
+  template void linear_forward<T>(Backend, const T*, const T*, const T*, T*, int, int, int, Activation);    \
   template void linear_backward<T>(Backend, const T*, const T*, const T*, T*, T*, T*, int, int, int, bool); \
   template void activation_backward<T>(Backend, Activation, const T*, const T*, T*, int64_t);               \
   template struct MlpWorkspace<T>;                                                                          \

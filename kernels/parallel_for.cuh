@@ -6,6 +6,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/check.h"
+#include "kernels/hd.h"
 
 namespace dyn {
 

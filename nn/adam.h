@@ -7,6 +7,7 @@
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
 #include "kernels/hd.h"
+#include "kernels/reduce.h"
 
 namespace dyn {
 
@@ -46,9 +47,5 @@ class Adam {
   Buffer<T> norm_sq_;  // [1]
   int64_t t_ = 0;
 };
-
-// sum of squares of x[n] into out[0] (a backend scalar): CUB on CUDA, an OpenMP reduction on the CPU.
-template <class T>
-void sum_of_squares(Backend b, const T* x, size_t n, T* out);
 
 }  // namespace dyn

@@ -1,0 +1,313 @@
+// PPO on the gridworld: collect → advantages → update, all on the backend.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "algo/gae.h"
+#include "algo/ppo.h"
+#include "algo/ppo_loss.h"
+#include "kernels/nvtx.h"
+#include "kernels/parallel_for.cuh"
+#include "kernels/reduce.h"
+#include "nn/distributions_batch.h"
+
+namespace dyn {
+
+namespace {
+
+ParamLayout& build(ParamLayout& layout, Mlp& actor, Mlp& critic, int hidden) {
+  // baselines' initialisation: orthogonal √2 for hidden layers, 0.01 for the policy output, 1 for the value
+  actor = Mlp({{kGridObsDim, hidden, hidden, kGridActions}}, layout, "actor", std::sqrt(2.0), 0.01);
+  critic = Mlp({{kGridObsDim, hidden, hidden, 1}}, layout, "critic", std::sqrt(2.0), 1.0);
+  return layout;
+}
+
+}  // namespace
+
+GridPpo::GridPpo(Backend b, const GridParams& env, int64_t n_envs, const PpoConfig& cfg)
+    : b_(b),
+      env_(env),
+      n_(n_envs),
+      cfg_(cfg),
+      params_(b, build(layout_, actor_, critic_, cfg.hidden), env.seed),
+      adam_(b, layout_.total(), cfg.adam),
+      obs_norm_(b, kGridObsDim),
+      ret_norm_(b, 1),
+      shuffle_rng_(env.seed),
+      state_(b, n_),
+      obs_(b, n_ * kGridObsDim),
+      final_obs_(b, n_ * kGridObsDim),
+      disc_ret_(b, n_),
+      ep_ret_(b, n_) {
+  const int64_t T = cfg.rollout_steps, TN = T * n_;
+  const int64_t M = TN / cfg.minibatches;
+  obs_buf_ = Buffer<float>(b, TN * kGridObsDim);
+  act_buf_ = Buffer<int32_t>(b, TN);
+  logp_buf_ = Buffer<float>(b, TN);
+  val_buf_ = Buffer<float>(b, TN + n_);
+  final_val_buf_ = Buffer<float>(b, TN);
+  rew_buf_ = Buffer<float>(b, TN);
+  disc_buf_ = Buffer<float>(b, TN);
+  trunc_buf_ = Buffer<uint8_t>(b, TN);
+  term_buf_ = Buffer<uint8_t>(b, TN);
+  send_buf_ = Buffer<uint8_t>(b, TN);
+  sid_buf_ = Buffer<int32_t>(b, TN);
+  adv_buf_ = Buffer<float>(b, TN);
+  ret_buf_ = Buffer<float>(b, TN);
+  episode_sums_ = Buffer<double>(b, 2 * n_);
+  perm_ = Buffer<int32_t>(b, TN);
+  mb_obs_ = Buffer<float>(b, M * kGridObsDim);
+  mb_old_logp_ = Buffer<float>(b, M);
+  mb_adv_ = Buffer<float>(b, M);
+  mb_ret_ = Buffer<float>(b, M);
+  mb_old_v_ = Buffer<float>(b, M);
+  mb_act_ = Buffer<int32_t>(b, M);
+  mb_logp_ = Buffer<float>(b, M);
+  mb_ent_ = Buffer<float>(b, M);
+  mb_glogp_ = Buffer<float>(b, M);
+  mb_gent_ = Buffer<float>(b, M);
+  mb_dlogits_ = Buffer<float>(b, M * kGridActions);
+  mb_dv_ = Buffer<float>(b, M);
+  mb_terms_ = Buffer<float>(b, 5 * M);
+  scalars_ = Buffer<float>(b, 8);
+  disc_ret_.zero();
+  ep_ret_.zero();
+  final_val_buf_.zero();
+  gridworld_reset(b_, env_, state_.data(), obs_.data(), n_, 0);
+}
+
+// Actions, their log-probabilities and the values for normalised observations [n, 6].
+void GridPpo::policy_step(const float* obs_norm, int64_t n, bool deterministic, uint32_t step, int32_t* actions,
+                          float* logp, float* values) {
+  actor_.forward(b_, params_.value.data(), obs_norm, int(n), actor_ws_);
+  const float* logits = actor_ws_.act.back().data();
+  categorical_act(b_, logits, deterministic, env_.seed, step, actions, n, kGridActions);
+  if (logp) categorical_log_prob_entropy(b_, logits, actions, logp, static_cast<float*>(nullptr), n, kGridActions);
+  if (values) {
+    critic_.forward(b_, params_.value.data(), obs_norm, int(n), critic_ws_);
+    const float* v = critic_ws_.act.back().data();
+    parallel_for(b_, n, [=] DYN_LAMBDA(int64_t i) { values[i] = v[i]; });
+  }
+}
+
+void GridPpo::collect(IterationStats& st) {
+  DYN_NVTX_RANGE("ppo_collect");
+  const int T = cfg_.rollout_steps;
+  const int64_t n = n_;
+  const float gamma = cfg_.gamma;
+  episode_sums_.zero();
+  for (int t = 0; t < T; ++t) {
+    float* o = obs_buf_.data() + int64_t(t) * n * kGridObsDim;
+    obs_norm_.update(obs_.data(), n);
+    obs_norm_.normalize(obs_.data(), o, n);
+    int32_t* a = act_buf_.data() + int64_t(t) * n;
+    policy_step(o, n, false, step_, a, logp_buf_.data() + int64_t(t) * n, val_buf_.data() + int64_t(t) * n);
+    float* r = rew_buf_.data() + int64_t(t) * n;
+    uint8_t* trunc = trunc_buf_.data() + int64_t(t) * n;
+    uint8_t* term = term_buf_.data() + int64_t(t) * n;
+    const GridBatchOut out{
+        obs_.data(),      r, send_buf_.data() + int64_t(t) * n, trunc, term, sid_buf_.data() + int64_t(t) * n,
+        final_obs_.data()};
+    gridworld_step(b_, env_, state_.data(), a, out, n, step_);
+    // time limit: bootstrap from V(final observation). All envs start together and share H, so truncations
+    // happen exactly every H global steps.
+    if ((step_ + 1) % uint32_t(env_.session.horizon) == 0) {
+      float* fo = final_obs_.data();
+      obs_norm_.normalize(fo, fo, n);
+      critic_.forward(b_, params_.value.data(), fo, int(n), critic_ws_);
+      const float* v = critic_ws_.act.back().data();
+      float* fv = final_val_buf_.data() + int64_t(t) * n;
+      parallel_for(b_, n, [=] DYN_LAMBDA(int64_t i) { fv[i] = v[i]; });
+    }
+    // the reward scale's discounted return, and the raw episode returns for logging
+    float* disc = disc_ret_.data();
+    float* disc_t = disc_buf_.data() + int64_t(t) * n;
+    float* ep = ep_ret_.data();
+    double* sums = episode_sums_.data();
+    parallel_for(b_, n, [=] DYN_LAMBDA(int64_t i) {
+      disc[i] = disc[i] * gamma + r[i];
+      disc_t[i] = disc[i];
+      ep[i] += r[i];
+      if (trunc[i] || term[i]) {
+        sums[2 * i] += ep[i];
+        sums[2 * i + 1] += 1.0;
+        ep[i] = 0.0f;
+        disc[i] = 0.0f;
+      }
+    });
+    ++step_;
+  }
+  // V(s_T) for the observation after the last step
+  float* last = obs_buf_.data();  // scratch row block for the normalised last observation: reuse minibatch space
+  (void)last;
+  Buffer<float>& tmp = final_obs_;
+  obs_norm_.normalize(obs_.data(), tmp.data(), n);
+  critic_.forward(b_, params_.value.data(), tmp.data(), int(n), critic_ws_);
+  const float* v = critic_ws_.act.back().data();
+  float* vT = val_buf_.data() + int64_t(T) * n;
+  parallel_for(b_, n, [=] DYN_LAMBDA(int64_t i) { vT[i] = v[i]; });
+  // scale rewards by the running std of the discounted return (SPEC §3), clipped to ±10
+  ret_norm_.update(disc_buf_.data(), int64_t(T) * n);
+  ret_norm_.scale(rew_buf_.data(), rew_buf_.data(), int64_t(T) * n);
+  frames_ += int64_t(T) * n;
+  // logging scalars: one small read per iteration
+  double ret_sum = 0, count = 0;
+  const std::vector<double> sums = episode_sums_.to_host();
+  for (int64_t i = 0; i < n; ++i) {
+    ret_sum += sums[2 * i];
+    count += sums[2 * i + 1];
+  }
+  st.episodes = int64_t(count);
+  st.train_return = count > 0 ? ret_sum / count : std::numeric_limits<double>::quiet_NaN();
+}
+
+void GridPpo::advantages() {
+  DYN_NVTX_RANGE("ppo_advantages");
+  const int T = cfg_.rollout_steps;
+  const int n = int(n_);
+  const float gamma = cfg_.gamma, lambda = cfg_.gae_lambda;
+  const float *r = rew_buf_.data(), *v = val_buf_.data(), *fv = final_val_buf_.data();
+  const uint8_t *term = term_buf_.data(), *trunc = trunc_buf_.data();
+  float *adv = adv_buf_.data(), *ret = ret_buf_.data();
+  parallel_for(b_, n,
+               [=] DYN_LAMBDA(int64_t e) { gae_row(T, n, int(e), r, v, term, trunc, fv, gamma, lambda, adv, ret); });
+  // advantage normalisation over the whole batch; mean and variance stay on the backend
+  const size_t TN = size_t(T) * n;
+  float* s = scalars_.data();
+  reduce_sum(b_, adv, TN, s);
+  sum_of_squares(b_, adv, TN, s + 1);
+  parallel_for(b_, int64_t(TN), [=] DYN_LAMBDA(int64_t i) {
+    const float mean = s[0] / float(TN);
+    const float var = s[1] / float(TN) - mean * mean;
+    adv[i] = (adv[i] - mean) / (sqrtf(var > 0.0f ? var : 0.0f) + 1e-8f);
+  });
+}
+
+void GridPpo::update(IterationStats& st) {
+  DYN_NVTX_RANGE("ppo_update");
+  const int64_t TN = int64_t(cfg_.rollout_steps) * n_;
+  const int64_t M = TN / cfg_.minibatches;
+  std::vector<int32_t> perm(TN);
+  std::iota(perm.begin(), perm.end(), 0);
+  double sums[5] = {0, 0, 0, 0, 0};
+  int updates = 0;
+  for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
+    std::shuffle(perm.begin(), perm.end(), shuffle_rng_);
+    perm_.from_host(perm);
+    for (int mb = 0; mb < cfg_.minibatches; ++mb) {
+      // gather the minibatch
+      const int32_t* idx = perm_.data() + mb * M;
+      const float *obs = obs_buf_.data(), *logp = logp_buf_.data(), *adv = adv_buf_.data(), *ret = ret_buf_.data(),
+                  *val = val_buf_.data();
+      const int32_t* act = act_buf_.data();
+      float *m_obs = mb_obs_.data(), *m_logp = mb_old_logp_.data(), *m_adv = mb_adv_.data(), *m_ret = mb_ret_.data(),
+            *m_v = mb_old_v_.data();
+      int32_t* m_act = mb_act_.data();
+      parallel_for(b_, M, [=] DYN_LAMBDA(int64_t i) {
+        const int64_t j = idx[i];
+        for (int k = 0; k < kGridObsDim; ++k) m_obs[i * kGridObsDim + k] = obs[j * kGridObsDim + k];
+        m_act[i] = act[j];
+        m_logp[i] = logp[j];
+        m_adv[i] = adv[j];
+        m_ret[i] = ret[j];
+        m_v[i] = val[j];
+      });
+      // forward
+      actor_.forward(b_, params_.value.data(), m_obs, int(M), actor_ws_);
+      critic_.forward(b_, params_.value.data(), m_obs, int(M), critic_ws_);
+      const float* logits = actor_ws_.act.back().data();
+      const float* v = critic_ws_.act.back().data();
+      categorical_log_prob_entropy(b_, logits, m_act, mb_logp_.data(), mb_ent_.data(), M, kGridActions);
+      // per-sample loss terms and the loss' gradients w.r.t. log π, the entropy and v (means over M)
+      const float clip = cfg_.clip, vf = cfg_.vf_coef, ent = cfg_.entropy_coef, inv_m = 1.0f / float(M);
+      const float *new_logp = mb_logp_.data(), *entropy = mb_ent_.data();
+      float *g_logp = mb_glogp_.data(), *g_ent = mb_gent_.data(), *dv = mb_dv_.data(), *terms = mb_terms_.data();
+      parallel_for(b_, M, [=] DYN_LAMBDA(int64_t i) {
+        const PpoSample<float> s = ppo_sample(new_logp[i], m_logp[i], m_adv[i], v[i], m_v[i], m_ret[i], clip);
+        g_logp[i] = s.d_logp * inv_m;
+        g_ent[i] = -ent * inv_m;
+        dv[i] = vf * s.d_value * inv_m;
+        terms[i] = s.policy;
+        terms[M + i] = s.value;
+        terms[2 * M + i] = entropy[i];
+        terms[3 * M + i] = m_logp[i] - new_logp[i];  // approximate KL(old ‖ new)
+        terms[4 * M + i] = s.clipped ? 1.0f : 0.0f;
+      });
+      // backward into the shared gradient blob (actor and critic own disjoint views), then one Adam step
+      categorical_backward(b_, logits, m_act, g_logp, g_ent, mb_dlogits_.data(), M, kGridActions);
+      actor_.backward(b_, params_.value.data(), params_.grad.data(), m_obs, mb_dlogits_.data(),
+                      static_cast<float*>(nullptr), actor_ws_, false);
+      critic_.backward(b_, params_.value.data(), params_.grad.data(), m_obs, dv, static_cast<float*>(nullptr),
+                       critic_ws_, false);
+      adam_.step(params_.value.data(), params_.grad.data());
+      for (int k = 0; k < 5; ++k) reduce_sum(b_, terms + k * M, size_t(M), scalars_.data() + 2 + k);
+      const std::vector<float> sc = scalars_.to_host();  // logging: five scalars per minibatch
+      for (int k = 0; k < 5; ++k) sums[k] += sc[2 + k] / double(M);
+      ++updates;
+    }
+  }
+  st.policy_loss = sums[0] / updates;
+  st.value_loss = sums[1] / updates;
+  st.entropy = sums[2] / updates;
+  st.approx_kl = sums[3] / updates;
+  st.clip_fraction = sums[4] / updates;
+  st.grad_norm = adam_.last_grad_norm();
+}
+
+IterationStats GridPpo::iterate() {
+  IterationStats st;
+  collect(st);
+  advantages();
+  update(st);
+  ++iteration_;
+  st.frames = frames_;
+  return st;
+}
+
+EvalStats GridPpo::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
+  DYN_NVTX_RANGE("ppo_evaluate");
+  GridParams p = env_;
+  p.seed = seed;
+  Buffer<GridState> state(b_, n);
+  Buffer<float> obs(b_, n * kGridObsDim), norm(b_, n * kGridObsDim), reward(b_, n), ep(b_, n);
+  Buffer<uint8_t> send(b_, n), trunc(b_, n), term(b_, n);
+  Buffer<int32_t> sid(b_, n), act(b_, n);
+  Buffer<double> sums(b_, 2 * n);
+  ep.zero();
+  sums.zero();
+  gridworld_reset(b_, p, state.data(), obs.data(), n, 0);
+  const GridBatchOut out{obs.data(), reward.data(), send.data(), trunc.data(), term.data(), sid.data(), nullptr};
+  const int64_t steps = int64_t(episodes_per_env) * p.session.horizon;
+  for (int64_t t = 0; t < steps; ++t) {
+    obs_norm_.normalize(obs.data(), norm.data(), n);
+    policy_step(norm.data(), n, true, uint32_t(t), act.data(), nullptr, nullptr);
+    gridworld_step(b_, p, state.data(), act.data(), out, n, uint32_t(t));
+    float *e = ep.data(), *r = reward.data();
+    const uint8_t* done = trunc.data();
+    double* s = sums.data();
+    parallel_for(b_, n, [=] DYN_LAMBDA(int64_t i) {
+      e[i] += r[i];
+      if (done[i]) {
+        s[2 * i] += e[i];
+        s[2 * i + 1] += double(e[i]) * e[i];
+        e[i] = 0.0f;
+      }
+    });
+  }
+  const std::vector<double> h = sums.to_host();
+  double sum = 0, sq = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    sum += h[2 * i];
+    sq += h[2 * i + 1];
+  }
+  EvalStats es;
+  es.episodes = n * episodes_per_env;
+  es.mean_return = sum / double(es.episodes);
+  const double var =
+      es.episodes > 1 ? (sq - es.episodes * es.mean_return * es.mean_return) / double(es.episodes - 1) : 0;
+  es.ci95 = 1.96 * std::sqrt(var > 0 ? var : 0) / std::sqrt(double(es.episodes));
+  return es;
+}
+
+}  // namespace dyn
