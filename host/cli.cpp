@@ -16,6 +16,7 @@
 
 #include "algo/scripted_rollout.h"
 #include "host/config.h"
+#include "host/train.h"
 #include "kernels/backend.h"
 
 namespace dyn {
@@ -33,25 +34,14 @@ struct FlagKey {
 
 // CLI flags that are shorthands for config keys.
 const FlagKey kFlagKeys[] = {
-    {"--envs", "run.envs", "parallel environments"},      {"--episodes", "run.episodes", "episodes per environment"},
-    {"--seed", "run.seed", "Philox seed, 0..4294967295"}, {"--device", "run.device", "auto | cpu | cuda"},
+    {"--envs", "run.envs", "parallel environments"},
+    {"--episodes", "run.episodes", "episodes per environment"},
+    {"--seed", "run.seed", "Philox seed, 0..4294967295"},
+    {"--device", "run.device", "auto | cpu | cuda"},
     {"--policy", "run.policy", "random | oracle"},
+    {"--algo", "run.algo", "none | ppo"},
+    {"--frames", "train.frames", "training budget in env steps"},
 };
-
-GridParams grid_params(const Config& c) {
-  GridParams p;
-  const std::string& model = c.get_string("env.session_model");
-  p.session.horizon = int(c.get_int("env.horizon"));
-  p.session.sessions = int(c.get_int("env.sessions"));
-  p.session.model = model == "poisson"     ? SessionModel::poisson
-                    : model == "bernoulli" ? SessionModel::bernoulli
-                                           : SessionModel::fixed;
-  p.session.switch_prob = float(c.get_real("env.switch_prob"));
-  p.session.reset_on_switch = c.get_bool("env.reset_on_switch");
-  p.goal_stay_prob = float(c.get_real("env.goal_stay_prob"));
-  p.seed = uint32_t(c.get_int("run.seed"));
-  return p;
-}
 
 void write_atomically(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
@@ -143,12 +133,14 @@ int run_cli(int argc, char** argv) {
     }
     if (!notice.empty()) std::cerr << "notice: " << notice << "\n";
 
-    const GridParams p = grid_params(cfg);
+    const std::string device = backend == Backend::cuda ? "cuda: " + cuda_device_description()
+                                                        : "cpu (" + std::to_string(omp_get_max_threads()) + " threads)";
+    if (cfg.get_string("run.algo") != "none") return run_training(cfg, backend, device);
+
+    const GridParams p = grid_params_from_config(cfg);
     const int64_t n_envs = cfg.get_int("run.envs"), episodes = cfg.get_int("run.episodes");
     const std::string& policy_name = cfg.get_string("run.policy");
     const ScriptedPolicy policy = policy_name == "oracle" ? ScriptedPolicy::oracle : ScriptedPolicy::random;
-    const std::string device = backend == Backend::cuda ? "cuda: " + cuda_device_description()
-                                                        : "cpu (" + std::to_string(omp_get_max_threads()) + " threads)";
 
     const RolloutSummary s = run_scripted_rollout(backend, p, policy, n_envs, episodes);
 

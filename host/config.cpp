@@ -28,7 +28,26 @@ const std::vector<KeySpec>& config_schema() {
       {"run.episodes", KeyKind::integer, 1, 1000000, {}, "episodes per environment"},
       {"run.seed", KeyKind::integer, 0, 4294967295.0, {}, "Philox seed"},
       {"run.device", KeyKind::string, 0, 0, {"auto", "cpu", "cuda"}, "backend"},
-      {"run.policy", KeyKind::string, 0, 0, {"random", "oracle"}, "scripted policy to roll out"},
+      {"run.policy", KeyKind::string, 0, 0, {"random", "oracle"}, "scripted policy to roll out (run.algo = none)"},
+      {"run.algo", KeyKind::string, 0, 0, {"none", "ppo"}, "learner to train; none rolls out run.policy"},
+      {"run.out_dir", KeyKind::string, 0, 0, {}, "where training run directories are created"},
+      // train: PPO (SPEC §4)
+      {"train.frames", KeyKind::integer, 1, 1e12, {}, "env steps to train for, all envs together"},
+      {"train.rollout_steps", KeyKind::integer, 1, 65535, {}, "steps per env per iteration"},
+      {"train.epochs", KeyKind::integer, 1, 1000, {}, "PPO epochs per iteration"},
+      {"train.minibatches", KeyKind::integer, 1, 65536, {}, "minibatches per epoch"},
+      {"train.lr", KeyKind::real, 1e-8, 1, {}, "Adam learning rate"},
+      {"train.adam_eps", KeyKind::real, 1e-12, 1, {}, "Adam epsilon"},
+      {"train.max_grad_norm", KeyKind::real, 0, 1e6, {}, "global gradient-norm clip (0: none)"},
+      {"train.gamma", KeyKind::real, 0, 1, {}, "discount"},
+      {"train.gae_lambda", KeyKind::real, 0, 1, {}, "GAE lambda"},
+      {"train.clip", KeyKind::real, 0, 10, {}, "PPO ratio and value clip"},
+      {"train.vf_coef", KeyKind::real, 0, 1e3, {}, "value loss weight"},
+      {"train.entropy_coef", KeyKind::real, 0, 1e3, {}, "entropy bonus weight"},
+      {"train.hidden", KeyKind::integer, 1, 4096, {}, "actor and critic hidden width (2 layers)"},
+      {"train.eval_interval", KeyKind::integer, 0, 1e9, {}, "iterations between evaluations (0: only at the end)"},
+      {"train.eval_envs", KeyKind::integer, 1, 16777216, {}, "parallel envs for evaluation"},
+      {"train.eval_episodes", KeyKind::integer, 1, 100000, {}, "evaluation episodes per eval env"},
   };
   return schema;
 }
@@ -158,7 +177,7 @@ void Config::set(const KeySpec& s, Value v, const std::string& source) {
     if (!std::isfinite(x) || x < s.min || x > s.max) bad_value(s, show(v), source);
   } else if (s.kind == KeyKind::string) {
     const std::string& x = std::get<std::string>(v);
-    bool ok = false;
+    bool ok = s.choices.empty() ? !x.empty() : false;  // no choices: any non-empty string (a path)
     for (const std::string& c : s.choices) ok = ok || c == x;
     if (!ok) bad_value(s, show(v), source);
   }
@@ -243,6 +262,11 @@ void Config::validate() const {
   if (get_int("env.sessions") > get_int("env.horizon"))
     throw ConfigError("invalid value " + show(k.value) + " for env.sessions (from " + k.source +
                       "); allowed: an integer in [1, env.horizon = " + show(h.value) + " (from " + h.source + ")]");
+  const Entry& mbs = entry("train.minibatches");
+  if (get_int("train.minibatches") > get_int("train.rollout_steps") * get_int("run.envs"))
+    throw ConfigError("invalid value " + show(mbs.value) + " for train.minibatches (from " + mbs.source +
+                      "); allowed: at most train.rollout_steps * run.envs = " +
+                      std::to_string(get_int("train.rollout_steps") * get_int("run.envs")));
   const Entry& e = entry("run.episodes");
   if (get_int("run.episodes") * get_int("env.horizon") > int64_t(UINT32_MAX))
     throw ConfigError("invalid value " + show(e.value) + " for run.episodes (from " + e.source +

@@ -51,8 +51,10 @@ void activation_backward(Backend b, Activation a, const T* y, const T* dy, T* dx
 
 template <class T>
 void MlpWorkspace<T>::reserve(Backend b, const MlpShape& s, int n) {
-  if (batch >= n && int(act.size()) == s.layers() && (act.empty() || act[0].backend() == b)) return;
-  batch = n;
+  batch = n;  // the rows of the current pass; the buffers keep their capacity
+  if (capacity >= n && sizes == s.sizes && !act.empty() && act[0].backend() == b) return;
+  capacity = n;
+  sizes = s.sizes;
   act.clear();
   int widest = s.sizes[0];
   for (int l = 0; l < s.layers(); ++l) {

@@ -36,11 +36,14 @@ struct MlpShape {
 // Activations of one forward pass, kept for the backward pass.
 template <class T>
 struct MlpWorkspace {
-  int batch = 0;
+  int batch = 0;                // rows of the last forward pass
+  int capacity = 0;             // rows the buffers hold
+  std::vector<int> sizes;       // the shape the buffers were sized for
   std::vector<Buffer<T>> act;   // act[l]: [B, sizes[l+1]], post-activation output of layer l
   Buffer<T> grad_a, grad_b;     // [B, max width] scratch for the backward pass
   std::vector<Buffer<T>> dpre;  // dpre[l]: [B, sizes[l+1]] gradient w.r.t. layer l's pre-activation (fused path)
-  void reserve(Backend b, const MlpShape& s, int batch);
+  // Sets batch = n, reallocating only when the capacity, the shape or the backend does not fit.
+  void reserve(Backend b, const MlpShape& s, int n);
 };
 
 // An MLP whose weights are views "<prefix>.w<l>" [out, in] and "<prefix>.b<l>" [out] of a ParamLayout.

@@ -169,3 +169,24 @@ TEST(FusedMlp, SupportedShapes) {
   EXPECT_FALSE(fused_mlp_supported({{200, 128, 128, 6}}));      // input wider than W
   EXPECT_FALSE(fused_mlp_supported({{8, 32, 32, 32, 32, 1}}));  // 5 layers
 }
+
+TEST(MlpWorkspace, ReuseAfterALargerBatchUsesTheNewBatch) {
+  // a workspace sized by a larger pass must not make the next, smaller backward read stale rows
+  ParamLayout layout;
+  const Mlp mlp({{3, 8, 2}}, layout, "m");
+  std::vector<float> p;
+  initialize_params(layout, 1, p);
+  auto pb = Buffer<float>::copy_of(Backend::cpu, p);
+  auto big = Buffer<float>::copy_of(Backend::cpu, randn<float>(3 * 50, 2));
+  auto x = Buffer<float>::copy_of(Backend::cpu, randn<float>(3 * 10, 3)),
+       dy = Buffer<float>::copy_of(Backend::cpu, randn<float>(2 * 10, 4));
+  Buffer<float> g1(Backend::cpu, p.size()), g2(Backend::cpu, p.size());
+  MlpWorkspace<float> reused, fresh;
+  mlp.forward(Backend::cpu, pb.data(), big.data(), 50, reused);
+  mlp.forward(Backend::cpu, pb.data(), x.data(), 10, reused);
+  EXPECT_EQ(reused.batch, 10);
+  mlp.backward(Backend::cpu, pb.data(), g1.data(), x.data(), dy.data(), static_cast<float*>(nullptr), reused, false);
+  mlp.forward(Backend::cpu, pb.data(), x.data(), 10, fresh);
+  mlp.backward(Backend::cpu, pb.data(), g2.data(), x.data(), dy.data(), static_cast<float*>(nullptr), fresh, false);
+  EXPECT_EQ(g1.to_host(), g2.to_host());
+}

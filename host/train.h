@@ -1,0 +1,21 @@
+// Training runs: builds the learner from the config, trains to the frame budget, evaluates every
+// train.eval_interval iterations and at the end, and writes a run directory
+//   <run.out_dir>/<env>-<algo>-<seed>-<YYYYmmdd-HHMMSS>/{config.toml, metrics.jsonl, metrics.csv, summary.json}
+// with one metrics row per iteration, flushed as it is written (a stopped run keeps everything so far).
+#pragma once
+
+#include <string>
+
+#include "host/config.h"
+#include "kernels/backend.h"
+#include "sim/gridworld.h"
+
+namespace dyn {
+
+// The gridworld's parameters from the env.* keys and run.seed.
+GridParams grid_params_from_config(const Config& c);
+
+// Returns the process exit status (0, or 1 when training fails); progress goes to stderr.
+int run_training(const Config& cfg, Backend backend, const std::string& device);
+
+}  // namespace dyn
