@@ -3,6 +3,8 @@
 //   Gridworld*        env steps/s at 1k, 64k and 1M envs
 //   Mlp*              samples/s and FLOP/s of an MLP w → w → w → w (two hidden layers), widths 64 and 128
 //   Gru*              time and FLOP/s per time step at hidden 64 and 128, input 64, batch 2048–16384
+//   PpoIteration*     training frames/s of one whole PPO iteration (collect + advantages + update) on the
+//                     gridworld at 16 and 4096 envs, default config (60-step rollouts, 2 epochs × 4 minibatches)
 //
 //   ./build/release/bench/kernels --benchmark_filter=Gridworld
 #include <benchmark/benchmark.h>
@@ -12,6 +14,7 @@
 
 #include "kernels/buffer.h"
 #include "kernels/parallel_for.cuh"
+#include "algo/ppo.h"
 #include "nn/gru.h"
 #include "nn/mlp.h"
 #include "sim/gridworld.h"
@@ -186,6 +189,16 @@ void BM_Gru(benchmark::State& st, Backend b, bool backward, bool fused) {
   st.counters["FLOP/s"] = benchmark::Counter(steps * flop_per_step, benchmark::Counter::kIsRate);
 }
 
+// One PPO iteration per benchmark iteration; range(0) = envs.
+void BM_PpoIteration(benchmark::State& st, Backend b) {
+  GridParams env;
+  GridPpo ppo(b, env, st.range(0), PpoConfig{});
+  ppo.iterate();  // warm-up: workspaces sized
+  timed_loop(st, b, [&] { ppo.iterate(); });
+  const double frames = double(st.iterations()) * 60 * double(st.range(0));
+  st.counters["frames/s"] = benchmark::Counter(frames, benchmark::Counter::kIsRate);
+}
+
 // Registers one benchmark: wall time on the CPU (OpenMP threads), CUDA-event time on the GPU.
 template <class Fn, class... Args>
 benchmark::internal::Benchmark* add(const std::string& name, Backend b, Fn fn, Args... args) {
@@ -208,6 +221,7 @@ void register_all() {
     for (auto [name, fn] : {std::pair{"GridworldStep/", &BM_GridworldStep},
                             std::pair{"GridworldRandomPolicyStep/", &BM_GridworldRandomPolicyStep}})
       add(name + tag, b, fn)->Arg(1 << 10)->Arg(1 << 16)->Arg(1 << 20)->Unit(benchmark::kMicrosecond);
+    add("PpoIteration/" + tag, b, BM_PpoIteration)->Arg(16)->Arg(4096)->Unit(benchmark::kMillisecond);
     for (bool fused : {false, true}) {
       if (fused && b != Backend::cuda) continue;  // the fused kernels are CUDA-only
       const std::string suffix = tag + (fused ? "_fused" : "");
