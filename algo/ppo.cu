@@ -4,9 +4,8 @@
 #include <limits>
 #include <numeric>
 
-#include "algo/gae.h"
 #include "algo/ppo.h"
-#include "algo/ppo_loss.h"
+#include "algo/ppo_common.h"
 #include "kernels/nvtx.h"
 #include "kernels/parallel_for.cuh"
 #include "kernels/reduce.h"
@@ -121,27 +120,12 @@ void GridPpo::collect(IterationStats& st) {
       parallel_for(b_, n, [=] DYN_LAMBDA(int64_t i) { fv[i] = v[i]; });
     }
     // the reward scale's discounted return, and the raw episode returns for logging
-    float* disc = disc_ret_.data();
-    float* disc_t = disc_buf_.data() + int64_t(t) * n;
-    float* ep = ep_ret_.data();
-    double* sums = episode_sums_.data();
-    parallel_for(b_, n, [=] DYN_LAMBDA(int64_t i) {
-      disc[i] = disc[i] * gamma + r[i];
-      disc_t[i] = disc[i];
-      ep[i] += r[i];
-      if (trunc[i] || term[i]) {
-        sums[2 * i] += ep[i];
-        sums[2 * i + 1] += 1.0;
-        ep[i] = 0.0f;
-        disc[i] = 0.0f;
-      }
-    });
+    track_returns(b_, n, gamma, r, trunc, term, disc_ret_.data(), disc_buf_.data() + int64_t(t) * n, ep_ret_.data(),
+                  episode_sums_.data());
     ++step_;
   }
   // V(s_T) for the observation after the last step
-  float* last = obs_buf_.data();  // scratch row block for the normalised last observation: reuse minibatch space
-  (void)last;
-  Buffer<float>& tmp = final_obs_;
+  Buffer<float>& tmp = final_obs_;  // scratch for the normalised last observation
   obs_norm_.normalize(obs_.data(), tmp.data(), n);
   critic_.forward(b_, params_.value.data(), tmp.data(), int(n), critic_ws_);
   const float* v = critic_ws_.act.back().data();
@@ -151,37 +135,14 @@ void GridPpo::collect(IterationStats& st) {
   ret_norm_.update(disc_buf_.data(), int64_t(T) * n);
   ret_norm_.scale(rew_buf_.data(), rew_buf_.data(), int64_t(T) * n);
   frames_ += int64_t(T) * n;
-  // logging scalars: one small read per iteration
-  double ret_sum = 0, count = 0;
-  const std::vector<double> sums = episode_sums_.to_host();
-  for (int64_t i = 0; i < n; ++i) {
-    ret_sum += sums[2 * i];
-    count += sums[2 * i + 1];
-  }
-  st.episodes = int64_t(count);
-  st.train_return = count > 0 ? ret_sum / count : std::numeric_limits<double>::quiet_NaN();
+  st.train_return = mean_episode_return(episode_sums_, n, &st.episodes);
 }
 
 void GridPpo::advantages() {
   DYN_NVTX_RANGE("ppo_advantages");
-  const int T = cfg_.rollout_steps;
-  const int n = int(n_);
-  const float gamma = cfg_.gamma, lambda = cfg_.gae_lambda;
-  const float *r = rew_buf_.data(), *v = val_buf_.data(), *fv = final_val_buf_.data();
-  const uint8_t *term = term_buf_.data(), *trunc = trunc_buf_.data();
-  float *adv = adv_buf_.data(), *ret = ret_buf_.data();
-  parallel_for(b_, n,
-               [=] DYN_LAMBDA(int64_t e) { gae_row(T, n, int(e), r, v, term, trunc, fv, gamma, lambda, adv, ret); });
-  // advantage normalisation over the whole batch; mean and variance stay on the backend
-  const size_t TN = size_t(T) * n;
-  float* s = scalars_.data();
-  reduce_sum(b_, adv, TN, s);
-  sum_of_squares(b_, adv, TN, s + 1);
-  parallel_for(b_, int64_t(TN), [=] DYN_LAMBDA(int64_t i) {
-    const float mean = s[0] / float(TN);
-    const float var = s[1] / float(TN) - mean * mean;
-    adv[i] = (adv[i] - mean) / (sqrtf(var > 0.0f ? var : 0.0f) + 1e-8f);
-  });
+  advantages_normalized(b_, cfg_.rollout_steps, n_, rew_buf_.data(), val_buf_.data(), term_buf_.data(),
+                        trunc_buf_.data(), final_val_buf_.data(), cfg_.gamma, cfg_.gae_lambda, adv_buf_.data(),
+                        ret_buf_.data(), scalars_.data());
 }
 
 void GridPpo::update(IterationStats& st) {
@@ -220,20 +181,9 @@ void GridPpo::update(IterationStats& st) {
       const float* v = critic_ws_.act.back().data();
       categorical_log_prob_entropy(b_, logits, m_act, mb_logp_.data(), mb_ent_.data(), M, kGridActions);
       // per-sample loss terms and the loss' gradients w.r.t. log π, the entropy and v (means over M)
-      const float clip = cfg_.clip, vf = cfg_.vf_coef, ent = cfg_.entropy_coef, inv_m = 1.0f / float(M);
-      const float *new_logp = mb_logp_.data(), *entropy = mb_ent_.data();
       float *g_logp = mb_glogp_.data(), *g_ent = mb_gent_.data(), *dv = mb_dv_.data(), *terms = mb_terms_.data();
-      parallel_for(b_, M, [=] DYN_LAMBDA(int64_t i) {
-        const PpoSample<float> s = ppo_sample(new_logp[i], m_logp[i], m_adv[i], v[i], m_v[i], m_ret[i], clip);
-        g_logp[i] = s.d_logp * inv_m;
-        g_ent[i] = -ent * inv_m;
-        dv[i] = vf * s.d_value * inv_m;
-        terms[i] = s.policy;
-        terms[M + i] = s.value;
-        terms[2 * M + i] = entropy[i];
-        terms[3 * M + i] = m_logp[i] - new_logp[i];  // approximate KL(old ‖ new)
-        terms[4 * M + i] = s.clipped ? 1.0f : 0.0f;
-      });
+      ppo_minibatch_terms(b_, M, mb_logp_.data(), m_logp, mb_ent_.data(), m_adv, v, m_v, m_ret, cfg_.clip, cfg_.vf_coef,
+                          cfg_.entropy_coef, g_logp, g_ent, dv, terms);
       // backward into the shared gradient blob (actor and critic own disjoint views), then one Adam step
       categorical_backward(b_, logits, m_act, g_logp, g_ent, mb_dlogits_.data(), M, kGridActions);
       actor_.backward(b_, params_.value.data(), params_.grad.data(), m_obs, mb_dlogits_.data(),
@@ -241,9 +191,7 @@ void GridPpo::update(IterationStats& st) {
       critic_.backward(b_, params_.value.data(), params_.grad.data(), m_obs, dv, static_cast<float*>(nullptr),
                        critic_ws_, false);
       adam_.step(params_.value.data(), params_.grad.data());
-      for (int k = 0; k < 5; ++k) reduce_sum(b_, terms + k * M, size_t(M), scalars_.data() + 2 + k);
-      const std::vector<float> sc = scalars_.to_host();  // logging: five scalars per minibatch
-      for (int k = 0; k < 5; ++k) sums[k] += sc[2 + k] / double(M);
+      accumulate_terms(b_, M, terms, scalars_.data() + 2, sums);
       ++updates;
     }
   }

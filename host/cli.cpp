@@ -39,7 +39,7 @@ const FlagKey kFlagKeys[] = {
     {"--seed", "run.seed", "Philox seed, 0..4294967295"},
     {"--device", "run.device", "auto | cpu | cuda"},
     {"--policy", "run.policy", "random | oracle"},
-    {"--algo", "run.algo", "none | ppo"},
+    {"--algo", "run.algo", "none | ppo | rl2"},
     {"--frames", "train.frames", "training budget in env steps"},
 };
 

@@ -29,7 +29,7 @@ const std::vector<KeySpec>& config_schema() {
       {"run.seed", KeyKind::integer, 0, 4294967295.0, {}, "Philox seed"},
       {"run.device", KeyKind::string, 0, 0, {"auto", "cpu", "cuda"}, "backend"},
       {"run.policy", KeyKind::string, 0, 0, {"random", "oracle"}, "scripted policy to roll out (run.algo = none)"},
-      {"run.algo", KeyKind::string, 0, 0, {"none", "ppo"}, "learner to train; none rolls out run.policy"},
+      {"run.algo", KeyKind::string, 0, 0, {"none", "ppo", "rl2"}, "learner to train; none rolls out run.policy"},
       {"run.out_dir", KeyKind::string, 0, 0, {}, "where training run directories are created"},
       // train: PPO (SPEC §4)
       {"train.frames", KeyKind::integer, 1, 1e12, {}, "env steps to train for, all envs together"},
@@ -267,6 +267,10 @@ void Config::validate() const {
     throw ConfigError("invalid value " + show(mbs.value) + " for train.minibatches (from " + mbs.source +
                       "); allowed: at most train.rollout_steps * run.envs = " +
                       std::to_string(get_int("train.rollout_steps") * get_int("run.envs")));
+  if (get_string("run.algo") == "rl2" && get_int("run.envs") % get_int("train.minibatches") != 0)
+    throw ConfigError("invalid value " + show(mbs.value) + " for train.minibatches (from " + mbs.source +
+                      "); allowed with run.algo = rl2: a divisor of run.envs = " + std::to_string(get_int("run.envs")) +
+                      " (minibatches are whole env sequences)");
   const Entry& e = entry("run.episodes");
   if (get_int("run.episodes") * get_int("env.horizon") > int64_t(UINT32_MAX))
     throw ConfigError("invalid value " + show(e.value) + " for run.episodes (from " + e.source +

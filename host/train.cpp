@@ -13,6 +13,7 @@
 #include <iostream>
 
 #include "algo/ppo.h"
+#include "algo/rl2.h"
 
 namespace dyn {
 
@@ -63,7 +64,22 @@ GridParams grid_params_from_config(const Config& c) {
   return p;
 }
 
+template <class Learner>
+int train_loop(const Config& cfg, Learner& learner, const std::string& device);
+
 int run_training(const Config& cfg, Backend backend, const std::string& device) {
+  const GridParams env = grid_params_from_config(cfg);
+  const int64_t n_envs = cfg.get_int("run.envs");
+  if (cfg.get_string("run.algo") == "rl2") {
+    GridRl2 learner(backend, env, n_envs, ppo_config_of(cfg));
+    return train_loop(cfg, learner, device);
+  }
+  GridPpo learner(backend, env, n_envs, ppo_config_of(cfg));
+  return train_loop(cfg, learner, device);
+}
+
+template <class Learner>
+int train_loop(const Config& cfg, Learner& ppo, const std::string& device) {
   const std::string env = cfg.get_string("env.name"), algo = cfg.get_string("run.algo");
   const uint32_t seed = uint32_t(cfg.get_int("run.seed"));
   const int64_t n_envs = cfg.get_int("run.envs"), budget = cfg.get_int("train.frames");
@@ -85,7 +101,6 @@ int run_training(const Config& cfg, Backend backend, const std::string& device) 
   std::fprintf(stderr, "training %s with %s on %s, %lld envs, %lld frames -> %s\n", env.c_str(), algo.c_str(),
                device.c_str(), (long long)n_envs, (long long)budget, dir.c_str());
 
-  GridPpo ppo(backend, grid_params_from_config(cfg), n_envs, ppo_config_of(cfg));
   const auto t0 = std::chrono::steady_clock::now();
   auto last_print = t0;
   EvalStats last_eval;

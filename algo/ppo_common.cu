@@ -1,0 +1,84 @@
+// Shared PPO / RL² pieces over parallel_for and the backend reductions.
+#include <cmath>
+#include <limits>
+
+#include "algo/gae.h"
+#include "algo/ppo_common.h"
+#include "algo/ppo_loss.h"
+#include "kernels/parallel_for.cuh"
+#include "kernels/reduce.h"
+
+namespace dyn {
+
+void track_returns(Backend b, int64_t n, float gamma, const float* r, const uint8_t* trunc, const uint8_t* term,
+                   float* disc, float* disc_t, float* ep, double* sums) {
+  parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) {
+    disc[i] = disc[i] * gamma + r[i];
+    disc_t[i] = disc[i];
+    ep[i] += r[i];
+    if (trunc[i] || term[i]) {
+      sums[2 * i] += ep[i];
+      sums[2 * i + 1] += 1.0;
+      ep[i] = 0.0f;
+      disc[i] = 0.0f;
+    }
+  });
+}
+
+void advantages_normalized(Backend b, int steps, int64_t n, const float* r, const float* v, const uint8_t* term,
+                           const uint8_t* trunc, const float* final_v, float gamma, float lambda, float* adv,
+                           float* ret, float* scalars) {
+  const int nn = int(n);
+  parallel_for(b, n, [=] DYN_LAMBDA(int64_t e) {
+    gae_row(steps, nn, int(e), r, v, term, trunc, final_v, gamma, lambda, adv, ret);
+  });
+  const size_t total = size_t(steps) * n;
+  reduce_sum(b, adv, total, scalars);
+  sum_of_squares(b, adv, total, scalars + 1);
+  const float* s = scalars;
+  parallel_for(b, int64_t(total), [=] DYN_LAMBDA(int64_t i) {
+    const float mean = s[0] / float(total);
+    const float var = s[1] / float(total) - mean * mean;
+    adv[i] = (adv[i] - mean) / (sqrtf(var > 0.0f ? var : 0.0f) + 1e-8f);
+  });
+}
+
+void ppo_minibatch_terms(Backend b, int64_t m, const float* logp, const float* old_logp, const float* entropy,
+                         const float* adv, const float* v, const float* old_v, const float* ret, float clip,
+                         float vf_coef, float entropy_coef, float* g_logp, float* g_ent, float* dv, float* terms) {
+  const float inv_m = 1.0f / float(m);
+  parallel_for(b, m, [=] DYN_LAMBDA(int64_t i) {
+    const PpoSample<float> s = ppo_sample(logp[i], old_logp[i], adv[i], v[i], old_v[i], ret[i], clip);
+    g_logp[i] = s.d_logp * inv_m;
+    g_ent[i] = -entropy_coef * inv_m;
+    dv[i] = vf_coef * s.d_value * inv_m;
+    terms[i] = s.policy;
+    terms[m + i] = s.value;
+    terms[2 * m + i] = entropy[i];
+    terms[3 * m + i] = old_logp[i] - logp[i];  // approximate KL(old ‖ new)
+    terms[4 * m + i] = s.clipped ? 1.0f : 0.0f;
+  });
+}
+
+void accumulate_terms(Backend b, int64_t m, const float* terms, float* scalars, double* sums) {
+  for (int k = 0; k < 5; ++k) reduce_sum(b, terms + k * m, size_t(m), scalars + k);
+  std::vector<float> host(5);
+  if (b == Backend::cuda)
+    DYN_CUDA_CHECK(cudaMemcpy(host.data(), scalars, 5 * sizeof(float), cudaMemcpyDeviceToHost));
+  else
+    std::copy(scalars, scalars + 5, host.begin());
+  for (int k = 0; k < 5; ++k) sums[k] += host[k] / double(m);
+}
+
+double mean_episode_return(const Buffer<double>& sums, int64_t n, int64_t* episodes) {
+  const std::vector<double> h = sums.to_host();
+  double ret = 0, count = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    ret += h[2 * i];
+    count += h[2 * i + 1];
+  }
+  *episodes = int64_t(count);
+  return count > 0 ? ret / count : std::numeric_limits<double>::quiet_NaN();
+}
+
+}  // namespace dyn

@@ -1,0 +1,35 @@
+// The pieces PPO and RL² share, batched on the backend: per-step return tracking, GAE over a rollout, whole-batch
+// advantage normalisation, the per-sample PPO loss terms and gradients of a minibatch, and reading back the
+// iteration's episode statistics.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/buffer.h"
+
+namespace dyn {
+
+// After an env step: disc = γ·disc + r (for the reward scale) copied to disc_t; raw episode returns in ep; at an
+// episode end sums[2i] += return, sums[2i+1] += 1 and both restart. All arrays [N] (sums [N, 2]).
+void track_returns(Backend b, int64_t n, float gamma, const float* r, const uint8_t* trunc, const uint8_t* term,
+                   float* disc, float* disc_t, float* ep, double* sums);
+
+// GAE over a [T, N] rollout (values [T + 1, N]), then advantages normalised over all T·N entries on the backend
+// (scalars: 2 backend floats of scratch).
+void advantages_normalized(Backend b, int steps, int64_t n, const float* r, const float* v, const uint8_t* term,
+                           const uint8_t* trunc, const float* final_v, float gamma, float lambda, float* adv,
+                           float* ret, float* scalars);
+
+// Per-sample PPO terms of a minibatch of m samples: gradients (means over m) w.r.t. log π (g_logp), the
+// entropy (g_ent) and the value (dv), and terms [5, m] = policy, value, entropy, approx KL, clipped.
+void ppo_minibatch_terms(Backend b, int64_t m, const float* logp, const float* old_logp, const float* entropy,
+                         const float* adv, const float* v, const float* old_v, const float* ret, float clip,
+                         float vf_coef, float entropy_coef, float* g_logp, float* g_ent, float* dv, float* terms);
+
+// Adds the means of the five terms [5, m] to sums[5] (reads five scalars back: logging only).
+void accumulate_terms(Backend b, int64_t m, const float* terms, float* scalars, double* sums);
+
+// Mean return and count of the episodes in sums [N, 2] (read back once per iteration).
+double mean_episode_return(const Buffer<double>& sums, int64_t n, int64_t* episodes);
+
+}  // namespace dyn
