@@ -1,5 +1,6 @@
 // PPO on the gridworld: collect → advantages → update, all on the backend.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -204,13 +205,8 @@ void GridPpo::update(IterationStats& st) {
 }
 
 IterationStats GridPpo::iterate() {
-  IterationStats st;
-  collect(st);
-  advantages();
-  update(st);
   ++iteration_;
-  st.frames = frames_;
-  return st;
+  return timed_iteration(*this);
 }
 
 EvalStats GridPpo::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {

@@ -4,6 +4,7 @@
 // backend; the host reads back a handful of scalars per iteration for logging.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <random>
 
@@ -29,8 +30,29 @@ struct IterationStats {
   int64_t episodes = 0;     // episodes finished in this iteration's rollout
   double train_return = 0;  // their mean return (raw rewards); NaN when none finished
   double policy_loss = 0, value_loss = 0, entropy = 0, approx_kl = 0, clip_fraction = 0;
-  double grad_norm = 0;  // before clipping, last minibatch
+  double grad_norm = 0;                                  // before clipping, last minibatch
+  double collect_s = 0, advantages_s = 0, update_s = 0;  // wall time of each stage (host clock)
 };
+
+// Runs collect → advantages → update on a learner with those stages (GridPpo, GridRl2), timing each.
+template <class Learner>
+IterationStats timed_iteration(Learner& learner) {
+  using clock = std::chrono::steady_clock;
+  IterationStats st;
+  const auto t0 = clock::now();
+  learner.collect(st);  // ends with a read of the episode statistics: the backend is idle here
+  const auto t1 = clock::now();
+  learner.advantages();
+  synchronize(learner.backend());
+  const auto t2 = clock::now();
+  learner.update(st);  // ends with a read of the loss statistics
+  const auto t3 = clock::now();
+  st.collect_s = std::chrono::duration<double>(t1 - t0).count();
+  st.advantages_s = std::chrono::duration<double>(t2 - t1).count();
+  st.update_s = std::chrono::duration<double>(t3 - t2).count();
+  st.frames = learner.frames();
+  return st;
+}
 
 struct EvalStats {
   int64_t episodes = 0;
@@ -44,6 +66,7 @@ class GridPpo {
   // Deterministic (mode) actions on fresh episodes drawn with `seed`, normalised with the current statistics.
   EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed);
   int64_t frames() const { return frames_; }
+  Backend backend() const { return b_; }
 
   // The stages of iterate(), public only because CUDA extended lambdas may not live in private members.
   void collect(IterationStats& st);

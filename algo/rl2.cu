@@ -249,14 +249,7 @@ void GridRl2::update(IterationStats& st) {
   st.grad_norm = adam_.last_grad_norm();
 }
 
-IterationStats GridRl2::iterate() {
-  IterationStats st;
-  collect(st);
-  advantages();
-  update(st);
-  st.frames = frames_;
-  return st;
-}
+IterationStats GridRl2::iterate() { return timed_iteration(*this); }
 
 EvalStats GridRl2::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
   DYN_NVTX_RANGE("rl2_evaluate");

@@ -23,6 +23,7 @@ class GridRl2 {
   IterationStats iterate();
   EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed);
   int64_t frames() const { return frames_; }
+  Backend backend() const { return b_; }
 
   // Stages (public only because CUDA extended lambdas may not live in private members).
   void collect(IterationStats& st);

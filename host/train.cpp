@@ -129,6 +129,9 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device) {
                           {"approx_kl", st.approx_kl},
                           {"clip_fraction", st.clip_fraction},
                           {"grad_norm", st.grad_norm},
+                          {"collect_s", st.collect_s},
+                          {"advantages_s", st.advantages_s},
+                          {"update_s", st.update_s},
                           {"lr", cfg.get_real("train.lr")}};
     if (eval_now) {
       row["eval_return"] = last_eval.mean_return;
