@@ -167,3 +167,35 @@ TEST_F(Cli, ConfigFileAndSetLayerInOrder) {
   EXPECT_NE(r.out.find("envs = 8"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("goal_stay_prob = 0.2"), std::string::npos) << "built-in values fill the rest: " << r.out;
 }
+
+TEST_F(Cli, TrainingWritesRunDirectory) {
+  const fs::path out = dir_ / "runs";
+  const Result r =
+      run("--env gridworld --algo ppo --frames 2000 --device cpu --set train.eval_interval=1 --set run.out_dir=" +
+          out.string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("eval return:"), std::string::npos) << r.out;
+  ASSERT_TRUE(fs::exists(out));
+  const fs::path run_dir = fs::directory_iterator(out)->path();
+  EXPECT_EQ(run_dir.filename().string().rfind("gridworld-ppo-0-", 0), 0u) << run_dir;
+  for (const char* f : {"config.toml", "metrics.jsonl", "metrics.csv", "summary.json"})
+    EXPECT_TRUE(fs::exists(run_dir / f)) << f;
+  // 2000 frames at 16 envs × 60 steps = 3 iterations: 3 JSON rows, a CSV header and 3 rows
+  std::ifstream jsonl(run_dir / "metrics.jsonl");
+  int rows = 0;
+  for (std::string line; std::getline(jsonl, line); ++rows) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    EXPECT_TRUE(j.contains("eval_return"));
+    EXPECT_TRUE(j.contains("fps"));
+  }
+  EXPECT_EQ(rows, 3);
+  const std::string csv = slurp(run_dir / "metrics.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 4);
+  EXPECT_EQ(nlohmann::json::parse(slurp(run_dir / "summary.json"))["frames"], 2880);
+}
+
+TEST_F(Cli, Rl2MinibatchesMustDivideEnvs) {
+  expect_bad_input("--env gridworld --algo rl2 --envs 10", {"train.minibatches", "a divisor of run.envs = 10"});
+}
+
+TEST_F(Cli, BadAlgo) { expect_bad_input("--env gridworld --algo sac", {"--algo", "run.algo", "none, ppo, rl2"}); }
