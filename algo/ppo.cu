@@ -217,7 +217,7 @@ EvalStats GridPpo::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
   Buffer<float> obs(b_, n * kGridObsDim), norm(b_, n * kGridObsDim), reward(b_, n), ep(b_, n);
   Buffer<uint8_t> send(b_, n), trunc(b_, n), term(b_, n);
   Buffer<int32_t> sid(b_, n), act(b_, n);
-  Buffer<double> sums(b_, 2 * n);
+  Buffer<double> sums(b_, 3 * n);
   ep.zero();
   sums.zero();
   gridworld_reset(b_, p, state.data(), obs.data(), n, 0);
@@ -227,31 +227,9 @@ EvalStats GridPpo::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
     obs_norm_.normalize(obs.data(), norm.data(), n);
     policy_step(norm.data(), n, true, uint32_t(t), act.data(), nullptr, nullptr);
     gridworld_step(b_, p, state.data(), act.data(), out, n, uint32_t(t));
-    float *e = ep.data(), *r = reward.data();
-    const uint8_t* done = trunc.data();
-    double* s = sums.data();
-    parallel_for(b_, n, [=] DYN_LAMBDA(int64_t i) {
-      e[i] += r[i];
-      if (done[i]) {
-        s[2 * i] += e[i];
-        s[2 * i + 1] += double(e[i]) * e[i];
-        e[i] = 0.0f;
-      }
-    });
+    track_eval_returns(b_, n, reward.data(), trunc.data(), ep.data(), sums.data());
   }
-  const std::vector<double> h = sums.to_host();
-  double sum = 0, sq = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    sum += h[2 * i];
-    sq += h[2 * i + 1];
-  }
-  EvalStats es;
-  es.episodes = n * episodes_per_env;
-  es.mean_return = sum / double(es.episodes);
-  const double var =
-      es.episodes > 1 ? (sq - es.episodes * es.mean_return * es.mean_return) / double(es.episodes - 1) : 0;
-  es.ci95 = 1.96 * std::sqrt(var > 0 ? var : 0) / std::sqrt(double(es.episodes));
-  return es;
+  return eval_stats(sums, n);
 }
 
 }  // namespace dyn

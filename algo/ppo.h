@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <random>
 
+#include "algo/ppo_common.h"
 #include "algo/running_norm.h"
 #include "kernels/buffer.h"
 #include "nn/adam.h"
@@ -53,11 +54,6 @@ IterationStats timed_iteration(Learner& learner) {
   st.frames = learner.frames();
   return st;
 }
-
-struct EvalStats {
-  int64_t episodes = 0;
-  double mean_return = 0, ci95 = 0;
-};
 
 class GridPpo {
  public:

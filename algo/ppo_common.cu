@@ -70,6 +70,35 @@ void accumulate_terms(Backend b, int64_t m, const float* terms, float* scalars, 
   for (int k = 0; k < 5; ++k) sums[k] += host[k] / double(m);
 }
 
+void track_eval_returns(Backend b, int64_t n, const float* r, const uint8_t* done, float* ep, double* sums) {
+  parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) {
+    ep[i] += r[i];
+    if (done[i]) {
+      sums[3 * i] += ep[i];
+      sums[3 * i + 1] += double(ep[i]) * ep[i];
+      sums[3 * i + 2] += 1.0;
+      ep[i] = 0.0f;
+    }
+  });
+}
+
+EvalStats eval_stats(const Buffer<double>& sums, int64_t n) {
+  const std::vector<double> h = sums.to_host();
+  double sum = 0, sq = 0, count = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    sum += h[3 * i];
+    sq += h[3 * i + 1];
+    count += h[3 * i + 2];
+  }
+  EvalStats es;
+  es.episodes = int64_t(count);
+  if (count == 0) return es;
+  es.mean_return = sum / count;
+  const double var = count > 1 ? (sq - count * es.mean_return * es.mean_return) / (count - 1) : 0.0;
+  es.ci95 = 1.96 * std::sqrt(var > 0 ? var : 0) / std::sqrt(count);
+  return es;
+}
+
 double mean_episode_return(const Buffer<double>& sums, int64_t n, int64_t* episodes) {
   const std::vector<double> h = sums.to_host();
   double ret = 0, count = 0;

@@ -29,6 +29,18 @@ void ppo_minibatch_terms(Backend b, int64_t m, const float* logp, const float* o
 // Adds the means of the five terms [5, m] to sums[5] (reads five scalars back: logging only).
 void accumulate_terms(Backend b, int64_t m, const float* terms, float* scalars, double* sums);
 
+struct EvalStats {
+  int64_t episodes = 0;
+  double mean_return = 0, ci95 = 0;
+};
+
+// After an evaluation step: ep += r; where done, sums [N, 3] gets the return, its square and a count, and ep
+// restarts.
+void track_eval_returns(Backend b, int64_t n, const float* r, const uint8_t* done, float* ep, double* sums);
+
+// Mean ± 95% CI (normal approximation) of the episodes in sums [N, 3] (one read).
+EvalStats eval_stats(const Buffer<double>& sums, int64_t n);
+
 // Mean return and count of the episodes in sums [N, 2] (read back once per iteration).
 double mean_episode_return(const Buffer<double>& sums, int64_t n, int64_t* episodes);
 

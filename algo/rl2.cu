@@ -260,7 +260,7 @@ EvalStats GridRl2::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
   Buffer<float> obs(b_, n * kGridObsDim), reward(b_, n), ep(b_, n), h(b_, n * H), h2(b_, n * H), x(b_, n * kIn);
   Buffer<uint8_t> send(b_, n), trunc(b_, n), term(b_, n), start(b_, n);
   Buffer<int32_t> sid(b_, n), act(b_, n), prev_a(b_, n);
-  Buffer<double> sums(b_, 2 * n);
+  Buffer<double> sums(b_, 3 * n);
   for (Buffer<float>* buf : {&ep, &h, &reward}) buf->zero();
   sums.zero();
   prev_a.zero();
@@ -274,35 +274,17 @@ EvalStats GridRl2::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
     std::swap(h, h2);
     categorical_act(b_, actor_ws_.act.back().data(), true, seed, uint32_t(t), act.data(), n, kGridActions);
     gridworld_step(b_, p, state.data(), act.data(), out, n, uint32_t(t));
-    float *e = ep.data(), *r = reward.data();
+    // the next step's inputs, then the returns
     const uint8_t* done = trunc.data();
     uint8_t* st = start.data();
     int32_t *pa = prev_a.data(), *a = act.data();
-    double* s = sums.data();
     parallel_for(b_, n, [=] DYN_LAMBDA(int64_t i) {
-      e[i] += r[i];
       pa[i] = a[i];
       st[i] = done[i];
-      if (done[i]) {
-        s[2 * i] += e[i];
-        s[2 * i + 1] += double(e[i]) * e[i];
-        e[i] = 0.0f;
-      }
     });
+    track_eval_returns(b_, n, reward.data(), done, ep.data(), sums.data());
   }
-  const std::vector<double> hs = sums.to_host();
-  double sum = 0, sq = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    sum += hs[2 * i];
-    sq += hs[2 * i + 1];
-  }
-  EvalStats es;
-  es.episodes = n * episodes_per_env;
-  es.mean_return = sum / double(es.episodes);
-  const double var =
-      es.episodes > 1 ? (sq - es.episodes * es.mean_return * es.mean_return) / double(es.episodes - 1) : 0;
-  es.ci95 = 1.96 * std::sqrt(var > 0 ? var : 0) / std::sqrt(double(es.episodes));
-  return es;
+  return eval_stats(sums, n);
 }
 
 }  // namespace dyn
