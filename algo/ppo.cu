@@ -71,6 +71,7 @@ GridPpo::GridPpo(Backend b, const GridParams& env, int64_t n_envs, const PpoConf
   mb_dv_ = Buffer<float>(b, M);
   mb_terms_ = Buffer<float>(b, 5 * M);
   scalars_ = Buffer<float>(b, 8);
+  term_acc_ = Buffer<double>(b, 5);
   disc_ret_.zero();
   ep_ret_.zero();
   final_val_buf_.zero();
@@ -152,7 +153,7 @@ void GridPpo::update(IterationStats& st) {
   const int64_t M = TN / cfg_.minibatches;
   std::vector<int32_t> perm(TN);
   std::iota(perm.begin(), perm.end(), 0);
-  double sums[5] = {0, 0, 0, 0, 0};
+  term_acc_.zero();
   int updates = 0;
   for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
     std::shuffle(perm.begin(), perm.end(), shuffle_rng_);
@@ -192,10 +193,11 @@ void GridPpo::update(IterationStats& st) {
       critic_.backward(b_, params_.value.data(), params_.grad.data(), m_obs, dv, static_cast<float*>(nullptr),
                        critic_ws_, false);
       adam_.step(params_.value.data(), params_.grad.data());
-      accumulate_terms(b_, M, terms, scalars_.data() + 2, sums);
+      accumulate_terms(b_, M, terms, scalars_.data() + 2, term_acc_.data());
       ++updates;
     }
   }
+  const std::vector<double> sums = term_acc_.to_host();  // the one read of the update
   st.policy_loss = sums[0] / updates;
   st.value_loss = sums[1] / updates;
   st.entropy = sums[2] / updates;

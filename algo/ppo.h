@@ -108,8 +108,9 @@ class GridPpo {
   Buffer<float> mb_obs_, mb_old_logp_, mb_adv_, mb_ret_, mb_old_v_;
   Buffer<int32_t> mb_act_;
   Buffer<float> mb_logp_, mb_ent_, mb_glogp_, mb_gent_, mb_dlogits_, mb_dv_;
-  Buffer<float> mb_terms_;  // [5, M]: policy, value, entropy, kl, clipped
-  Buffer<float> scalars_;   // [8] device scalars (reductions)
+  Buffer<float> mb_terms_;   // [5, M]: policy, value, entropy, kl, clipped
+  Buffer<float> scalars_;    // [8] device scalars (reductions)
+  Buffer<double> term_acc_;  // [5] sums of the minibatch means of the loss terms
 };
 
 }  // namespace dyn

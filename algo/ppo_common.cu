@@ -60,14 +60,9 @@ void ppo_minibatch_terms(Backend b, int64_t m, const float* logp, const float* o
   });
 }
 
-void accumulate_terms(Backend b, int64_t m, const float* terms, float* scalars, double* sums) {
-  for (int k = 0; k < 5; ++k) reduce_sum(b, terms + k * m, size_t(m), scalars + k);
-  std::vector<float> host(5);
-  if (b == Backend::cuda)
-    DYN_CUDA_CHECK(cudaMemcpy(host.data(), scalars, 5 * sizeof(float), cudaMemcpyDeviceToHost));
-  else
-    std::copy(scalars, scalars + 5, host.begin());
-  for (int k = 0; k < 5; ++k) sums[k] += host[k] / double(m);
+void accumulate_terms(Backend b, int64_t m, const float* terms, float* scratch, double* acc) {
+  for (int k = 0; k < 5; ++k) reduce_sum(b, terms + k * m, size_t(m), scratch + k);
+  parallel_for(b, 5, [=] DYN_LAMBDA(int64_t k) { acc[k] += double(scratch[k]) / double(m); });
 }
 
 void track_eval_returns(Backend b, int64_t n, const float* r, const uint8_t* done, float* ep, double* sums) {

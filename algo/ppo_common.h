@@ -26,8 +26,9 @@ void ppo_minibatch_terms(Backend b, int64_t m, const float* logp, const float* o
                          const float* adv, const float* v, const float* old_v, const float* ret, float clip,
                          float vf_coef, float entropy_coef, float* g_logp, float* g_ent, float* dv, float* terms);
 
-// Adds the means of the five terms [5, m] to sums[5] (reads five scalars back: logging only).
-void accumulate_terms(Backend b, int64_t m, const float* terms, float* scalars, double* sums);
+// Adds the means of the five terms [5, m] into acc[5], all on the backend (scratch: 5 backend floats); the host
+// reads acc once per iteration.
+void accumulate_terms(Backend b, int64_t m, const float* terms, float* scratch, double* acc);
 
 struct EvalStats {
   int64_t episodes = 0;

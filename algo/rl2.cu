@@ -77,6 +77,7 @@ GridRl2::GridRl2(Backend b, const GridParams& env, int64_t n_envs, const PpoConf
   mb_dembed_ = Buffer<float>(b, M * shape.embed);
   mb_terms_ = Buffer<float>(b, 5 * M);
   scalars_ = Buffer<float>(b, 8);
+  term_acc_ = Buffer<double>(b, 5);
   for (Buffer<float>* buf : {&h_, &prev_r_, &disc_ret_, &ep_ret_, &final_val_buf_}) buf->zero();
   prev_a_.zero();
   const uint8_t one = 1;
@@ -186,7 +187,7 @@ void GridRl2::update(IterationStats& st) {
   const int64_t N = n_, Nm = N / cfg_.minibatches, M = T * Nm, H = shape_.hidden;
   std::vector<int32_t> perm(N);
   std::iota(perm.begin(), perm.end(), 0);
-  double sums[5] = {0, 0, 0, 0, 0};
+  term_acc_.zero();
   int updates = 0;
   float* p = params_.value.data();
   float* g = params_.grad.data();
@@ -237,10 +238,11 @@ void GridRl2::update(IterationStats& st) {
                     static_cast<float*>(nullptr), static_cast<float*>(nullptr), gru_ws_);
       embed_.backward(b_, p, g, m_x, mb_dembed_.data(), static_cast<float*>(nullptr), embed_ws_, true);
       adam_.step(p, g);
-      accumulate_terms(b_, M, mb_terms_.data(), scalars_.data() + 2, sums);
+      accumulate_terms(b_, M, mb_terms_.data(), scalars_.data() + 2, term_acc_.data());
       ++updates;
     }
   }
+  const std::vector<double> sums = term_acc_.to_host();  // the one read of the update
   st.policy_loss = sums[0] / updates;
   st.value_loss = sums[1] / updates;
   st.entropy = sums[2] / updates;

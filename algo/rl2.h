@@ -79,7 +79,8 @@ class GridRl2 {
   Buffer<uint8_t> mb_reset_;
   Buffer<int32_t> mb_act_, env_perm_;
   Buffer<float> mb_logp_, mb_ent_, mb_glogp_, mb_gent_, mb_dlogits_, mb_dv_, mb_dh_, mb_dembed_, mb_terms_;
-  Buffer<float> scalars_;
+  Buffer<float> scalars_;    // [8] device scalars (reductions)
+  Buffer<double> term_acc_;  // [5] sums of the minibatch means of the loss terms
 };
 
 }  // namespace dyn
