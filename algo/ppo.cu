@@ -206,10 +206,7 @@ void GridPpo::update(IterationStats& st) {
   st.grad_norm = adam_.last_grad_norm();
 }
 
-IterationStats GridPpo::iterate() {
-  ++iteration_;
-  return timed_iteration(*this);
-}
+IterationStats GridPpo::iterate() { return timed_iteration(*this); }
 
 EvalStats GridPpo::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
   DYN_NVTX_RANGE("ppo_evaluate");

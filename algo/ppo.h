@@ -84,7 +84,7 @@ class GridPpo {
   MlpWorkspace<float> actor_ws_, critic_ws_;
   std::mt19937_64 shuffle_rng_;
   uint32_t step_ = 0;  // global env step counter (Philox counter word)
-  int64_t frames_ = 0, iteration_ = 0;
+  int64_t frames_ = 0;
 
   // env
   Buffer<GridState> state_;        // [N]

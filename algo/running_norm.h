@@ -18,8 +18,6 @@ class RunningNorm {
   void normalize(const float* x, float* y, int64_t rows, float clip = 10.0f) const;
   // y = clip(x / sqrt(var + 1e-8), ±clip): scaling only (rewards by the std of the discounted return).
   void scale(const float* x, float* y, int64_t rows, float clip = 10.0f) const;
-  int dim() const { return dim_; }
-  std::vector<double> host_stats() const { return stats_.to_host(); }  // [mean (dim), var (dim), count]
 
  private:
   Backend b_ = Backend::cpu;

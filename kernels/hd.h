@@ -3,10 +3,8 @@
 
 #if defined(__CUDACC__)
 #define DYN_HD __host__ __device__ __forceinline__
-#define DYN_HD_NOINLINE __host__ __device__
 #define DYN_LAMBDA __host__ __device__  // for extended lambdas: [=] DYN_LAMBDA(int64_t i) { ... }
 #else
 #define DYN_HD inline
-#define DYN_HD_NOINLINE
 #define DYN_LAMBDA
 #endif

@@ -53,8 +53,6 @@ struct ParamBlob {
     value.from_host(host);
     grad.zero();
   }
-  T* operator()(const std::string& name) { return value.data() + layout.view(name).offset; }
-  T* grad_of(const std::string& name) { return grad.data() + layout.view(name).offset; }
 };
 
 }  // namespace dyn
