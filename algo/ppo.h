@@ -11,6 +11,8 @@
 #include "algo/ppo_common.h"
 #include "algo/running_norm.h"
 #include "kernels/buffer.h"
+#include "kernels/graph.h"
+#include "kernels/step_ref.h"
 #include "nn/adam.h"
 #include "nn/mlp.h"
 #include "sim/gridworld.h"
@@ -23,7 +25,18 @@ struct PpoConfig {
   float gamma = 0.99f, gae_lambda = 0.95f;
   float clip = 0.2f, vf_coef = 0.5f, entropy_coef = 0.01f;
   int hidden = 128;
-  AdamConfig adam;  // lr 3e-4, eps 1e-8, max_grad_norm 0.5
+  AdamConfig adam;          // lr 3e-4, eps 1e-8, max_grad_norm 0.5
+  bool cuda_graphs = true;  // CUDA backend: replay collect, advantages and update as captured graphs
+};
+
+// Stage keys of StageGraphs: a collect is keyed by its phase within the horizon (which steps bootstrap a time
+// limit), the other stages have one graph each.
+constexpr int64_t kGraphAdvantages = -1, kGraphUpdate = -2;
+
+// The actor's and critic's activations for one kind of pass (rollout, update, evaluation): each captured stage
+// keeps its own, so no stage reallocates buffers another stage's graph points at.
+struct HeadWorkspaces {
+  MlpWorkspace<float> actor, critic;
 };
 
 struct IterationStats {
@@ -34,6 +47,13 @@ struct IterationStats {
   double grad_norm = 0;                                  // before clipping, last minibatch
   double collect_s = 0, advantages_s = 0, update_s = 0;  // wall time of each stage (host clock)
 };
+
+// Every epoch's shuffle of [0, n), drawn on the host with `rng` and uploaded as perm [epochs, n] before an
+// update's (captured) minibatch loop.
+void upload_shuffles(std::mt19937_64& rng, int epochs, int64_t n, Buffer<int32_t>& perm);
+
+// An update's loss statistics: the means over `updates` minibatches of the sums in term_acc [5] (one read).
+void read_update_stats(const Buffer<double>& term_acc, int updates, double grad_norm, IterationStats& st);
 
 // Runs collect → advantages → update on a learner with those stages (GridPpo, GridRl2), timing each.
 template <class Learner>
@@ -64,12 +84,16 @@ class GridPpo {
   int64_t frames() const { return frames_; }
   Backend backend() const { return b_; }
 
+  int64_t graph_replays() const { return graphs_.replays(); }
+
   // The stages of iterate(), public only because CUDA extended lambdas may not live in private members.
   void collect(IterationStats& st);
   void advantages();
   void update(IterationStats& st);
-  void policy_step(const float* obs_norm, int64_t n, bool deterministic, uint32_t step, int32_t* actions, float* logp,
-                   float* values);
+  void collect_steps();       // the T env steps of a collect (captured)
+  void update_minibatches();  // epochs × minibatches over the uploaded permutations (captured)
+  void policy_step(HeadWorkspaces& ws, const float* obs_norm, int64_t n, bool deterministic, StepRef step,
+                   int32_t* actions, float* logp, float* values);
 
  private:
   Backend b_;
@@ -81,10 +105,12 @@ class GridPpo {
   ParamBlob<float> params_;
   Adam<float> adam_;
   RunningNorm obs_norm_, ret_norm_;
-  MlpWorkspace<float> actor_ws_, critic_ws_;
+  HeadWorkspaces roll_ws_, upd_ws_;  // rollout and update passes
   std::mt19937_64 shuffle_rng_;
-  uint32_t step_ = 0;  // global env step counter (Philox counter word)
+  uint32_t step_ = 0;  // global env step counter (Philox counter word), host mirror of step_dev_
   int64_t frames_ = 0;
+  StageGraphs graphs_;
+  Buffer<uint32_t> step_dev_;  // [1] the global step at the start of the next collect
 
   // env
   Buffer<GridState> state_;        // [N]
@@ -104,7 +130,7 @@ class GridPpo {
   Buffer<float> adv_buf_, ret_buf_;                  // [T, N]
   Buffer<double> episode_sums_;                      // [N, 2]: return sum, count
   // minibatch
-  Buffer<int32_t> perm_;  // [T · N]
+  Buffer<int32_t> perm_;  // [epochs, T · N] this update's shuffles
   Buffer<float> mb_obs_, mb_old_logp_, mb_adv_, mb_ret_, mb_old_v_;
   Buffer<int32_t> mb_act_;
   Buffer<float> mb_logp_, mb_ent_, mb_glogp_, mb_gent_, mb_dlogits_, mb_dv_;

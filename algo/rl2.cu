@@ -35,7 +35,9 @@ GridRl2::GridRl2(Backend b, const GridParams& env, int64_t n_envs, const PpoConf
       adam_(b, layout_.total(), cfg.adam),
       obs_norm_(b, kGridObsDim),
       ret_norm_(b, 1),
-      shuffle_rng_(env.seed) {
+      shuffle_rng_(env.seed),
+      graphs_(b, cfg.cuda_graphs),
+      step_dev_(b, 1) {
   const int64_t T = cfg.rollout_steps, N = n_, TN = T * N, H = shape.hidden;
   const int64_t Nm = N / cfg.minibatches, M = T * Nm;
   state_ = Buffer<GridState>(b, N);
@@ -49,7 +51,6 @@ GridRl2::GridRl2(Backend b, const GridParams& env, int64_t n_envs, const PpoConf
   disc_ret_ = Buffer<float>(b, N);
   ep_ret_ = Buffer<float>(b, N);
   episode_sums_ = Buffer<double>(b, 2 * N);
-  x_scratch_ = Buffer<float>(b, N * kIn);
   x_extra_ = Buffer<float>(b, N * kIn);
   no_start_ = Buffer<uint8_t>(b, N);
   no_start_.zero();
@@ -71,7 +72,7 @@ GridRl2::GridRl2(Backend b, const GridParams& env, int64_t n_envs, const PpoConf
     *buf = Buffer<float>(b, M);
   mb_reset_ = Buffer<uint8_t>(b, M);
   mb_act_ = Buffer<int32_t>(b, M);
-  env_perm_ = Buffer<int32_t>(b, N);
+  env_perm_ = Buffer<int32_t>(b, int64_t(cfg.epochs) * N);
   mb_dlogits_ = Buffer<float>(b, M * kGridActions);
   mb_dh_ = Buffer<float>(b, M * H);
   mb_dembed_ = Buffer<float>(b, M * shape.embed);
@@ -80,17 +81,20 @@ GridRl2::GridRl2(Backend b, const GridParams& env, int64_t n_envs, const PpoConf
   term_acc_ = Buffer<double>(b, 5);
   for (Buffer<float>* buf : {&h_, &prev_r_, &disc_ret_, &ep_ret_, &final_val_buf_}) buf->zero();
   prev_a_.zero();
+  step_dev_.zero();
   const uint8_t one = 1;
   std::vector<uint8_t> starts(N, one);
   start_.from_host(starts);
   gridworld_reset(b_, env_, state_.data(), obs_.data(), N, 0);
 }
 
-void GridRl2::step_policy(const float* obs_raw, const int32_t* prev_a, const float* prev_r, const uint8_t* start,
-                          const float* h, int64_t n, float* x_out, float* h_out, bool with_value) {
+void GridRl2::step_policy(Rl2StepWorkspaces& ws, const float* obs_raw, const int32_t* prev_a, const float* prev_r,
+                          const uint8_t* start, const float* h, int64_t n, float* x_out, float* h_out,
+                          bool with_value) {
   // x = [norm(s), one-hot a_{t-1}, r_{t-1}], zeros for a and r where an episode starts
-  obs_norm_.normalize(obs_raw, x_scratch_.data(), n);
-  const float* s = x_scratch_.data();
+  if (ws.obs_norm.size() < size_t(n * kGridObsDim)) ws.obs_norm = Buffer<float>(b_, n * kGridObsDim);
+  obs_norm_.normalize(obs_raw, ws.obs_norm.data(), n);
+  const float* s = ws.obs_norm.data();
   parallel_for(b_, n, [=] DYN_LAMBDA(int64_t i) {
     float* x = x_out + i * kIn;
     for (int k = 0; k < kGridObsDim; ++k) x[k] = s[i * kGridObsDim + k];
@@ -98,19 +102,26 @@ void GridRl2::step_policy(const float* obs_raw, const int32_t* prev_a, const flo
     x[kIn - 1] = start[i] ? 0.0f : prev_r[i];
   });
   const float* p = params_.value.data();
-  embed_.forward(b_, p, x_out, int(n), embed_ws_);
-  gru_.forward(b_, p, embed_ws_.act.back().data(), start, static_cast<const float*>(nullptr), h, 1, int(n),
-               gru_step_ws_);
-  const float* hn = gru_step_ws_.h.data();
+  embed_.forward(b_, p, x_out, int(n), ws.embed);
+  gru_.forward(b_, p, ws.embed.act.back().data(), start, static_cast<const float*>(nullptr), h, 1, int(n), ws.gru);
+  const float* hn = ws.gru.h.data();  // the GRU has read h: h_out may alias it
   parallel_for(b_, n * shape_.hidden, [=] DYN_LAMBDA(int64_t i) { h_out[i] = hn[i]; });
-  actor_.forward(b_, p, h_out, int(n), actor_ws_);
-  if (with_value) critic_.forward(b_, p, h_out, int(n), critic_ws_);
+  actor_.forward(b_, p, h_out, int(n), ws.actor);
+  if (with_value) critic_.forward(b_, p, h_out, int(n), ws.critic);
 }
 
 void GridRl2::collect(IterationStats& st) {
   DYN_NVTX_RANGE("rl2_collect");
+  graphs_.run(step_ % uint32_t(env_.session.horizon), [&] { collect_steps(); });
+  step_ += uint32_t(cfg_.rollout_steps);
+  frames_ += int64_t(cfg_.rollout_steps) * n_;
+  st.train_return = mean_episode_return(episode_sums_, n_, &st.episodes);
+}
+
+void GridRl2::collect_steps() {
   const int T = cfg_.rollout_steps;
   const int64_t n = n_, H = shape_.hidden;
+  const uint32_t step0 = step_;  // host mirror: only its phase within the horizon shapes what is queued
   episode_sums_.zero();
   {  // the chunk's starting hidden state, for BPTT in the update
     const float* h = h_.data();
@@ -119,31 +130,33 @@ void GridRl2::collect(IterationStats& st) {
   }
   for (int t = 0; t < T; ++t) {
     const int64_t o = int64_t(t) * n;
+    const StepRef step(step_dev_.data(), uint32_t(t));
     uint8_t* reset = reset_buf_.data() + o;
     const uint8_t* start = start_.data();
     parallel_for(b_, n, [=] DYN_LAMBDA(int64_t i) { reset[i] = start[i]; });
     obs_norm_.update(obs_.data(), n);
-    step_policy(obs_.data(), prev_a_.data(), prev_r_.data(), start_.data(), h_.data(), n, x_buf_.data() + o * kIn,
-                h_next_.data(), true);
+    // the new hidden state replaces the carried one in place
+    step_policy(roll_ws_, obs_.data(), prev_a_.data(), prev_r_.data(), start_.data(), h_.data(), n,
+                x_buf_.data() + o * kIn, h_.data(), true);
     int32_t* a = act_buf_.data() + o;
-    const float* logits = actor_ws_.act.back().data();
-    categorical_act(b_, logits, false, env_.seed, step_, a, n, kGridActions);
+    const float* logits = roll_ws_.actor.act.back().data();
+    categorical_act(b_, logits, false, env_.seed, step, a, n, kGridActions);
     categorical_log_prob_entropy(b_, logits, a, logp_buf_.data() + o, static_cast<float*>(nullptr), n, kGridActions);
     {
-      const float* v = critic_ws_.act.back().data();
+      const float* v = roll_ws_.critic.act.back().data();
       float* vt = val_buf_.data() + o;
       parallel_for(b_, n, [=] DYN_LAMBDA(int64_t i) { vt[i] = v[i]; });
     }
-    std::swap(h_, h_next_);  // carry the new hidden state
     float* r = rew_buf_.data() + o;
     uint8_t* trunc = trunc_buf_.data() + o;
     uint8_t* term = term_buf_.data() + o;
     const GridBatchOut out{obs_.data(), r, send_buf_.data() + o, trunc, term, sid_buf_.data() + o, final_obs_.data()};
-    gridworld_step(b_, env_, state_.data(), a, out, n, step_);
+    gridworld_step(b_, env_, state_.data(), a, out, n, step);
     // time limit: V of the final observation, one more recurrent step from the carried state
-    if ((step_ + 1) % uint32_t(env_.session.horizon) == 0) {
-      step_policy(final_obs_.data(), a, r, no_start_.data(), h_.data(), n, x_extra_.data(), h_next_.data(), true);
-      const float* v = critic_ws_.act.back().data();
+    if ((step0 + uint32_t(t) + 1) % uint32_t(env_.session.horizon) == 0) {
+      step_policy(boot_ws_, final_obs_.data(), a, r, no_start_.data(), h_.data(), n, x_extra_.data(), h_next_.data(),
+                  true);
+      const float* v = boot_ws_.critic.act.back().data();
       float* fv = final_val_buf_.data() + o;
       parallel_for(b_, n, [=] DYN_LAMBDA(int64_t i) { fv[i] = v[i]; });
     }
@@ -158,45 +171,47 @@ void GridRl2::collect(IterationStats& st) {
       pr[i] = r[i];
       st_next[i] = trunc[i] || term[i];
     });
-    ++step_;
   }
+  uint32_t* counter = step_dev_.data();
+  parallel_for(b_, 1, [=] DYN_LAMBDA(int64_t) { *counter += uint32_t(T); });
   // V(s_T): a recurrent step on the next observation, without advancing the carried state
-  step_policy(obs_.data(), prev_a_.data(), prev_r_.data(), start_.data(), h_.data(), n, x_extra_.data(), h_next_.data(),
-              true);
+  step_policy(boot_ws_, obs_.data(), prev_a_.data(), prev_r_.data(), start_.data(), h_.data(), n, x_extra_.data(),
+              h_next_.data(), true);
   {
-    const float* v = critic_ws_.act.back().data();
+    const float* v = boot_ws_.critic.act.back().data();
     float* vT = val_buf_.data() + int64_t(T) * n;
     parallel_for(b_, n, [=] DYN_LAMBDA(int64_t i) { vT[i] = v[i]; });
   }
   ret_norm_.update(disc_buf_.data(), int64_t(T) * n);
   ret_norm_.scale(rew_buf_.data(), rew_buf_.data(), int64_t(T) * n);
-  frames_ += int64_t(T) * n;
-  st.train_return = mean_episode_return(episode_sums_, n, &st.episodes);
 }
 
 void GridRl2::advantages() {
   DYN_NVTX_RANGE("rl2_advantages");
-  advantages_normalized(b_, cfg_.rollout_steps, n_, rew_buf_.data(), val_buf_.data(), term_buf_.data(),
-                        trunc_buf_.data(), final_val_buf_.data(), cfg_.gamma, cfg_.gae_lambda, adv_buf_.data(),
-                        ret_buf_.data(), scalars_.data());
+  graphs_.run(kGraphAdvantages, [&] {
+    advantages_normalized(b_, cfg_.rollout_steps, n_, rew_buf_.data(), val_buf_.data(), term_buf_.data(),
+                          trunc_buf_.data(), final_val_buf_.data(), cfg_.gamma, cfg_.gae_lambda, adv_buf_.data(),
+                          ret_buf_.data(), scalars_.data());
+  });
 }
 
 void GridRl2::update(IterationStats& st) {
   DYN_NVTX_RANGE("rl2_update");
+  upload_shuffles(shuffle_rng_, cfg_.epochs, n_, env_perm_);  // over whole env sequences
+  graphs_.run(kGraphUpdate, [&] { update_minibatches(); });
+  read_update_stats(term_acc_, cfg_.epochs * cfg_.minibatches, adam_.last_grad_norm(), st);
+}
+
+void GridRl2::update_minibatches() {
   const int T = cfg_.rollout_steps;
   const int64_t N = n_, Nm = N / cfg_.minibatches, M = T * Nm, H = shape_.hidden;
-  std::vector<int32_t> perm(N);
-  std::iota(perm.begin(), perm.end(), 0);
   term_acc_.zero();
-  int updates = 0;
   float* p = params_.value.data();
   float* g = params_.grad.data();
   for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
-    std::shuffle(perm.begin(), perm.end(), shuffle_rng_);
-    env_perm_.from_host(perm);
     for (int mb = 0; mb < cfg_.minibatches; ++mb) {
       // gather whole sequences of Nm envs: [T, Nm, ·]
-      const int32_t* envs = env_perm_.data() + mb * Nm;
+      const int32_t* envs = env_perm_.data() + epoch * N + mb * Nm;
       const float *x = x_buf_.data(), *logp = logp_buf_.data(), *adv = adv_buf_.data(), *ret = ret_buf_.data(),
                   *val = val_buf_.data(), *h0 = h0_buf_.data();
       const uint8_t* reset = reset_buf_.data();
@@ -239,16 +254,8 @@ void GridRl2::update(IterationStats& st) {
       embed_.backward(b_, p, g, m_x, mb_dembed_.data(), static_cast<float*>(nullptr), embed_ws_, true);
       adam_.step(p, g);
       accumulate_terms(b_, M, mb_terms_.data(), scalars_.data() + 2, term_acc_.data());
-      ++updates;
     }
   }
-  const std::vector<double> sums = term_acc_.to_host();  // the one read of the update
-  st.policy_loss = sums[0] / updates;
-  st.value_loss = sums[1] / updates;
-  st.entropy = sums[2] / updates;
-  st.approx_kl = sums[3] / updates;
-  st.clip_fraction = sums[4] / updates;
-  st.grad_norm = adam_.last_grad_norm();
 }
 
 IterationStats GridRl2::iterate() { return timed_iteration(*this); }
@@ -259,7 +266,7 @@ EvalStats GridRl2::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
   p.seed = seed;
   const int64_t H = shape_.hidden;
   Buffer<GridState> state(b_, n);
-  Buffer<float> obs(b_, n * kGridObsDim), reward(b_, n), ep(b_, n), h(b_, n * H), h2(b_, n * H), x(b_, n * kIn);
+  Buffer<float> obs(b_, n * kGridObsDim), reward(b_, n), ep(b_, n), h(b_, n * H), x(b_, n * kIn);
   Buffer<uint8_t> send(b_, n), trunc(b_, n), term(b_, n), start(b_, n);
   Buffer<int32_t> sid(b_, n), act(b_, n), prev_a(b_, n);
   Buffer<double> sums(b_, 3 * n);
@@ -267,14 +274,13 @@ EvalStats GridRl2::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
   sums.zero();
   prev_a.zero();
   start.from_host(std::vector<uint8_t>(n, 1));
-  if (x_scratch_.size() < size_t(n * kIn)) x_scratch_ = Buffer<float>(b_, n * kIn);
+  Rl2StepWorkspaces ws;
   gridworld_reset(b_, p, state.data(), obs.data(), n, 0);
   const GridBatchOut out{obs.data(), reward.data(), send.data(), trunc.data(), term.data(), sid.data(), nullptr};
   const int64_t steps = int64_t(episodes_per_env) * p.session.horizon;
   for (int64_t t = 0; t < steps; ++t) {
-    step_policy(obs.data(), prev_a.data(), reward.data(), start.data(), h.data(), n, x.data(), h2.data(), false);
-    std::swap(h, h2);
-    categorical_act(b_, actor_ws_.act.back().data(), true, seed, uint32_t(t), act.data(), n, kGridActions);
+    step_policy(ws, obs.data(), prev_a.data(), reward.data(), start.data(), h.data(), n, x.data(), h.data(), false);
+    categorical_act(b_, ws.actor.act.back().data(), true, seed, uint32_t(t), act.data(), n, kGridActions);
     gridworld_step(b_, p, state.data(), act.data(), out, n, uint32_t(t));
     // the next step's inputs, then the returns
     const uint8_t* done = trunc.data();

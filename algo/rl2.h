@@ -8,6 +8,7 @@
 #include <random>
 
 #include "algo/ppo.h"
+#include "kernels/graph.h"
 #include "nn/gru.h"
 
 namespace dyn {
@@ -17,6 +18,14 @@ struct Rl2Shape {
   int hidden = 64;  // GRU hidden
 };
 
+// Everything one recurrent policy step writes besides its outputs; the rollout, the bootstrap steps and an
+// evaluation each use their own (see HeadWorkspaces).
+struct Rl2StepWorkspaces {
+  Buffer<float> obs_norm;  // [n, 6]
+  MlpWorkspace<float> embed, actor, critic;
+  GruWorkspace<float> gru;  // one step
+};
+
 class GridRl2 {
  public:
   GridRl2(Backend b, const GridParams& env, int64_t n_envs, const PpoConfig& cfg, Rl2Shape shape = {});
@@ -24,16 +33,19 @@ class GridRl2 {
   EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed);
   int64_t frames() const { return frames_; }
   Backend backend() const { return b_; }
+  int64_t graph_replays() const { return graphs_.replays(); }
 
   // Stages (public only because CUDA extended lambdas may not live in private members).
   void collect(IterationStats& st);
   void advantages();
   void update(IterationStats& st);
+  void collect_steps();       // the T env steps of a collect (captured)
+  void update_minibatches();  // epochs × minibatches over the uploaded permutations (captured)
   // One recurrent step for n envs: builds x = [norm(obs), one-hot prev_a, prev_r] into x_out [n, 12], advances
-  // h [n, H] (zeroed first where start[i]) into h_out, and returns the actor's logits and critic's values in the
-  // workspaces.
-  void step_policy(const float* obs_raw, const int32_t* prev_a, const float* prev_r, const uint8_t* start,
-                   const float* h, int64_t n, float* x_out, float* h_out, bool with_value);
+  // h [n, H] (zeroed first where start[i]) into h_out (which may be h), and leaves the actor's logits and the
+  // critic's values in ws.
+  void step_policy(Rl2StepWorkspaces& ws, const float* obs_raw, const int32_t* prev_a, const float* prev_r,
+                   const uint8_t* start, const float* h, int64_t n, float* x_out, float* h_out, bool with_value);
 
  private:
   Backend b_;
@@ -47,22 +59,24 @@ class GridRl2 {
   ParamBlob<float> params_;
   Adam<float> adam_;
   RunningNorm obs_norm_, ret_norm_;
-  MlpWorkspace<float> embed_ws_, actor_ws_, critic_ws_;
-  GruWorkspace<float> gru_ws_, gru_step_ws_;  // update (T steps) and stepping (1 step)
+  Rl2StepWorkspaces roll_ws_, boot_ws_;                  // rollout steps; bootstrap-value steps
+  MlpWorkspace<float> embed_ws_, actor_ws_, critic_ws_;  // update
+  GruWorkspace<float> gru_ws_;                           // update (T steps)
   std::mt19937_64 shuffle_rng_;
-  uint32_t step_ = 0;
+  uint32_t step_ = 0;  // host mirror of step_dev_
   int64_t frames_ = 0;
+  StageGraphs graphs_;
+  Buffer<uint32_t> step_dev_;  // [1] the global step at the start of the next collect
 
   // env and recurrent state
   Buffer<GridState> state_;          // [N]
   Buffer<float> obs_, final_obs_;    // [N, 6]
-  Buffer<float> h_, h_next_;         // [N, H]
+  Buffer<float> h_, h_next_;         // [N, H] carried state; the bootstrap steps' scratch
   Buffer<int32_t> prev_a_;           // [N]
   Buffer<float> prev_r_;             // [N]
   Buffer<uint8_t> start_;            // [N] an episode starts at the next step
   Buffer<float> disc_ret_, ep_ret_;  // [N]
   Buffer<double> episode_sums_;      // [N, 2]
-  Buffer<float> x_scratch_;          // [N, 6] normalised observations
   Buffer<float> x_extra_;            // [N, 12] inputs of the extra steps (bootstrap values)
   Buffer<uint8_t> no_start_;         // [N] zeros
   // rollout, time-major
@@ -77,7 +91,7 @@ class GridRl2 {
   // minibatch over envs: [T, Nm, ·]
   Buffer<float> mb_x_, mb_h0_, mb_old_logp_, mb_adv_, mb_ret_, mb_old_v_;
   Buffer<uint8_t> mb_reset_;
-  Buffer<int32_t> mb_act_, env_perm_;
+  Buffer<int32_t> mb_act_, env_perm_;  // env_perm_ [epochs, N]: this update's shuffles of the envs
   Buffer<float> mb_logp_, mb_ent_, mb_glogp_, mb_gent_, mb_dlogits_, mb_dv_, mb_dh_, mb_dembed_, mb_terms_;
   Buffer<float> scalars_;    // [8] device scalars (reductions)
   Buffer<double> term_acc_;  // [5] sums of the minibatch means of the loss terms

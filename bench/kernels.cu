@@ -12,9 +12,10 @@
 #include <cstdio>
 #include <string>
 
+#include "algo/ppo.h"
+#include "algo/rl2.h"
 #include "kernels/buffer.h"
 #include "kernels/parallel_for.cuh"
-#include "algo/ppo.h"
 #include "nn/gru.h"
 #include "nn/mlp.h"
 #include "sim/gridworld.h"
@@ -189,12 +190,14 @@ void BM_Gru(benchmark::State& st, Backend b, bool backward, bool fused) {
   st.counters["FLOP/s"] = benchmark::Counter(steps * flop_per_step, benchmark::Counter::kIsRate);
 }
 
-// One PPO iteration per benchmark iteration; range(0) = envs.
-void BM_PpoIteration(benchmark::State& st, Backend b) {
+// One whole training iteration (collect 60 steps + advantages + update) per benchmark iteration of a gridworld
+// learner (GridPpo, GridRl2); range(0) = envs. On the GPU the warm-up also captures the stages' CUDA Graphs.
+template <class Learner>
+void BM_Iteration(benchmark::State& st, Backend b) {
   GridParams env;
-  GridPpo ppo(b, env, st.range(0), PpoConfig{});
-  ppo.iterate();  // warm-up: workspaces sized
-  timed_loop(st, b, [&] { ppo.iterate(); });
+  Learner learner(b, env, st.range(0), PpoConfig{});
+  for (int i = 0; i < 2; ++i) learner.iterate();  // warm-up: workspaces sized, graphs captured
+  timed_loop(st, b, [&] { learner.iterate(); });
   const double frames = double(st.iterations()) * 60 * double(st.range(0));
   st.counters["frames/s"] = benchmark::Counter(frames, benchmark::Counter::kIsRate);
 }
@@ -221,7 +224,8 @@ void register_all() {
     for (auto [name, fn] : {std::pair{"GridworldStep/", &BM_GridworldStep},
                             std::pair{"GridworldRandomPolicyStep/", &BM_GridworldRandomPolicyStep}})
       add(name + tag, b, fn)->Arg(1 << 10)->Arg(1 << 16)->Arg(1 << 20)->Unit(benchmark::kMicrosecond);
-    add("PpoIteration/" + tag, b, BM_PpoIteration)->Arg(16)->Arg(4096)->Unit(benchmark::kMillisecond);
+    add("PpoIteration/" + tag, b, BM_Iteration<GridPpo>)->Arg(16)->Arg(4096)->Unit(benchmark::kMillisecond);
+    add("Rl2Iteration/" + tag, b, BM_Iteration<GridRl2>)->Arg(16)->Arg(4096)->Unit(benchmark::kMillisecond);
     for (bool fused : {false, true}) {
       if (fused && b != Backend::cuda) continue;  // the fused kernels are CUDA-only
       const std::string suffix = tag + (fused ? "_fused" : "");

@@ -10,10 +10,12 @@
 namespace dyn {
 
 template <class T>
-Adam<T>::Adam(Backend b, size_t n, AdamConfig cfg) : b_(b), n_(n), cfg_(cfg), m_(b, n), v_(b, n), norm_sq_(b, 1) {
+Adam<T>::Adam(Backend b, size_t n, AdamConfig cfg)
+    : b_(b), n_(n), cfg_(cfg), m_(b, n), v_(b, n), norm_sq_(b, 1), bias_(b, 3) {
   m_.zero();
   v_.zero();
   norm_sq_.zero();
+  bias_.zero();
 }
 
 template <class T>
@@ -22,9 +24,14 @@ void Adam<T>::step(T* params, T* grads) {
   ++t_;
   sum_of_squares(b_, grads, n_, norm_sq_.data());
   const T lr = T(cfg_.lr), b1 = T(cfg_.beta1), b2 = T(cfg_.beta2), eps = T(cfg_.eps);
-  const T bias1 = T(1 - std::pow(double(cfg_.beta1), double(t_)));
-  const T bias2 = T(1 - std::pow(double(cfg_.beta2), double(t_)));
   const T max_norm = T(cfg_.max_grad_norm);
+  double* bias = bias_.data();
+  const double beta1 = cfg_.beta1, beta2 = cfg_.beta2;
+  parallel_for(b_, 1, [=] DYN_LAMBDA(int64_t) {  // t ← t + 1 and the bias corrections, once per step
+    bias[0] += 1.0;
+    bias[1] = 1.0 - pow(beta1, bias[0]);
+    bias[2] = 1.0 - pow(beta2, bias[0]);
+  });
   const T* norm_sq = norm_sq_.data();
   T* m = m_.data();
   T* v = v_.data();
@@ -33,7 +40,7 @@ void Adam<T>::step(T* params, T* grads) {
     // global-norm clipping as torch.nn.utils.clip_grad_norm_: scale = max_norm / (norm + 1e-6) when below 1
     const T norm = sqrt(norm_sq[0]);
     const T scale = (max_norm > T(0) && norm > max_norm) ? max_norm / (norm + T(1e-6)) : T(1);
-    adam_update(params[i], m[i], v[i], grads[i] * scale, lr, b1, b2, eps, bias1, bias2);
+    adam_update(params[i], m[i], v[i], grads[i] * scale, lr, b1, b2, eps, T(bias[1]), T(bias[2]));
   });
 }
 

@@ -44,4 +44,13 @@ void synchronize(Backend b) {
   if (b == Backend::cuda) DYN_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
+cudaStream_t cuda_stream() {
+  static const cudaStream_t stream = [] {
+    cudaStream_t s = nullptr;
+    DYN_CUDA_CHECK(cudaStreamCreate(&s));
+    return s;
+  }();
+  return stream;
+}
+
 }  // namespace dyn

@@ -1,6 +1,8 @@
 // Backend selection: the CPU (OpenMP host loops) or CUDA; device probe and `--device auto|cpu|cuda` resolution.
 #pragma once
 
+#include <cuda_runtime_api.h>
+
 #include <stdexcept>
 #include <string>
 
@@ -26,5 +28,10 @@ Backend select_backend(const std::string& device, std::string* notice);
 
 // Blocks until all work queued on the backend is done (no-op on the CPU).
 void synchronize(Backend b);
+
+// The one CUDA stream all our kernels, cuBLAS calls, CUB reductions and async fills go to (created on first use,
+// blocking with respect to the legacy default stream, so synchronous copies stay ordered after our work). A
+// named stream rather than stream 0 because only a named stream can be captured into a CUDA Graph.
+cudaStream_t cuda_stream();
 
 }  // namespace dyn

@@ -51,11 +51,11 @@ class Buffer {
   size_t bytes() const { return n_ * sizeof(T); }
   Backend backend() const { return backend_; }
 
-  // Byte-wise fill with zeros.
+  // Byte-wise fill with zeros (queued on the backend's stream; capturable into a CUDA Graph).
   void zero() {
     if (!ptr_) return;
     if (backend_ == Backend::cuda)
-      DYN_CUDA_CHECK(cudaMemset(ptr_, 0, bytes()));
+      DYN_CUDA_CHECK(cudaMemsetAsync(ptr_, 0, bytes(), cuda_stream()));
     else
       std::memset(ptr_, 0, bytes());
   }

@@ -28,14 +28,14 @@ void categorical_backward(Backend b, const T* logits, const int32_t* actions, co
 }
 
 template <class T>
-void categorical_act(Backend b, const T* logits, bool deterministic, uint32_t seed, uint32_t step, int32_t* actions,
+void categorical_act(Backend b, const T* logits, bool deterministic, uint32_t seed, StepRef step, int32_t* actions,
                      int64_t n, int a) {
   parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) {
     const T* z = logits + i * a;
     if (deterministic) {
       actions[i] = categorical_mode(z, a);
     } else {
-      Philox rng(seed, kStreamPolicy, uint32_t(i), step);
+      Philox rng(seed, kStreamPolicy, uint32_t(i), step.get());
       actions[i] = categorical_sample(z, a, rng);
     }
   });
@@ -96,7 +96,7 @@ void gaussian_kl_batch_backward(Backend b, const T* mu1, const T* lv1, const T* 
 #define DYN_INSTANTIATE_DISTRIBUTIONS(T)                                                                              \
   template void categorical_log_prob_entropy<T>(Backend, const T*, const int32_t*, T*, T*, int64_t, int);             \
   template void categorical_backward<T>(Backend, const T*, const int32_t*, const T*, const T*, T*, int64_t, int);     \
-  template void categorical_act<T>(Backend, const T*, bool, uint32_t, uint32_t, int32_t*, int64_t, int);              \
+  template void categorical_act<T>(Backend, const T*, bool, uint32_t, StepRef, int32_t*, int64_t, int);               \
   template void gaussian_log_prob_batch<T>(Backend, const T*, const T*, const T*, T*, int64_t, int);                  \
   template void gaussian_log_prob_backward<T>(Backend, const T*, const T*, const T*, const T*, T*, T*, int64_t, int); \
   template void gaussian_act<T>(Backend, const T*, const T*, bool, uint32_t, uint32_t, T*, int64_t, int);             \

@@ -30,7 +30,7 @@ void launch_gru(const float* params, const Gru& gru, const float* gi, const uint
   }();
   (void)opted_in;
   const int blocks = (batch + GruTile<H>::NB - 1) / GruTile<H>::NB;
-  fused_gru_forward_kernel<H><<<blocks, kThreads, bytes>>>(
+  fused_gru_forward_kernel<H><<<blocks, kThreads, bytes, cuda_stream()>>>(
       params + gru.weight_hh_offset(), params + gru.bias_hh_offset(), gi, reset, h0, steps, batch, out);
   DYN_CUDA_CHECK(cudaGetLastError());
 }

@@ -53,7 +53,7 @@ void launch(Kernel kernel, int batch, Args... args) {
   }();
   (void)opted_in;
   const int blocks = (batch + kTile - 1) / kTile;
-  kernel<<<blocks, kThreads, bytes>>>(args...);
+  kernel<<<blocks, kThreads, bytes, cuda_stream()>>>(args...);
   DYN_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -26,6 +26,7 @@ cublasHandle_t cublas_handle() {
   thread_local cublasHandle_t handle = [] {
     cublasHandle_t h = nullptr;
     DYN_CUBLAS_CHECK(cublasCreate(&h));
+    DYN_CUBLAS_CHECK(cublasSetStream(h, cuda_stream()));
     return h;
   }();
   return handle;

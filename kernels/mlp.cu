@@ -1,5 +1,7 @@
 // Linear / MLP forward and backward: GEMMs through kernels/gemm (OpenBLAS or cuBLAS), the elementwise parts
 // (bias broadcast, activations) as DYN_HD loops through parallel_for.
+#include <vector>
+
 #include "kernels/gemm.h"
 #include "kernels/nvtx.h"
 #include "kernels/parallel_for.cuh"
@@ -9,17 +11,18 @@ namespace dyn {
 
 namespace {
 
-// A [n] vector of ones on the backend (for bias gradients as a GEMM), grown on demand.
+// A [n] vector of ones on the backend (for bias gradients as a GEMM), grown on demand; grown-out buffers stay
+// alive because a captured CUDA Graph may still read them.
 template <class T>
 const T* ones(Backend b, int n) {
-  static Buffer<T> cache[2];
-  Buffer<T>& buf = cache[b == Backend::cuda];
-  if (int(buf.size()) < n) {
-    buf = Buffer<T>(b, size_t(n));
-    T* p = buf.data();
+  static std::vector<Buffer<T>> cache[2];
+  std::vector<Buffer<T>>& bufs = cache[b == Backend::cuda];
+  if (bufs.empty() || int(bufs.back().size()) < n) {
+    bufs.emplace_back(b, size_t(n));
+    T* p = bufs.back().data();
     parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) { p[i] = T(1); });
   }
-  return buf.data();
+  return bufs.back().data();
 }
 
 }  // namespace

@@ -21,13 +21,13 @@ constexpr int kParallelForBlock = 256;
 constexpr int64_t kParallelForMinCpu = 4096;
 
 template <class F>
-void parallel_for(Backend backend, int64_t n, F f, cudaStream_t stream = 0) {
+void parallel_for(Backend backend, int64_t n, F f) {
   if (n <= 0) return;
   if (backend == Backend::cuda) {
     // enough blocks to cover n, capped so huge n falls back to the grid-stride loop
     const int64_t blocks = (n + kParallelForBlock - 1) / kParallelForBlock;
     const unsigned grid = unsigned(blocks < (int64_t(1) << 20) ? blocks : (int64_t(1) << 20));
-    parallel_for_kernel<<<grid, kParallelForBlock, 0, stream>>>(n, f);
+    parallel_for_kernel<<<grid, kParallelForBlock, 0, cuda_stream()>>>(n, f);
     DYN_CUDA_CHECK(cudaGetLastError());
   } else {
 #pragma omp parallel for schedule(static) if (n >= kParallelForMinCpu)

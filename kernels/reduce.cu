@@ -1,5 +1,6 @@
 // Reductions to a backend scalar: CUB on CUDA, OpenMP reductions in double on the CPU.
 #include <cub/device/device_reduce.cuh>
+#include <vector>
 
 #include "kernels/buffer.h"
 #include "kernels/hd.h"
@@ -28,12 +29,14 @@ void transform_sum(Backend b, const T* x, size_t n, T* out, Op op) {
     return;
   }
   size_t temp_bytes = 0;
-  DYN_CUDA_CHECK(
-      cub::DeviceReduce::TransformReduce(nullptr, temp_bytes, x, out, int64_t(n), ::cuda::std::plus<T>(), op, T(0)));
-  static Buffer<uint8_t> temp;  // grown on demand
-  if (temp.size() < temp_bytes) temp = Buffer<uint8_t>(b, temp_bytes);
-  DYN_CUDA_CHECK(cub::DeviceReduce::TransformReduce(temp.data(), temp_bytes, x, out, int64_t(n), ::cuda::std::plus<T>(),
-                                                    op, T(0)));
+  DYN_CUDA_CHECK(cub::DeviceReduce::TransformReduce(nullptr, temp_bytes, x, out, int64_t(n), ::cuda::std::plus<T>(), op,
+                                                    T(0), cuda_stream()));
+  // Grown on demand, and a grown-out buffer is kept alive: a captured CUDA Graph may still point at it.
+  static std::vector<Buffer<uint8_t>> temps;
+  if (temps.empty() || temps.back().size() < temp_bytes)
+    temps.emplace_back(b, temp_bytes > (size_t(1) << 16) ? temp_bytes : (size_t(1) << 16));
+  DYN_CUDA_CHECK(cub::DeviceReduce::TransformReduce(temps.back().data(), temp_bytes, x, out, int64_t(n),
+                                                    ::cuda::std::plus<T>(), op, T(0), cuda_stream()));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "kernels/backend.h"
+#include "kernels/step_ref.h"
 
 namespace dyn {
 
@@ -20,7 +21,7 @@ void categorical_backward(Backend b, const T* logits, const int32_t* actions, co
 
 // actions [N]: the mode, or a sample drawn from Philox(seed, kStreamPolicy, row, step)
 template <class T>
-void categorical_act(Backend b, const T* logits, bool deterministic, uint32_t seed, uint32_t step, int32_t* actions,
+void categorical_act(Backend b, const T* logits, bool deterministic, uint32_t seed, StepRef step, int32_t* actions,
                      int64_t n, int a);
 
 // mu [N, D], a state-independent log_std [D], x [N, D] -> log p(x) [N]

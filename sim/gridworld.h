@@ -11,6 +11,7 @@
 #include "kernels/backend.h"
 #include "kernels/hd.h"
 #include "kernels/philox.h"
+#include "kernels/step_ref.h"
 #include "sim/session.h"
 
 namespace dyn {
@@ -156,7 +157,7 @@ enum class ScriptedPolicy { random, oracle };
 void gridworld_reset(Backend b, const GridParams& p, GridState* state, float* obs, int64_t n, uint32_t episode_step);
 // Steps all N envs at global step `step` with actions [N].
 void gridworld_step(Backend b, const GridParams& p, GridState* state, const int32_t* actions, const GridBatchOut& out,
-                    int64_t n, uint32_t step);
+                    int64_t n, StepRef step);
 // Scripted actions [N] for global step `step`.
 void gridworld_policy(Backend b, ScriptedPolicy policy, const GridParams& p, const GridState* state, int32_t* actions,
                       int64_t n, uint32_t step);

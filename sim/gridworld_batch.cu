@@ -14,7 +14,7 @@ void gridworld_reset(Backend b, const GridParams& p, GridState* state, float* ob
 }
 
 void gridworld_step(Backend b, const GridParams& p, GridState* state, const int32_t* actions, const GridBatchOut& out,
-                    int64_t n, uint32_t step) {
+                    int64_t n, StepRef step) {
   DYN_NVTX_RANGE("gridworld_step");
   parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) {
     GridState s = state[i];
@@ -25,7 +25,7 @@ void gridworld_step(Backend b, const GridParams& p, GridState* state, const int3
                     out.terminated + i,
                     out.session_id + i,
                     out.final_obs ? out.final_obs + i * kGridObsDim : nullptr};
-    grid_step(p, s, actions[i], uint32_t(i), step, o);
+    grid_step(p, s, actions[i], uint32_t(i), step.get(), o);
     state[i] = s;
   });
 }

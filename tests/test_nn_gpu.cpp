@@ -5,8 +5,9 @@
 
 #include <vector>
 
-#include "kernels/philox.h"
 #include "algo/ppo.h"
+#include "algo/rl2.h"
+#include "kernels/philox.h"
 #include "nn/adam.h"
 #include "nn/distributions_batch.h"
 #include "nn/gru.h"
@@ -216,17 +217,64 @@ TEST(DistributionsParity, CudaMatchesCpu) {
   EXPECT_LE(differ, 2) << "same Philox uniforms; only a CDF tie at float rounding may differ";
 }
 
-TEST(PpoParity, FirstIterationLossesMatchCpu) {
-  DYN_REQUIRE_CUDA();
+// The first training iteration on the CPU and the GPU from the same seed: same Philox draws and bit-identical env
+// steps; the networks differ by float summation order, so a sampled action can in rare cases differ: compare the
+// iteration's statistics within a tolerance.
+template <class Learner>
+void expect_first_iteration_matches_cpu(int64_t envs, uint32_t seed) {
   GridParams env;
-  env.seed = 5;
-  GridPpo cpu(Backend::cpu, env, 256, PpoConfig{}), gpu(Backend::cuda, env, 256, PpoConfig{});
+  env.seed = seed;
+  Learner cpu(Backend::cpu, env, envs, PpoConfig{}), gpu(Backend::cuda, env, envs, PpoConfig{});
   const IterationStats c = cpu.iterate(), g = gpu.iterate();
-  // same Philox draws and bit-identical env steps; the networks differ by float summation order, so a sampled
-  // action can in rare cases differ: compare the iteration's statistics within a tolerance
   EXPECT_EQ(c.frames, g.frames);
   EXPECT_NEAR(g.train_return, c.train_return, 0.05 * std::fabs(c.train_return) + 0.05);
   EXPECT_NEAR(g.value_loss, c.value_loss, 1e-2 * std::fabs(c.value_loss) + 1e-4);
   EXPECT_NEAR(g.entropy, c.entropy, 1e-3 * c.entropy);
   EXPECT_NEAR(g.policy_loss, c.policy_loss, 1e-3);
+}
+
+TEST(PpoParity, FirstIterationLossesMatchCpu) {
+  DYN_REQUIRE_CUDA();
+  expect_first_iteration_matches_cpu<GridPpo>(256, 5);
+}
+
+TEST(Rl2Parity, FirstIterationLossesMatchCpu) {
+  DYN_REQUIRE_CUDA();
+  expect_first_iteration_matches_cpu<GridRl2>(64, 6);
+}
+
+// CUDA Graph replay runs exactly the kernels the eager path queues, with the step counter, Adam's bias
+// corrections and the minibatch shuffles read from device memory: several iterations (eager, capture, replays)
+// must give the same statistics as never capturing, and the graphs must have been replayed.
+template <class Learner>
+void expect_graphs_match_eager(int64_t envs, int iterations) {
+  GridParams env;
+  env.seed = 8;
+  PpoConfig eager_cfg;
+  eager_cfg.cuda_graphs = false;
+  Learner graphed(Backend::cuda, env, envs, PpoConfig{}), eager(Backend::cuda, env, envs, eager_cfg);
+  for (int it = 0; it < iterations; ++it) {
+    const IterationStats g = graphed.iterate(), e = eager.iterate();
+    EXPECT_EQ(g.frames, e.frames);
+    EXPECT_EQ(g.episodes, e.episodes) << "iteration " << it;
+    EXPECT_NEAR(g.train_return, e.train_return, 1e-9 + 1e-6 * std::fabs(e.train_return)) << "iteration " << it;
+    EXPECT_NEAR(g.policy_loss, e.policy_loss, 1e-6) << "iteration " << it;
+    EXPECT_NEAR(g.value_loss, e.value_loss, 1e-6 * std::fabs(e.value_loss) + 1e-7) << "iteration " << it;
+    EXPECT_NEAR(g.grad_norm, e.grad_norm, 1e-5 * e.grad_norm) << "iteration " << it;
+  }
+  // per stage: the first call eager, the second captured and launched, the rest replayed
+  EXPECT_GE(graphed.graph_replays(), 3 * (iterations - 1));
+  EXPECT_EQ(eager.graph_replays(), 0);
+  const EvalStats g = graphed.evaluate(256, 2, 99), e = eager.evaluate(256, 2, 99);
+  EXPECT_NEAR(g.mean_return, e.mean_return, 1e-6 * std::fabs(e.mean_return) + 1e-9);
+}
+
+TEST(GraphReplay, PpoMatchesEager) {
+  DYN_REQUIRE_CUDA();
+  expect_graphs_match_eager<GridPpo>(512, 4);
+}
+
+TEST(GraphReplay, Rl2MatchesEager) {
+  DYN_REQUIRE_CUDA();
+  expect_graphs_match_eager<GridRl2>(64, 4);
 }
