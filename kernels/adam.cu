@@ -9,13 +9,28 @@
 
 namespace dyn {
 
+namespace {
+
+// One parameter's clipped Adam step (a functor, not a lambda: see kernels/mlp.cu).
+template <class T>
+struct AdamElement {
+  T *params, *grads, *m, *v;
+  const double* state;  // [4]: t, 1 − β1^t, 1 − β2^t, clip scale
+  T lr, b1, b2, eps;
+  DYN_HD void operator()(int64_t i) const {
+    adam_update(params[i], m[i], v[i], grads[i] * T(state[3]), lr, b1, b2, eps, T(state[1]), T(state[2]));
+  }
+};
+
+}  // namespace
+
 template <class T>
 Adam<T>::Adam(Backend b, size_t n, AdamConfig cfg)
-    : b_(b), n_(n), cfg_(cfg), m_(b, n), v_(b, n), norm_sq_(b, 1), bias_(b, 3) {
+    : b_(b), n_(n), cfg_(cfg), m_(b, n), v_(b, n), norm_sq_(b, 1), state_(b, 4) {
   m_.zero();
   v_.zero();
   norm_sq_.zero();
-  bias_.zero();
+  state_.zero();
 }
 
 template <class T>
@@ -25,23 +40,19 @@ void Adam<T>::step(T* params, T* grads) {
   sum_of_squares(b_, grads, n_, norm_sq_.data());
   const T lr = T(cfg_.lr), b1 = T(cfg_.beta1), b2 = T(cfg_.beta2), eps = T(cfg_.eps);
   const T max_norm = T(cfg_.max_grad_norm);
-  double* bias = bias_.data();
-  const double beta1 = cfg_.beta1, beta2 = cfg_.beta2;
-  parallel_for(b_, 1, [=] DYN_LAMBDA(int64_t) {  // t ← t + 1 and the bias corrections, once per step
-    bias[0] += 1.0;
-    bias[1] = 1.0 - pow(beta1, bias[0]);
-    bias[2] = 1.0 - pow(beta2, bias[0]);
-  });
+  double* state = state_.data();
   const T* norm_sq = norm_sq_.data();
-  T* m = m_.data();
-  T* v = v_.data();
-  parallel_for(b_, int64_t(n_), [=] DYN_LAMBDA(int64_t i) {
+  const double beta1 = cfg_.beta1, beta2 = cfg_.beta2;
+  parallel_for(b_, 1, [=] DYN_LAMBDA(int64_t) {  // once per step: t ← t + 1, bias corrections, clip scale
     using std::sqrt;
+    state[0] += 1.0;
+    state[1] = 1.0 - pow(beta1, state[0]);
+    state[2] = 1.0 - pow(beta2, state[0]);
     // global-norm clipping as torch.nn.utils.clip_grad_norm_: scale = max_norm / (norm + 1e-6) when below 1
     const T norm = sqrt(norm_sq[0]);
-    const T scale = (max_norm > T(0) && norm > max_norm) ? max_norm / (norm + T(1e-6)) : T(1);
-    adam_update(params[i], m[i], v[i], grads[i] * scale, lr, b1, b2, eps, T(bias[1]), T(bias[2]));
+    state[3] = (max_norm > T(0) && norm > max_norm) ? double(max_norm / (norm + T(1e-6))) : 1.0;
   });
+  parallel_for(b_, int64_t(n_), AdamElement<T>{params, grads, m_.data(), v_.data(), state, lr, b1, b2, eps});
 }
 
 template <class T>

@@ -42,7 +42,7 @@ __global__ void __launch_bounds__(kThreads) fused_mlp_forward_kernel(FusedLayers
   extern __shared__ float fused_smem[];
   float* act = fused_smem;                    // [kTile][W+1]
   float* wsm = fused_smem + kTile * (W + 1);  // [W][W+1]
-  constexpr int CB = W / kGroups;       // columns per thread: cg, cg + 16, ...
+  constexpr int CB = W / kGroups;             // columns per thread: cg, cg + 16, ...
   const int rg = threadIdx.x / kGroups, cg = threadIdx.x % kGroups;
   const int row0 = blockIdx.x * kTile;
 

@@ -9,6 +9,48 @@
 
 namespace dyn {
 
+namespace {
+
+// The per-step gate loops over [N, H] as functors rather than extended lambdas (see kernels/mlp.cu).
+template <class T>
+struct GruGatesForward {
+  int H;
+  const T *gh, *b_hh, *git, *hp;  // gh [N, 3H], git [N, 3H], hp [N, H]
+  T *gates, *ghn, *h;             // [N, 3H], [N, H], [N, H]
+  DYN_HD void operator()(int64_t n, int64_t j) const {
+    const int64_t i = n * H + j, g = n * 3 * H;
+    const T gh_n = gh[g + 2 * H + j] + b_hh[2 * H + j];  // + b_hh here rather than in its own pass
+    const GruUnit<T> u = gru_cell_forward(git[g + j], git[g + H + j], git[g + 2 * H + j], gh[g + j] + b_hh[j],
+                                          gh[g + H + j] + b_hh[H + j], gh_n, hp[i]);
+    gates[g + j] = u.r;
+    gates[g + H + j] = u.z;
+    gates[g + 2 * H + j] = u.n;
+    ghn[i] = gh_n;
+    h[i] = u.h;
+  }
+};
+
+template <class T>
+struct GruGatesBackward {
+  int H;
+  const T *dho, *gates, *ghn, *hp;  // [N, H], [N, 3H], [N, H], [N, H]
+  T *carry, *dgi, *dgh;             // [N, H], [N, 3H], [N, 3H]
+  DYN_HD void operator()(int64_t n, int64_t j) const {
+    const int64_t i = n * H + j, g = n * 3 * H;
+    const GruUnitGrad<T> d =
+        gru_cell_backward(dho[i] + carry[i], gates[g + j], gates[g + H + j], gates[g + 2 * H + j], ghn[i], hp[i]);
+    dgi[g + j] = d.gi_r;
+    dgi[g + H + j] = d.gi_z;
+    dgi[g + 2 * H + j] = d.gi_n;
+    dgh[g + j] = d.gh_r;
+    dgh[g + H + j] = d.gh_z;
+    dgh[g + 2 * H + j] = d.gh_n;
+    carry[i] = d.hprev;  // direct path; the recurrent path is added by the GEMM after it
+  }
+};
+
+}  // namespace
+
 template <class T>
 void GruWorkspace<T>::reserve(Backend b, int t, int n, int hd) {
   if (steps == t && batch == n && gi.size() == size_t(t) * n * 3 * hd && gi.backend() == b) return;
@@ -57,17 +99,7 @@ void Gru::forward(Backend b, const T* params, const T* x, const uint8_t* reset, 
     T* gates = ws.gates.data() + size_t(t) * N * 3 * H;
     T* ghn = ws.ghn.data() + size_t(t) * N * H;
     T* h = ws.h.data() + size_t(t) * N * H;
-    parallel_for(b, int64_t(N) * H, [=] DYN_LAMBDA(int64_t i) {
-      const int64_t n = i / H, j = i % H, g = n * 3 * H;
-      const T gh_n = gh[g + 2 * H + j] + b_hh[2 * H + j];  // + b_hh here rather than in its own pass
-      const GruUnit<T> u = gru_cell_forward(git[g + j], git[g + H + j], git[g + 2 * H + j], gh[g + j] + b_hh[j],
-                                            gh[g + H + j] + b_hh[H + j], gh_n, hp[i]);
-      gates[g + j] = u.r;
-      gates[g + H + j] = u.z;
-      gates[g + 2 * H + j] = u.n;
-      ghn[i] = gh_n;
-      h[i] = u.h;
-    });
+    parallel_for_2d(b, N, H, GruGatesForward<T>{H, gh, b_hh, git, hp, gates, ghn, h});
   }
 }
 
@@ -85,18 +117,7 @@ void Gru::backward(Backend b, const T* params, T* grads, const T* x, const uint8
     const T* hp = ws.hprev.data() + size_t(t) * N * H;
     T* dgi = ws.dgi.data() + size_t(t) * N * 3 * H;
     T* dgh = ws.dgh.data() + size_t(t) * N * 3 * H;
-    parallel_for(b, int64_t(N) * H, [=] DYN_LAMBDA(int64_t i) {
-      const int64_t n = i / H, j = i % H, g = n * 3 * H;
-      const GruUnitGrad<T> d =
-          gru_cell_backward(dho[i] + carry[i], gates[g + j], gates[g + H + j], gates[g + 2 * H + j], ghn[i], hp[i]);
-      dgi[g + j] = d.gi_r;
-      dgi[g + H + j] = d.gi_z;
-      dgi[g + 2 * H + j] = d.gi_n;
-      dgh[g + j] = d.gh_r;
-      dgh[g + H + j] = d.gh_z;
-      dgh[g + 2 * H + j] = d.gh_n;
-      carry[i] = d.hprev;  // direct path; the recurrent path is added by the GEMM below
-    });
+    parallel_for_2d(b, N, H, GruGatesBackward<T>{H, dho, gates, ghn, hp, carry, dgi, dgh});
     // d h_prev = direct + dgh W_hh: [N, 3H] × [3H, H]
     gemm<T>(b, false, false, N, H, 3 * H, T(1), dgh, 3 * H, params + w_hh_, H, T(1), carry, H);
     // no gradient into h_{t-1} where the state was reset, or across a truncation boundary

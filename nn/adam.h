@@ -44,9 +44,10 @@ class Adam {
   size_t n_;
   AdamConfig cfg_;
   Buffer<T> m_, v_;
-  Buffer<T> norm_sq_;    // [1]
-  Buffer<double> bias_;  // [3]: step count t, 1 − β1^t, 1 − β2^t — on the backend, so a graph replay advances it
-  int64_t t_ = 0;        // host mirror of t
+  Buffer<T> norm_sq_;     // [1]
+  Buffer<double> state_;  // [4]: step t, 1 − β1^t, 1 − β2^t, clip scale — on the backend, so a graph replay
+                          // advances it
+  int64_t t_ = 0;         // host mirror of t
 };
 
 }  // namespace dyn
