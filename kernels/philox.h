@@ -22,6 +22,7 @@ enum RngStream : uint32_t {
   kStreamLatent = 4,         // latent transitions at a new session
   kStreamPolicy = 5,         // scripted / sampled actions
   kStreamInit = 6,           // parameter initialisation
+  kStreamBelief = 7,         // reparameterised belief samples in the belief loss
 };
 
 struct Philox4 {

@@ -1,0 +1,171 @@
+// The DynaMITE-RL / VariBAD belief model (SPEC §3): the encoder q(m | τ) — s/a/r embeddings (+ the previous
+// session's final belief when conditioning) → MLP 2×64 → GRU → heads [μ, log σ², termination logit] —, the latent
+// transition prior p_θ(m' | m) and the reward decoder, with the session-ELBO, consistency and termination losses
+// and their backward pass. Templated on the scalar so the whole loss is gradient-checked in double.
+//
+// One encoder serves both directions: encode() over `steps` × `batch` rows is the online step during rollouts
+// (steps = 1, batch = envs, carrying h) and the offline pass over stored episodes for training (steps = T + 1,
+// batch = episodes, h0 = 0), so the two give the same beliefs by construction (tested).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/buffer.h"
+#include "nn/belief_terms.h"
+#include "nn/gru.h"
+#include "nn/mlp.h"
+
+namespace dyn {
+
+struct BeliefShape {
+  int obs = 6, actions = 5;     // env sizes (gridworld)
+  int embed = 8;                // each of the s / a / r embeddings
+  int trunk = 64, hidden = 64;  // MLP 2×trunk, GRU hidden
+  int latent = 5;               // d
+  int prior_hidden = 32;        // p_θ: 2d → 32 → 2d
+  int decoder_hidden = 32;      // reward decoder: (m, s, a, s') → 32 → 32 → r̂
+  bool conditioning = true;     // the encoder sees the previous session's final (μ, log σ²)
+  int cond_dim() const { return conditioning ? 2 * latent : 0; }
+  int trunk_in() const { return 3 * embed + cond_dim(); }
+  int head_out() const { return 2 * latent + 1; }
+  int decoder_in() const { return latent + 2 * obs + actions; }
+};
+
+// What one encode() keeps for its backward; sized on use.
+template <class T>
+struct EncoderWorkspace {
+  Buffer<T> xs, xa, xr;        // [R, obs], [R, A] one-hot, [R, 1]: raw inputs (a, r zero where an episode starts)
+  Buffer<T> trunk_in;          // [R, 3·embed + 2d]
+  Buffer<T> d_trunk_in;        // [R, 3·embed + 2d]
+  Buffer<T> d_es, d_ea, d_er;  // [R, embed] each
+  Buffer<T> dh;                // [R, H]
+  Buffer<T> d_gru_in;          // [R, trunk]
+  Buffer<uint8_t> reset;       // [steps, batch]
+  MlpWorkspace<T> es, ea, er, trunk, heads;
+  GruWorkspace<T> gru;
+  int rows = 0;
+};
+
+// Which loss terms, and their weights (SPEC §3; flags of `--algo dynamite|varibad` and the ablations).
+struct BeliefLossConfig {
+  bool session_recon = true;  // decode only the ELBO index's session (eq. 5); false: every transition (VariBAD)
+  bool session_kl = true;     // session starts get their own prior; false: VariBAD's q_{t−1} chain
+  bool conditioning = true;   // that prior is p_θ(·|previous final belief); false: N(0, I)
+  double kl_weight = 0.01;    // on Σ_t KL summed over trajectories (VariBAD's reduction)
+  double beta = 0.5;          // consistency weight (0: off), on the mean over valid (t, t+1) pairs
+  double termination = 1.0;   // termination BCE weight (0: off), on the mean over latents t ≥ 1
+  static BeliefLossConfig varibad() {
+    BeliefLossConfig c;
+    c.session_recon = c.session_kl = c.conditioning = false;
+    c.beta = c.termination = 0;
+    return c;
+  }
+};
+
+// A batch of B whole episodes of T transitions, time-major, on the model's backend.
+template <class T>
+struct EpisodeBatchView {
+  int steps = 0, batch = 0;       // T, B
+  const T* obs = nullptr;         // [T + 1, B, obs]: s_0 .. s_T (s_T: the observation the episode ended on)
+  const int32_t* act = nullptr;   // [T, B]
+  const T* rew = nullptr;         // [T, B] raw rewards
+  const int32_t* sid = nullptr;   // [T, B] ground-truth session of each transition
+  const uint8_t* send = nullptr;  // [T, B] ground truth: the transition ends its session
+};
+
+// Loss values of one batch (unweighted sums as named, and the weighted total).
+struct BeliefLossStats {
+  double recon = 0;        // Σ_t Σ_j (r̂ − r)², mean over trajectories
+  double kl = 0;           // Σ_t KL, mean over trajectories
+  double consistency = 0;  // mean hinge over valid pairs
+  double bce = 0;          // mean termination BCE
+  double total = 0;        // recon + kl_weight·B·kl + β·consistency + w·bce
+  int64_t pairs = 0;       // decoded (t, j) pairs
+};
+
+template <class T>
+class BeliefModel {
+ public:
+  BeliefModel() = default;
+  // Registers the encoder ("belief.enc.*"), prior ("belief.prior.*") and decoder ("belief.dec.*") views.
+  BeliefModel(Backend b, const BeliefShape& shape, ParamLayout& layout);
+  const BeliefShape& shape() const { return s_; }
+  Backend backend() const { return b_; }
+
+  // Encoder over steps × batch rows (R = steps·batch, time-major): obs [R, obs], prev_a [R], prev_r [R],
+  // start [R] (an episode starts: the GRU state restarts and a, r read as zero), cond [R, 2d] (the previous
+  // session's final belief; ignored without conditioning), h0 [batch, H]. Leaves q [R, 2d+1] in q(ws) and the
+  // hidden states [R, H] in ws.gru.h.
+  void encode(const T* params, const T* obs, const int32_t* prev_a, const T* prev_r, const uint8_t* start,
+              const T* cond, const T* h0, int steps, int batch, EncoderWorkspace<T>& ws) const;
+  static const T* q(const EncoderWorkspace<T>& ws) { return ws.heads.act.back().data(); }
+  // Given dq [R, 2d+1] for the last encode(ws): adds the encoder's parameter gradients into grads (the
+  // conditioning input is treated as data: no gradient flows into the belief it came from).
+  void encode_backward(const T* params, T* grads, const T* dq, EncoderWorkspace<T>& ws) const;
+
+  Mlp emb_s, emb_a, emb_r, trunk, heads, prior, decoder;
+  Gru gru;
+
+ private:
+  Backend b_ = Backend::cpu;
+  BeliefShape s_;
+};
+
+// eps [n] ~ N(0, 1) from Philox(seed, kStreamBelief, i, step): the reparameterisation noise of one belief step.
+template <class T>
+void draw_belief_noise(Backend b, uint32_t seed, uint32_t step, int64_t n, T* eps);
+
+// After latent rows q [n, 2d+1]: where close[i], the belief (μ, log σ²) becomes row i's conditioning input cond
+// [n, 2d] for what follows (the session it ends is over).
+template <class T>
+void carry_final_belief(Backend b, const T* q, const uint8_t* close, int64_t n, int latent, T* cond);
+
+// close[i] = sigmoid(termination logit of q row i) > 0.5, the encoder's own session-end prediction.
+template <class T>
+void predicted_session_ends(Backend b, const T* q, int64_t n, int latent, uint8_t* close);
+
+// Host plan of a batch's decoded pairs: for latent t of trajectory b (index t·B + b), the transitions
+// [lo, hi) it reconstructs (its own session, or all of them), with offsets into the flat pair list.
+struct DecodePlan {
+  std::vector<int32_t> lo, offset;  // [(T+1)·B], [(T+1)·B + 1]
+  int64_t pairs = 0;
+  int64_t consistency_pairs = 0;  // (t, t+1) in one session, over the batch
+};
+DecodePlan plan_decodes(const std::vector<int32_t>& sid, int steps, int batch, bool session_recon);
+
+// Everything one loss evaluation allocates, sized on use.
+template <class T>
+struct BeliefLossWorkspace {
+  EncoderWorkspace<T> enc;
+  Buffer<T> cond;                 // [R, 2d] conditioning inputs (filled by the caller or the online replay)
+  Buffer<int32_t> prev_a;         // [R]
+  Buffer<T> prev_r;               // [R]
+  Buffer<uint8_t> start;          // [R]
+  Buffer<T> prior_in, dprior_in;  // [R, 2d]
+  Buffer<T> dprior;               // [R, 2d]
+  Buffer<T> z, eps, dz;           // [R, d]
+  Buffer<T> dq;                   // [R, 2d+1]
+  Buffer<int32_t> lo, offset;     // decode plan on the backend
+  Buffer<T> dec_in, ddec_in;      // [P, decoder_in]
+  Buffer<T> dec_target, dec_dy;   // [P]
+  Buffer<T> sums;                 // [B, 3] per-trajectory KL, hinge, BCE
+  Buffer<T> scalars;              // [4] reductions
+  MlpWorkspace<T> prior, decoder;
+};
+
+// Offline conditioning inputs from ground-truth sessions: runs the encoder online over the batch (one step per
+// latent, no gradient) and carries each session's final belief forward into cond [T+1, B, 2d].
+template <class T>
+void ground_truth_conditioning(const BeliefModel<T>& m, const T* params, const EpisodeBatchView<T>& ep,
+                               BeliefLossWorkspace<T>& ws);
+
+// The belief loss of one batch and its gradient (added into grads): session-ELBO (reconstruction over the
+// planned pairs with one reparameterised sample per latent from eps [R, d], and the KL chain), consistency and
+// termination BCE. ws.cond must hold the conditioning inputs (ground_truth_conditioning) when the model
+// conditions. Reads nothing back but a few scalars.
+template <class T>
+BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, const EpisodeBatchView<T>& ep,
+                            const DecodePlan& plan, const BeliefLossConfig& cfg, BeliefLossWorkspace<T>& ws);
+
+}  // namespace dyn
