@@ -266,7 +266,7 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
   ensure(ws.dec_dy, b, size_t(P));
   {
     const int32_t *lo = ws.lo.data(), *off = ws.offset.data(), *act = ep.act;
-    const T *z = ws.z.data(), *obs = ep.obs, *rew = ep.rew;
+    const T *z = ws.z.data(), *obs = ep.obs, *rew = ep.rew, *next = ep.next_obs;
     T *in = ws.dec_in.data(), *target = ws.dec_target.data();
     parallel_for(b, R, [=] DYN_LAMBDA(int64_t r) {
       const int64_t bb = r % B;
@@ -276,7 +276,8 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
         for (int k = 0; k < d; ++k) x[k] = z[r * d + k];
         for (int k = 0; k < O; ++k) x[d + k] = obs[(j * B + bb) * O + k];
         for (int k = 0; k < A; ++k) x[d + O + k] = act[j * B + bb] == k ? T(1) : T(0);
-        for (int k = 0; k < O; ++k) x[d + O + A + k] = obs[((j + 1) * B + bb) * O + k];
+        for (int k = 0; k < O; ++k)
+          x[d + O + A + k] = next ? next[(j * B + bb) * O + k] : obs[((j + 1) * B + bb) * O + k];
         target[p] = rew[j * B + bb];
       }
     });

@@ -72,6 +72,8 @@ struct EpisodeBatchView {
   const T* rew = nullptr;         // [T, B] raw rewards
   const int32_t* sid = nullptr;   // [T, B] ground-truth session of each transition
   const uint8_t* send = nullptr;  // [T, B] ground truth: the transition ends its session
+  const T* next_obs = nullptr;    // [T, B, obs] where each action led (the decoder's s_{j+1}), when an auto-reset
+                                  // makes obs[j + 1] differ from it; nullptr: obs[j + 1]
 };
 
 // Loss values of one batch (unweighted sums as named, and the weighted total).

@@ -39,8 +39,22 @@ const FlagKey kFlagKeys[] = {
     {"--seed", "run.seed", "Philox seed, 0..4294967295"},
     {"--device", "run.device", "auto | cpu | cuda"},
     {"--policy", "run.policy", "random | oracle"},
-    {"--algo", "run.algo", "none | ppo | rl2"},
+    {"--algo", "run.algo", "none | ppo | rl2 | dynamite | varibad"},
     {"--frames", "train.frames", "training budget in env steps"},
+};
+
+// Ablation switches of `--algo dynamite` (SPEC §3): each sets a boolean config key.
+struct SwitchKey {
+  const char* flag;
+  const char* key;
+  const char* value;
+  const char* help;
+};
+const SwitchKey kSwitchKeys[] = {
+    {"--no-consistency", "belief.consistency", "false", "dynamite without the session-consistency loss"},
+    {"--no-conditioning", "belief.conditioning", "false", "dynamite without latent belief conditioning"},
+    {"--no-session-recon", "belief.session_recon", "false", "dynamite reconstructing whole episodes (VariBAD's ELBO)"},
+    {"--oracle-sessions", "belief.oracle_sessions", "true", "ground-truth session ends instead of the termination head"},
 };
 
 void write_atomically(const std::string& path, const std::string& text) {
@@ -77,6 +91,10 @@ int run_cli(int argc, char** argv) {
   app.add_option("--set", sets, "override any config key: --set env.horizon=30 (repeatable)")->take_all();
   app.add_option("--out", out_path, "write the summary as JSON to this file");
   app.add_flag("--print-config", print_config, "print the resolved config as TOML and exit");
+  bool switches[std::size(kSwitchKeys)] = {};
+  for (size_t i = 0; i < std::size(kSwitchKeys); ++i)
+    app.add_flag(kSwitchKeys[i].flag, switches[i],
+                 std::string(kSwitchKeys[i].help) + " (" + kSwitchKeys[i].key + " = " + kSwitchKeys[i].value + ")");
 
   try {
     app.parse(argc, argv);
@@ -105,6 +123,8 @@ int run_cli(int argc, char** argv) {
     if (!env.empty()) cfg.set_from_string("env.name", env, "--env");
     for (size_t i = 0; i < std::size(kFlagKeys); ++i)
       if (flag_opts[i]->count()) cfg.set_from_string(kFlagKeys[i].key, flag_values[i], kFlagKeys[i].flag);
+    for (size_t i = 0; i < std::size(kSwitchKeys); ++i)
+      if (switches[i]) cfg.set_from_string(kSwitchKeys[i].key, kSwitchKeys[i].value, kSwitchKeys[i].flag);
     for (const std::string& kv : sets) {
       const size_t eq = kv.find('=');
       if (eq == std::string::npos || eq == 0)

@@ -29,7 +29,8 @@ const std::vector<KeySpec>& config_schema() {
       {"run.seed", KeyKind::integer, 0, 4294967295.0, {}, "Philox seed"},
       {"run.device", KeyKind::string, 0, 0, {"auto", "cpu", "cuda"}, "backend"},
       {"run.policy", KeyKind::string, 0, 0, {"random", "oracle"}, "scripted policy to roll out (run.algo = none)"},
-      {"run.algo", KeyKind::string, 0, 0, {"none", "ppo", "rl2"}, "learner to train; none rolls out run.policy"},
+      {"run.algo", KeyKind::string, 0, 0, {"none", "ppo", "rl2", "dynamite", "varibad"},
+       "learner to train; none rolls out run.policy"},
       {"run.out_dir", KeyKind::string, 0, 0, {}, "where training run directories are created"},
       // train: PPO (SPEC §4)
       {"train.frames", KeyKind::integer, 1, 1e12, {}, "env steps to train for, all envs together"},
@@ -48,6 +49,25 @@ const std::vector<KeySpec>& config_schema() {
       {"train.eval_interval", KeyKind::integer, 0, 1e9, {}, "iterations between evaluations (0: only at the end)"},
       {"train.eval_envs", KeyKind::integer, 1, 16777216, {}, "parallel envs for evaluation"},
       {"train.eval_episodes", KeyKind::integer, 1, 100000, {}, "evaluation episodes per eval env"},
+      // belief: the DynaMITE-RL / VariBAD belief model (SPEC §3)
+      {"belief.consistency", KeyKind::boolean, 0, 0, {}, "dynamite: session-consistency loss (--no-consistency)"},
+      {"belief.conditioning", KeyKind::boolean, 0, 0, {},
+       "dynamite: condition the encoder and the session-start prior on the previous session's final belief "
+       "(--no-conditioning)"},
+      {"belief.session_recon", KeyKind::boolean, 0, 0, {},
+       "dynamite: reconstruct only the ELBO index's session (--no-session-recon)"},
+      {"belief.oracle_sessions", KeyKind::boolean, 0, 0, {},
+       "dynamite: ground-truth session ends in rollouts and evaluation (--oracle-sessions)"},
+      {"belief.beta", KeyKind::real, 0, 1e6, {}, "consistency weight"},
+      {"belief.kl_weight", KeyKind::real, 0, 1e6, {}, "KL weight in the ELBO (summed over trajectories)"},
+      {"belief.termination_weight", KeyKind::real, 0, 1e6, {}, "termination BCE weight"},
+      {"belief.lr", KeyKind::real, 1e-8, 1, {}, "belief model Adam learning rate"},
+      {"belief.latent", KeyKind::integer, 1, 256, {}, "latent dimension d"},
+      {"belief.embed", KeyKind::integer, 1, 1024, {}, "s / a / r embedding width"},
+      {"belief.hidden", KeyKind::integer, 1, 1024, {}, "encoder MLP and GRU width"},
+      {"belief.replay_episodes", KeyKind::integer, 1, 10000000, {}, "replay ring of recent whole episodes"},
+      {"belief.batch_episodes", KeyKind::integer, 1, 100000, {}, "episodes per belief step"},
+      {"belief.updates", KeyKind::integer, 0, 1000, {}, "belief steps after each PPO update"},
   };
   return schema;
 }
@@ -271,6 +291,20 @@ void Config::validate() const {
     throw ConfigError("invalid value " + show(mbs.value) + " for train.minibatches (from " + mbs.source +
                       "); allowed with run.algo = rl2: a divisor of run.envs = " + std::to_string(get_int("run.envs")) +
                       " (minibatches are whole env sequences)");
+  const std::string algo = get_string("run.algo");
+  if (algo == "dynamite" || algo == "varibad") {
+    const Entry& rs = entry("train.rollout_steps");
+    const int64_t T = get_int("train.rollout_steps"), H = get_int("env.horizon");
+    if (T % H != 0 && H % T != 0)
+      throw ConfigError("invalid value " + show(rs.value) + " for train.rollout_steps (from " + rs.source +
+                        "); allowed with run.algo = " + algo + ": a divisor or a multiple of env.horizon = " +
+                        std::to_string(H) + " (whole episodes go to the belief replay)");
+    const Entry& be = entry("belief.batch_episodes");
+    if (get_int("belief.batch_episodes") > get_int("belief.replay_episodes"))
+      throw ConfigError("invalid value " + show(be.value) + " for belief.batch_episodes (from " + be.source +
+                        "); allowed: at most belief.replay_episodes = " +
+                        std::to_string(get_int("belief.replay_episodes")));
+  }
   const Entry& e = entry("run.episodes");
   if (get_int("run.episodes") * get_int("env.horizon") > int64_t(UINT32_MAX))
     throw ConfigError("invalid value " + show(e.value) + " for run.episodes (from " + e.source +

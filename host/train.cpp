@@ -13,6 +13,7 @@
 #include <iostream>
 
 #include "algo/ppo.h"
+#include "algo/belief_learner.h"
 #include "algo/rl2.h"
 
 namespace dyn {
@@ -67,10 +68,56 @@ GridParams grid_params_from_config(const Config& c) {
 template <class Learner>
 int train_loop(const Config& cfg, Learner& learner, const std::string& device);
 
+// Learner-specific figures of an evaluation (none by default; belief learners: goal-decoding accuracy).
+template <class Learner>
+std::vector<std::pair<std::string, double>> eval_extras(const Learner&) {
+  return {};
+}
+std::vector<std::pair<std::string, double>> eval_extras(const GridBelief& l) {
+  return {{"eval_goal_accuracy", l.goal_accuracy()}};
+}
+
+// The run's name: the algorithm plus its ablations (e.g. dynamite-no-consistency).
+std::string variant_of(const Config& cfg) {
+  std::string v = cfg.get_string("run.algo");
+  if (v != "dynamite") return v;
+  if (!cfg.get_bool("belief.consistency")) v += "-no-consistency";
+  if (!cfg.get_bool("belief.conditioning")) v += "-no-conditioning";
+  if (!cfg.get_bool("belief.session_recon")) v += "-no-session-recon";
+  if (cfg.get_bool("belief.oracle_sessions")) v += "-oracle-sessions";
+  return v;
+}
+
+BeliefConfig belief_config_of(const Config& c) {
+  const bool varibad = c.get_string("run.algo") == "varibad";
+  BeliefConfig b = varibad ? BeliefConfig::varibad() : BeliefConfig::dynamite();
+  if (!varibad) {
+    b.shape.conditioning = b.loss.conditioning = c.get_bool("belief.conditioning");
+    b.loss.session_recon = c.get_bool("belief.session_recon");
+    b.loss.beta = c.get_bool("belief.consistency") ? c.get_real("belief.beta") : 0.0;
+    b.loss.termination = c.get_real("belief.termination_weight");
+    b.oracle_sessions = c.get_bool("belief.oracle_sessions");
+  }
+  b.loss.kl_weight = c.get_real("belief.kl_weight");
+  b.adam.lr = float(c.get_real("belief.lr"));
+  b.shape.latent = int(c.get_int("belief.latent"));
+  b.shape.embed = int(c.get_int("belief.embed"));
+  b.shape.trunk = b.shape.hidden = int(c.get_int("belief.hidden"));
+  b.replay_episodes = int(c.get_int("belief.replay_episodes"));
+  b.batch_episodes = int(c.get_int("belief.batch_episodes"));
+  b.updates_per_iteration = int(c.get_int("belief.updates"));
+  return b;
+}
+
 int run_training(const Config& cfg, Backend backend, const std::string& device) {
   const GridParams env = grid_params_from_config(cfg);
   const int64_t n_envs = cfg.get_int("run.envs");
-  if (cfg.get_string("run.algo") == "rl2") {
+  const std::string algo = cfg.get_string("run.algo");
+  if (algo == "dynamite" || algo == "varibad") {
+    GridBelief learner(backend, env, n_envs, ppo_config_of(cfg), belief_config_of(cfg));
+    return train_loop(cfg, learner, device);
+  }
+  if (algo == "rl2") {
     GridRl2 learner(backend, env, n_envs, ppo_config_of(cfg));
     return train_loop(cfg, learner, device);
   }
@@ -80,7 +127,7 @@ int run_training(const Config& cfg, Backend backend, const std::string& device) 
 
 template <class Learner>
 int train_loop(const Config& cfg, Learner& ppo, const std::string& device) {
-  const std::string env = cfg.get_string("env.name"), algo = cfg.get_string("run.algo");
+  const std::string env = cfg.get_string("env.name"), algo = variant_of(cfg);
   const uint32_t seed = uint32_t(cfg.get_int("run.seed"));
   const int64_t n_envs = cfg.get_int("run.envs"), budget = cfg.get_int("train.frames");
   const int64_t eval_interval = cfg.get_int("train.eval_interval");
@@ -94,8 +141,7 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device) {
   fs::create_directories(dir);
   std::ofstream(dir / "config.toml") << cfg.to_toml();
   std::ofstream jsonl(dir / "metrics.jsonl"), csv(dir / "metrics.csv");
-  csv << "iteration,frames,seconds,fps,train_return,eval_return,eval_ci95,policy_loss,value_loss,entropy,approx_kl,"
-         "clip_fraction,grad_norm,lr\n";
+  std::vector<std::pair<std::string, double>> last_eval_extra;
 
   const bool tty = isatty(STDERR_FILENO);
   std::fprintf(stderr, "training %s with %s on %s, %lld envs, %lld frames -> %s\n", env.c_str(), algo.c_str(),
@@ -114,6 +160,7 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device) {
     const bool eval_now = final || (eval_interval > 0 && iteration % eval_interval == 0);
     if (eval_now) {
       last_eval = ppo.evaluate(eval_envs, eval_episodes, seed + 1000003u);
+      last_eval_extra = eval_extras(ppo);
       have_eval = true;
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -136,15 +183,27 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device) {
     if (eval_now) {
       row["eval_return"] = last_eval.mean_return;
       row["eval_ci95"] = last_eval.ci95;
+      for (const auto& [k, v] : last_eval_extra) row[k] = json_number(v);
     }
+    for (const auto& [k, v] : st.extra) row[k] = json_number(v);
     jsonl << row.dump() << "\n" << std::flush;
+    if (iteration == 1) {  // the header, with the learner's own columns after the common ones
+      csv << "iteration,frames,seconds,fps,train_return,eval_return,eval_ci95,policy_loss,value_loss,entropy,"
+             "approx_kl,clip_fraction,grad_norm,lr";
+      for (const auto& kv : st.extra) csv << "," << kv.first;
+      for (const auto& kv : eval_extras(ppo)) csv << "," << kv.first;
+      csv << "\n";
+    }
     char line[512];
-    std::snprintf(line, sizeof line, "%lld,%lld,%.3f,%.1f,%.6g,%s,%s,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n",
+    std::snprintf(line, sizeof line, "%lld,%lld,%.3f,%.1f,%.6g,%s,%s,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g",
                   (long long)iteration, (long long)st.frames, secs, fps, st.train_return,
                   eval_now ? std::to_string(last_eval.mean_return).c_str() : "",
                   eval_now ? std::to_string(last_eval.ci95).c_str() : "", st.policy_loss, st.value_loss, st.entropy,
                   st.approx_kl, st.clip_fraction, st.grad_norm, cfg.get_real("train.lr"));
-    csv << line << std::flush;
+    csv << line;
+    for (const auto& kv : st.extra) csv << "," << kv.second;
+    for (const auto& kv : eval_extras(ppo)) csv << "," << (eval_now ? std::to_string(kv.second) : "");
+    csv << "\n" << std::flush;
 
     // errors are loud: a non-finite loss or gradient stops the run, with everything so far on disk
     if (!std::isfinite(st.policy_loss) || !std::isfinite(st.value_loss) || !std::isfinite(st.grad_norm)) {
@@ -178,12 +237,17 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device) {
                                   {"eval_return", last_eval.mean_return},
                                   {"eval_ci95", last_eval.ci95},
                                   {"eval_episodes", last_eval.episodes}};
-  std::ofstream(dir / "summary.json") << summary.dump(2) << "\n";
+  nlohmann::json full = summary;
+  for (const auto& [k, v] : last_eval_extra) full[k] = json_number(v);
+  for (const auto& [k, v] : st.extra) full["last_" + k] = json_number(v);
+  std::ofstream(dir / "summary.json") << full.dump(2) << "\n";
   std::printf("device: %s\n", device.c_str());
   std::printf("trained %s on %s: %lld frames in %.1f s (%.0f frames/s)\n", algo.c_str(), env.c_str(),
               (long long)ppo.frames(), secs, double(ppo.frames()) / secs);
   std::printf("eval return: %.3f ± %.3f  (deterministic, mean ± 95%% CI over %lld episodes)\n", last_eval.mean_return,
               last_eval.ci95, (long long)last_eval.episodes);
+  for (const auto& [k, v] : last_eval_extra) std::printf("%s: %.4f\n", k.c_str(), v);
+  for (const auto& [k, v] : st.extra) std::printf("last iteration %s: %.4g\n", k.c_str(), v);
   std::printf("run directory: %s\n", dir.c_str());
   return 0;
 }

@@ -8,3 +8,18 @@
 #define DYN_HD inline
 #define DYN_LAMBDA
 #endif
+
+namespace dyn {
+
+// *p += v from any thread: atomicAdd on the device, an OpenMP atomic on the host (parallel_for's CPU loop may run
+// on several threads).
+DYN_HD void atomic_add_hd(double* p, double v) {
+#if defined(__CUDA_ARCH__)
+  atomicAdd(p, v);
+#else
+#pragma omp atomic
+  *p += v;
+#endif
+}
+
+}  // namespace dyn

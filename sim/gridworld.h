@@ -48,7 +48,8 @@ struct GridOut {
   uint8_t* truncated;    // [1] time limit
   uint8_t* terminated;   // [1] always 0 for gridworld
   int32_t* session_id;   // [1]
-  float* final_obs;      // [6] or nullptr: the observation before an auto-reset (session switch or episode end)
+  float* final_obs;      // [6] or nullptr: the observation the action led to, before any auto-reset (at a
+                         // session switch with reset_on_switch, or the episode end) replaces it in obs
 };
 
 // k-th cell (0 <= k < 21) outside the 2×2 start block, row by row from y = 2, then the right part of rows 0–1.
@@ -106,8 +107,7 @@ DYN_HD void grid_step(const GridParams& p, GridState& s, int a, uint32_t env, ui
   grid_apply_action(s, a);
   const float r = grid_reward(p, s);
   const SessionTick tick = session_advance(p.session, s.ss, p.seed, env, step);
-  const bool reset_state = tick.truncated || (tick.session_end && p.session.reset_on_switch);
-  if (reset_state && out.final_obs) grid_observe(s, out.final_obs);
+  if (out.final_obs) grid_observe(s, out.final_obs);  // where the action led, before any reset
   if (tick.truncated) {
     grid_reset(p, s, env, step + 1);
   } else if (tick.session_end) {

@@ -1,0 +1,80 @@
+// What the PPO learners share (SPEC §4): the hyperparameters, an iteration's statistics, the stage keys of the
+// CUDA Graphs, the per-pass head workspaces, and the host-side helpers of an update and of a timed iteration.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "algo/ppo_common.h"
+#include "algo/running_norm.h"
+#include "kernels/buffer.h"
+#include "kernels/graph.h"
+#include "kernels/step_ref.h"
+#include "nn/adam.h"
+#include "nn/mlp.h"
+
+namespace dyn {
+
+struct PpoConfig {
+  int rollout_steps = 60;  // T per iteration
+  int epochs = 2, minibatches = 4;
+  float gamma = 0.99f, gae_lambda = 0.95f;
+  float clip = 0.2f, vf_coef = 0.5f, entropy_coef = 0.01f;
+  int hidden = 128;
+  AdamConfig adam;          // lr 3e-4, eps 1e-8, max_grad_norm 0.5
+  bool cuda_graphs = true;  // CUDA backend: replay collect, advantages and update as captured graphs
+};
+
+// Stage keys of StageGraphs: a collect is keyed by its phase within the horizon (which steps bootstrap a time
+// limit), the other stages have one graph each.
+constexpr int64_t kGraphAdvantages = -1, kGraphUpdate = -2;
+
+// The actor's and critic's activations for one kind of pass (rollout, update, evaluation): each captured stage
+// keeps its own, so no stage reallocates buffers another stage's graph points at.
+struct HeadWorkspaces {
+  MlpWorkspace<float> actor, critic;
+};
+
+struct IterationStats {
+  int64_t frames = 0;       // env steps so far, all envs
+  int64_t episodes = 0;     // episodes finished in this iteration's rollout
+  double train_return = 0;  // their mean return (raw rewards); NaN when none finished
+  double policy_loss = 0, value_loss = 0, entropy = 0, approx_kl = 0, clip_fraction = 0;
+  double grad_norm = 0;                                  // before clipping, last minibatch
+  double collect_s = 0, advantages_s = 0, update_s = 0;  // wall time of each stage (host clock)
+  std::vector<std::pair<std::string, double>> extra;     // learner-specific metrics, the same keys every iteration
+};
+
+// Every epoch's shuffle of [0, n), drawn on the host with `rng` and uploaded as perm [epochs, n] before an
+// update's (captured) minibatch loop.
+void upload_shuffles(std::mt19937_64& rng, int epochs, int64_t n, Buffer<int32_t>& perm);
+
+// An update's loss statistics: the means over `updates` minibatches of the sums in term_acc [5] (one read).
+void read_update_stats(const Buffer<double>& term_acc, int updates, double grad_norm, IterationStats& st);
+
+// Runs collect → advantages → update on a learner with those stages (GridPpo, GridRl2), timing each.
+template <class Learner>
+IterationStats timed_iteration(Learner& learner) {
+  using clock = std::chrono::steady_clock;
+  IterationStats st;
+  const auto t0 = clock::now();
+  learner.collect(st);  // ends with a read of the episode statistics: the backend is idle here
+  const auto t1 = clock::now();
+  learner.advantages();
+  synchronize(learner.backend());
+  const auto t2 = clock::now();
+  learner.update(st);  // ends with a read of the loss statistics
+  const auto t3 = clock::now();
+  st.collect_s = std::chrono::duration<double>(t1 - t0).count();
+  st.advantages_s = std::chrono::duration<double>(t2 - t1).count();
+  st.update_s = std::chrono::duration<double>(t3 - t2).count();
+  st.frames = learner.frames();
+  return st;
+}
+
+
+}  // namespace dyn
