@@ -141,8 +141,8 @@ void GridBelief::collect_steps() {
     // closes the session and carries its final belief into the conditioning input
     encode_step(roll_enc_, obs_.data(), prev_a_.data(), prev_r_.data(), start_.data(), cond_.data(), h_.data(), n,
                 h_.data(), raw_.data());
-    close_sessions(BeliefModel<float>::q(roll_enc_), start_.data(), send_prev_.data(), n, close_.data(),
-                   cond_.data(), term_counts_.data());
+    close_sessions(BeliefModel<float>::q(roll_enc_), start_.data(), send_prev_.data(), n, close_.data(), cond_.data(),
+                   term_counts_.data());
     float* in = core_.input(t);
     in_norm_.update(raw_.data(), n);
     in_norm_.normalize(raw_.data(), in, n);
@@ -176,8 +176,8 @@ void GridBelief::collect_steps() {
       // bootstrap: V at the final observation with the belief after the final transition (one more encoder step
       // from the carried state, which is not advanced)
       float* raw = raw_.data();
-      encode_step(boot_enc_, final_obs_.data(), a, r, no_start_.data(), cond_.data(), h_.data(), n,
-                  h_scratch_.data(), raw);
+      encode_step(boot_enc_, final_obs_.data(), a, r, no_start_.data(), cond_.data(), h_.data(), n, h_scratch_.data(),
+                  raw);
       in_norm_.normalize(raw, raw, n);
       core_.values(roll_ws_, raw, n, core_.final_value(t));
     }
@@ -224,8 +224,7 @@ void GridBelief::push_episodes() {
       for (int c = 0; c < kGridObsDim; ++c)
         ro[(slot * (H + 1) + t) * kGridObsDim + c] = eo[(t * n + i) * kGridObsDim + c];
     for (int64_t t = 0; t < H; ++t) {
-      for (int c = 0; c < kGridObsDim; ++c)
-        rl[(slot * H + t) * kGridObsDim + c] = el[(t * n + i) * kGridObsDim + c];
+      for (int c = 0; c < kGridObsDim; ++c) rl[(slot * H + t) * kGridObsDim + c] = el[(t * n + i) * kGridObsDim + c];
       rr[slot * H + t] = er[t * n + i];
       ra[slot * H + t] = ea[t * n + i];
       rs[slot * H + t] = es[t * n + i];
@@ -276,8 +275,8 @@ void GridBelief::belief_step(IterationStats&, double* acc) {
       }
     });
   }
-  EpisodeBatchView<float> ep{H, B, bt_obs_.data(), bt_act_.data(), bt_rew_.data(), bt_sid_.data(), bt_send_.data(),
-                             bt_land_.data()};
+  EpisodeBatchView<float> ep{
+      H, B, bt_obs_.data(), bt_act_.data(), bt_rew_.data(), bt_sid_.data(), bt_send_.data(), bt_land_.data()};
   const DecodePlan plan = plan_decodes(bt_sid_.to_host(), H, B, bc_.loss.session_recon);
   const float* p = bparams_.value.data();
   ground_truth_conditioning(model_, p, ep, lws_);

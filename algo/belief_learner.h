@@ -14,11 +14,11 @@
 namespace dyn {
 
 struct BeliefConfig {
-  BeliefShape shape;            // shape.conditioning: the encoder sees the previous session's final belief
-  BeliefLossConfig loss;        // which terms (DynaMITE defaults)
-  bool oracle_sessions = false;  // ground-truth session ends in rollouts and evaluation
-  int replay_episodes = 10000;   // ring of the most recent whole episodes
-  int batch_episodes = 25;       // episodes per belief step
+  BeliefShape shape;              // shape.conditioning: the encoder sees the previous session's final belief
+  BeliefLossConfig loss;          // which terms (DynaMITE defaults)
+  bool oracle_sessions = false;   // ground-truth session ends in rollouts and evaluation
+  int replay_episodes = 10000;    // ring of the most recent whole episodes
+  int batch_episodes = 25;        // episodes per belief step
   int updates_per_iteration = 3;  // belief steps after each PPO update
   AdamConfig adam{3e-4f, 0.9f, 0.999f, 1e-8f, 0.0f};  // lr 3e-4, no gradient clipping (VariBAD's gridworld)
   static BeliefConfig dynamite() { return {}; }
@@ -81,18 +81,18 @@ class GridBelief {
   double goal_accuracy_ = 0;
 
   // env and online belief state
-  Buffer<GridState> state_;                     // [N]
-  Buffer<float> obs_, final_obs_;               // [N, 6]
+  Buffer<GridState> state_;                                      // [N]
+  Buffer<float> obs_, final_obs_;                                // [N, 6]
   Buffer<uint8_t> send_, send_prev_, start_, close_, no_start_;  // [N]
-  Buffer<int32_t> sid_, prev_a_;                // [N]
-  Buffer<float> prev_r_;                        // [N]
-  Buffer<float> h_, h_scratch_;                 // [N, H]
-  Buffer<float> cond_;                          // [N, 2d]
-  Buffer<float> raw_;                           // [N, 6 + 2d]
-  Buffer<double> term_counts_;                  // [3] tp, fp, fn of predicted session ends this rollout
+  Buffer<int32_t> sid_, prev_a_;                                 // [N]
+  Buffer<float> prev_r_;                                         // [N]
+  Buffer<float> h_, h_scratch_;                                  // [N, H]
+  Buffer<float> cond_;                                           // [N, 2d]
+  Buffer<float> raw_;                                            // [N, 6 + 2d]
+  Buffer<double> term_counts_;  // [3] tp, fp, fn of predicted session ends this rollout
   EncoderWorkspace<float> roll_enc_, boot_enc_;
   // the episode being assembled, time-major
-  Buffer<float> ep_obs_, ep_land_;  // [H + 1, N, 6] encoder inputs s_0..s_H; [H, N, 6] where each action led
+  Buffer<float> ep_obs_, ep_land_;   // [H + 1, N, 6] encoder inputs s_0..s_H; [H, N, 6] where each action led
   Buffer<int32_t> ep_act_, ep_sid_;  // [H, N]
   Buffer<float> ep_rew_;             // [H, N]
   Buffer<uint8_t> ep_send_;          // [H, N]

@@ -43,7 +43,7 @@ void GridPpo::collect_steps() {
     obs_norm_.normalize(obs_.data(), o, n);
     int32_t* a = core_.action(t);
     core_.act(roll_ws_, o, n, false, env_.seed, step, a, core_.log_prob(t), core_.value(t));
-    const GridBatchOut out{obs_.data(),         core_.reward(t), send_.data(), core_.truncated(t),
+    const GridBatchOut out{obs_.data(),         core_.reward(t), send_.data(),     core_.truncated(t),
                            core_.terminated(t), sid_.data(),     final_obs_.data()};
     gridworld_step(b_, env_, state_.data(), a, out, n, step);
     // time limit: bootstrap from V(final observation). All envs start together and share H, so truncations

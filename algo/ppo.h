@@ -41,11 +41,11 @@ class GridPpo {
   uint32_t step_ = 0;  // global env step counter (Philox counter word), host mirror of step_dev_
   int64_t frames_ = 0;
   StageGraphs graphs_;
-  Buffer<uint32_t> step_dev_;        // [1] the global step at the start of the next collect
-  Buffer<GridState> state_;          // [N]
-  Buffer<float> obs_, final_obs_;    // [N, 6]
-  Buffer<uint8_t> send_;             // [N] session ends (not used by PPO)
-  Buffer<int32_t> sid_;              // [N] session ids (not used by PPO)
+  Buffer<uint32_t> step_dev_;      // [1] the global step at the start of the next collect
+  Buffer<GridState> state_;        // [N]
+  Buffer<float> obs_, final_obs_;  // [N, 6]
+  Buffer<uint8_t> send_;           // [N] session ends (not used by PPO)
+  Buffer<int32_t> sid_;            // [N] session ids (not used by PPO)
 };
 
 }  // namespace dyn

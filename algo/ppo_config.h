@@ -76,5 +76,4 @@ IterationStats timed_iteration(Learner& learner) {
   return st;
 }
 
-
 }  // namespace dyn

@@ -21,12 +21,12 @@ class PpoCore {
   const PpoConfig& config() const { return cfg_; }
 
   // Rollout storage, time-major.
-  float* input(int t) { return in_buf_.data() + int64_t(t) * n_ * in_; }  // [N, in] normalised policy inputs
-  int32_t* action(int t) { return act_buf_.data() + int64_t(t) * n_; }   // [N]
-  float* log_prob(int t) { return logp_buf_.data() + int64_t(t) * n_; }  // [N]
-  float* value(int t) { return val_buf_.data() + int64_t(t) * n_; }      // [N] (t = T: the bootstrap value)
+  float* input(int t) { return in_buf_.data() + int64_t(t) * n_ * in_; }         // [N, in] normalised policy inputs
+  int32_t* action(int t) { return act_buf_.data() + int64_t(t) * n_; }           // [N]
+  float* log_prob(int t) { return logp_buf_.data() + int64_t(t) * n_; }          // [N]
+  float* value(int t) { return val_buf_.data() + int64_t(t) * n_; }              // [N] (t = T: the bootstrap value)
   float* final_value(int t) { return final_val_buf_.data() + int64_t(t) * n_; }  // [N] V(final obs) at a time limit
-  float* reward(int t) { return rew_buf_.data() + int64_t(t) * n_; }     // [N] raw, scaled by finish_rollout
+  float* reward(int t) { return rew_buf_.data() + int64_t(t) * n_; }             // [N] raw, scaled by finish_rollout
   uint8_t* truncated(int t) { return trunc_buf_.data() + int64_t(t) * n_; }
   uint8_t* terminated(int t) { return term_buf_.data() + int64_t(t) * n_; }
 

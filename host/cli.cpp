@@ -54,7 +54,8 @@ const SwitchKey kSwitchKeys[] = {
     {"--no-consistency", "belief.consistency", "false", "dynamite without the session-consistency loss"},
     {"--no-conditioning", "belief.conditioning", "false", "dynamite without latent belief conditioning"},
     {"--no-session-recon", "belief.session_recon", "false", "dynamite reconstructing whole episodes (VariBAD's ELBO)"},
-    {"--oracle-sessions", "belief.oracle_sessions", "true", "ground-truth session ends instead of the termination head"},
+    {"--oracle-sessions", "belief.oracle_sessions", "true",
+     "ground-truth session ends instead of the termination head"},
 };
 
 void write_atomically(const std::string& path, const std::string& text) {

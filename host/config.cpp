@@ -29,7 +29,11 @@ const std::vector<KeySpec>& config_schema() {
       {"run.seed", KeyKind::integer, 0, 4294967295.0, {}, "Philox seed"},
       {"run.device", KeyKind::string, 0, 0, {"auto", "cpu", "cuda"}, "backend"},
       {"run.policy", KeyKind::string, 0, 0, {"random", "oracle"}, "scripted policy to roll out (run.algo = none)"},
-      {"run.algo", KeyKind::string, 0, 0, {"none", "ppo", "rl2", "dynamite", "varibad"},
+      {"run.algo",
+       KeyKind::string,
+       0,
+       0,
+       {"none", "ppo", "rl2", "dynamite", "varibad"},
        "learner to train; none rolls out run.policy"},
       {"run.out_dir", KeyKind::string, 0, 0, {}, "where training run directories are created"},
       // train: PPO (SPEC §4)
@@ -51,12 +55,24 @@ const std::vector<KeySpec>& config_schema() {
       {"train.eval_episodes", KeyKind::integer, 1, 100000, {}, "evaluation episodes per eval env"},
       // belief: the DynaMITE-RL / VariBAD belief model (SPEC §3)
       {"belief.consistency", KeyKind::boolean, 0, 0, {}, "dynamite: session-consistency loss (--no-consistency)"},
-      {"belief.conditioning", KeyKind::boolean, 0, 0, {},
+      {"belief.conditioning",
+       KeyKind::boolean,
+       0,
+       0,
+       {},
        "dynamite: condition the encoder and the session-start prior on the previous session's final belief "
        "(--no-conditioning)"},
-      {"belief.session_recon", KeyKind::boolean, 0, 0, {},
+      {"belief.session_recon",
+       KeyKind::boolean,
+       0,
+       0,
+       {},
        "dynamite: reconstruct only the ELBO index's session (--no-session-recon)"},
-      {"belief.oracle_sessions", KeyKind::boolean, 0, 0, {},
+      {"belief.oracle_sessions",
+       KeyKind::boolean,
+       0,
+       0,
+       {},
        "dynamite: ground-truth session ends in rollouts and evaluation (--oracle-sessions)"},
       {"belief.beta", KeyKind::real, 0, 1e6, {}, "consistency weight"},
       {"belief.kl_weight", KeyKind::real, 0, 1e6, {}, "KL weight in the ELBO (summed over trajectories)"},
@@ -301,9 +317,9 @@ void Config::validate() const {
                         std::to_string(H) + " (whole episodes go to the belief replay)");
     const Entry& be = entry("belief.batch_episodes");
     if (get_int("belief.batch_episodes") > get_int("belief.replay_episodes"))
-      throw ConfigError("invalid value " + show(be.value) + " for belief.batch_episodes (from " + be.source +
-                        "); allowed: at most belief.replay_episodes = " +
-                        std::to_string(get_int("belief.replay_episodes")));
+      throw ConfigError(
+          "invalid value " + show(be.value) + " for belief.batch_episodes (from " + be.source +
+          "); allowed: at most belief.replay_episodes = " + std::to_string(get_int("belief.replay_episodes")));
   }
   const Entry& e = entry("run.episodes");
   if (get_int("run.episodes") * get_int("env.horizon") > int64_t(UINT32_MAX))

@@ -12,8 +12,8 @@
 #include <fstream>
 #include <iostream>
 
-#include "algo/ppo.h"
 #include "algo/belief_learner.h"
+#include "algo/ppo.h"
 #include "algo/rl2.h"
 
 namespace dyn {
