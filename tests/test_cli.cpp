@@ -198,4 +198,40 @@ TEST_F(Cli, Rl2MinibatchesMustDivideEnvs) {
   expect_bad_input("--env gridworld --algo rl2 --envs 10", {"train.minibatches", "a divisor of run.envs = 10"});
 }
 
-TEST_F(Cli, BadAlgo) { expect_bad_input("--env gridworld --algo sac", {"--algo", "run.algo", "none, ppo, rl2"}); }
+TEST_F(Cli, BadAlgo) {
+  expect_bad_input("--env gridworld --algo sac", {"--algo", "run.algo", "none, ppo, rl2, dynamite, varibad"});
+}
+
+TEST_F(Cli, DynamiteAblationRunNamesItselfAndLogsBeliefMetrics) {
+  const fs::path out = dir_ / "runs";
+  // 4 iterations: the replay holds 16 episodes after each, so belief steps (25 episodes) start at the second
+  const Result r =
+      run("--env gridworld --algo dynamite --no-consistency --oracle-sessions --frames 3840 --device cpu "
+          "--set train.eval_interval=2 --set train.eval_envs=8 --set run.out_dir=" +
+          out.string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const fs::path run_dir = fs::directory_iterator(out)->path();
+  EXPECT_EQ(run_dir.filename().string().rfind("gridworld-dynamite-no-consistency-oracle-sessions-0-", 0), 0u)
+      << run_dir;
+  const std::string config = slurp(run_dir / "config.toml");
+  EXPECT_NE(config.find("consistency = false"), std::string::npos) << config;
+  EXPECT_NE(config.find("oracle_sessions = true"), std::string::npos) << config;
+  std::ifstream jsonl(run_dir / "metrics.jsonl");
+  std::vector<nlohmann::json> rows;
+  for (std::string line; std::getline(jsonl, line);) rows.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(rows.size(), 4u);
+  for (const char* k :
+       {"belief_recon", "belief_kl", "belief_bce", "term_precision", "term_recall", "belief_update_s", "ppo_update_s"})
+    EXPECT_TRUE(rows.back().contains(k)) << k;
+  EXPECT_TRUE(rows.front()["belief_recon"].is_null()) << "no belief step before the replay holds a batch";
+  EXPECT_GT(rows.back()["belief_recon"].get<double>(), 0.0);
+  EXPECT_TRUE(rows.back().contains("eval_goal_accuracy"));
+  const std::string csv = slurp(run_dir / "metrics.csv");
+  EXPECT_NE(csv.find(",belief_recon,"), std::string::npos) << csv.substr(0, 300);
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 5);
+}
+
+TEST_F(Cli, BeliefRolloutMustHoldWholeEpisodes) {
+  expect_bad_input("--env gridworld --algo varibad --set train.rollout_steps=25",
+                   {"train.rollout_steps", "a divisor or a multiple of env.horizon = 60"});
+}
