@@ -198,11 +198,12 @@ void ground_truth_conditioning(const BeliefModel<T>& m, const T* params, const E
   ws.cond.zero();
   if (!s.conditioning) return;
   episode_inputs(b, ep, ws);
-  Buffer<T> h(b, size_t(B) * s.hidden), cond(b, size_t(B) * d2);
-  Buffer<uint8_t> close(b, B);
+  ensure(ws.gt_h, b, size_t(B) * s.hidden);
+  ensure(ws.gt_cond, b, size_t(B) * d2);
+  Buffer<T>&h = ws.gt_h, &cond = ws.gt_cond;
+  EncoderWorkspace<T>& step_ws = ws.gt_enc;
   h.zero();
   cond.zero();
-  EncoderWorkspace<T> step_ws;
   for (int t = 0; t < T1; ++t) {
     const int64_t o = int64_t(t) * B;
     T* c_all = ws.cond.data() + o * d2;

@@ -154,6 +154,8 @@ struct BeliefLossWorkspace {
   Buffer<T> sums;                 // [B, 3] per-trajectory KL, hinge, BCE
   Buffer<T> scalars;              // [4] reductions
   MlpWorkspace<T> prior, decoder;
+  Buffer<T> gt_h, gt_cond;     // ground_truth_conditioning's carried state: [B, H], [B, 2d]
+  EncoderWorkspace<T> gt_enc;  // and its one-step encoder
 };
 
 // Offline conditioning inputs from ground-truth sessions: runs the encoder online over the batch (one step per
