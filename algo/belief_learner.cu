@@ -339,14 +339,17 @@ EvalStats GridBelief::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
         const int64_t i = r / 2;
         const int g = int(r % 2);
         float* row = x + r * DI;
-        for (int k = 0; k < d; ++k) row[k] = q[i * qw + k];
-        for (int k = 0; k < kGridObsDim; ++k) row[d + k] = o[i * kGridObsDim + k];
-        for (int k = 0; k < kGridActions; ++k) row[d + kGridObsDim + k] = k == kStay ? 1.0f : 0.0f;
-        float* land = row + d + kGridObsDim + kGridActions;  // the agent standing on goal g
+        // the transition "stand on goal g and stay": s = s' = the agent on g, action stay
+        float* from = row + d;
+        float* land = row + d + kGridObsDim + kGridActions;
         constexpr float kScale = 1.0f / float(kGridSize - 1);
-        land[0] = s[i].gx[g] * kScale;
-        land[1] = s[i].gy[g] * kScale;
-        for (int k = 2; k < kGridObsDim; ++k) land[k] = o[i * kGridObsDim + k];
+        for (int k = 0; k < d; ++k) row[k] = q[i * qw + k];
+        for (int k = 0; k < kGridActions; ++k) row[d + kGridObsDim + k] = k == kStay ? 1.0f : 0.0f;
+        for (float* cell : {from, land}) {
+          cell[0] = s[i].gx[g] * kScale;
+          cell[1] = s[i].gy[g] * kScale;
+          for (int k = 2; k < kGridObsDim; ++k) cell[k] = o[i * kGridObsDim + k];
+        }
       });
       model_.decoder.forward(b_, bparams_.value.data(), x, int(2 * n), dec_ws);
       const float* rhat = dec_ws.act.back().data();
