@@ -244,7 +244,7 @@ void GridBelief::update(IterationStats& st) {
   double acc[5] = {0, 0, 0, 0, 0};
   int steps = 0;
   if (replay_count_ >= bc_.batch_episodes)
-    for (; steps < bc_.updates_per_iteration; ++steps) belief_step(st, acc);
+    for (; steps < bc_.updates_per_iteration; ++steps) belief_step(acc);
   synchronize(b_);
   const char* names[5] = {"belief_loss", "belief_recon", "belief_kl", "belief_consistency", "belief_bce"};
   for (int k = 0; k < 5; ++k) st.extra.emplace_back(names[k], steps > 0 ? acc[k] / steps : std::nan(""));
@@ -253,7 +253,7 @@ void GridBelief::update(IterationStats& st) {
   st.extra.emplace_back("belief_update_s", std::chrono::duration<double>(clock::now() - t1).count());
 }
 
-void GridBelief::belief_step(IterationStats&, double* acc) {
+void GridBelief::belief_step(double* acc) {
   const int B = bc_.batch_episodes, H = H_;
   // B distinct episodes, uniformly from the filled part of the ring
   std::vector<int32_t> slots(static_cast<size_t>(replay_count_));

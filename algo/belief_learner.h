@@ -40,14 +40,13 @@ class GridBelief {
   double goal_accuracy() const { return goal_accuracy_; }
   int64_t frames() const { return frames_; }
   Backend backend() const { return b_; }
-  int64_t replay_size() const { return replay_count_; }
 
   // Stages (public only because CUDA extended lambdas may not live in private members).
   void collect(IterationStats& st);
   void advantages() { core_.advantages(); }
   void update(IterationStats& st);  // PPO update, then the belief steps
   void collect_steps();
-  void belief_step(IterationStats& st, double* acc);
+  void belief_step(double* acc);  // one Adam step of the belief model on a replay batch; adds its loss terms to acc[5]
   // One online encoder step for n envs from the carried state, writing the policy's raw input [s, μ, log σ²]
   // into raw [n, 6 + 2d]; q stays in ws. h_out may alias h.
   void encode_step(EncoderWorkspace<float>& ws, const float* obs, const int32_t* prev_a, const float* prev_r,

@@ -22,7 +22,7 @@ class GridPpo {
   EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed);
   int64_t frames() const { return frames_; }
   Backend backend() const { return b_; }
-  int64_t graph_replays() const { return graphs_.replays(); }
+  int64_t graph_replays() const { return graphs_.replays() + core_.graph_replays(); }  // collect + core stages
 
   // The stages of iterate(), public only because CUDA extended lambdas may not live in private members.
   void collect(IterationStats& st);

@@ -16,9 +16,7 @@ namespace dyn {
 class PpoCore {
  public:
   PpoCore(Backend b, int in_dim, int actions, int64_t n_envs, const PpoConfig& cfg, uint32_t seed);
-  Backend backend() const { return b_; }
-  int in_dim() const { return in_; }
-  const PpoConfig& config() const { return cfg_; }
+  int64_t graph_replays() const { return graphs_.replays(); }  // advantages and update graph launches
 
   // Rollout storage, time-major.
   float* input(int t) { return in_buf_.data() + int64_t(t) * n_ * in_; }         // [N, in] normalised policy inputs
