@@ -144,6 +144,11 @@ void GridBelief::collect_steps() {
                 h_.data(), raw_.data());
     close_sessions(BeliefModel<float>::q(roll_enc_), start_.data(), send_prev_.data(), n, close_.data(), cond_.data(),
                    term_counts_.data());
+    if (q_trace_) {  // tests: the rollout's beliefs, [T, N, 2d+1]
+      const float* q = BeliefModel<float>::q(roll_enc_);
+      float* tr = q_trace_ + int64_t(t) * n * (2 * d_ + 1);
+      parallel_for(b_, n * (2 * d_ + 1), [=] DYN_LAMBDA(int64_t i) { tr[i] = q[i]; });
+    }
     float* in = core_.input(t);
     in_norm_.update(raw_.data(), n);
     in_norm_.normalize(raw_.data(), in, n);
@@ -262,7 +267,27 @@ void GridBelief::belief_step(double* acc) {
     std::uniform_int_distribution<size_t> pick(i, slots.size() - 1);
     std::swap(slots[i], slots[pick(sample_rng_)]);
   }
-  pick_.from_host(std::vector<int32_t>(slots.begin(), slots.begin() + B));
+  slots.resize(size_t(B));
+  const EpisodeBatchView<float> ep = gather_episodes(slots);
+  const DecodePlan plan = plan_decodes(bt_sid_.to_host(), H, B, bc_.loss.session_recon);
+  const float* p = bparams_.value.data();
+  ground_truth_conditioning(model_, p, ep, lws_);
+  draw_belief_noise(b_, env_.seed, belief_steps_++, int64_t(H + 1) * B * d_, lws_.eps.data());
+  bparams_.grad.zero();
+  const BeliefLossStats s = belief_loss(model_, p, bparams_.grad.data(), ep, plan, bc_.loss, lws_);
+  badam_.step(bparams_.value.data(), bparams_.grad.data());
+  acc[0] += s.total;
+  acc[1] += s.recon;
+  acc[2] += s.kl;
+  acc[3] += s.consistency;
+  acc[4] += s.bce;
+}
+
+EpisodeBatchView<float> GridBelief::gather_episodes(const std::vector<int32_t>& slots) {
+  const int B = int(slots.size()), H = H_;
+  if (B > bc_.batch_episodes) throw std::invalid_argument("gather_episodes: more slots than belief.batch_episodes");
+  if (pick_.size() != slots.size()) pick_ = Buffer<int32_t>(b_, slots.size());
+  pick_.from_host(slots);
   {  // gather them time-major: [T(+1), B, ·]
     const int32_t* pick = pick_.data();
     const float *ro = rp_obs_.data(), *rl = rp_land_.data(), *rr = rp_rew_.data();
@@ -283,20 +308,8 @@ void GridBelief::belief_step(double* acc) {
       }
     });
   }
-  EpisodeBatchView<float> ep{
+  return EpisodeBatchView<float>{
       H, B, bt_obs_.data(), bt_act_.data(), bt_rew_.data(), bt_sid_.data(), bt_send_.data(), bt_land_.data()};
-  const DecodePlan plan = plan_decodes(bt_sid_.to_host(), H, B, bc_.loss.session_recon);
-  const float* p = bparams_.value.data();
-  ground_truth_conditioning(model_, p, ep, lws_);
-  draw_belief_noise(b_, env_.seed, belief_steps_++, int64_t(H + 1) * B * d_, lws_.eps.data());
-  bparams_.grad.zero();
-  const BeliefLossStats s = belief_loss(model_, p, bparams_.grad.data(), ep, plan, bc_.loss, lws_);
-  badam_.step(bparams_.value.data(), bparams_.grad.data());
-  acc[0] += s.total;
-  acc[1] += s.recon;
-  acc[2] += s.kl;
-  acc[3] += s.consistency;
-  acc[4] += s.bce;
 }
 
 IterationStats GridBelief::iterate() { return timed_iteration(*this); }

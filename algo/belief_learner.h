@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <random>
+#include <vector>
 
 #include "algo/belief_model.h"
 #include "algo/ppo.h"
@@ -57,6 +58,15 @@ class GridBelief {
   void close_sessions(const float* q, const uint8_t* start, const uint8_t* send_prev, int64_t n, uint8_t* close,
                       float* cond, double* counts);
   void push_episodes();  // the assembled episodes of all envs into the replay ring (device head counter)
+  // Replay slots (at most belief.batch_episodes; env i's first episode is slot i) gathered time-major into the
+  // batch buffers; the view stays valid until the next gather.
+  EpisodeBatchView<float> gather_episodes(const std::vector<int32_t>& slots);
+
+  // For tests: the belief model and its parameters, and a backend buffer [T, N, 2d+1] that each collect fills
+  // with the rollout's beliefs (set before the first iterate; nullptr: off).
+  const BeliefModel<float>& model() const { return model_; }
+  const float* belief_params() const { return bparams_.value.data(); }
+  void trace_beliefs(float* q_trace) { q_trace_ = q_trace; }
 
  private:
   Backend b_;
@@ -78,6 +88,7 @@ class GridBelief {
   StageGraphs graphs_;
   Buffer<uint32_t> step_dev_;  // [1]
   double goal_accuracy_ = 0;
+  float* q_trace_ = nullptr;
 
   // env and online belief state
   Buffer<GridState> state_;                                      // [N]
