@@ -5,6 +5,10 @@
 //   Gru*              time and FLOP/s per time step at hidden 64 and 128, input 64, batch 2048–16384
 //   PpoIteration*     training frames/s of one whole PPO iteration (collect + advantages + update) on the
 //                     gridworld at 16 and 4096 envs, default config (60-step rollouts, 2 epochs × 4 minibatches)
+//   Rl2Iteration*     the same for RL²
+//   DynamiteIteration*, VaribadIteration*
+//                     the same for the belief learners (SPEC defaults: 3 belief steps of 25 episodes after each
+//                     PPO update), with the share of an iteration's time in collect, PPO update and belief update
 //
 //   ./build/release/bench/kernels --benchmark_filter=Gridworld
 #include <benchmark/benchmark.h>
@@ -12,6 +16,7 @@
 #include <cstdio>
 #include <string>
 
+#include "algo/belief_learner.h"
 #include "algo/ppo.h"
 #include "algo/rl2.h"
 #include "kernels/buffer.h"
@@ -202,6 +207,30 @@ void BM_Iteration(benchmark::State& st, Backend b) {
   st.counters["frames/s"] = benchmark::Counter(frames, benchmark::Counter::kIsRate);
 }
 
+// One whole iteration of GridBelief (dynamite or varibad); range(0) = envs. Counters: frames/s and the mean
+// seconds per iteration of collect, PPO update and belief update (host clock, as the run's metrics report them).
+void BM_BeliefIteration(benchmark::State& st, Backend b, bool varibad) {
+  GridParams env;
+  const BeliefConfig bc = varibad ? BeliefConfig::varibad() : BeliefConfig::dynamite();
+  GridBelief learner(b, env, st.range(0), PpoConfig{}, bc);
+  // warm-up: the replay holds a belief batch after the first iteration, so the second runs the belief steps
+  for (int i = 0; i < 3; ++i) learner.iterate();
+  double collect = 0, ppo = 0, belief = 0;
+  timed_loop(st, b, [&] {
+    const IterationStats s = learner.iterate();
+    collect += s.collect_s;
+    for (const auto& [name, v] : s.extra) {
+      if (name == "ppo_update_s") ppo += v;
+      if (name == "belief_update_s") belief += v;
+    }
+  });
+  const double n = double(st.iterations());
+  st.counters["frames/s"] = benchmark::Counter(n * 60 * double(st.range(0)), benchmark::Counter::kIsRate);
+  st.counters["collect_ms"] = 1e3 * collect / n;
+  st.counters["ppo_update_ms"] = 1e3 * ppo / n;
+  st.counters["belief_update_ms"] = 1e3 * belief / n;
+}
+
 // Registers one benchmark: wall time on the CPU (OpenMP threads), CUDA-event time on the GPU.
 template <class Fn, class... Args>
 benchmark::internal::Benchmark* add(const std::string& name, Backend b, Fn fn, Args... args) {
@@ -226,6 +255,8 @@ void register_all() {
       add(name + tag, b, fn)->Arg(1 << 10)->Arg(1 << 16)->Arg(1 << 20)->Unit(benchmark::kMicrosecond);
     add("PpoIteration/" + tag, b, BM_Iteration<GridPpo>)->Arg(16)->Arg(4096)->Unit(benchmark::kMillisecond);
     add("Rl2Iteration/" + tag, b, BM_Iteration<GridRl2>)->Arg(16)->Arg(4096)->Unit(benchmark::kMillisecond);
+    add("DynamiteIteration/" + tag, b, BM_BeliefIteration, false)->Arg(16)->Arg(4096)->Unit(benchmark::kMillisecond);
+    add("VaribadIteration/" + tag, b, BM_BeliefIteration, true)->Arg(16)->Arg(4096)->Unit(benchmark::kMillisecond);
     for (bool fused : {false, true}) {
       if (fused && b != Backend::cuda) continue;  // the fused kernels are CUDA-only
       const std::string suffix = tag + (fused ? "_fused" : "");
