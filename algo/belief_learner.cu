@@ -271,10 +271,9 @@ void GridBelief::belief_step(double* acc) {
   const EpisodeBatchView<float> ep = gather_episodes(slots);
   const DecodePlan plan = plan_decodes(bt_sid_.to_host(), H, B, bc_.loss.session_recon);
   const float* p = bparams_.value.data();
-  ground_truth_conditioning(model_, p, ep, lws_);
   draw_belief_noise(b_, env_.seed, belief_steps_++, int64_t(H + 1) * B * d_, lws_.eps.data());
   bparams_.grad.zero();
-  const BeliefLossStats s = belief_loss(model_, p, bparams_.grad.data(), ep, plan, bc_.loss, lws_);
+  const BeliefLossStats s = belief_loss<float>(model_, p, bparams_.grad.data(), ep, plan, bc_.loss, nullptr, lws_);
   badam_.step(bparams_.value.data(), bparams_.grad.data());
   acc[0] += s.total;
   acc[1] += s.recon;

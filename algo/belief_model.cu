@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "algo/belief_model.h"
+#include "kernels/gemm.h"
 #include "kernels/nvtx.h"
 #include "kernels/parallel_for.cuh"
 #include "kernels/philox.h"
@@ -61,6 +62,24 @@ struct PlaceColumns {
   DYN_HD void operator()(int64_t r, int64_t c) const { dst[r * dst_w + c0 + c] = src[r * w + c]; }
 };
 
+// The encoder's raw inputs of one row: s, one-hot a and r (zero where an episode starts), and the GRU's reset.
+template <class T>
+struct EncoderInputs {
+  int O, A;
+  const T* obs;
+  const int32_t* prev_a;
+  const T* prev_r;
+  const uint8_t* start;
+  T *xs, *xa, *xr;
+  uint8_t* reset;
+  DYN_HD void operator()(int64_t i) const {
+    for (int k = 0; k < O; ++k) xs[i * O + k] = obs[i * O + k];
+    for (int k = 0; k < A; ++k) xa[i * A + k] = (!start[i] && prev_a[i] == k) ? T(1) : T(0);
+    xr[i] = start[i] ? T(0) : prev_r[i];
+    reset[i] = start[i];
+  }
+};
+
 }  // namespace
 
 template <class T>
@@ -77,11 +96,9 @@ BeliefModel<T>::BeliefModel(Backend b, const BeliefShape& s, ParamLayout& layout
 }
 
 template <class T>
-void BeliefModel<T>::encode(const T* params, const T* obs, const int32_t* prev_a, const T* prev_r, const uint8_t* start,
-                            const T* cond, const T* h0, int steps, int batch, EncoderWorkspace<T>& ws) const {
-  DYN_NVTX_RANGE("belief_encode");
-  const int64_t R = int64_t(steps) * batch;
-  const int O = s_.obs, A = s_.actions, E = s_.embed, C = s_.cond_dim(), W = s_.trunk_in();
+void BeliefModel<T>::embed_inputs(const T* params, const T* obs, const int32_t* prev_a, const T* prev_r,
+                                  const uint8_t* start, int64_t R, EncoderWorkspace<T>& ws) const {
+  const int O = s_.obs, A = s_.actions, E = s_.embed, W = s_.trunk_in();
   ws.rows = int(R);
   ensure(ws.xs, b_, R * O);
   ensure(ws.xa, b_, R * A);
@@ -90,12 +107,7 @@ void BeliefModel<T>::encode(const T* params, const T* obs, const int32_t* prev_a
   ensure(ws.reset, b_, R);
   T *xs = ws.xs.data(), *xa = ws.xa.data(), *xr = ws.xr.data();
   uint8_t* reset = ws.reset.data();
-  parallel_for(b_, R, [=] DYN_LAMBDA(int64_t i) {
-    for (int k = 0; k < O; ++k) xs[i * O + k] = obs[i * O + k];
-    for (int k = 0; k < A; ++k) xa[i * A + k] = (!start[i] && prev_a[i] == k) ? T(1) : T(0);
-    xr[i] = start[i] ? T(0) : prev_r[i];
-    reset[i] = start[i];
-  });
+  parallel_for(b_, R, EncoderInputs<T>{O, A, obs, prev_a, prev_r, start, xs, xa, xr, reset});
   emb_s.forward(b_, params, xs, int(R), ws.es);
   emb_a.forward(b_, params, xa, int(R), ws.ea);
   emb_r.forward(b_, params, xr, int(R), ws.er);
@@ -103,10 +115,59 @@ void BeliefModel<T>::encode(const T* params, const T* obs, const int32_t* prev_a
   parallel_for_2d(b_, R, E, PlaceColumns<T>{ws.es.act.back().data(), tin, W, 0, E});
   parallel_for_2d(b_, R, E, PlaceColumns<T>{ws.ea.act.back().data(), tin, W, E, E});
   parallel_for_2d(b_, R, E, PlaceColumns<T>{ws.er.act.back().data(), tin, W, 2 * E, E});
+}
+
+template <class T>
+void BeliefModel<T>::encode(const T* params, const T* obs, const int32_t* prev_a, const T* prev_r, const uint8_t* start,
+                            const T* cond, const T* h0, int steps, int batch, EncoderWorkspace<T>& ws) const {
+  DYN_NVTX_RANGE("belief_encode");
+  const int64_t R = int64_t(steps) * batch;
+  const int E = s_.embed, C = s_.cond_dim(), W = s_.trunk_in();
+  embed_inputs(params, obs, prev_a, prev_r, start, R, ws);
+  T* tin = ws.trunk_in.data();
   if (C > 0) parallel_for_2d(b_, R, C, PlaceColumns<T>{cond, tin, W, 3 * E, C});
   trunk.forward(b_, params, tin, int(R), ws.trunk);
-  gru.forward(b_, params, ws.trunk.act.back().data(), reset, static_cast<const T*>(nullptr), h0, steps, batch, ws.gru);
+  gru.forward(b_, params, ws.trunk.act.back().data(), ws.reset.data(), static_cast<const T*>(nullptr), h0, steps, batch,
+              ws.gru);
   heads.forward(b_, params, ws.gru.h.data(), int(R), ws.heads);
+}
+
+template <class T>
+void BeliefModel<T>::encode_sessions(const T* params, const T* obs, const int32_t* prev_a, const T* prev_r,
+                                     const uint8_t* start, const uint8_t* send, int steps, int batch,
+                                     EncoderWorkspace<T>& ws, T* cond_out) const {
+  DYN_NVTX_RANGE("belief_encode_sessions");
+  const int64_t R = int64_t(steps) * batch;
+  const int E = s_.embed, C = s_.cond_dim(), W = s_.trunk_in(), d = s_.latent;
+  if (C == 0) {
+    encode(params, obs, prev_a, prev_r, start, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr), steps,
+           batch, ws);
+    return;
+  }
+  // what does not depend on the conditioning input runs over all rows at once: the embeddings
+  embed_inputs(params, obs, prev_a, prev_r, start, R, ws);
+  ws.trunk.reserve(b_, trunk.shape(), int(R));
+  ws.gru.reserve(b_, steps, batch, s_.hidden);
+  ws.heads.reserve(b_, heads.shape(), int(R));
+  ensure(ws.carried, b_, size_t(batch) * C);
+  ws.carried.zero();
+  T *tin = ws.trunk_in.data(), *carried = ws.carried.data();
+  for (int t = 0; t < steps; ++t) {  // then one time step of rows [t·B, (t+1)·B) at a time
+    const int row0 = t * batch;
+    T* tin_t = tin + int64_t(row0) * W;
+    parallel_for_2d(b_, batch, C, PlaceColumns<T>{carried, tin_t, W, 3 * E, C});
+    if (cond_out) {
+      T* co = cond_out + int64_t(row0) * C;
+      parallel_for(b_, int64_t(batch) * C, [=] DYN_LAMBDA(int64_t i) { co[i] = carried[i]; });
+    }
+    trunk.forward_rows(b_, params, tin, row0, batch, ws.trunk);
+    gru.project_input(b_, params, ws.trunk.act.back().data(), t, t + 1, ws.gru);
+    gru.recur(b_, params, ws.reset.data(), static_cast<const T*>(nullptr), t, t + 1, ws.gru);
+    heads.forward_rows(b_, params, ws.gru.h.data(), row0, batch, ws.heads);
+    // latent t closes its session where transition t − 1 was the session's last
+    if (t >= 1)
+      carry_final_belief(b_, q(ws) + int64_t(row0) * s_.head_out(), send + int64_t(t - 1) * batch, batch, d, carried);
+  }
 }
 
 template <class T>
@@ -187,6 +248,195 @@ DecodePlan plan_decodes(const std::vector<int32_t>& sid, int steps, int batch, b
   return p;
 }
 
+// ---- the reconstruction term (eq. 5) over the planned pairs ----
+//
+// The decoder's first layer is linear in its input [z_t, s_j, one-hot a_j, s_{j+1}], so its pre-activation for
+// pair (t, j) is U_t + V_j + b with U = z W_zᵀ per latent [R, Hd] and V = [s_j, a_j, s_{j+1}] W_xᵀ per transition
+// [T·B, Hd]: the [P, decoder_in] input is never built, and the first layer's GEMMs run over R + T·B rows instead of
+// P (P ≈ 18·R for DynaMITE's sessions, T·R for VariBAD). The later layers are GEMMs over the P pairs.
+
+namespace {
+
+// Each pair's latent row r = t·B + b and transition row j·B + b, from the plan's per-latent ranges.
+struct PairRows {
+  int B;
+  const int32_t *lo, *off;
+  int32_t *row, *tr;  // [P]
+  DYN_HD void operator()(int64_t r) const {
+    const int32_t bb = int32_t(r % B);
+    for (int32_t p = off[r]; p < off[r + 1]; ++p) {
+      row[p] = int32_t(r);
+      tr[p] = (lo[r] + (p - off[r])) * B + bb;
+    }
+  }
+};
+
+// A transition's decoder features [s_j, one-hot a_j, s_{j+1}] (s_{j+1}: where the action led).
+template <class T>
+struct TransitionFeatures {
+  int B, O, A;
+  const T *obs, *next;
+  const int32_t* act;
+  T* x;  // [T·B, 2·O + A]
+  DYN_HD void operator()(int64_t i) const {
+    const int w = 2 * O + A;
+    for (int k = 0; k < O; ++k) x[i * w + k] = obs[i * O + k];
+    for (int k = 0; k < A; ++k) x[i * w + O + k] = act[i] == k ? T(1) : T(0);
+    for (int k = 0; k < O; ++k) x[i * w + O + A + k] = next ? next[i * O + k] : obs[(i + B) * O + k];
+  }
+};
+
+// h1[p] = act(U[row p] + V[transition p] + b): the first layer of every pair.
+template <class T>
+struct PairFirstLayer {
+  int Hd;
+  Activation a;
+  const int32_t *row, *tr;
+  const T *u, *v, *bias;
+  T* h1;  // [P, Hd]
+  DYN_HD void operator()(int64_t p, int64_t k) const {
+    h1[p * Hd + k] = activate(a, u[int64_t(row[p]) * Hd + k] + v[int64_t(tr[p]) * Hd + k] + bias[k]);
+  }
+};
+
+// residual r̂_p − r_j
+template <class T>
+struct PairResidual {
+  const int32_t* tr;
+  const T *rhat, *rew;
+  T* res;
+  DYN_HD void operator()(int64_t p) const { res[p] = rhat[p] - rew[tr[p]]; }
+};
+
+// dU[r] = Σ over latent r's pairs of d1[p] (they are contiguous in the plan).
+template <class T>
+struct LatentGradSum {
+  int Hd;
+  const int32_t* off;
+  const T* d1;
+  T* du;  // [R, Hd]
+  DYN_HD void operator()(int64_t r) const {
+    for (int k = 0; k < Hd; ++k) du[r * Hd + k] = T(0);
+    for (int64_t p = off[r]; p < off[r + 1]; ++p)
+      for (int k = 0; k < Hd; ++k) du[r * Hd + k] += d1[p * Hd + k];
+  }
+};
+
+// dV[j·B + b] = Σ over the latents t of trajectory b that decode transition j of d1[their pair (t, j)].
+template <class T>
+struct TransitionGradSum {
+  int B, T1, Hd;
+  const int32_t *lo, *off;
+  const T* d1;
+  T* dv;  // [T·B, Hd]
+  DYN_HD void operator()(int64_t i) const {
+    const int32_t j = int32_t(i / B), bb = int32_t(i % B);
+    for (int k = 0; k < Hd; ++k) dv[i * Hd + k] = T(0);
+    for (int t = 0; t < T1; ++t) {
+      const int64_t r = int64_t(t) * B + bb;
+      if (j < lo[r] || j >= lo[r] + (off[r + 1] - off[r])) continue;
+      const int64_t p = off[r] + (j - lo[r]);
+      for (int k = 0; k < Hd; ++k) dv[i * Hd + k] += d1[p * Hd + k];
+    }
+  }
+};
+
+// into[k] += Σ_r x[r, k]
+template <class T>
+struct ColumnSumInto {
+  int64_t rows;
+  int cols;
+  const T* x;
+  T* into;
+  DYN_HD void operator()(int64_t k) const {
+    T acc = 0;
+    for (int64_t r = 0; r < rows; ++r) acc += x[r * cols + k];
+    into[k] += acc;
+  }
+};
+
+}  // namespace
+
+// Decoder forward over the plan's P pairs (ws.lo, ws.offset on the backend): leaves each layer's output in
+// ws.dec_act[l] [P, ·] and the residuals r̂ − r in ws.dec_dy [P].
+template <class T>
+void reconstruction_forward(const BeliefModel<T>& m, const T* params, const EpisodeBatchView<T>& ep, const T* z,
+                            int64_t P, BeliefLossWorkspace<T>& ws) {
+  const Backend b = m.backend();
+  const BeliefShape& s = m.shape();
+  const MlpShape& sh = m.decoder.shape();
+  const int B = ep.batch, d = s.latent, XW = 2 * s.obs + s.actions, Hd = sh.sizes[1], DI = sh.sizes[0];
+  const int64_t R = int64_t(ep.steps + 1) * B, TB = int64_t(ep.steps) * B;
+  ensure(ws.pair_row, b, size_t(P));
+  ensure(ws.pair_tr, b, size_t(P));
+  ensure(ws.dec_x, b, size_t(TB) * XW);
+  ensure(ws.dec_u, b, size_t(R) * Hd);
+  ensure(ws.dec_v, b, size_t(TB) * Hd);
+  ensure(ws.dec_dy, b, size_t(P));
+  ws.dec_act.resize(size_t(sh.layers()));
+  for (int l = 0; l < sh.layers(); ++l) ensure(ws.dec_act[size_t(l)], b, size_t(P) * sh.sizes[l + 1]);
+  parallel_for(b, R, PairRows{B, ws.lo.data(), ws.offset.data(), ws.pair_row.data(), ws.pair_tr.data()});
+  parallel_for(b, TB, TransitionFeatures<T>{B, s.obs, s.actions, ep.obs, ep.next_obs, ep.act, ws.dec_x.data()});
+  // U = z W_zᵀ, V = x W_xᵀ: W_z and W_x are column blocks of W_0 [Hd, DI]
+  const T* w0 = params + m.decoder.weight_offset(0);
+  gemm<T>(b, false, true, int(R), Hd, d, T(1), z, d, w0, DI, T(0), ws.dec_u.data(), Hd);
+  gemm<T>(b, false, true, int(TB), Hd, XW, T(1), ws.dec_x.data(), XW, w0 + d, DI, T(0), ws.dec_v.data(), Hd);
+  parallel_for_2d(
+      b, P, Hd,
+      PairFirstLayer<T>{Hd, sh.layers() == 1 ? sh.output : sh.hidden, ws.pair_row.data(), ws.pair_tr.data(),
+                        ws.dec_u.data(), ws.dec_v.data(), params + m.decoder.bias_offset(0), ws.dec_act[0].data()});
+  for (int l = 1; l < sh.layers(); ++l)
+    linear_forward(b, ws.dec_act[size_t(l - 1)].data(), params + m.decoder.weight_offset(l),
+                   params + m.decoder.bias_offset(l), ws.dec_act[size_t(l)].data(), int(P), sh.sizes[l],
+                   sh.sizes[l + 1], l == sh.layers() - 1 ? sh.output : sh.hidden);
+  parallel_for(b, P, PairResidual<T>{ws.pair_tr.data(), ws.dec_act.back().data(), ep.rew, ws.dec_dy.data()});
+}
+
+// Given ws.dec_dy = d loss / d r̂ [P]: adds the decoder's parameter gradients into grads and writes
+// dz [R, d] = d loss / d z into ws.dz.
+template <class T>
+void reconstruction_backward(const BeliefModel<T>& m, const T* params, T* grads, const EpisodeBatchView<T>& ep,
+                             const T* z, int64_t P, BeliefLossWorkspace<T>& ws) {
+  const Backend b = m.backend();
+  const BeliefShape& s = m.shape();
+  const MlpShape& sh = m.decoder.shape();
+  const int B = ep.batch, T1 = ep.steps + 1, d = s.latent, XW = 2 * s.obs + s.actions, DI = sh.sizes[0];
+  const int64_t R = int64_t(T1) * B, TB = int64_t(ep.steps) * B;
+  int widest = 1;
+  for (int l = 1; l <= sh.layers(); ++l) widest = sh.sizes[l] > widest ? sh.sizes[l] : widest;
+  ensure(ws.dec_ga, b, size_t(P) * widest);
+  ensure(ws.dec_gb, b, size_t(P) * widest);
+  ensure(ws.dec_du, b, size_t(R) * sh.sizes[1]);
+  ensure(ws.dec_dv, b, size_t(TB) * sh.sizes[1]);
+  // layers L−1 .. 1 over the pairs; g ends as d loss / d (first layer's pre-activation) [P, Hd]
+  T *g = ws.dec_ga.data(), *next = ws.dec_gb.data();
+  const T* dy = ws.dec_dy.data();
+  for (int l = sh.layers() - 1; l >= 0; --l) {
+    const int n_in = sh.sizes[l], n_out = sh.sizes[l + 1];
+    activation_backward(b, l == sh.layers() - 1 ? sh.output : sh.hidden, ws.dec_act[size_t(l)].data(), dy, g,
+                        P * n_out);
+    if (l == 0) break;
+    linear_backward(b, ws.dec_act[size_t(l - 1)].data(), params + m.decoder.weight_offset(l), g,
+                    static_cast<T*>(nullptr), grads + m.decoder.weight_offset(l), grads + m.decoder.bias_offset(l),
+                    int(P), n_in, n_out, true);
+    gemm<T>(b, false, false, int(P), n_in, n_out, T(1), g, n_out, params + m.decoder.weight_offset(l), n_in, T(0), next,
+            n_in);
+    dy = next;
+    std::swap(g, next);
+  }
+  // the first layer: fold the pairs back onto their latents (dU) and transitions (dV)
+  const int Hd = sh.sizes[1];
+  parallel_for(b, R, LatentGradSum<T>{Hd, ws.offset.data(), g, ws.dec_du.data()});
+  parallel_for(b, TB, TransitionGradSum<T>{B, T1, Hd, ws.lo.data(), ws.offset.data(), g, ws.dec_dv.data()});
+  const T* w0 = params + m.decoder.weight_offset(0);
+  T* gw0 = grads + m.decoder.weight_offset(0);
+  gemm<T>(b, true, false, Hd, d, int(R), T(1), ws.dec_du.data(), Hd, z, d, T(1), gw0, DI);  // dW_z += dUᵀ z
+  gemm<T>(b, true, false, Hd, XW, int(TB), T(1), ws.dec_dv.data(), Hd, ws.dec_x.data(), XW, T(1), gw0 + d,
+          DI);                                                                                       // dW_x += dVᵀ x
+  parallel_for(b, Hd, ColumnSumInto<T>{R, Hd, ws.dec_du.data(), grads + m.decoder.bias_offset(0)});  // db += Σ_r dU
+  gemm<T>(b, false, false, int(R), d, Hd, T(1), ws.dec_du.data(), Hd, w0, DI, T(0), ws.dz.data(), d);  // dz = dU W_z
+}
+
 template <class T>
 void ground_truth_conditioning(const BeliefModel<T>& m, const T* params, const EpisodeBatchView<T>& ep,
                                BeliefLossWorkspace<T>& ws) {
@@ -198,47 +448,30 @@ void ground_truth_conditioning(const BeliefModel<T>& m, const T* params, const E
   ws.cond.zero();
   if (!s.conditioning) return;
   episode_inputs(b, ep, ws);
-  ensure(ws.gt_h, b, size_t(B) * s.hidden);
-  ensure(ws.gt_cond, b, size_t(B) * d2);
-  Buffer<T>&h = ws.gt_h, &cond = ws.gt_cond;
-  EncoderWorkspace<T>& step_ws = ws.gt_enc;
-  h.zero();
-  cond.zero();
-  for (int t = 0; t < T1; ++t) {
-    const int64_t o = int64_t(t) * B;
-    T* c_all = ws.cond.data() + o * d2;
-    const T* c = cond.data();
-    parallel_for(b, int64_t(B) * d2, [=] DYN_LAMBDA(int64_t i) { c_all[i] = c[i]; });
-    m.encode(params, ep.obs + o * s.obs, ws.prev_a.data() + o, ws.prev_r.data() + o, ws.start.data() + o, c_all,
-             h.data(), 1, B, step_ws);
-    T* hn = h.data();
-    const T* hs = step_ws.gru.h.data();
-    parallel_for(b, int64_t(B) * s.hidden, [=] DYN_LAMBDA(int64_t i) { hn[i] = hs[i]; });
-    // latent t closes its session where transition t − 1 was the session's last
-    if (t >= 1) {
-      const uint8_t* send = ep.send + int64_t(t - 1) * B;
-      carry_final_belief(b, BeliefModel<T>::q(step_ws), send, B, s.latent, cond.data());
-    }
-  }
+  m.encode_sessions(params, ep.obs, ws.prev_a.data(), ws.prev_r.data(), ws.start.data(), ep.send, T1, B, ws.gt_enc,
+                    ws.cond.data());
 }
 
 template <class T>
 BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, const EpisodeBatchView<T>& ep,
-                            const DecodePlan& plan, const BeliefLossConfig& cfg, BeliefLossWorkspace<T>& ws) {
+                            const DecodePlan& plan, const BeliefLossConfig& cfg, const T* cond,
+                            BeliefLossWorkspace<T>& ws) {
   DYN_NVTX_RANGE("belief_loss");
   const Backend b = m.backend();
   const BeliefShape& s = m.shape();
-  const int B = ep.batch, steps = ep.steps, T1 = steps + 1, d = s.latent, O = s.obs, A = s.actions;
-  const int qw = 2 * d + 1, DI = s.decoder_in();
+  const int B = ep.batch, steps = ep.steps, T1 = steps + 1, d = s.latent;
+  const int qw = 2 * d + 1;
   const int64_t R = int64_t(T1) * B, P = plan.pairs;
   if (ws.eps.size() < size_t(R) * d) throw std::invalid_argument("belief_loss: ws.eps must hold [T+1, B, d] noise");
-  if (s.conditioning && ws.cond.size() < size_t(R) * 2 * d)
-    throw std::invalid_argument("belief_loss: ws.cond must hold the conditioning inputs [T+1, B, 2d]");
   episode_inputs(b, ep, ws);
-  // 1. encoder over the whole episodes (cond: the caller's conditioning inputs)
-  const T* cond = s.conditioning ? ws.cond.data() : static_cast<const T*>(nullptr);
-  m.encode(params, ep.obs, ws.prev_a.data(), ws.prev_r.data(), ws.start.data(), cond, static_cast<const T*>(nullptr),
-           T1, B, ws.enc);
+  // 1. encoder over the whole episodes, with the caller's conditioning inputs or those of the ground-truth sessions
+  //    built in the same pass
+  if (s.conditioning && !cond)
+    m.encode_sessions(params, ep.obs, ws.prev_a.data(), ws.prev_r.data(), ws.start.data(), ep.send, T1, B, ws.enc,
+                      static_cast<T*>(nullptr));
+  else
+    m.encode(params, ep.obs, ws.prev_a.data(), ws.prev_r.data(), ws.start.data(), s.conditioning ? cond : nullptr,
+             static_cast<const T*>(nullptr), T1, B, ws.enc);
   const T* q = BeliefModel<T>::q(ws.enc);  // [R, 2d+1]
   // 2. the learned prior of every posterior, and one reparameterised sample per latent
   ensure(ws.prior_in, b, R * 2 * d);
@@ -258,65 +491,32 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
       z[r * d + k] = q[r * qw + k] + exp(T(0.5) * q[r * qw + d + k]) * eps[r * d + k];
     });
   }
-  // 3. reconstruction over the planned (latent, transition) pairs: [z_t, s_j, one-hot a_j, s_{j+1}] → r̂
+  // 3. reconstruction over the planned (latent, transition) pairs, the decoder's first layer split by input
+  //    (reconstruction_forward), then d loss / d r̂ = 2 (r̂ − r) / B back to dz (reconstruction_backward)
   upload(ws.lo, b, plan.lo);
   upload(ws.offset, b, plan.offset);
-  ensure(ws.dec_in, b, size_t(P) * DI);
-  ensure(ws.ddec_in, b, size_t(P) * DI);
-  ensure(ws.dec_target, b, size_t(P));
-  ensure(ws.dec_dy, b, size_t(P));
-  {
-    const int32_t *lo = ws.lo.data(), *off = ws.offset.data(), *act = ep.act;
-    const T *z = ws.z.data(), *obs = ep.obs, *rew = ep.rew, *next = ep.next_obs;
-    T *in = ws.dec_in.data(), *target = ws.dec_target.data();
-    parallel_for(b, R, [=] DYN_LAMBDA(int64_t r) {
-      const int64_t bb = r % B;
-      for (int64_t p = off[r]; p < off[r + 1]; ++p) {
-        const int64_t j = lo[r] + (p - off[r]);
-        T* x = in + p * DI;
-        for (int k = 0; k < d; ++k) x[k] = z[r * d + k];
-        for (int k = 0; k < O; ++k) x[d + k] = obs[(j * B + bb) * O + k];
-        for (int k = 0; k < A; ++k) x[d + O + k] = act[j * B + bb] == k ? T(1) : T(0);
-        for (int k = 0; k < O; ++k)
-          x[d + O + A + k] = next ? next[(j * B + bb) * O + k] : obs[((j + 1) * B + bb) * O + k];
-        target[p] = rew[j * B + bb];
-      }
-    });
-  }
   BeliefLossStats st;
   st.pairs = P;
-  T* dy = ws.dec_dy.data();
   ensure(ws.scalars, b, 4);
-  if (P > 0) {
-    m.decoder.forward(b, params, ws.dec_in.data(), int(P), ws.decoder);
-    const T *rhat = ws.decoder.act.back().data(), *target = ws.dec_target.data();
-    const T inv_b = T(1) / T(B);
-    parallel_for(b, P, [=] DYN_LAMBDA(int64_t p) {
-      const T e = rhat[p] - target[p];
-      dy[p] = e;  // residual now, the gradient after the reduction
-    });
-    sum_of_squares(b, dy, size_t(P), ws.scalars.data());
-    parallel_for(b, P, [=] DYN_LAMBDA(int64_t p) { dy[p] *= T(2) * inv_b; });
-    ws.ddec_in.zero();
-    m.decoder.backward(b, params, grads, ws.dec_in.data(), dy, ws.ddec_in.data(), ws.decoder, true);
-  }
-  // 4. d loss / d q: the sample's path (dz → dμ, dlog σ²), then the KL chain, consistency and BCE rows
   ws.dq.zero();
   ws.dprior.zero();
-  {
-    const int32_t* off = ws.offset.data();
-    const T *dx = ws.ddec_in.data(), *eps = ws.eps.data();
+  if (P > 0) {
+    reconstruction_forward(m, params, ep, ws.z.data(), P, ws);
+    T* dy = ws.dec_dy.data();
+    sum_of_squares(b, dy, size_t(P), ws.scalars.data());  // dy holds the residuals r̂ − r here
+    const T two_over_b = T(2) / T(B);
+    parallel_for(b, P, [=] DYN_LAMBDA(int64_t p) { dy[p] *= two_over_b; });
+    reconstruction_backward(m, params, grads, ep, ws.z.data(), P, ws);
+    // 4. d loss / d q through the sample z = μ + exp(½ log σ²) ε
+    const T *dz = ws.dz.data(), *eps = ws.eps.data();
     T* dq = ws.dq.data();
-    parallel_for(b, R, [=] DYN_LAMBDA(int64_t r) {
+    parallel_for_2d(b, R, d, [=] DYN_LAMBDA(int64_t r, int64_t k) {
       using std::exp;
-      for (int k = 0; k < d; ++k) {
-        T g = 0;
-        for (int64_t p = off[r]; p < off[r + 1]; ++p) g += dx[p * DI + k];
-        dq[r * qw + k] += g;
-        dq[r * qw + d + k] += g * eps[r * d + k] * T(0.5) * exp(T(0.5) * q[r * qw + d + k]);
-      }
+      dq[r * qw + k] += dz[r * d + k];
+      dq[r * qw + d + k] += dz[r * d + k] * eps[r * d + k] * T(0.5) * exp(T(0.5) * q[r * qw + d + k]);
     });
   }
+  // then the KL chain, consistency and BCE rows
   BeliefTermWeights<T> w;
   w.kl = T(cfg.kl_weight);
   w.consistency = cfg.beta > 0 && plan.consistency_pairs > 0 ? T(cfg.beta / double(plan.consistency_pairs)) : T(0);
@@ -367,7 +567,8 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
   template void ground_truth_conditioning<T>(const BeliefModel<T>&, const T*, const EpisodeBatchView<T>&,  \
                                              BeliefLossWorkspace<T>&);                                     \
   template BeliefLossStats belief_loss<T>(const BeliefModel<T>&, const T*, T*, const EpisodeBatchView<T>&, \
-                                          const DecodePlan&, const BeliefLossConfig&, BeliefLossWorkspace<T>&);
+                                          const DecodePlan&, const BeliefLossConfig&, const T*,            \
+                                          BeliefLossWorkspace<T>&);
 DYN_INSTANTIATE_BELIEF(float)
 DYN_INSTANTIATE_BELIEF(double)
 

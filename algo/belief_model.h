@@ -42,6 +42,7 @@ struct EncoderWorkspace {
   Buffer<T> dh;                // [R, H]
   Buffer<T> d_gru_in;          // [R, trunk]
   Buffer<uint8_t> reset;       // [steps, batch]
+  Buffer<T> carried;           // [batch, 2d] encode_sessions: the conditioning input carried between steps
   MlpWorkspace<T> es, ea, er, trunk, heads;
   GruWorkspace<T> gru;
   int rows = 0;
@@ -101,6 +102,13 @@ class BeliefModel {
   // hidden states [R, H] in ws.gru.h.
   void encode(const T* params, const T* obs, const int32_t* prev_a, const T* prev_r, const uint8_t* start,
               const T* cond, const T* h0, int steps, int batch, EncoderWorkspace<T>& ws) const;
+  // The offline encoder over whole episodes with the conditioning inputs built in the same pass from ground-truth
+  // session ends send [steps − 1, batch] (latent t closes its session where transition t − 1 ends one): the
+  // embeddings run over all rows at once, the trunk, GRU and heads one time step at a time, each session's final
+  // belief carried into the next's conditioning input (as data). Fills ws as encode() with those inputs would, so
+  // encode_backward applies; cond_out [R, 2d] receives the inputs unless nullptr. Without conditioning: encode().
+  void encode_sessions(const T* params, const T* obs, const int32_t* prev_a, const T* prev_r, const uint8_t* start,
+                       const uint8_t* send, int steps, int batch, EncoderWorkspace<T>& ws, T* cond_out) const;
   static const T* q(const EncoderWorkspace<T>& ws) { return ws.heads.act.back().data(); }
   // Given dq [R, 2d+1] for the last encode(ws): adds the encoder's parameter gradients into grads (the
   // conditioning input is treated as data: no gradient flows into the belief it came from).
@@ -110,6 +118,10 @@ class BeliefModel {
   Gru gru;
 
  private:
+  // The raw inputs of R rows and their three embeddings, placed into ws.trunk_in's first 3·embed columns.
+  void embed_inputs(const T* params, const T* obs, const int32_t* prev_a, const T* prev_r, const uint8_t* start,
+                    int64_t R, EncoderWorkspace<T>& ws) const;
+
   Backend b_ = Backend::cpu;
   BeliefShape s_;
 };
@@ -140,36 +152,42 @@ DecodePlan plan_decodes(const std::vector<int32_t>& sid, int steps, int batch, b
 template <class T>
 struct BeliefLossWorkspace {
   EncoderWorkspace<T> enc;
-  Buffer<T> cond;                 // [R, 2d] conditioning inputs (filled by the caller or the online replay)
-  Buffer<int32_t> prev_a;         // [R]
-  Buffer<T> prev_r;               // [R]
-  Buffer<uint8_t> start;          // [R]
-  Buffer<T> prior_in, dprior_in;  // [R, 2d]
-  Buffer<T> dprior;               // [R, 2d]
-  Buffer<T> z, eps, dz;           // [R, d]
-  Buffer<T> dq;                   // [R, 2d+1]
-  Buffer<int32_t> lo, offset;     // decode plan on the backend
-  Buffer<T> dec_in, ddec_in;      // [P, decoder_in]
-  Buffer<T> dec_target, dec_dy;   // [P]
-  Buffer<T> sums;                 // [B, 3] per-trajectory KL, hinge, BCE
-  Buffer<T> scalars;              // [4] reductions
-  MlpWorkspace<T> prior, decoder;
-  Buffer<T> gt_h, gt_cond;     // ground_truth_conditioning's carried state: [B, H], [B, 2d]
-  EncoderWorkspace<T> gt_enc;  // and its one-step encoder
+  Buffer<T> cond;                     // [R, 2d] conditioning inputs (filled by the caller or the online replay)
+  Buffer<int32_t> prev_a;             // [R]
+  Buffer<T> prev_r;                   // [R]
+  Buffer<uint8_t> start;              // [R]
+  Buffer<T> prior_in, dprior_in;      // [R, 2d]
+  Buffer<T> dprior;                   // [R, 2d]
+  Buffer<T> z, eps, dz;               // [R, d]
+  Buffer<T> dq;                       // [R, 2d+1]
+  Buffer<int32_t> lo, offset;         // decode plan on the backend
+  Buffer<int32_t> pair_row, pair_tr;  // [P] each pair's latent row t·B + b and transition row j·B + b
+  Buffer<T> dec_x;                    // [T·B, 2·obs + A] transition features [s_j, a_j, s_{j+1}]
+  Buffer<T> dec_u, dec_du;            // [R, Hd] first-layer pre-activation part of each latent, its gradient
+  Buffer<T> dec_v, dec_dv;            // [T·B, Hd] and of each transition (with the bias)
+  std::vector<Buffer<T>> dec_act;     // [P, ·] each decoder layer's output over the pairs
+  Buffer<T> dec_ga, dec_gb;           // [P, Hd] backward scratch
+  Buffer<T> dec_dy;                   // [P] residuals r̂ − r, then d loss / d r̂
+  Buffer<T> sums;                     // [B, 3] per-trajectory KL, hinge, BCE
+  Buffer<T> scalars;                  // [4] reductions
+  MlpWorkspace<T> prior;
+  EncoderWorkspace<T> gt_enc;  // ground_truth_conditioning's encoder pass
 };
 
-// Offline conditioning inputs from ground-truth sessions: runs the encoder online over the batch (one step per
-// latent, no gradient) and carries each session's final belief forward into cond [T+1, B, 2d].
+// Offline conditioning inputs from ground-truth sessions into ws.cond [T+1, B, 2d] (encode_sessions; no gradient),
+// for callers that hold them fixed (gradient checks, tests).
 template <class T>
 void ground_truth_conditioning(const BeliefModel<T>& m, const T* params, const EpisodeBatchView<T>& ep,
                                BeliefLossWorkspace<T>& ws);
 
 // The belief loss of one batch and its gradient (added into grads): session-ELBO (reconstruction over the
 // planned pairs with one reparameterised sample per latent from eps [R, d], and the KL chain), consistency and
-// termination BCE. ws.cond must hold the conditioning inputs (ground_truth_conditioning) when the model
-// conditions. Reads nothing back but a few scalars.
+// termination BCE. When the model conditions, cond [T+1, B, 2d] holds the conditioning inputs (held fixed), or is
+// nullptr: built in the encoder's pass from the ground-truth sessions (encode_sessions; the learner's path, one
+// encoder pass instead of two). Reads nothing back but a few scalars.
 template <class T>
 BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, const EpisodeBatchView<T>& ep,
-                            const DecodePlan& plan, const BeliefLossConfig& cfg, BeliefLossWorkspace<T>& ws);
+                            const DecodePlan& plan, const BeliefLossConfig& cfg, const T* cond,
+                            BeliefLossWorkspace<T>& ws);
 
 }  // namespace dyn

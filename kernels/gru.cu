@@ -79,19 +79,34 @@ template <class T>
 void Gru::forward(Backend b, const T* params, const T* x, const uint8_t* reset, const T* inject, const T* h0, int steps,
                   int batch, GruWorkspace<T>& ws) const {
   DYN_NVTX_RANGE("gru_forward");
-  const int H = hidden_, N = batch;
-  ws.reserve(b, steps, batch, H);
-  // gi = x W_ihᵀ + b_ih (+ injection), all steps in one GEMM: [T·N, 3H]
-  linear_forward(b, x, params + w_ih_, params + b_ih_, ws.gi.data(), steps * N, input_, 3 * H);
+  ws.reserve(b, steps, batch, hidden_);
+  project_input(b, params, x, 0, steps, ws);  // all steps in one GEMM: [T·N, 3H]
   T* gi = ws.gi.data();
-  if (inject) parallel_for(b, int64_t(steps) * N * 3 * H, [=] DYN_LAMBDA(int64_t i) { gi[i] += inject[i]; });
+  if (inject) parallel_for(b, int64_t(steps) * batch * 3 * hidden_, [=] DYN_LAMBDA(int64_t i) { gi[i] += inject[i]; });
+  recur(b, params, reset, h0, 0, steps, ws);
+}
 
-  for (int t = 0; t < steps; ++t) {
+template <class T>
+void Gru::project_input(Backend b, const T* params, const T* x, int t0, int t1, GruWorkspace<T>& ws) const {
+  const int N = ws.batch, H = hidden_;
+  const size_t r0 = size_t(t0) * N;
+  // gi = x W_ihᵀ + b_ih: [(t1 − t0)·N, 3H]
+  linear_forward(b, x + r0 * input_, params + w_ih_, params + b_ih_, ws.gi.data() + r0 * 3 * H, (t1 - t0) * N, input_,
+                 3 * H);
+}
+
+template <class T>
+void Gru::recur(Backend b, const T* params, const uint8_t* reset, const T* h0, int t0, int t1,
+                GruWorkspace<T>& ws) const {
+  const int H = hidden_, N = ws.batch;
+  const T* gi = ws.gi.data();
+  for (int t = t0; t < t1; ++t) {
     const T* prev = t == 0 ? h0 : ws.h.data() + size_t(t - 1) * N * H;
     T* hp = ws.hprev.data() + size_t(t) * N * H;                  // [N, H]
     const uint8_t* rs = reset ? reset + size_t(t) * N : nullptr;  // [N]
-    // the step starts from h_{t-1}, or zeros where an episode starts
-    parallel_for(b, int64_t(N) * H, [=] DYN_LAMBDA(int64_t i) { hp[i] = (rs && rs[i / H]) ? T(0) : prev[i]; });
+    // the step starts from h_{t-1}, or zeros where an episode starts (h0 = nullptr: zeros)
+    parallel_for(b, int64_t(N) * H,
+                 [=] DYN_LAMBDA(int64_t i) { hp[i] = ((rs && rs[i / H]) || !prev) ? T(0) : prev[i]; });
     T* gh = ws.gh.data();
     gemm<T>(b, false, true, N, 3 * H, H, T(1), hp, H, params + w_hh_, H, T(0), gh, 3 * H);  // gh = h W_hhᵀ: [N, 3H]
     const T* b_hh = params + b_hh_;
@@ -147,11 +162,13 @@ void Gru::backward(Backend b, const T* params, T* grads, const T* x, const uint8
   }
 }
 
-#define DYN_INSTANTIATE_GRU(T)                                                                               \
-  template struct GruWorkspace<T>;                                                                           \
-  template void Gru::forward<T>(Backend, const T*, const T*, const uint8_t*, const T*, const T*, int, int,   \
-                                GruWorkspace<T>&) const;                                                     \
-  template void Gru::backward<T>(Backend, const T*, T*, const T*, const uint8_t*, const T*, int, T*, T*, T*, \
+#define DYN_INSTANTIATE_GRU(T)                                                                                \
+  template struct GruWorkspace<T>;                                                                            \
+  template void Gru::forward<T>(Backend, const T*, const T*, const uint8_t*, const T*, const T*, int, int,    \
+                                GruWorkspace<T>&) const;                                                      \
+  template void Gru::project_input<T>(Backend, const T*, const T*, int, int, GruWorkspace<T>&) const;         \
+  template void Gru::recur<T>(Backend, const T*, const uint8_t*, const T*, int, int, GruWorkspace<T>&) const; \
+  template void Gru::backward<T>(Backend, const T*, T*, const T*, const uint8_t*, const T*, int, T*, T*, T*,  \
                                  GruWorkspace<T>&) const;
 DYN_INSTANTIATE_GRU(float)
 DYN_INSTANTIATE_GRU(double)

@@ -101,11 +101,16 @@ template <class T>
 void Mlp::forward(Backend b, const T* params, const T* x, int batch, MlpWorkspace<T>& ws) const {
   DYN_NVTX_RANGE("mlp_forward");
   ws.reserve(b, shape_, batch);
-  const T* in = x;
+  forward_rows(b, params, x, 0, batch, ws);
+}
+
+template <class T>
+void Mlp::forward_rows(Backend b, const T* params, const T* x, int row0, int rows, MlpWorkspace<T>& ws) const {
+  const T* in = x + size_t(row0) * shape_.sizes[0];
   for (int l = 0; l < shape_.layers(); ++l) {
     const int n_in = shape_.sizes[l], n_out = shape_.sizes[l + 1];
-    T* y = ws.act[l].data();
-    linear_forward(b, in, params + w_off_[l], params + b_off_[l], y, batch, n_in, n_out,
+    T* y = ws.act[l].data() + size_t(row0) * n_out;
+    linear_forward(b, in, params + w_off_[l], params + b_off_[l], y, rows, n_in, n_out,
                    l == shape_.layers() - 1 ? shape_.output : shape_.hidden);
     in = y;
   }
@@ -143,6 +148,7 @@ void Mlp::backward(Backend b, const T* params, T* grads, const T* x, const T* dy
   template void activation_backward<T>(Backend, Activation, const T*, const T*, T*, int64_t);               \
   template struct MlpWorkspace<T>;                                                                          \
   template void Mlp::forward<T>(Backend, const T*, const T*, int, MlpWorkspace<T>&) const;                  \
+  template void Mlp::forward_rows<T>(Backend, const T*, const T*, int, int, MlpWorkspace<T>&) const;        \
   template void Mlp::backward<T>(Backend, const T*, T*, const T*, const T*, T*, MlpWorkspace<T>&, bool) const;
 DYN_INSTANTIATE_MLP(float)
 DYN_INSTANTIATE_MLP(double)

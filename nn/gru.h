@@ -39,11 +39,19 @@ class Gru {
   size_t bias_ih_offset() const { return b_ih_; }
   size_t bias_hh_offset() const { return b_hh_; }
 
-  // x [T, N, I]; reset [T, N] (nullptr: never); inject [T, N, 3H] (nullptr: none); h0 [N, H].
+  // x [T, N, I]; reset [T, N] (nullptr: never); inject [T, N, 3H] (nullptr: none); h0 [N, H] (nullptr: zeros).
   // Outputs h_1..h_T in ws.h [T, N, H].
   template <class T>
   void forward(Backend b, const T* params, const T* x, const uint8_t* reset, const T* inject, const T* h0, int steps,
                int batch, GruWorkspace<T>& ws) const;
+
+  // forward() in two parts over a workspace already reserved (ws.reserve) for all steps, for callers that build
+  // each step's input from the previous step's output: the input projection gi = x W_ihᵀ + b_ih of steps
+  // [t0, t1) (x is the whole input [T, N, I]) in one GEMM, then the recurrence over those steps.
+  template <class T>
+  void project_input(Backend b, const T* params, const T* x, int t0, int t1, GruWorkspace<T>& ws) const;
+  template <class T>
+  void recur(Backend b, const T* params, const uint8_t* reset, const T* h0, int t0, int t1, GruWorkspace<T>& ws) const;
 
   // Given dh_out [T, N, H] = d loss / d h_t for the last forward: adds parameter gradients into `grads` and writes
   // dx [T, N, I], dinject [T, N, 3H] and dh0 [N, H] where not nullptr. truncate_every = k > 0 stops the gradient

@@ -61,6 +61,12 @@ class Mlp {
   template <class T>
   void forward(Backend b, const T* params, const T* x, int batch, MlpWorkspace<T>& ws) const;
 
+  // Rows [row0, row0 + rows) of a forward pass over a workspace already reserved (ws.reserve) for all of them: x is
+  // the whole input [batch, in] and each layer writes its rows of ws.act. forward() is reserve + all rows; a
+  // recurrent caller runs the rows of one time step at a time and keeps one workspace for the backward pass.
+  template <class T>
+  void forward_rows(Backend b, const T* params, const T* x, int row0, int rows, MlpWorkspace<T>& ws) const;
+
   // Given dy [B, out] for the output of the last forward(x): adds (accumulate) or writes parameter gradients
   // into `grads` (a blob with the same layout as `params`) and writes dx [B, in] unless it is nullptr.
   template <class T>

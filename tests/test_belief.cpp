@@ -95,7 +95,7 @@ struct BeliefFixture {
   BeliefLossStats eval(const BeliefLossConfig& cfg) {
     const DecodePlan plan = plan_decodes(host.sid, host.steps, host.batch, cfg.session_recon);
     params.grad.zero();
-    return belief_loss(model, params.value.data(), params.grad.data(), view, plan, cfg, ws);
+    return belief_loss(model, params.value.data(), params.grad.data(), view, plan, cfg, ws.cond.data(), ws);
   }
   // Largest relative error of the analytic gradient over the parameter views, on a sample of coordinates from
   // each (the worst view is named on failure).
@@ -243,6 +243,29 @@ TEST(BeliefLoss, OneSessionDynamiteEqualsVaribad) {
   EXPECT_EQ(a.pairs, b.pairs);
   EXPECT_NEAR(a.total, b.total, 1e-12 * std::fabs(b.total));
   EXPECT_LT(rel_l2(ga, gb), 1e-12);
+}
+
+// The learner's path builds the conditioning inputs inside the encoder's pass (encode_sessions, one time step at a
+// time); held fixed from ground_truth_conditioning, the batched encoder gives the same loss and gradient.
+TEST(BeliefLoss, InPassConditioningEqualsFixedConditioning) {
+  BeliefFixture f(random_episodes(10, 4, 3, 7), true);
+  int conditioned = 0;  // the episodes have several sessions, so the inputs are not all zero
+  for (size_t i = 0; i < f.ws.cond.size(); ++i) conditioned += f.ws.cond.data()[i] != 0.0;
+  ASSERT_GT(conditioned, 0);
+  BeliefLossConfig cfg;
+  cfg.kl_weight = 0.3;
+  const DecodePlan plan = plan_decodes(f.host.sid, f.host.steps, f.host.batch, cfg.session_recon);
+  const double* p = f.params.value.data();
+  f.params.grad.zero();
+  const BeliefLossStats fixed =
+      belief_loss(f.model, p, f.params.grad.data(), f.view, plan, cfg, f.ws.cond.data(), f.ws);
+  const std::vector<double> g_fixed = f.params.grad.to_host();
+  f.params.grad.zero();
+  const BeliefLossStats in_pass =
+      belief_loss<double>(f.model, p, f.params.grad.data(), f.view, plan, cfg, nullptr, f.ws);
+  EXPECT_NEAR(in_pass.total, fixed.total, 1e-12 * std::fabs(fixed.total));
+  EXPECT_NEAR(in_pass.kl, fixed.kl, 1e-12 * std::fabs(fixed.kl));
+  EXPECT_LT(rel_l2(f.params.grad.to_host(), g_fixed), 1e-12);
 }
 
 // The rollout's online step (one latent at a time, carrying h and the conditioning belief) and the training pass
