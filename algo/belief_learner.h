@@ -41,6 +41,7 @@ class GridBelief {
   double goal_accuracy() const { return goal_accuracy_; }
   int64_t frames() const { return frames_; }
   Backend backend() const { return b_; }
+  int64_t graph_replays() const { return graphs_.replays() + core_.graph_replays(); }  // collect + core stages
 
   // Stages (public only because CUDA extended lambdas may not live in private members).
   void collect(IterationStats& st);
