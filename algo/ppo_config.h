@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -47,6 +48,12 @@ struct IterationStats {
   double grad_norm = 0;                                  // before clipping, last minibatch
   double collect_s = 0, advantages_s = 0, update_s = 0;  // wall time of each stage (host clock)
   std::vector<std::pair<std::string, double>> extra;     // learner-specific metrics, the same keys every iteration
+  // The extra metric `name`; NaN when this learner does not report it.
+  double metric(const std::string& name) const {
+    for (const auto& [k, v] : extra)
+      if (k == name) return v;
+    return std::nan("");
+  }
 };
 
 // Every epoch's shuffle of [0, n), drawn on the host with `rng` and uploaded as perm [epochs, n] before an

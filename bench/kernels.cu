@@ -219,10 +219,8 @@ void BM_BeliefIteration(benchmark::State& st, Backend b, bool varibad) {
   timed_loop(st, b, [&] {
     const IterationStats s = learner.iterate();
     collect += s.collect_s;
-    for (const auto& [name, v] : s.extra) {
-      if (name == "ppo_update_s") ppo += v;
-      if (name == "belief_update_s") belief += v;
-    }
+    ppo += s.metric("ppo_update_s");
+    belief += s.metric("belief_update_s");
   });
   const double n = double(st.iterations());
   st.counters["frames/s"] = benchmark::Counter(n * 60 * double(st.range(0)), benchmark::Counter::kIsRate);

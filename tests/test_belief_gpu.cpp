@@ -43,13 +43,6 @@ LossRun run_loss(Backend b, const HostEpisodes& e, const BeliefConfig& bc) {
   return LossRun{st, params.grad.to_host()};
 }
 
-double extra(const IterationStats& st, const std::string& name) {
-  for (const auto& [k, v] : st.extra)
-    if (k == name) return v;
-  ADD_FAILURE() << "no metric " << name;
-  return 0;
-}
-
 }  // namespace
 
 TEST(BeliefParity, LossAndGradientMatchCpu) {
@@ -86,7 +79,7 @@ TEST(BeliefParity, FirstIterationsMatchCpu) {
     EXPECT_NEAR(g.entropy, c.entropy, 1e-3 * c.entropy) << "iteration " << it;
     if (it == 1) {
       for (const char* k : {"belief_loss", "belief_recon", "belief_kl"})
-        EXPECT_NEAR(extra(g, k), extra(c, k), 1e-2 * std::fabs(extra(c, k)) + 1e-4) << k;
+        EXPECT_NEAR(g.metric(k), c.metric(k), 1e-2 * std::fabs(c.metric(k)) + 1e-4) << k;
     }
   }
 }
@@ -107,9 +100,9 @@ TEST(GraphReplay, DynamiteMatchesEager) {
     EXPECT_EQ(g.episodes, e.episodes) << "iteration " << it;
     EXPECT_NEAR(g.train_return, e.train_return, 1e-9 + 1e-6 * std::fabs(e.train_return)) << "iteration " << it;
     EXPECT_NEAR(g.value_loss, e.value_loss, 1e-6 * std::fabs(e.value_loss) + 1e-7) << "iteration " << it;
-    EXPECT_NEAR(extra(g, "term_recall"), extra(e, "term_recall"), 1e-9) << "iteration " << it;
+    EXPECT_NEAR(g.metric("term_recall"), e.metric("term_recall"), 1e-9) << "iteration " << it;
     if (it >= 1) {
-      EXPECT_NEAR(extra(g, "belief_loss"), extra(e, "belief_loss"), 1e-5 * std::fabs(extra(e, "belief_loss")));
+      EXPECT_NEAR(g.metric("belief_loss"), e.metric("belief_loss"), 1e-5 * std::fabs(e.metric("belief_loss")));
     }
   }
   EXPECT_GE(graphed.graph_replays(), 3 * (iterations - 1));
