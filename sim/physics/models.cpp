@@ -138,7 +138,8 @@ CapsuleMass capsule_mass(double r, double half, double density) {
 void set_invweights(PlanarModel<double>& m) {
   // MuJoCo (mj_setConst at qpos0): with M⁻¹ at q = 0, a body's translational weight is the mean over the three
   // world axes of Jₚ M⁻¹ Jₚᵀ at its centre of mass (the out-of-plane axis contributes 0 for a planar body), and a
-  // dof's weight is (M⁻¹)_jj. Filled in by the constraint model (see planar_constraints.h).
+  // dof's weight is (M⁻¹)_jj; the MuJoCo side-by-side test checks both to 1e-9. They scale the regulariser R of
+  // the constraint rows (planar_constraints.h).
   const int n = m.ndof;
   std::vector<double> q(size_t(n), 0.0), M(size_t(n) * n), Minv(size_t(n) * n, 0.0);
   PlanarKinematics<double> k;

@@ -1,8 +1,11 @@
 // MuJoCo's soft constraints for a planar body, DYN_HD: joint-limit rows and capsule–floor contact rows (two points
 // per capsule, pyramidal friction cone), each with MuJoCo's impedance d(r) (solimp), reference acceleration
-// a_ref = −b·v − k·d·r (solref) and regulariser R, solved jointly for one env by projected Gauss–Seidel on the
-// dual problem  min_f ½ fᵀ(A + R) f + fᵀ(J a₀ − a_ref), f ≥ 0,  A = J M⁻¹ Jᵀ  — the problem MuJoCo's solvers
-// minimise, so rows on one body share the load instead of each overshooting.
+// a_ref = −b·v − k·d·r (solref) and regulariser R = 1/D, solved jointly for one env as MuJoCo's Newton solver does:
+// the acceleration minimises  ½ (a − a₀)ᵀ M (a − a₀) + Σᵢ ½ Dᵢ min(0, Jᵢ a − a_refᵢ)²  (a₀ unconstrained), so
+// fᵢ = Dᵢ max(0, a_refᵢ − Jᵢ a) ≥ 0 and rows on one body share the load instead of each overshooting. Each Newton
+// iteration solves with H = M + Σ_active Dᵢ JᵢᵀJᵢ (ndof × ndof) and line-searches the piecewise quadratic exactly;
+// a full step that keeps the active set is the exact optimum. Facts: reference/physics.md §5.2, checked against
+// MuJoCo 2.2.2 in tests/test_physics_mujoco.cpp.
 #pragma once
 
 #include <cmath>
@@ -16,26 +19,33 @@ constexpr int kMaxContactPoints = 2 * kMaxGeoms;
 // n ± μ t₂, which are the same row in a planar model (t₂ moves nothing) and are merged into one with R/2.
 constexpr int kRowsPerContact = 3;
 constexpr int kMaxRows = 2 * kMaxDofs + kRowsPerContact * kMaxContactPoints;
-constexpr int kPgsSweeps = 100;  // at most; stops when no force changes by more than 1e-10 (relative)
+constexpr int kNewtonIterations = 30;  // at most; typically 1–4
+constexpr int kLineSearchIterations = 30;
 
-// MuJoCo's impedance from solimp: d rises from dmin at r = 0 to dmax at |r| ≥ width along a two-piece power curve,
-// clamped to [1e-4, 0.9999].
+// MuJoCo's impedance from solimp at violation r: d0 and dmax clamped to [1e-4, 0.9999] first (the cheetah's
+// d0 = 0 becomes 1e-4), then d rises from d0 at r = 0 to dmax at |r| ≥ width along a two-piece power curve.
+template <class T>
+DYN_HD T clamp_imp(T d) {
+  return d < T(1e-4) ? T(1e-4) : (d > T(0.9999) ? T(0.9999) : d);
+}
 template <class T>
 DYN_HD T soft_impedance(const SoftParams<T>& s, T r) {
   using std::fabs;
   using std::pow;
-  T x = fabs(r) / s.width;
+  const T d0 = clamp_imp(s.dmin), dmax = clamp_imp(s.dmax);
+  if (d0 == dmax || !(s.width > T(1e-15))) return T(0.5) * (d0 + dmax);
+  const T x = fabs(r) / s.width;
   T y;
-  if (!(s.width > T(0)) || x >= T(1)) {
+  if (x >= T(1)) {
     y = T(1);
+  } else if (s.power == T(1)) {
+    y = x;
   } else if (x <= s.mid) {
     y = pow(x, s.power) / pow(s.mid, s.power - T(1));
   } else {
     y = T(1) - pow(T(1) - x, s.power) / pow(T(1) - s.mid, s.power - T(1));
   }
-  T d = s.dmin + y * (s.dmax - s.dmin);
-  d = d < T(1e-4) ? T(1e-4) : (d > T(0.9999) ? T(0.9999) : d);
-  return d;
+  return d0 + y * (dmax - d0);
 }
 
 // The constraint rows of one state.
@@ -48,7 +58,8 @@ struct ConstraintRows {
     using std::fmax;
     for (int c = 0; c < ndof; ++c) J[n][c] = j[c];
     const T tc = fmax(s.timeconst, T(2) * timestep);  // MuJoCo's refsafe floor
-    const T b = T(2) / (s.dmax * tc), k = T(1) / (s.dmax * s.dmax * tc * tc * s.dampratio * s.dampratio);
+    const T dmax = clamp_imp(s.dmax);
+    const T b = T(2) / (dmax * tc), k = T(1) / (dmax * dmax * tc * tc * s.dampratio * s.dampratio);
     aref[n] = -b * vel - k * d * pos;
     R[n] = fmax(T(1e-15), r_scale * (T(1) - d) / d * diag);
     f[n] = T(0);
@@ -108,10 +119,10 @@ DYN_HD void build_constraint_rows(const PlanarModel<T>& m, const PlanarKinematic
   }
 }
 
-// Jᵀλ [ndof]: the constraint forces at state (q, q̇) given the kinematics k, the Cholesky factor L of M and the
-// unconstrained acceleration a0.
+// Jᵀf [ndof]: the constraint forces at state (q, q̇) given the kinematics k, the mass matrix M (with armature) and
+// the unconstrained acceleration a0 = M⁻¹ f_smooth.
 template <class T>
-DYN_HD void constraint_forces(const PlanarModel<T>& m, const PlanarKinematics<T>& k, const T* L, const T* q,
+DYN_HD void constraint_forces(const PlanarModel<T>& m, const PlanarKinematics<T>& k, const T* M, const T* q,
                               const T* qd, const T* a0, T* out) {
   using std::fabs;
   const int n = m.ndof;
@@ -119,35 +130,82 @@ DYN_HD void constraint_forces(const PlanarModel<T>& m, const PlanarKinematics<T>
   ConstraintRows<T> rows;
   build_constraint_rows(m, k, q, qd, rows);
   if (rows.n == 0) return;
-  // M⁻¹Jᵀ column per row, A's diagonal, and the constrained acceleration a = a0 + M⁻¹Jᵀ f maintained as f changes
-  T minv_jt[kMaxRows][kMaxDofs], a[kMaxDofs], diag[kMaxRows];
+  T a[kMaxDofs], da[kMaxDofs], g[kMaxDofs], H[kMaxDofs * kMaxDofs];
+  T jar[kMaxRows], jd[kMaxRows];  // J a − a_ref, and J δ along the search direction
   for (int c = 0; c < n; ++c) a[c] = a0[c];
-  for (int i = 0; i < rows.n; ++i) {
-    for (int c = 0; c < n; ++c) minv_jt[i][c] = rows.J[i][c];
-    cholesky_solve(L, minv_jt[i], n);
-    T s = 0;
-    for (int c = 0; c < n; ++c) s += rows.J[i][c] * minv_jt[i][c];
-    diag[i] = s + rows.R[i];
-  }
-  for (int sweep = 0; sweep < kPgsSweeps; ++sweep) {
-    T change = 0, scale = 0;
-    for (int i = 0; i < rows.n; ++i) {
-      T ja = 0;
-      for (int c = 0; c < n; ++c) ja += rows.J[i][c] * a[c];
-      const T residual = ja - rows.aref[i] + rows.R[i] * rows.f[i];
-      T fi = rows.f[i] - residual / diag[i];
-      fi = fi > T(0) ? fi : T(0);
-      const T df = fi - rows.f[i];
-      if (df != T(0))
-        for (int c = 0; c < n; ++c) a[c] += minv_jt[i][c] * df;
-      rows.f[i] = fi;
-      change = fabs(df) > change ? fabs(df) : change;
-      scale = fi > scale ? fi : scale;
+  for (int it = 0; it < kNewtonIterations; ++it) {
+    // gradient M (a − a0) + Σ_active D J (J a − a_ref) and Hessian M + Σ_active D JᵀJ
+    for (int c = 0; c < n; ++c) da[c] = a[c] - a0[c];
+    for (int r = 0; r < n; ++r) {
+      T s = 0;
+      for (int c = 0; c < n; ++c) s += M[r * n + c] * da[c];
+      g[r] = s;
     }
-    if (change <= T(1e-10) * (scale + T(1e-10))) break;
+    for (int i = 0; i < n * n; ++i) H[i] = M[i];
+    for (int i = 0; i < rows.n; ++i) {
+      T s = -rows.aref[i];
+      for (int c = 0; c < n; ++c) s += rows.J[i][c] * a[c];
+      jar[i] = s;
+      if (!(s < T(0))) continue;
+      const T D = T(1) / rows.R[i];
+      for (int r = 0; r < n; ++r) {
+        if (rows.J[i][r] == T(0)) continue;
+        g[r] += D * s * rows.J[i][r];
+        for (int c = 0; c < n; ++c) H[r * n + c] += D * rows.J[i][r] * rows.J[i][c];
+      }
+    }
+    if (!cholesky_factor(H, n)) break;
+    for (int c = 0; c < n; ++c) da[c] = -g[c];
+    cholesky_solve(H, da, n);  // the Newton direction δ
+    // exact line search on the piecewise quadratic: φ'(α) = δᵀM(a − a0) + α δᵀMδ + Σ D (Jδ) min(0, jar + α Jδ)
+    T gd = 0, dMd = 0;
+    for (int r = 0; r < n; ++r) {
+      T s = 0;
+      for (int c = 0; c < n; ++c) s += M[r * n + c] * da[c];
+      dMd += da[r] * s;
+    }
+    for (int r = 0; r < n; ++r) {
+      T s = 0;
+      for (int c = 0; c < n; ++c) s += M[r * n + c] * (a[c] - a0[c]);
+      gd += da[r] * s;
+    }
+    for (int i = 0; i < rows.n; ++i) {
+      T s = 0;
+      for (int c = 0; c < n; ++c) s += rows.J[i][c] * da[c];
+      jd[i] = s;
+    }
+    T alpha = T(1);
+    for (int ls = 0; ls < kLineSearchIterations; ++ls) {
+      T d1 = gd + alpha * dMd, d2 = dMd;
+      for (int i = 0; i < rows.n; ++i) {
+        const T x = jar[i] + alpha * jd[i];
+        if (x < T(0)) {
+          const T D = T(1) / rows.R[i];
+          d1 += D * jd[i] * x;
+          d2 += D * jd[i] * jd[i];
+        }
+      }
+      const T next = alpha - d1 / d2;
+      if (fabs(next - alpha) <= T(1e-14) * (T(1) + fabs(alpha))) {
+        alpha = next;
+        break;
+      }
+      alpha = next;
+    }
+    T step = 0, size = 0;
+    for (int c = 0; c < n; ++c) {
+      a[c] += alpha * da[c];
+      step = fabs(alpha * da[c]) > step ? fabs(alpha * da[c]) : step;
+      size = fabs(a[c]) > size ? fabs(a[c]) : size;
+    }
+    if (step <= T(1e-13) * (size + T(1))) break;
   }
-  for (int i = 0; i < rows.n; ++i)
+  for (int i = 0; i < rows.n; ++i) {
+    T s = -rows.aref[i];
+    for (int c = 0; c < n; ++c) s += rows.J[i][c] * a[c];
+    rows.f[i] = s < T(0) ? -s / rows.R[i] : T(0);  // f = D max(0, a_ref − J a)
     for (int c = 0; c < n; ++c) out[c] += rows.J[i][c] * rows.f[i];
+  }
 }
 
 }  // namespace dyn

@@ -46,7 +46,7 @@ DYN_HD void planar_acceleration(const PlanarModel<T>& m, const T* q, const T* qd
   cholesky_solve(L, qdd, n);  // the unconstrained acceleration
   if (c.constraints) {
     T cf[kMaxDofs];
-    constraint_forces(m, k, L, q, qd, qdd, cf);  // Jᵀλ for the limits and contacts
+    constraint_forces(m, k, M, q, qd, qdd, cf);  // Jᵀλ for the limits and contacts
     for (int j = 0; j < n; ++j) {
       f[j] += cf[j];
       qdd[j] = f[j];
