@@ -129,3 +129,181 @@ TEST(MujocoSideBySide, ConstrainedAccelerationsMatch) {
   std::printf("constrained accelerations vs MuJoCo, 20 states, %d constraint rows: worst relative error %.3g\n", rows,
               worst);
 }
+
+namespace {
+
+// Both engines from the same state with the same controls, held for an env step of model.substeps physics steps
+// (mj_step each); per env step the joint positions and velocities of both.
+struct SideBySide {
+  std::vector<std::vector<double>> q, qd, q_ref, qd_ref;  // [env_steps + 1][ndof]
+};
+
+template <class Controls>
+SideBySide run_side_by_side(const char* xml, const PlanarModel<double>& m, const std::vector<double>& q0,
+                            const std::vector<double>& qd0, int env_steps, Controls controls) {
+  MujocoReference ref(xml);
+  const int n = m.ndof;
+  PlanarState<double> s{};
+  for (int j = 0; j < n; ++j) {
+    s.q[j] = q0[size_t(j)];
+    s.qd[j] = qd0[size_t(j)];
+  }
+  ref.set_state(q0, qd0);
+  SideBySide out;
+  auto record = [&] {
+    out.q.emplace_back(s.q, s.q + n);
+    out.qd.emplace_back(s.qd, s.qd + n);
+    out.q_ref.push_back(ref.qpos());
+    out.qd_ref.push_back(ref.qvel());
+  };
+  record();
+  for (int t = 0; t < env_steps; ++t) {
+    const std::vector<double> u = controls(t);
+    for (size_t a = 0; a < u.size(); ++a) ref.d()->ctrl[a] = u[a];
+    PlanarControl<double> c;
+    c.ctrl = u.data();
+    for (int k = 0; k < m.substeps; ++k) {
+      planar_physics_step(m, s, c);
+      ref.step();
+    }
+    record();
+  }
+  return out;
+}
+
+// Largest |ours − MuJoCo| of positions and velocities over env steps [0, upto].
+std::pair<double, double> max_deviation(const SideBySide& r, int upto) {
+  double dq = 0, dv = 0;
+  for (int t = 0; t <= upto; ++t)
+    for (size_t j = 0; j < r.q[size_t(t)].size(); ++j) {
+      dq = std::fmax(dq, std::fabs(r.q[size_t(t)][j] - r.q_ref[size_t(t)][j]));
+      dv = std::fmax(dv, std::fabs(r.qd[size_t(t)][j] - r.qd_ref[size_t(t)][j]));
+    }
+  return {dq, dv};
+}
+
+std::vector<double> gym_reset(int n, uint32_t seed, std::vector<double>& qd) {  // U(−0.1, 0.1), 0.1·N(0, 1)
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(-0.1, 0.1);
+  std::normal_distribution<double> g(0.0, 1.0);
+  std::vector<double> q(static_cast<size_t>(n));
+  qd.assign(static_cast<size_t>(n), 0.0);
+  for (int j = 0; j < n; ++j) {
+    q[size_t(j)] = u(rng);
+    qd[size_t(j)] = 0.1 * g(rng);
+  }
+  return q;
+}
+
+}  // namespace
+
+// Passive drop from the model's rest pose to rest on the floor: every contact made and lost along the way.
+TEST(MujocoSideBySide, CheetahPassiveDropToRest) {
+  const PlanarModel<double> m = halfcheetah_model();
+  const std::vector<double> zero(9, 0.0);
+  const SideBySide r =
+      run_side_by_side("halfcheetah.xml", m, zero, zero, 1000, [](int) { return std::vector<double>(6, 0.0); });
+  const auto [dq50, dv50] = max_deviation(r, 50);
+  const double rest = r.q.back()[1], rest_ref = r.q_ref.back()[1];
+  // sinkage at rest: the deepest capsule end below the floor, ours and MuJoCo's contact list at its final state
+  PlanarKinematics<double> k;
+  planar_kinematics(m, r.q.back().data(), static_cast<const double*>(nullptr), static_cast<const double*>(nullptr), k);
+  double sink = 0, sink_ref = 0;
+  for (int g = 0; g < m.ngeom; ++g)
+    for (int e = 0; e < 2; ++e) {
+      const V2<double> p =
+          e == 0 ? V2<double>{m.geom_a[g][0], m.geom_a[g][1]} : V2<double>{m.geom_b[g][0], m.geom_b[g][1]};
+      sink = std::fmax(sink, m.geom_radius[g] - body_point(k, m.geom_body[g], p).v);
+    }
+  MujocoReference rest_state("halfcheetah.xml");
+  rest_state.set_state(r.q_ref.back(), r.qd_ref.back());
+  rest_state.forward();
+  for (int c = 0; c < rest_state.d()->ncon; ++c) sink_ref = std::fmax(sink_ref, -rest_state.d()->contact[c].dist);
+  std::printf(
+      "cheetah drop: first 50 env steps max |Δq| %.3g, |Δq̇| %.3g; rest torso z %.5f m (MuJoCo %.5f); sinkage "
+      "%.2f mm (MuJoCo %.2f mm, %d contacts)\n",
+      dq50, dv50, 0.7 + rest, 0.7 + rest_ref, 1e3 * sink, 1e3 * sink_ref, rest_state.d()->ncon);
+  EXPECT_LT(dq50, 1e-6);
+  EXPECT_LT(dv50, 1e-5);
+  EXPECT_NEAR(rest, rest_ref, 0.005);
+  EXPECT_NEAR(sink, sink_ref, 0.5e-3);
+  EXPECT_GT(sink, 1e-3);  // the soft contacts sink by millimetres (reference/physics.md §5.2: ~5.6 mm for one point)
+  EXPECT_LT(sink, 10e-3);
+}
+
+// An open-loop sinusoidal gait: contacts come and go every stride.
+TEST(MujocoSideBySide, CheetahSinusoidalGait) {
+  const PlanarModel<double> m = halfcheetah_model();
+  std::vector<double> qd0;
+  const std::vector<double> q0 = gym_reset(9, 11, qd0);
+  const double phase[6] = {0.0, 0.8, 1.6, 3.14, 3.94, 4.74};
+  const SideBySide r = run_side_by_side("halfcheetah.xml", m, q0, qd0, 1000, [&](int t) {
+    std::vector<double> u(6);
+    for (int a = 0; a < 6; ++a) u[size_t(a)] = 0.9 * std::sin(2 * 3.14159265358979 * 2.0 * 0.05 * t + phase[a]);
+    return u;
+  });
+  const auto [dq20, dv20] = max_deviation(r, 20);
+  const auto [dq50, dv50] = max_deviation(r, 50);
+  const double dist = r.q.back()[0] - q0[0], dist_ref = r.q_ref.back()[0] - q0[0];
+  std::printf(
+      "cheetah gait: max |Δq|, |Δq̇| over 20 env steps %.3g, %.3g; over 50 %.3g, %.3g; distance in 1000 steps "
+      "%.3f m (MuJoCo %.3f)\n",
+      dq20, dv20, dq50, dv50, dist, dist_ref);
+  EXPECT_LT(dq20, 1e-6);
+  EXPECT_LT(dv50, 1e-2);
+  EXPECT_NEAR(dist, dist_ref, 0.15 * std::fabs(dist_ref));
+}
+
+// Uniformly random actions: after a few dozen steps the two chaotic rollouts part ways (contacts amplify
+// rounding), so the physics is compared in distribution: over 16 episodes of 1000 env steps, the mean speed
+// |Δx|/0.05 and the mean forward velocity.
+TEST(MujocoSideBySide, CheetahRandomActions) {
+  const PlanarModel<double> m = halfcheetah_model();
+  double speed = 0, speed_ref = 0, vel = 0, vel_ref = 0, dq20 = 0, dv20 = 0;
+  const int episodes = 16, steps = 1000;
+  for (int e = 0; e < episodes; ++e) {
+    std::vector<double> qd0;
+    const std::vector<double> q0 = gym_reset(9, 100 + e, qd0);
+    std::mt19937 rng(200 + e);
+    std::vector<std::vector<double>> actions(static_cast<size_t>(steps));
+    for (auto& u : actions) u = random_vector(6, 1.0, rng);
+    const SideBySide r =
+        run_side_by_side("halfcheetah.xml", m, q0, qd0, steps, [&](int t) { return actions[size_t(t)]; });
+    const auto [dq, dv] = max_deviation(r, 20);
+    dq20 = std::fmax(dq20, dq);
+    dv20 = std::fmax(dv20, dv);
+    for (int t = 0; t < steps; ++t) {
+      const double v = (r.q[size_t(t + 1)][0] - r.q[size_t(t)][0]) / 0.05;
+      const double v_ref = (r.q_ref[size_t(t + 1)][0] - r.q_ref[size_t(t)][0]) / 0.05;
+      speed += std::fabs(v);
+      speed_ref += std::fabs(v_ref);
+      vel += v;
+      vel_ref += v_ref;
+    }
+  }
+  const double k = 1.0 / (episodes * steps);
+  std::printf(
+      "cheetah random actions, %d × %d env steps: max |Δq|, |Δq̇| over the first 20 steps %.3g, %.3g; mean "
+      "speed %.4f m/s (MuJoCo %.4f), mean forward velocity %.4f (MuJoCo %.4f)\n",
+      episodes, steps, dq20, dv20, speed * k, speed_ref * k, vel * k, vel_ref * k);
+  EXPECT_LT(dq20, 1e-6);
+  EXPECT_NEAR(speed, speed_ref, 0.15 * speed_ref);
+  EXPECT_NEAR(vel * k, vel_ref * k, 0.05);  // both near zero: random actions have no preferred direction
+}
+
+// The Reacher has no contacts: a whole 400-step episode of random actions agrees closely (RK4, limit included).
+TEST(MujocoSideBySide, ReacherWholeEpisode) {
+  const PlanarModel<double> m = reacher_model();
+  std::mt19937 rng(14);
+  std::vector<std::vector<double>> actions(400);
+  for (auto& u : actions) u = random_vector(2, 1.0, rng);
+  const std::vector<double> q0 = random_vector(2, 0.1, rng), qd0 = random_vector(2, 0.005, rng);
+  const SideBySide r = run_side_by_side("reacher.xml", m, q0, qd0, 400, [&](int t) { return actions[size_t(t)]; });
+  const auto [dq, dv] = max_deviation(r, 400);
+  double limit_steps = 0;
+  for (const auto& q : r.q) limit_steps += std::fabs(q[1]) > 3.0;
+  std::printf("reacher, 400 env steps: max |Δq| %.3g rad, |Δq̇| %.3g rad/s (%g steps past the joint-1 limit)\n", dq, dv,
+              limit_steps);
+  EXPECT_LT(dq, 1e-8);
+  EXPECT_LT(dv, 1e-6);
+}

@@ -130,7 +130,7 @@ DYN_HD void constraint_forces(const PlanarModel<T>& m, const PlanarKinematics<T>
   ConstraintRows<T> rows;
   build_constraint_rows(m, k, q, qd, rows);
   if (rows.n == 0) return;
-  T a[kMaxDofs], da[kMaxDofs], g[kMaxDofs], H[kMaxDofs * kMaxDofs];
+  T a[kMaxDofs], da[kMaxDofs], g[kMaxDofs], H[kMaxDofs * kMaxDofs] = {};
   T jar[kMaxRows], jd[kMaxRows];  // J a − a_ref, and J δ along the search direction
   for (int c = 0; c < n; ++c) a[c] = a0[c];
   for (int it = 0; it < kNewtonIterations; ++it) {

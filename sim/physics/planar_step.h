@@ -60,7 +60,7 @@ template <class T>
 DYN_HD void planar_physics_step(const PlanarModel<T>& m, PlanarState<T>& s, const PlanarControl<T>& c) {
   const int n = m.ndof;
   const T h = m.timestep;
-  T qdd[kMaxDofs], f[kMaxDofs], M[kMaxDofs * kMaxDofs];
+  T qdd[kMaxDofs], f[kMaxDofs], M[kMaxDofs * kMaxDofs] = {};
   if (m.integrator == Integrator::euler) {
     planar_acceleration(m, s.q, s.qd, c, qdd, f, M);
     bool damped = false;
