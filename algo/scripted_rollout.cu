@@ -1,5 +1,5 @@
-// Scripted-policy rollout on N gridworld envs with per-env episode statistics kept on the backend; the host
-// reads back only the per-env sums at the end.
+// Scripted-policy rollouts (gridworld and the physics envs) with per-env episode statistics kept on the backend;
+// the host reads back only the per-env sums at the end.
 #include "algo/scripted_rollout.h"
 
 #include <chrono>
@@ -18,51 +18,43 @@ struct EpisodeSums {
   double ret, ret_sq, sessions, episodes;
 };
 
-}  // namespace
+// After a step: adds the reward to each env's running return, and a finished episode to its sums.
+struct AccumulateEpisodes {
+  const float* r;
+  const uint8_t* done;
+  const int32_t* sid;
+  float* ret;
+  EpisodeSums* acc;
+  DYN_HD void operator()(int64_t i) const {
+    const float g = ret[i] + r[i];
+    if (done[i]) {
+      acc[i].ret += g;
+      acc[i].ret_sq += double(g) * g;
+      acc[i].sessions += sid[i] + 1;
+      acc[i].episodes += 1;
+      ret[i] = 0.0f;
+    } else {
+      ret[i] = g;
+    }
+  }
+};
 
-RolloutSummary run_scripted_rollout(Backend b, const GridParams& p, ScriptedPolicy policy, int64_t n_envs,
-                                    int64_t episodes_per_env) {
-  DYN_NVTX_RANGE("scripted_rollout");
-  const int64_t n = n_envs;
-  Buffer<GridState> state(b, n);                                         // [N]
-  Buffer<int32_t> actions(b, n);                                         // [N]
-  Buffer<float> obs(b, n * kGridObsDim);                                 // [N, 6]
-  Buffer<float> reward(b, n);                                            // [N]
-  Buffer<uint8_t> session_end(b, n), truncated(b, n), terminated(b, n);  // [N]
-  Buffer<int32_t> session_id(b, n);                                      // [N]
-  Buffer<float> ep_return(b, n);                                         // [N] return of the running episode
-  Buffer<EpisodeSums> sums(b, n);                                        // [N]
+// The stepping loop shared by every env: `step(t)` runs the policy and one env step writing reward [N], truncated
+// [N] and session_id [N]; the per-env episode sums stay on the backend and are read once at the end.
+template <class StepFn>
+RolloutSummary rollout_loop(Backend b, int64_t n, int64_t steps, const float* r, const uint8_t* done,
+                            const int32_t* sid, StepFn step) {
+  Buffer<float> ep_return(b, n);   // [N] return of the running episode
+  Buffer<EpisodeSums> sums(b, n);  // [N]
   ep_return.zero();
   sums.zero();
-
-  gridworld_reset(b, p, state.data(), obs.data(), n, 0);
-  const GridBatchOut out{obs.data(),        reward.data(), session_end.data(), truncated.data(), terminated.data(),
-                         session_id.data(), nullptr};
   float* ret = ep_return.data();
   EpisodeSums* acc = sums.data();
-  const float* r = reward.data();
-  const uint8_t* done = truncated.data();
-  const int32_t* sid = session_id.data();
-
   synchronize(b);
   const auto t0 = std::chrono::steady_clock::now();
-  const int64_t steps = episodes_per_env * p.session.horizon;
   for (int64_t t = 0; t < steps; ++t) {
-    const uint32_t step = uint32_t(t);
-    gridworld_policy(b, policy, p, state.data(), actions.data(), n, step);
-    gridworld_step(b, p, state.data(), actions.data(), out, n, step);
-    parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) {
-      const float g = ret[i] + r[i];
-      if (done[i]) {
-        acc[i].ret += g;
-        acc[i].ret_sq += double(g) * g;
-        acc[i].sessions += sid[i] + 1;
-        acc[i].episodes += 1;
-        ret[i] = 0.0f;
-      } else {
-        ret[i] = g;
-      }
-    });
+    step(uint32_t(t));
+    parallel_for(b, n, AccumulateEpisodes{r, done, sid, ret, acc});
   }
   synchronize(b);
   const auto t1 = std::chrono::steady_clock::now();
@@ -88,6 +80,50 @@ RolloutSummary run_scripted_rollout(Backend b, const GridParams& p, ScriptedPoli
     out_summary.mean_sessions = total.sessions / total.episodes;
   }
   return out_summary;
+}
+
+}  // namespace
+
+RolloutSummary run_scripted_rollout(Backend b, const GridParams& p, ScriptedPolicy policy, int64_t n_envs,
+                                    int64_t episodes_per_env) {
+  DYN_NVTX_RANGE("scripted_rollout");
+  const int64_t n = n_envs;
+  Buffer<GridState> state(b, n);                                         // [N]
+  Buffer<int32_t> actions(b, n);                                         // [N]
+  Buffer<float> obs(b, n * kGridObsDim);                                 // [N, 6]
+  Buffer<float> reward(b, n);                                            // [N]
+  Buffer<uint8_t> session_end(b, n), truncated(b, n), terminated(b, n);  // [N]
+  Buffer<int32_t> session_id(b, n);                                      // [N]
+  gridworld_reset(b, p, state.data(), obs.data(), n, 0);
+  const GridBatchOut out{obs.data(),        reward.data(), session_end.data(), truncated.data(), terminated.data(),
+                         session_id.data(), nullptr};
+  return rollout_loop(b, n, episodes_per_env * p.session.horizon, reward.data(), truncated.data(), session_id.data(),
+                      [&](uint32_t step) {
+                        gridworld_policy(b, policy, p, state.data(), actions.data(), n, step);
+                        gridworld_step(b, p, state.data(), actions.data(), out, n, step);
+                      });
+}
+
+RolloutSummary run_scripted_rollout(Backend b, const PhysicsEnvParams& p, ScriptedPolicy policy, int64_t n_envs,
+                                    int64_t episodes_per_env) {
+  DYN_NVTX_RANGE("scripted_rollout");
+  const int64_t n = n_envs;
+  const int od = physics_obs_dim(p.task), ad = physics_action_dim(p.task);
+  Buffer<PhysicsEnvState> state(b, n);                                   // [N]
+  Buffer<float> actions(b, n * ad);                                      // [N, A]
+  Buffer<float> obs(b, n * od);                                          // [N, obs]
+  Buffer<float> reward(b, n);                                            // [N]
+  Buffer<uint8_t> session_end(b, n), truncated(b, n), terminated(b, n);  // [N]
+  Buffer<int32_t> session_id(b, n);                                      // [N]
+  physics_env_reset(b, p, state.data(), obs.data(), n, 0);
+  const PhysicsBatchOut out{obs.data(),        reward.data(), session_end.data(), truncated.data(), terminated.data(),
+                            session_id.data(), nullptr};
+  const bool oracle = policy == ScriptedPolicy::oracle;
+  return rollout_loop(b, n, episodes_per_env * p.session.horizon, reward.data(), truncated.data(), session_id.data(),
+                      [&](uint32_t step) {
+                        physics_env_policy(b, oracle, p, state.data(), actions.data(), n, step);
+                        physics_env_step(b, p, state.data(), actions.data(), out, n, step);
+                      });
 }
 
 }  // namespace dyn

@@ -1,11 +1,13 @@
-// Rolls out a scripted policy (random or oracle) on N gridworld envs for a number of episodes per env and
-// summarises the episodes: mean return with a 95% confidence interval, mean number of sessions, env steps/s.
+// Rolls out a scripted policy (random or oracle) on N envs (gridworld, or the physics envs) for a number of
+// episodes per env and summarises the episodes: mean return with a 95% confidence interval, mean number of
+// sessions, env steps/s.
 #pragma once
 
 #include <cstdint>
 
 #include "kernels/backend.h"
 #include "sim/gridworld.h"
+#include "sim/physics_env.h"
 
 namespace dyn {
 
@@ -19,6 +21,8 @@ struct RolloutSummary {
 };
 
 RolloutSummary run_scripted_rollout(Backend b, const GridParams& p, ScriptedPolicy policy, int64_t n_envs,
+                                    int64_t episodes_per_env);
+RolloutSummary run_scripted_rollout(Backend b, const PhysicsEnvParams& p, ScriptedPolicy policy, int64_t n_envs,
                                     int64_t episodes_per_env);
 
 }  // namespace dyn

@@ -158,17 +158,20 @@ int run_cli(int argc, char** argv) {
                                                         : "cpu (" + std::to_string(omp_get_max_threads()) + " threads)";
     if (cfg.get_string("run.algo") != "none") return run_training(cfg, backend, device);
 
-    const GridParams p = grid_params_from_config(cfg);
     const int64_t n_envs = cfg.get_int("run.envs"), episodes = cfg.get_int("run.episodes");
     const std::string& policy_name = cfg.get_string("run.policy");
     const ScriptedPolicy policy = policy_name == "oracle" ? ScriptedPolicy::oracle : ScriptedPolicy::random;
+    const uint32_t seed = uint32_t(cfg.get_int("run.seed"));
 
-    const RolloutSummary s = run_scripted_rollout(backend, p, policy, n_envs, episodes);
+    const RolloutSummary s =
+        cfg.get_string("env.name") == "gridworld"
+            ? run_scripted_rollout(backend, grid_params_from_config(cfg), policy, n_envs, episodes)
+            : run_scripted_rollout(backend, physics_params_from_config(cfg), policy, n_envs, episodes);
 
     std::printf("device: %s\n", device.c_str());
     std::printf("env: %s  envs: %lld  policy: %s  seed: %u  episodes: %lld (%lld per env)\n",
-                cfg.get_string("env.name").c_str(), (long long)n_envs, policy_name.c_str(), p.seed,
-                (long long)s.episodes, (long long)episodes);
+                cfg.get_string("env.name").c_str(), (long long)n_envs, policy_name.c_str(), seed, (long long)s.episodes,
+                (long long)episodes);
     std::printf("env steps/s: %.4g  (%lld steps in %.3f s, policy + step + statistics)\n", s.env_steps_per_s(),
                 (long long)s.env_steps, s.seconds);
     std::printf("return: %.3f ± %.3f  (mean ± 95%% CI over %lld episodes; std %.3f)\n", s.mean_return, s.return_ci95,
@@ -181,7 +184,7 @@ int run_cli(int argc, char** argv) {
       j["env"] = cfg.get_string("env.name");
       j["policy"] = policy_name;
       j["envs"] = n_envs;
-      j["seed"] = p.seed;
+      j["seed"] = seed;
       j["episodes"] = s.episodes;
       j["env_steps"] = s.env_steps;
       j["seconds"] = s.seconds;

@@ -16,13 +16,45 @@ namespace dyn {
 const std::vector<KeySpec>& config_schema() {
   static const std::vector<KeySpec> schema = {
       // env: what is simulated (SPEC §1–2)
-      {"env.name", KeyKind::string, 0, 0, {"gridworld"}, "environment"},
+      {"env.name",
+       KeyKind::string,
+       0,
+       0,
+       {"gridworld", "reacher", "halfcheetah_vel", "halfcheetah_dir", "halfcheetah_wind_vel"},
+       "environment"},
       {"env.horizon", KeyKind::integer, 1, 65535, {}, "H, steps per episode"},
       {"env.sessions", KeyKind::integer, 1, 65535, {}, "K, sessions per episode (poisson, fixed); at most H"},
       {"env.session_model", KeyKind::string, 0, 0, {"poisson", "bernoulli", "fixed"}, "how session lengths are drawn"},
       {"env.switch_prob", KeyKind::real, 0, 1, {}, "per-step session switch probability (bernoulli)"},
       {"env.reset_on_switch", KeyKind::boolean, 0, 0, {}, "resample the state from nu_0 at each new session"},
-      {"env.goal_stay_prob", KeyKind::real, 0, 1, {}, "gridworld: P(rewarding goal unchanged at a new session)"},
+      {"env.goal_stay_prob",
+       KeyKind::real,
+       0,
+       1,
+       {},
+       "gridworld: P(rewarding goal unchanged at a new session)",
+       {"gridworld"}},
+      {"env.latent_phase",
+       KeyKind::string,
+       0,
+       0,
+       {"zero", "random"},
+       "sinusoidal session schedules: i as written, or offset by U{0..31} per episode",
+       {"reacher", "halfcheetah_vel", "halfcheetah_dir", "halfcheetah_wind_vel"}},
+      {"env.dir_stay_prob",
+       KeyKind::real,
+       0,
+       1,
+       {},
+       "halfcheetah_dir: P(direction unchanged at a new session)",
+       {"halfcheetah_dir"}},
+      {"env.wind_mode",
+       KeyKind::string,
+       0,
+       0,
+       {"force", "drift"},
+       "halfcheetah_wind_vel: f_w as a force on the torso, or f_w·1e-3 m added to rootx per substep",
+       {"halfcheetah_wind_vel"}},
       // run: how it is run
       {"run.envs", KeyKind::integer, 1, 67108864, {}, "parallel environments"},
       {"run.episodes", KeyKind::integer, 1, 1000000, {}, "episodes per environment"},
@@ -289,10 +321,32 @@ void Config::set_from_string(const std::string& key, const std::string& value, c
   }
 }
 
+static bool key_applies(const KeySpec& s, const std::string& env) {
+  if (s.envs.empty()) return true;
+  for (const std::string& e : s.envs)
+    if (e == env) return true;
+  return false;
+}
+
 void Config::validate() const {
-  for (const KeySpec& s : config_schema())
-    if (!values_.count(s.key))
+  if (!values_.count("env.name")) throw ConfigError("missing config key env.name (environment)");
+  const std::string env = get_string("env.name");
+  for (const KeySpec& s : config_schema()) {
+    const bool applies = key_applies(s, env);
+    if (applies && !values_.count(s.key))
       throw ConfigError("missing config key " + s.key + " (" + s.doc + "); allowed: " + describe_allowed(s));
+    if (!applies && values_.count(s.key))
+      throw ConfigError(entry(s.key).source + ": config key " + s.key + " does not apply to env.name = " + env +
+                        "; it belongs to " + join(s.envs));
+  }
+  const bool physics = env != "gridworld";
+  if (physics && get_string("run.algo") != "none")
+    throw ConfigError("invalid value \"" + get_string("run.algo") + "\" for run.algo (from " +
+                      entry("run.algo").source + "); allowed with env.name = " + env +
+                      ": none (the learners run on the gridworld so far)");
+  if (get_string("run.policy") == "oracle" && physics && env != "reacher")
+    throw ConfigError("invalid value \"oracle\" for run.policy (from " + entry("run.policy").source +
+                      "); allowed with env.name = " + env + ": random (no scripted oracle for the cheetah tasks)");
   const Entry& h = entry("env.horizon");
   const Entry& k = entry("env.sessions");
   if (get_int("env.sessions") > get_int("env.horizon"))

@@ -7,6 +7,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -24,6 +25,10 @@ struct KeySpec {
   double min = 0, max = 0;           // integer / real: inclusive range
   std::vector<std::string> choices;  // string: allowed values
   std::string doc;
+  std::vector<std::string> envs;  // the envs this key belongs to (empty: every env); required for those only
+  KeySpec(std::string k, KeyKind kd, double lo, double hi, std::vector<std::string> ch, std::string d,
+          std::vector<std::string> e = {})
+      : key(std::move(k)), kind(kd), min(lo), max(hi), choices(std::move(ch)), doc(std::move(d)), envs(std::move(e)) {}
 };
 
 const std::vector<KeySpec>& config_schema();

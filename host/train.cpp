@@ -48,19 +48,40 @@ std::string timestamp() {
 
 double json_number(double x) { return std::isfinite(x) ? x : NAN; }
 
+SessionParams session_params_from_config(const Config& c) {
+  SessionParams s;
+  const std::string& model = c.get_string("env.session_model");
+  s.horizon = int(c.get_int("env.horizon"));
+  s.sessions = int(c.get_int("env.sessions"));
+  s.model = model == "poisson"     ? SessionModel::poisson
+            : model == "bernoulli" ? SessionModel::bernoulli
+                                   : SessionModel::fixed;
+  s.switch_prob = float(c.get_real("env.switch_prob"));
+  s.reset_on_switch = c.get_bool("env.reset_on_switch");
+  return s;
+}
+
 }  // namespace
 
 GridParams grid_params_from_config(const Config& c) {
   GridParams p;
-  const std::string& model = c.get_string("env.session_model");
-  p.session.horizon = int(c.get_int("env.horizon"));
-  p.session.sessions = int(c.get_int("env.sessions"));
-  p.session.model = model == "poisson"     ? SessionModel::poisson
-                    : model == "bernoulli" ? SessionModel::bernoulli
-                                           : SessionModel::fixed;
-  p.session.switch_prob = float(c.get_real("env.switch_prob"));
-  p.session.reset_on_switch = c.get_bool("env.reset_on_switch");
+  p.session = session_params_from_config(c);
   p.goal_stay_prob = float(c.get_real("env.goal_stay_prob"));
+  p.seed = uint32_t(c.get_int("run.seed"));
+  return p;
+}
+
+PhysicsEnvParams physics_params_from_config(const Config& c) {
+  const std::string& name = c.get_string("env.name");
+  const PhysicsTask task = name == "reacher"           ? PhysicsTask::reacher
+                           : name == "halfcheetah_vel" ? PhysicsTask::cheetah_vel
+                           : name == "halfcheetah_dir" ? PhysicsTask::cheetah_dir
+                                                       : PhysicsTask::cheetah_wind_vel;
+  PhysicsEnvParams p = physics_env_params(task);
+  p.session = session_params_from_config(c);
+  p.random_phase = c.get_string("env.latent_phase") == "random";
+  if (task == PhysicsTask::cheetah_dir) p.dir_stay_prob = float(c.get_real("env.dir_stay_prob"));
+  if (task == PhysicsTask::cheetah_wind_vel) p.wind_drift = c.get_string("env.wind_mode") == "drift";
   p.seed = uint32_t(c.get_int("run.seed"));
   return p;
 }

@@ -9,11 +9,14 @@
 #include "host/config.h"
 #include "kernels/backend.h"
 #include "sim/gridworld.h"
+#include "sim/physics_env.h"
 
 namespace dyn {
 
 // The gridworld's parameters from the env.* keys and run.seed.
 GridParams grid_params_from_config(const Config& c);
+// The physics env (reacher, halfcheetah_*) named by env.name, with its model and the env.* keys.
+PhysicsEnvParams physics_params_from_config(const Config& c);
 
 // Returns the process exit status (0, or 1 when training fails); progress goes to stderr.
 int run_training(const Config& cfg, Backend backend, const std::string& device);

@@ -54,7 +54,7 @@ struct ConstraintRows {
   int n = 0;
   T J[kMaxRows][kMaxDofs];
   T aref[kMaxRows], R[kMaxRows], f[kMaxRows];
-  void add(const T* j, int ndof, T pos, T vel, T d, T diag, const SoftParams<T>& s, T timestep, T r_scale) {
+  DYN_HD void add(const T* j, int ndof, T pos, T vel, T d, T diag, const SoftParams<T>& s, T timestep, T r_scale) {
     using std::fmax;
     for (int c = 0; c < ndof; ++c) J[n][c] = j[c];
     const T tc = fmax(s.timeconst, T(2) * timestep);  // MuJoCo's refsafe floor

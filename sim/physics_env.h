@@ -1,0 +1,228 @@
+// reacher, halfcheetah_vel, halfcheetah_dir and halfcheetah_wind_vel (SPEC §2, paper D.2): the planar engine
+// (sim/physics) on the DLCMDP session process, one env per CUDA thread or host loop iteration. The per-env math is
+// DYN_HD; the batched calls over N environments (either backend) are declared at the bottom.
+//
+// One step reads like the recipe: clip the action → physics substeps (motors, wind) → reward of the session's
+// latent → session process → (switch: next latent; the body keeps its state) → (truncation: new episode) → observe.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/backend.h"
+#include "kernels/hd.h"
+#include "kernels/philox.h"
+#include "kernels/step_ref.h"
+#include "sim/physics/planar_step.h"
+#include "sim/session.h"
+
+namespace dyn {
+
+enum class PhysicsTask : uint8_t { reacher = 0, cheetah_vel = 1, cheetah_dir = 2, cheetah_wind_vel = 3 };
+
+constexpr int kReacherObsDim = 10, kReacherActions = 2;
+constexpr int kCheetahObsDim = 17, kCheetahActions = 6;
+constexpr int kPhysicsMaxObs = 17, kPhysicsMaxActions = 6;
+constexpr int kLatentPhases = 32;  // latent_phase = "random": i offset by U{0..31} per episode
+
+DYN_HD int physics_obs_dim(PhysicsTask t) { return t == PhysicsTask::reacher ? kReacherObsDim : kCheetahObsDim; }
+DYN_HD int physics_action_dim(PhysicsTask t) { return t == PhysicsTask::reacher ? kReacherActions : kCheetahActions; }
+
+struct PhysicsEnvParams {
+  PhysicsTask task = PhysicsTask::cheetah_vel;
+  SessionParams session{400, 4, SessionModel::poisson, 0.0f, false};  // H 400, K 4, the body keeps its state
+  bool random_phase = false;                                          // latent_phase = "random"
+  bool wind_drift = false;  // wind_mode = "drift": f_w·1e-3 m added to rootx after each substep
+  float dir_stay_prob = 0.2f;
+  uint32_t seed = 0;
+  PlanarModel<float> model;  // the task's planar model (HalfCheetah or Reacher)
+};
+
+struct PhysicsEnvState {
+  PlanarState<float> body;  // q, q̇
+  SessionState ss;
+  float goal_angle = 0, goal_radius = 0;  // reacher: α and r of this episode
+  int8_t dir = 1;                         // halfcheetah_dir: the current session's direction ±1
+  uint8_t phase = 0;                      // latent_phase offset of this episode
+};
+
+// Where one env writes its step results; each pointer is the env's own row (or nullptr where optional).
+struct PhysicsOut {
+  float* obs;            // [obs_dim]
+  float* reward;         // [1]
+  uint8_t* session_end;  // [1]
+  uint8_t* truncated;    // [1]
+  uint8_t* terminated;   // [1] always 0
+  int32_t* session_id;   // [1]
+  float* final_obs;      // [obs_dim] or nullptr: the observation before an episode reset replaces it
+};
+
+// ---- the session latents (SPEC §2) ----
+
+DYN_HD float cheetah_target_velocity(int i) { return 1.5f + 1.5f * sinf(0.2f * float(i)); }  // v_g(i)
+DYN_HD float cheetah_wind_force(int i) { return 10.0f + 10.0f * sinf(0.3f * float(i)); }     // f_w(i), newtons
+DYN_HD int session_index(const PhysicsEnvState& s) { return int(s.ss.session) + int(s.phase); }
+
+// The reacher's goal of session i: (r cos(α i), r sin(α i)).
+DYN_HD V2<float> reacher_goal(const PhysicsEnvState& s) {
+  const float a = s.goal_angle * float(session_index(s));
+  return {s.goal_radius * cosf(a), s.goal_radius * sinf(a)};
+}
+
+// Fingertip position and velocity in the (x, y) plane: the welded fingertip body's origin.
+DYN_HD void reacher_fingertip(const PlanarModel<float>& m, const PlanarState<float>& b, V2<float>& pos,
+                              V2<float>& vel) {
+  PlanarKinematics<float> k;
+  planar_kinematics(m, b.q, b.qd, static_cast<const float*>(nullptr), k);
+  const int tip = m.nbody - 1;
+  pos = k.origin[tip];
+  vel = k.origin_vel[tip];
+}
+
+DYN_HD void physics_observe(const PhysicsEnvParams& p, const PhysicsEnvState& s, float* obs) {
+  const PlanarState<float>& b = s.body;
+  if (p.task == PhysicsTask::reacher) {
+    // cos q (2), sin q (2), q̇ (2), fingertip xy (2), fingertip velocity xy (2); the goal is latent
+    V2<float> tip, tip_vel;
+    reacher_fingertip(p.model, b, tip, tip_vel);
+    obs[0] = cosf(b.q[0]);
+    obs[1] = cosf(b.q[1]);
+    obs[2] = sinf(b.q[0]);
+    obs[3] = sinf(b.q[1]);
+    obs[4] = b.qd[0];
+    obs[5] = b.qd[1];
+    obs[6] = tip.u;
+    obs[7] = tip.v;
+    obs[8] = tip_vel.u;
+    obs[9] = tip_vel.v;
+    return;
+  }
+  for (int j = 1; j < 9; ++j) obs[j - 1] = b.q[j];   // qpos[1:]: rootz, rooty, six joint angles
+  for (int j = 0; j < 9; ++j) obs[8 + j] = b.qd[j];  // qvel
+}
+
+// New episode starting at global step `episode_step`: the body's reset noise and the episode's latent draws.
+DYN_HD void physics_reset(const PhysicsEnvParams& p, PhysicsEnvState& s, uint32_t env, uint32_t episode_step) {
+  Philox rng(p.seed, kStreamEpisodeReset, env, episode_step);
+  PlanarState<float>& b = s.body;
+  const int n = p.model.ndof;
+  if (p.task == PhysicsTask::reacher) {
+    // Gymnasium: q ~ U(−0.1, 0.1), q̇ ~ U(−0.005, 0.005); α ~ U(0, 2π), r ~ U(0.1, 0.2) for the episode
+    for (int j = 0; j < n; ++j) b.q[j] = 0.2f * rng.uniform() - 0.1f;
+    for (int j = 0; j < n; ++j) b.qd[j] = 0.01f * rng.uniform() - 0.005f;
+    s.goal_angle = 6.283185307f * rng.uniform();
+    s.goal_radius = 0.1f + 0.1f * rng.uniform();
+  } else {
+    // Gymnasium: qpos = U(−0.1, 0.1) on all 9, qvel = 0.1·N(0, 1)
+    for (int j = 0; j < n; ++j) b.q[j] = 0.2f * rng.uniform() - 0.1f;
+    for (int j = 0; j < n; ++j) b.qd[j] = 0.1f * rng.normal();
+    s.dir = rng.uniform() <= 0.5f ? int8_t(1) : int8_t(-1);  // halfcheetah_dir: the first direction is uniform
+  }
+  s.phase = p.random_phase ? uint8_t(rng.uniform_int(kLatentPhases)) : uint8_t(0);
+  session_begin_episode(p.session, s.ss, p.seed, env, episode_step);
+}
+
+// One env step of one env at global step `step` with actions a [action_dim] (clipped to [−1, 1]).
+DYN_HD void physics_step(const PhysicsEnvParams& p, PhysicsEnvState& s, const float* action, uint32_t env,
+                         uint32_t step, const PhysicsOut& out) {
+  const PlanarModel<float>& m = p.model;
+  const int na = physics_action_dim(p.task);
+  float a[kPhysicsMaxActions], a_sq = 0;
+  for (int k = 0; k < na; ++k) {
+    const float x = action[k];
+    a[k] = x < -1.0f ? -1.0f : (x > 1.0f ? 1.0f : (x == x ? x : 0.0f));  // NaN acts as 0
+    a_sq += a[k] * a[k];
+  }
+  const int i = session_index(s);
+  PlanarControl<float> c;
+  c.ctrl = a;
+  const bool wind = p.task == PhysicsTask::cheetah_wind_vel;
+  const float f_w = wind ? cheetah_wind_force(i) : 0.0f;
+  if (wind && !p.wind_drift) {
+    c.force_body = 0;  // the torso, at its centre of mass, along world x
+    c.force = V2<float>{f_w, 0.0f};
+  }
+  const float x_before = s.body.q[0];
+  for (int k = 0; k < m.substeps; ++k) {
+    planar_physics_step(m, s.body, c);
+    if (wind && p.wind_drift) s.body.q[0] += f_w * 1e-3f;
+  }
+  float r;
+  if (p.task == PhysicsTask::reacher) {
+    V2<float> tip, tip_vel;
+    reacher_fingertip(m, s.body, tip, tip_vel);
+    const V2<float> g = reacher_goal(s);
+    r = -sqrtf((tip.u - g.u) * (tip.u - g.u) + (tip.v - g.v) * (tip.v - g.v)) - 0.05f * sqrtf(a_sq);
+  } else {
+    const float v = (s.body.q[0] - x_before) / (m.timestep * float(m.substeps));  // Δ(torso x) / 0.05
+    if (p.task == PhysicsTask::cheetah_dir)
+      r = float(s.dir) * v - 0.5f * sqrtf(a_sq);
+    else
+      r = -fabsf(v - cheetah_target_velocity(i)) - 0.05f * a_sq;
+  }
+  const SessionTick tick = session_advance(p.session, s.ss, p.seed, env, step);
+  if (out.final_obs) physics_observe(p, s, out.final_obs);
+  if (tick.truncated) {
+    physics_reset(p, s, env, step + 1);
+  } else if (tick.session_end && p.task == PhysicsTask::cheetah_dir) {
+    const float u = Philox(p.seed, kStreamLatent, env, step).uniform();
+    s.dir = two_state_transition(s.dir > 0 ? 1 : 0, p.dir_stay_prob, u) == 1 ? int8_t(1) : int8_t(-1);
+  }
+  physics_observe(p, s, out.obs);
+  *out.reward = r;
+  *out.session_end = tick.session_end;
+  *out.truncated = tick.truncated;
+  *out.terminated = 0;
+  *out.session_id = tick.session_id;
+}
+
+// Reacher oracle: inverse kinematics to the session's goal (the elbow on the side it is on), then a PD law in
+// joint space. The other tasks have no simple oracle.
+DYN_HD void reacher_oracle_action(const PhysicsEnvState& s, float* action) {
+  const V2<float> g = reacher_goal(s);
+  const float l0 = 0.1f, l1 = 0.11f;
+  float d2 = g.u * g.u + g.v * g.v;
+  const float lo = (l1 - l0) * (l1 - l0) + 1e-6f, hi = (l0 + l1) * (l0 + l1) - 1e-6f;
+  d2 = d2 < lo ? lo : (d2 > hi ? hi : d2);
+  float c1 = (d2 - l0 * l0 - l1 * l1) / (2.0f * l0 * l1);
+  c1 = c1 < -1.0f ? -1.0f : (c1 > 1.0f ? 1.0f : c1);
+  const float q1 = (s.body.q[1] >= 0.0f ? 1.0f : -1.0f) * acosf(c1);
+  const float q0 = atan2f(g.v, g.u) - atan2f(l1 * sinf(q1), l0 + l1 * cosf(q1));
+  float e0 = q0 - s.body.q[0];
+  e0 = atan2f(sinf(e0), cosf(e0));  // joint 0 is unlimited: the short way round
+  const float e1 = q1 - s.body.q[1];
+  const float kp = 2.0f, kd = 0.12f;
+  action[0] = kp * e0 - kd * s.body.qd[0];
+  action[1] = kp * e1 - kd * s.body.qd[1];
+}
+
+DYN_HD void physics_random_action(const PhysicsEnvParams& p, uint32_t env, uint32_t step, float* action) {
+  Philox rng(p.seed, kStreamPolicy, env, step);
+  for (int k = 0; k < physics_action_dim(p.task); ++k) action[k] = 2.0f * rng.uniform() - 1.0f;
+}
+
+// ---- batched over N environments, on either backend (sim/physics_env_batch.cu) ----
+
+struct PhysicsBatchOut {
+  float* obs;            // [N, obs_dim]
+  float* reward;         // [N]
+  uint8_t* session_end;  // [N]
+  uint8_t* truncated;    // [N]
+  uint8_t* terminated;   // [N]
+  int32_t* session_id;   // [N]
+  float* final_obs;      // [N, obs_dim] or nullptr
+};
+
+// The params of a task with its model (float).
+PhysicsEnvParams physics_env_params(PhysicsTask task);
+
+void physics_env_reset(Backend b, const PhysicsEnvParams& p, PhysicsEnvState* state, float* obs, int64_t n,
+                       uint32_t episode_step);
+// Steps all N envs at global step `step` with actions [N, action_dim].
+void physics_env_step(Backend b, const PhysicsEnvParams& p, PhysicsEnvState* state, const float* actions,
+                      const PhysicsBatchOut& out, int64_t n, StepRef step);
+// Scripted actions [N, action_dim] for global step `step` (oracle: the Reacher only).
+void physics_env_policy(Backend b, bool oracle, const PhysicsEnvParams& p, const PhysicsEnvState* state, float* actions,
+                        int64_t n, uint32_t step);
+
+}  // namespace dyn
