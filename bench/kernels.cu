@@ -6,6 +6,10 @@
 //   PpoIteration*     training frames/s of one whole PPO iteration (collect + advantages + update) on the
 //                     gridworld at 16 and 4096 envs, default config (60-step rollouts, 2 epochs × 4 minibatches)
 //   Rl2Iteration*     the same for RL²
+//   PhysicsStep*      reacher / halfcheetah env steps/s (random actions held for the step; a halfcheetah env step is
+//                     5 physics substeps, a reacher step 2 RK4 substeps) at 2048 … 262144 envs
+//   MujocoHalfCheetah MuJoCo 2.2.2 (linked into this benchmark only) on our halfcheetah MJCF, one env on one
+//                     thread: 5 × mj_step per env step, random controls — the side-by-side CPU reference
 //   DynamiteIteration*, VaribadIteration*
 //                     the same for the belief learners (SPEC defaults: 3 belief steps of 25 episodes after each
 //                     PPO update), with the share of an iteration's time in collect, PPO update and belief update
@@ -13,7 +17,10 @@
 //   ./build/release/bench/kernels --benchmark_filter=Gridworld
 #include <benchmark/benchmark.h>
 
+#include <mujoco/mujoco.h>
+
 #include <cstdio>
+#include <random>
 #include <string>
 
 #include "algo/belief_learner.h"
@@ -24,6 +31,7 @@
 #include "nn/gru.h"
 #include "nn/mlp.h"
 #include "sim/gridworld.h"
+#include "sim/physics_env.h"
 
 using namespace dyn;
 
@@ -229,6 +237,56 @@ void BM_BeliefIteration(benchmark::State& st, Backend b, bool varibad) {
   st.counters["belief_update_ms"] = 1e3 * belief / n;
 }
 
+// Physics env steps: range(0) = task (0 reacher, 1 halfcheetah_vel), range(1) = envs. The actions are drawn once
+// (8 slices cycled through) so the figure is the env step alone.
+void BM_PhysicsStep(benchmark::State& st, Backend b) {
+  const PhysicsTask task = st.range(0) == 0 ? PhysicsTask::reacher : PhysicsTask::cheetah_vel;
+  const int64_t n = st.range(1);
+  const PhysicsEnvParams p = physics_env_params(task);
+  const int od = physics_obs_dim(task), ad = physics_action_dim(task);
+  Buffer<PhysicsEnvState> state(b, n);                                           // [N]
+  Buffer<float> obs(b, n * od), reward(b, n), actions(b, kActionSets * n * ad);  // [N, obs], [N], [8, N, A]
+  Buffer<uint8_t> send(b, n), trunc(b, n), term(b, n);                           // [N]
+  Buffer<int32_t> sid(b, n);                                                     // [N]
+  physics_env_reset(b, p, state.data(), obs.data(), n, 0);
+  for (int k = 0; k < kActionSets; ++k)
+    physics_env_policy(b, false, p, state.data(), actions.data() + k * n * ad, n, uint32_t(k));
+  const PhysicsBatchOut out{obs.data(), reward.data(), send.data(), trunc.data(), term.data(), sid.data(), nullptr};
+  uint32_t step = 0;
+  physics_env_step(b, p, state.data(), actions.data(), out, n, step++);  // warm-up
+  const int steps_per_iter = b == Backend::cuda ? 10 : 1;
+  timed_loop(st, b, [&] {
+    for (int k = 0; k < steps_per_iter; ++k, ++step)
+      physics_env_step(b, p, state.data(), actions.data() + (step % kActionSets) * n * ad, out, n, step);
+  });
+  const double steps = double(st.iterations()) * steps_per_iter * double(n);
+  st.counters["env_steps/s"] = benchmark::Counter(steps, benchmark::Counter::kIsRate);
+  st.counters["substeps/s"] = benchmark::Counter(steps * p.model.substeps, benchmark::Counter::kIsRate);
+}
+
+// MuJoCo 2.2.2 on tests/data/halfcheetah.xml: one model, one data, one thread; an env step is 5 × mj_step with the
+// controls held, as Gymnasium does.
+void BM_MujocoHalfCheetah(benchmark::State& st) {
+  char error[1000] = "";
+  mjModel* m = mj_loadXML(DYN_TEST_DATA "/halfcheetah.xml", nullptr, error, sizeof(error));
+  if (!m) {
+    st.SkipWithError(error);
+    return;
+  }
+  mjData* d = mj_makeData(m);
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  int64_t steps = 0;
+  for (auto _ : st) {
+    for (int a = 0; a < m->nu; ++a) d->ctrl[a] = u(rng);
+    for (int k = 0; k < 5; ++k) mj_step(m, d);
+    if (++steps % 1000 == 0) mj_resetData(m, d);  // Gymnasium's 1000-step episodes
+  }
+  st.counters["env_steps/s"] = benchmark::Counter(double(steps), benchmark::Counter::kIsRate);
+  mj_deleteData(d);
+  mj_deleteModel(m);
+}
+
 // Registers one benchmark: wall time on the CPU (OpenMP threads), CUDA-event time on the GPU.
 template <class Fn, class... Args>
 benchmark::internal::Benchmark* add(const std::string& name, Backend b, Fn fn, Args... args) {
@@ -253,6 +311,15 @@ void register_all() {
       add(name + tag, b, fn)->Arg(1 << 10)->Arg(1 << 16)->Arg(1 << 20)->Unit(benchmark::kMicrosecond);
     add("PpoIteration/" + tag, b, BM_Iteration<GridPpo>)->Arg(16)->Arg(4096)->Unit(benchmark::kMillisecond);
     add("Rl2Iteration/" + tag, b, BM_Iteration<GridRl2>)->Arg(16)->Arg(4096)->Unit(benchmark::kMillisecond);
+    {
+      auto* bm =
+          add("PhysicsStep/" + tag, b, BM_PhysicsStep)->ArgNames({"task", "envs"})->Unit(benchmark::kMillisecond);
+      for (int task : {0, 1})
+        for (int64_t envs : {int64_t(2048), int64_t(16384), int64_t(65536), int64_t(262144)})
+          if (b == Backend::cuda || envs <= 16384) bm->Args({task, envs});
+    }
+    if (b == Backend::cpu)
+      benchmark::RegisterBenchmark("MujocoHalfCheetah/cpu_1thread", BM_MujocoHalfCheetah)->UseRealTime();
     add("DynamiteIteration/" + tag, b, BM_BeliefIteration, false)->Arg(16)->Arg(4096)->Unit(benchmark::kMillisecond);
     add("VaribadIteration/" + tag, b, BM_BeliefIteration, true)->Arg(16)->Arg(4096)->Unit(benchmark::kMillisecond);
     for (bool fused : {false, true}) {

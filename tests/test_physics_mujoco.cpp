@@ -171,13 +171,14 @@ SideBySide run_side_by_side(const char* xml, const PlanarModel<double>& m, const
   return out;
 }
 
-// Largest |ours − MuJoCo| of positions and velocities over env steps [0, upto].
+// Largest |ours − MuJoCo| of positions and velocities over env steps [0, upto]; infinite if either is not finite.
 std::pair<double, double> max_deviation(const SideBySide& r, int upto) {
   double dq = 0, dv = 0;
+  auto worse = [](double acc, double d) { return std::isfinite(d) ? std::fmax(acc, d) : INFINITY; };
   for (int t = 0; t <= upto; ++t)
     for (size_t j = 0; j < r.q[size_t(t)].size(); ++j) {
-      dq = std::fmax(dq, std::fabs(r.q[size_t(t)][j] - r.q_ref[size_t(t)][j]));
-      dv = std::fmax(dv, std::fabs(r.qd[size_t(t)][j] - r.qd_ref[size_t(t)][j]));
+      dq = worse(dq, std::fabs(r.q[size_t(t)][j] - r.q_ref[size_t(t)][j]));
+      dv = worse(dv, std::fabs(r.qd[size_t(t)][j] - r.qd_ref[size_t(t)][j]));
     }
   return {dq, dv};
 }

@@ -119,20 +119,33 @@ DYN_HD void build_constraint_rows(const PlanarModel<T>& m, const PlanarKinematic
   }
 }
 
-// Jᵀf [ndof]: the constraint forces at state (q, q̇) given the kinematics k, the mass matrix M (with armature) and
-// the unconstrained acceleration a0 = M⁻¹ f_smooth.
+// Which rows are active (J a − a_ref < 0) for the residuals x [n]: a bit set over at most kMaxRows rows.
+struct ActiveSet {
+  uint64_t bits[2] = {0, 0};
+  DYN_HD bool operator==(const ActiveSet& o) const { return bits[0] == o.bits[0] && bits[1] == o.bits[1]; }
+  DYN_HD void set(int i) { bits[i >> 6] |= uint64_t(1) << (i & 63); }
+};
+static_assert(kMaxRows <= 128, "ActiveSet holds 128 rows");
+
+// The constrained acceleration a [ndof] and the constraint forces Jᵀf [ndof] at state (q, q̇), given the kinematics
+// k, the mass matrix M (with armature) and the unconstrained acceleration a0 = M⁻¹ f_smooth. Newton on the primal:
+// for a fixed active set the cost is quadratic, so a step that keeps the active set it was built from is the
+// exact optimum (that is the stopping rule; at most kNewtonIterations).
 template <class T>
-DYN_HD void constraint_forces(const PlanarModel<T>& m, const PlanarKinematics<T>& k, const T* M, const T* q,
-                              const T* qd, const T* a0, T* out) {
-  using std::fabs;
+DYN_HD void constraint_solve(const PlanarModel<T>& m, const PlanarKinematics<T>& k, const T* M, const T* q, const T* qd,
+                             const T* a0, T* a, T* jtf) {
   const int n = m.ndof;
-  for (int c = 0; c < n; ++c) out[c] = T(0);
+  for (int c = 0; c < n; ++c) {
+    a[c] = a0[c];
+    jtf[c] = T(0);
+  }
   ConstraintRows<T> rows;
   build_constraint_rows(m, k, q, qd, rows);
   if (rows.n == 0) return;
-  T a[kMaxDofs], da[kMaxDofs], g[kMaxDofs], H[kMaxDofs * kMaxDofs] = {};
+  T D[kMaxRows];
+  for (int i = 0; i < rows.n; ++i) D[i] = T(1) / rows.R[i];
+  T da[kMaxDofs], g[kMaxDofs], Mda[kMaxDofs], H[kMaxDofs * kMaxDofs] = {};
   T jar[kMaxRows], jd[kMaxRows];  // J a − a_ref, and J δ along the search direction
-  for (int c = 0; c < n; ++c) a[c] = a0[c];
   for (int it = 0; it < kNewtonIterations; ++it) {
     // gradient M (a − a0) + Σ_active D J (J a − a_ref) and Hessian M + Σ_active D JᵀJ
     for (int c = 0; c < n; ++c) da[c] = a[c] - a0[c];
@@ -140,34 +153,34 @@ DYN_HD void constraint_forces(const PlanarModel<T>& m, const PlanarKinematics<T>
       T s = 0;
       for (int c = 0; c < n; ++c) s += M[r * n + c] * da[c];
       g[r] = s;
+      Mda[r] = s;  // M (a − a0), for the line search
     }
     for (int i = 0; i < n * n; ++i) H[i] = M[i];
+    ActiveSet built;
     for (int i = 0; i < rows.n; ++i) {
       T s = -rows.aref[i];
       for (int c = 0; c < n; ++c) s += rows.J[i][c] * a[c];
       jar[i] = s;
       if (!(s < T(0))) continue;
-      const T D = T(1) / rows.R[i];
+      built.set(i);
       for (int r = 0; r < n; ++r) {
-        if (rows.J[i][r] == T(0)) continue;
-        g[r] += D * s * rows.J[i][r];
-        for (int c = 0; c < n; ++c) H[r * n + c] += D * rows.J[i][r] * rows.J[i][c];
+        const T jr = rows.J[i][r];
+        if (jr == T(0)) continue;
+        g[r] += D[i] * s * jr;
+        for (int c = 0; c < n; ++c) H[r * n + c] += D[i] * jr * rows.J[i][c];
       }
     }
     if (!cholesky_factor(H, n)) break;
     for (int c = 0; c < n; ++c) da[c] = -g[c];
     cholesky_solve(H, da, n);  // the Newton direction δ
-    // exact line search on the piecewise quadratic: φ'(α) = δᵀM(a − a0) + α δᵀMδ + Σ D (Jδ) min(0, jar + α Jδ)
+    // exact line search on the piecewise quadratic: φ'(α) = δᵀM(a − a0) + α δᵀMδ + Σ D (Jδ) min(0, jar + α Jδ),
+    // Newton's method on φ' (piecewise linear): exact once the active set at α stops changing
     T gd = 0, dMd = 0;
     for (int r = 0; r < n; ++r) {
       T s = 0;
       for (int c = 0; c < n; ++c) s += M[r * n + c] * da[c];
       dMd += da[r] * s;
-    }
-    for (int r = 0; r < n; ++r) {
-      T s = 0;
-      for (int c = 0; c < n; ++c) s += M[r * n + c] * (a[c] - a0[c]);
-      gd += da[r] * s;
+      gd += da[r] * Mda[r];
     }
     for (int i = 0; i < rows.n; ++i) {
       T s = 0;
@@ -175,36 +188,34 @@ DYN_HD void constraint_forces(const PlanarModel<T>& m, const PlanarKinematics<T>
       jd[i] = s;
     }
     T alpha = T(1);
+    ActiveSet at_alpha;
     for (int ls = 0; ls < kLineSearchIterations; ++ls) {
       T d1 = gd + alpha * dMd, d2 = dMd;
+      ActiveSet cur;
       for (int i = 0; i < rows.n; ++i) {
         const T x = jar[i] + alpha * jd[i];
         if (x < T(0)) {
-          const T D = T(1) / rows.R[i];
-          d1 += D * jd[i] * x;
-          d2 += D * jd[i] * jd[i];
+          cur.set(i);
+          d1 += D[i] * jd[i] * x;
+          d2 += D[i] * jd[i] * jd[i];
         }
       }
-      const T next = alpha - d1 / d2;
-      if (fabs(next - alpha) <= T(1e-14) * (T(1) + fabs(alpha))) {
-        alpha = next;
-        break;
-      }
-      alpha = next;
+      if (ls > 0 && cur == at_alpha) break;  // φ' is linear on this piece: alpha is its root
+      if (!(d2 > T(0))) break;               // δ = 0: nothing left to move
+      at_alpha = cur;
+      alpha = alpha - d1 / d2;
     }
-    T step = 0, size = 0;
-    for (int c = 0; c < n; ++c) {
-      a[c] += alpha * da[c];
-      step = fabs(alpha * da[c]) > step ? fabs(alpha * da[c]) : step;
-      size = fabs(a[c]) > size ? fabs(a[c]) : size;
-    }
-    if (step <= T(1e-13) * (size + T(1))) break;
+    for (int c = 0; c < n; ++c) a[c] += alpha * da[c];
+    ActiveSet after;
+    for (int i = 0; i < rows.n; ++i)
+      if (jar[i] + alpha * jd[i] < T(0)) after.set(i);
+    if (after == built) break;  // the quadratic of this active set is minimised: the optimum
   }
   for (int i = 0; i < rows.n; ++i) {
     T s = -rows.aref[i];
     for (int c = 0; c < n; ++c) s += rows.J[i][c] * a[c];
-    rows.f[i] = s < T(0) ? -s / rows.R[i] : T(0);  // f = D max(0, a_ref − J a)
-    for (int c = 0; c < n; ++c) out[c] += rows.J[i][c] * rows.f[i];
+    rows.f[i] = s < T(0) ? -s * D[i] : T(0);  // f = D max(0, a_ref − J a)
+    for (int c = 0; c < n; ++c) jtf[c] += rows.J[i][c] * rows.f[i];
   }
 }
 

@@ -45,13 +45,10 @@ DYN_HD void planar_acceleration(const PlanarModel<T>& m, const T* q, const T* qd
   for (int j = 0; j < n; ++j) qdd[j] = f[j];
   cholesky_solve(L, qdd, n);  // the unconstrained acceleration
   if (c.constraints) {
-    T cf[kMaxDofs];
-    constraint_forces(m, k, M, q, qd, qdd, cf);  // Jᵀλ for the limits and contacts
-    for (int j = 0; j < n; ++j) {
-      f[j] += cf[j];
-      qdd[j] = f[j];
-    }
-    cholesky_solve(L, qdd, n);
+    T a0[kMaxDofs] = {}, jtf[kMaxDofs] = {};
+    for (int j = 0; j < n; ++j) a0[j] = qdd[j];
+    constraint_solve(m, k, M, q, qd, a0, qdd, jtf);  // limits and contacts: q̈ and Jᵀf
+    for (int j = 0; j < n; ++j) f[j] += jtf[j];
   }
 }
 
