@@ -20,8 +20,10 @@ constexpr int kParallelForBlock = 256;
 // Below this many items the CPU loop runs on one thread: waking the OpenMP team costs more than it saves.
 constexpr int64_t kParallelForMinCpu = 4096;
 
+// min_cpu_items: below this many items the CPU loop runs on one thread (lower it for heavy items, e.g. a physics
+// env step of tens of microseconds).
 template <class F>
-void parallel_for(Backend backend, int64_t n, F f) {
+void parallel_for(Backend backend, int64_t n, F f, int64_t min_cpu_items = kParallelForMinCpu) {
   if (n <= 0) return;
   if (backend == Backend::cuda) {
     // enough blocks to cover n, capped so huge n falls back to the grid-stride loop
@@ -30,7 +32,7 @@ void parallel_for(Backend backend, int64_t n, F f) {
     parallel_for_kernel<<<grid, kParallelForBlock, 0, cuda_stream()>>>(n, f);
     DYN_CUDA_CHECK(cudaGetLastError());
   } else {
-#pragma omp parallel for schedule(static) if (n >= kParallelForMinCpu)
+#pragma omp parallel for schedule(static) if (n >= min_cpu_items)
     for (int64_t i = 0; i < n; ++i) f(i);
   }
 }

@@ -7,6 +7,9 @@
 
 namespace dyn {
 
+// A physics env step costs microseconds: the host loop splits over the OpenMP threads from this many envs on.
+constexpr int64_t kPhysicsMinCpuItems = 64;
+
 PhysicsEnvParams physics_env_params(PhysicsTask task) {
   PhysicsEnvParams p;
   p.task = task;
@@ -30,18 +33,21 @@ void physics_env_step(Backend b, const PhysicsEnvParams& p, PhysicsEnvState* sta
                       const PhysicsBatchOut& out, int64_t n, StepRef step) {
   DYN_NVTX_RANGE("physics_env_step");
   const int od = physics_obs_dim(p.task), ad = physics_action_dim(p.task);
-  parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) {
-    PhysicsEnvState s = state[i];
-    const PhysicsOut o{out.obs + i * od,
-                       out.reward + i,
-                       out.session_end + i,
-                       out.truncated + i,
-                       out.terminated + i,
-                       out.session_id + i,
-                       out.final_obs ? out.final_obs + i * od : nullptr};
-    physics_step(p, s, actions + i * ad, uint32_t(i), step.get(), o);
-    state[i] = s;
-  });
+  parallel_for(
+      b, n,
+      [=] DYN_LAMBDA(int64_t i) {
+        PhysicsEnvState s = state[i];
+        const PhysicsOut o{out.obs + i * od,
+                           out.reward + i,
+                           out.session_end + i,
+                           out.truncated + i,
+                           out.terminated + i,
+                           out.session_id + i,
+                           out.final_obs ? out.final_obs + i * od : nullptr};
+        physics_step(p, s, actions + i * ad, uint32_t(i), step.get(), o);
+        state[i] = s;
+      },
+      kPhysicsMinCpuItems);
 }
 
 void physics_env_policy(Backend b, bool oracle, const PhysicsEnvParams& p, const PhysicsEnvState* state, float* actions,
