@@ -308,3 +308,56 @@ TEST(MujocoSideBySide, ReacherWholeEpisode) {
   EXPECT_LT(dq, 1e-8);
   EXPECT_LT(dv, 1e-6);
 }
+
+// The simulator runs the engine in float: the sinusoidal gait from 16 reset states, our float model against
+// MuJoCo (double). Rounding grows through the contacts: the per-step bound is looser than double's, and since the
+// gait is chaotic over 1000 steps (a 1e-8 change of the controls moves MuJoCo's own distance by metres) the
+// distance is compared as the mean over the 16 episodes.
+TEST(MujocoSideBySide, FloatEngineFollowsMujoco) {
+  const PlanarModel<float> mf = halfcheetah_model().cast<float>();
+  const double phase[6] = {0.0, 0.8, 1.6, 3.14, 3.94, 4.74};
+  double dq10 = 0, dv10 = 0, dq20 = 0, dv20 = 0, dist = 0, dist_ref = 0;
+  const int episodes = 16;
+  for (int e = 0; e < episodes; ++e) {
+    std::vector<double> qd0;
+    const std::vector<double> q0 = gym_reset(9, 300 + e, qd0);
+    MujocoReference ref("halfcheetah.xml");
+    ref.set_state(q0, qd0);
+    PlanarState<float> s{};
+    for (int j = 0; j < 9; ++j) {
+      s.q[j] = float(q0[size_t(j)]);
+      s.qd[j] = float(qd0[size_t(j)]);
+    }
+    for (int t = 0; t < 1000; ++t) {
+      float u[6];
+      for (int a = 0; a < 6; ++a) {
+        u[a] = float(0.9 * std::sin(2 * 3.14159265358979 * 2.0 * 0.05 * t + phase[a]));
+        ref.d()->ctrl[a] = u[a];
+      }
+      PlanarControl<float> c;
+      c.ctrl = u;
+      for (int k = 0; k < 5; ++k) {
+        planar_physics_step(mf, s, c);
+        ref.step();
+      }
+      for (int j = 0; j < 9 && t < 20; ++j) {
+        const double dq = std::fabs(s.q[j] - ref.d()->qpos[j]), dv = std::fabs(s.qd[j] - ref.d()->qvel[j]);
+        dq20 = std::fmax(dq20, dq);
+        dv20 = std::fmax(dv20, dv);
+        if (t < 10) {
+          dq10 = std::fmax(dq10, dq);
+          dv10 = std::fmax(dv10, dv);
+        }
+      }
+    }
+    dist += (s.q[0] - q0[0]) / episodes;
+    dist_ref += (ref.d()->qpos[0] - q0[0]) / episodes;
+  }
+  std::printf(
+      "float engine vs MuJoCo, gait from 16 states: max |Δq|, |Δq̇| over 10 env steps %.3g, %.3g, over 20 "
+      "%.3g, %.3g; mean distance in 1000 steps %.3f m (MuJoCo %.3f)\n",
+      dq10, dv10, dq20, dv20, dist, dist_ref);
+  EXPECT_LT(dq10, 1e-2);
+  EXPECT_LT(dq20, 0.15);
+  EXPECT_NEAR(dist, dist_ref, 0.15 * std::fabs(dist_ref));
+}
