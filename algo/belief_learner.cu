@@ -10,6 +10,16 @@
 
 namespace dyn {
 
+void GridBelief::EpisodeArrays::allocate(Backend b, int64_t episodes, int horizon) {
+  const int64_t H = horizon;
+  obs = Buffer<float>(b, episodes * (H + 1) * kGridObsDim);
+  land = Buffer<float>(b, episodes * H * kGridObsDim);
+  rew = Buffer<float>(b, episodes * H);
+  act = Buffer<int32_t>(b, episodes * H);
+  sid = Buffer<int32_t>(b, episodes * H);
+  send = Buffer<uint8_t>(b, episodes * H);
+}
+
 GridBelief::GridBelief(Backend b, const GridParams& env, int64_t n_envs, const PpoConfig& cfg, const BeliefConfig& bc)
     : b_(b),
       env_(env),
@@ -43,26 +53,11 @@ GridBelief::GridBelief(Backend b, const GridParams& env, int64_t n_envs, const P
   cond_ = Buffer<float>(b, N * 2 * d_);
   raw_ = Buffer<float>(b, N * in_dim_);
   term_counts_ = Buffer<double>(b, 3);
-  ep_obs_ = Buffer<float>(b, (H_ + 1) * N * kGridObsDim);
-  ep_land_ = Buffer<float>(b, H_ * N * kGridObsDim);
-  ep_act_ = Buffer<int32_t>(b, H_ * N);
-  ep_sid_ = Buffer<int32_t>(b, H_ * N);
-  ep_rew_ = Buffer<float>(b, H_ * N);
-  ep_send_ = Buffer<uint8_t>(b, H_ * N);
-  rp_obs_ = Buffer<float>(b, C * (H_ + 1) * kGridObsDim);
-  rp_land_ = Buffer<float>(b, C * H_ * kGridObsDim);
-  rp_rew_ = Buffer<float>(b, C * H_);
-  rp_act_ = Buffer<int32_t>(b, C * H_);
-  rp_sid_ = Buffer<int32_t>(b, C * H_);
-  rp_send_ = Buffer<uint8_t>(b, C * H_);
+  ep_.allocate(b, N, H_);
+  rp_.allocate(b, C, H_);
   rp_head_ = Buffer<int32_t>(b, 1);
   pick_ = Buffer<int32_t>(b, B);
-  bt_obs_ = Buffer<float>(b, (H_ + 1) * B * kGridObsDim);
-  bt_land_ = Buffer<float>(b, H_ * B * kGridObsDim);
-  bt_rew_ = Buffer<float>(b, H_ * B);
-  bt_act_ = Buffer<int32_t>(b, H_ * B);
-  bt_sid_ = Buffer<int32_t>(b, H_ * B);
-  bt_send_ = Buffer<uint8_t>(b, H_ * B);
+  bt_.allocate(b, B, H_);
   lws_.eps = Buffer<float>(b, (H_ + 1) * B * d_);
   for (Buffer<float>* buf : {&prev_r_, &h_, &cond_}) buf->zero();
   for (Buffer<uint8_t>* buf : {&send_prev_, &close_, &no_start_}) buf->zero();
@@ -134,7 +129,7 @@ void GridBelief::collect_steps() {
     const int k = int((step0 + uint32_t(t)) % uint32_t(H_));  // index within the episode
     // the encoder's input is saved for the replay before the step
     {
-      float* eo = ep_obs_.data() + int64_t(k) * n * kGridObsDim;
+      float* eo = ep_.obs.data() + int64_t(k) * n * kGridObsDim;
       const float* o = obs_.data();
       parallel_for(b_, n * kGridObsDim, [=] DYN_LAMBDA(int64_t i) { eo[i] = o[i]; });
     }
@@ -160,9 +155,9 @@ void GridBelief::collect_steps() {
     gridworld_step(b_, env_, state_.data(), a, out, n, step);
     {  // the transition into the episode being assembled
       const int64_t o = int64_t(k) * n;
-      float *er = ep_rew_.data() + o, *el = ep_land_.data() + o * kGridObsDim;
-      int32_t *eact = ep_act_.data() + o, *esid = ep_sid_.data() + o;
-      uint8_t* esend = ep_send_.data() + o;
+      float *er = ep_.rew.data() + o, *el = ep_.land.data() + o * kGridObsDim;
+      int32_t *eact = ep_.act.data() + o, *esid = ep_.sid.data() + o;
+      uint8_t* esend = ep_.send.data() + o;
       const float* fo = final_obs_.data();
       const int32_t* sid = sid_.data();
       const uint8_t* send = send_.data();
@@ -175,7 +170,7 @@ void GridBelief::collect_steps() {
       });
     }
     if (k == H_ - 1) {  // time limit: the episode is complete
-      float* last = ep_obs_.data() + int64_t(H_) * n * kGridObsDim;
+      float* last = ep_.obs.data() + int64_t(H_) * n * kGridObsDim;
       const float* fo = final_obs_.data();
       parallel_for(b_, n * kGridObsDim, [=] DYN_LAMBDA(int64_t i) { last[i] = fo[i]; });
       push_episodes();
@@ -218,12 +213,12 @@ void GridBelief::collect_steps() {
 void GridBelief::push_episodes() {
   // slot of env i = (head + i) mod C; the head lives on the backend so a graph replay advances it
   const int64_t n = n_, C = bc_.replay_episodes, H = H_;
-  const float *eo = ep_obs_.data(), *el = ep_land_.data(), *er = ep_rew_.data();
-  const int32_t *ea = ep_act_.data(), *es = ep_sid_.data();
-  const uint8_t* ed = ep_send_.data();
-  float *ro = rp_obs_.data(), *rl = rp_land_.data(), *rr = rp_rew_.data();
-  int32_t *ra = rp_act_.data(), *rs = rp_sid_.data(), *head = rp_head_.data();
-  uint8_t* rd = rp_send_.data();
+  const float *eo = ep_.obs.data(), *el = ep_.land.data(), *er = ep_.rew.data();
+  const int32_t *ea = ep_.act.data(), *es = ep_.sid.data();
+  const uint8_t* ed = ep_.send.data();
+  float *ro = rp_.obs.data(), *rl = rp_.land.data(), *rr = rp_.rew.data();
+  int32_t *ra = rp_.act.data(), *rs = rp_.sid.data(), *head = rp_head_.data();
+  uint8_t* rd = rp_.send.data();
   parallel_for(b_, n, [=] DYN_LAMBDA(int64_t i) {
     const int64_t slot = (head[0] + i) % C;
     for (int64_t t = 0; t <= H; ++t)
@@ -269,7 +264,7 @@ void GridBelief::belief_step(double* acc) {
   }
   slots.resize(size_t(B));
   const EpisodeBatchView<float> ep = gather_episodes(slots);
-  const DecodePlan plan = plan_decodes(bt_sid_.to_host(), H, B, bc_.loss.session_recon);
+  const DecodePlan plan = plan_decodes(bt_.sid.to_host(), H, B, bc_.loss.session_recon);
   const float* p = bparams_.value.data();
   draw_belief_noise(b_, env_.seed, belief_steps_++, int64_t(H + 1) * B * d_, lws_.eps.data());
   bparams_.grad.zero();
@@ -289,12 +284,12 @@ EpisodeBatchView<float> GridBelief::gather_episodes(const std::vector<int32_t>& 
   pick_.from_host(slots);
   {  // gather them time-major: [T(+1), B, ·]
     const int32_t* pick = pick_.data();
-    const float *ro = rp_obs_.data(), *rl = rp_land_.data(), *rr = rp_rew_.data();
-    const int32_t *ra = rp_act_.data(), *rs = rp_sid_.data();
-    const uint8_t* rd = rp_send_.data();
-    float *bo = bt_obs_.data(), *bl = bt_land_.data(), *br = bt_rew_.data();
-    int32_t *ba = bt_act_.data(), *bs = bt_sid_.data();
-    uint8_t* bd = bt_send_.data();
+    const float *ro = rp_.obs.data(), *rl = rp_.land.data(), *rr = rp_.rew.data();
+    const int32_t *ra = rp_.act.data(), *rs = rp_.sid.data();
+    const uint8_t* rd = rp_.send.data();
+    float *bo = bt_.obs.data(), *bl = bt_.land.data(), *br = bt_.rew.data();
+    int32_t *ba = bt_.act.data(), *bs = bt_.sid.data();
+    uint8_t* bd = bt_.send.data();
     parallel_for(b_, int64_t(H + 1) * B, [=] DYN_LAMBDA(int64_t i) {
       const int64_t t = i / B, e = i % B, slot = pick[e];
       for (int c = 0; c < kGridObsDim; ++c) bo[i * kGridObsDim + c] = ro[(slot * (H + 1) + t) * kGridObsDim + c];
@@ -308,7 +303,7 @@ EpisodeBatchView<float> GridBelief::gather_episodes(const std::vector<int32_t>& 
     });
   }
   return EpisodeBatchView<float>{
-      H, B, bt_obs_.data(), bt_act_.data(), bt_rew_.data(), bt_sid_.data(), bt_send_.data(), bt_land_.data()};
+      H, B, bt_.obs.data(), bt_.act.data(), bt_.rew.data(), bt_.sid.data(), bt_.send.data(), bt_.land.data()};
 }
 
 IterationStats GridBelief::iterate() { return timed_iteration(*this); }

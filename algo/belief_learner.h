@@ -102,21 +102,19 @@ class GridBelief {
   Buffer<float> raw_;                                            // [N, 6 + 2d]
   Buffer<double> term_counts_;  // [3] tp, fp, fn of predicted session ends this rollout
   EncoderWorkspace<float> roll_enc_, boot_enc_;
-  // the episode being assembled, time-major
-  Buffer<float> ep_obs_, ep_land_;   // [H + 1, N, 6] encoder inputs s_0..s_H; [H, N, 6] where each action led
-  Buffer<int32_t> ep_act_, ep_sid_;  // [H, N]
-  Buffer<float> ep_rew_;             // [H, N]
-  Buffer<uint8_t> ep_send_;          // [H, N]
-  // replay ring, episode-major [C, ·]
-  Buffer<float> rp_obs_, rp_land_, rp_rew_;
-  Buffer<int32_t> rp_act_, rp_sid_;
-  Buffer<uint8_t> rp_send_;
+  // Whole episodes of E envs or slots: obs [H + 1, ·, 6] (encoder inputs s_0..s_H), land [H, ·, 6] (where each
+  // action led), act / sid / rew / send [H, ·]; the order of the first two axes is the owner's.
+  struct EpisodeArrays {
+    Buffer<float> obs, land, rew;
+    Buffer<int32_t> act, sid;
+    Buffer<uint8_t> send;
+    void allocate(Backend b, int64_t episodes, int horizon);
+  };
+  EpisodeArrays ep_;         // the episode being assembled, time-major [·, N]
+  EpisodeArrays rp_;         // the replay ring, episode-major [C, ·]
   Buffer<int32_t> rp_head_;  // [1] next slot
-  // one belief batch, time-major [T(+1), B, ·]
-  Buffer<int32_t> pick_;  // [B] replay slots
-  Buffer<float> bt_obs_, bt_land_, bt_rew_;
-  Buffer<int32_t> bt_act_, bt_sid_;
-  Buffer<uint8_t> bt_send_;
+  Buffer<int32_t> pick_;     // [B] replay slots
+  EpisodeArrays bt_;         // one belief batch, time-major [·, B]
   BeliefLossWorkspace<float> lws_;
 };
 
