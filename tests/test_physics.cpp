@@ -10,17 +10,11 @@
 
 #include "sim/physics/models.h"
 #include "sim/physics/planar_step.h"
+#include "tests/random_vectors.h"
 
 using namespace dyn;
 
 namespace {
-
-std::vector<double> random_vector(int n, double scale, std::mt19937& rng) {
-  std::uniform_real_distribution<double> u(-scale, scale);
-  std::vector<double> v(static_cast<size_t>(n));
-  for (double& x : v) x = u(rng);
-  return v;
-}
 
 PlanarKinematics<double> kinematics(const PlanarModel<double>& m, const std::vector<double>& q,
                                     const std::vector<double>& qd) {
@@ -72,7 +66,7 @@ TEST(PlanarDynamics, MassMatrixIsSpdAndTheKineticEnergyHessian) {
   for (const PlanarModel<double>& m : {halfcheetah_model(), reacher_model()}) {
     const int n = m.ndof;
     for (int trial = 0; trial < 5; ++trial) {
-      const std::vector<double> q = random_vector(n, 1.0, rng), qd = random_vector(n, 2.0, rng);
+      const std::vector<double> q = uniform_vector(n, 1.0, rng), qd = uniform_vector(n, 2.0, rng);
       const PlanarKinematics<double> k = kinematics(m, q, qd);
       std::vector<double> M(static_cast<size_t>(n * n)), L;
       mass_matrix(m, k, M.data());
@@ -103,8 +97,8 @@ TEST(PlanarDynamics, InverseDynamicsReproducesTheForwardTorques) {
   for (const PlanarModel<double>& m : {halfcheetah_model(), reacher_model()}) {
     const int n = m.ndof;
     for (int trial = 0; trial < 5; ++trial) {
-      const std::vector<double> q = random_vector(n, 1.0, rng), qd = random_vector(n, 3.0, rng),
-                                tau = random_vector(n, 50.0, rng);
+      const std::vector<double> q = uniform_vector(n, 1.0, rng), qd = uniform_vector(n, 3.0, rng),
+                                tau = uniform_vector(n, 50.0, rng);
       PlanarKinematics<double> k = kinematics(m, q, qd);
       const size_t un = static_cast<size_t>(n);
       std::vector<double> M(un * un), bias(un), qdd(un), back(un);
@@ -129,7 +123,7 @@ double energy_drift(PlanarModel<double> m, Integrator integrator, double timeste
   m.timestep = timestep;
   std::mt19937 rng(seed);
   PlanarState<double> s{};
-  const std::vector<double> qd = random_vector(m.ndof, 2.0, rng);
+  const std::vector<double> qd = uniform_vector(m.ndof, 2.0, rng);
   for (int j = 0; j < m.ndof; ++j) s.qd[j] = qd[size_t(j)];
   auto energy = [&] {
     PlanarKinematics<double> k;
@@ -209,7 +203,7 @@ TEST(PlanarDynamics, ReacherEulerAndRk4AgreeClosely) {
   std::mt19937 rng(21);
   double worst = 0;
   for (int t = 0; t < 50; ++t) {
-    const std::vector<double> u = random_vector(2, 1.0, rng);
+    const std::vector<double> u = uniform_vector(2, 1.0, rng);
     PlanarControl<double> c;
     c.ctrl = u.data();
     for (int k = 0; k < 2; ++k) {

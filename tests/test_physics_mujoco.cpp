@@ -10,6 +10,7 @@
 #include "sim/physics/models.h"
 #include "sim/physics/planar_step.h"
 #include "tests/mujoco_reference.h"
+#include "tests/random_vectors.h"
 
 using namespace dyn;
 
@@ -22,13 +23,6 @@ struct Case {
   int second_axis;  // MuJoCo's axis of our v coordinate: 2 (z), 1 (y)
 };
 const Case kCases[2] = {{"halfcheetah.xml", &halfcheetah_model, 1, 2}, {"reacher.xml", &reacher_model, 2, 1}};
-
-std::vector<double> random_vector(int n, double scale, std::mt19937& rng) {
-  std::uniform_real_distribution<double> u(-scale, scale);
-  std::vector<double> v(static_cast<size_t>(n));
-  for (double& x : v) x = u(rng);
-  return v;
-}
 
 double max_abs(const std::vector<double>& v) {
   double s = 0;
@@ -62,7 +56,7 @@ TEST(MujocoSideBySide, MassMatrixBiasAndPassiveForcesMatch) {
     const PlanarModel<double> m = c.model();
     const int n = m.ndof;
     for (int trial = 0; trial < 10; ++trial) {
-      std::vector<double> q = random_vector(n, 1.0, rng), qd = random_vector(n, 3.0, rng);
+      std::vector<double> q = uniform_vector(n, 1.0, rng), qd = uniform_vector(n, 3.0, rng);
       if (n == 9) q[1] += 0.5;  // keep the cheetah above the floor: contacts do not enter these terms anyway
       ref.set_state(q, qd);
       ref.forward();
@@ -108,8 +102,8 @@ TEST(MujocoSideBySide, ConstrainedAccelerationsMatch) {
   double worst = 0;
   int rows = 0;
   for (int trial = 0; trial < 20; ++trial) {
-    std::vector<double> q = random_vector(n, 0.6, rng), qd = random_vector(n, 1.0, rng),
-                        ctrl = random_vector(6, 1, rng);
+    std::vector<double> q = uniform_vector(n, 0.6, rng), qd = uniform_vector(n, 1.0, rng),
+                        ctrl = uniform_vector(6, 1, rng);
     q[1] = -0.12 - 0.1 * std::fabs(q[1]);  // low enough that feet and shins touch
     q[2] *= 0.3;
     ref.set_state(q, qd, ctrl);
@@ -267,7 +261,7 @@ TEST(MujocoSideBySide, CheetahRandomActions) {
     const std::vector<double> q0 = gym_reset(9, 100 + e, qd0);
     std::mt19937 rng(200 + e);
     std::vector<std::vector<double>> actions(static_cast<size_t>(steps));
-    for (auto& u : actions) u = random_vector(6, 1.0, rng);
+    for (auto& u : actions) u = uniform_vector(6, 1.0, rng);
     const SideBySide r =
         run_side_by_side("halfcheetah.xml", m, q0, qd0, steps, [&](int t) { return actions[size_t(t)]; });
     const auto [dq, dv] = max_deviation(r, 20);
@@ -297,8 +291,8 @@ TEST(MujocoSideBySide, ReacherWholeEpisode) {
   const PlanarModel<double> m = reacher_model();
   std::mt19937 rng(14);
   std::vector<std::vector<double>> actions(400);
-  for (auto& u : actions) u = random_vector(2, 1.0, rng);
-  const std::vector<double> q0 = random_vector(2, 0.1, rng), qd0 = random_vector(2, 0.005, rng);
+  for (auto& u : actions) u = uniform_vector(2, 1.0, rng);
+  const std::vector<double> q0 = uniform_vector(2, 0.1, rng), qd0 = uniform_vector(2, 0.005, rng);
   const SideBySide r = run_side_by_side("reacher.xml", m, q0, qd0, 400, [&](int t) { return actions[size_t(t)]; });
   const auto [dq, dv] = max_deviation(r, 400);
   double limit_steps = 0;
