@@ -58,17 +58,6 @@ const SwitchKey kSwitchKeys[] = {
      "ground-truth session ends instead of the termination head"},
 };
 
-void write_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw std::runtime_error("cannot write '" + tmp + "'");
-    f << text;
-    if (!f.flush()) throw std::runtime_error("cannot write '" + tmp + "'");
-  }
-  std::filesystem::rename(tmp, path);
-}
-
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -133,6 +122,11 @@ int run_cli(int argc, char** argv) {
       cfg.set_from_string(kv.substr(0, eq), kv.substr(eq + 1), "--set " + kv);
     }
     cfg.validate();
+    // --out's folder must exist before a run that may take hours
+    const std::filesystem::path out_dir = std::filesystem::path(out_path).parent_path();
+    if (!out_path.empty() && !out_dir.empty() && !std::filesystem::is_directory(out_dir))
+      throw ConfigError("--out '" + out_path + "': folder '" + out_dir.string() +
+                        "' does not exist; allowed: a file path in an existing folder");
   } catch (const ConfigError& e) {
     std::cerr << "error: " << e.what() << "\n";
     return kExitBadInput;
@@ -156,7 +150,7 @@ int run_cli(int argc, char** argv) {
 
     const std::string device = backend == Backend::cuda ? "cuda: " + cuda_device_description()
                                                         : "cpu (" + std::to_string(omp_get_max_threads()) + " threads)";
-    if (cfg.get_string("run.algo") != "none") return run_training(cfg, backend, device);
+    if (cfg.get_string("run.algo") != "none") return run_training(cfg, backend, device, out_path);
 
     const int64_t n_envs = cfg.get_int("run.envs"), episodes = cfg.get_int("run.episodes");
     const std::string& policy_name = cfg.get_string("run.policy");

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <stdexcept>
 
 #include "algo/belief_learner.h"
 #include "algo/ppo.h"
@@ -87,7 +88,7 @@ PhysicsEnvParams physics_params_from_config(const Config& c) {
 }
 
 template <class Learner>
-int train_loop(const Config& cfg, Learner& learner, const std::string& device);
+int train_loop(const Config& cfg, Learner& learner, const std::string& device, const std::string& out_path);
 
 // Learner-specific figures of an evaluation (none by default; belief learners: goal-decoding accuracy).
 template <class Learner>
@@ -130,24 +131,35 @@ BeliefConfig belief_config_of(const Config& c) {
   return b;
 }
 
-int run_training(const Config& cfg, Backend backend, const std::string& device) {
+void write_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw std::runtime_error("cannot write '" + tmp + "'");
+    f << text;
+    if (!f.flush()) throw std::runtime_error("cannot write '" + tmp + "'");
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+int run_training(const Config& cfg, Backend backend, const std::string& device, const std::string& out_path) {
   const GridParams env = grid_params_from_config(cfg);
   const int64_t n_envs = cfg.get_int("run.envs");
   const std::string algo = cfg.get_string("run.algo");
   if (algo == "dynamite" || algo == "varibad") {
     GridBelief learner(backend, env, n_envs, ppo_config_of(cfg), belief_config_of(cfg));
-    return train_loop(cfg, learner, device);
+    return train_loop(cfg, learner, device, out_path);
   }
   if (algo == "rl2") {
     GridRl2 learner(backend, env, n_envs, ppo_config_of(cfg));
-    return train_loop(cfg, learner, device);
+    return train_loop(cfg, learner, device, out_path);
   }
   GridPpo learner(backend, env, n_envs, ppo_config_of(cfg));
-  return train_loop(cfg, learner, device);
+  return train_loop(cfg, learner, device, out_path);
 }
 
 template <class Learner>
-int train_loop(const Config& cfg, Learner& ppo, const std::string& device) {
+int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const std::string& out_path) {
   const std::string env = cfg.get_string("env.name"), algo = variant_of(cfg);
   const uint32_t seed = uint32_t(cfg.get_int("run.seed"));
   const int64_t n_envs = cfg.get_int("run.envs"), budget = cfg.get_int("train.frames");
@@ -262,6 +274,7 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device) {
   for (const auto& [k, v] : last_eval_extra) full[k] = json_number(v);
   for (const auto& [k, v] : st.extra) full["last_" + k] = json_number(v);
   std::ofstream(dir / "summary.json") << full.dump(2) << "\n";
+  if (!out_path.empty()) write_atomically(out_path, full.dump(2) + "\n");
   std::printf("device: %s\n", device.c_str());
   std::printf("trained %s on %s: %lld frames in %.1f s (%.0f frames/s)\n", algo.c_str(), env.c_str(),
               (long long)ppo.frames(), secs, double(ppo.frames()) / secs);

@@ -18,7 +18,11 @@ GridParams grid_params_from_config(const Config& c);
 // The physics env (reacher, halfcheetah_*) named by env.name, with its model and the env.* keys.
 PhysicsEnvParams physics_params_from_config(const Config& c);
 
-// Returns the process exit status (0, or 1 when training fails); progress goes to stderr.
-int run_training(const Config& cfg, Backend backend, const std::string& device);
+// Returns the process exit status (0, or 1 when training fails); progress goes to stderr. The summary goes to the
+// run directory's summary.json and, when out_path is not empty, to out_path too (written atomically).
+int run_training(const Config& cfg, Backend backend, const std::string& device, const std::string& out_path);
+
+// Writes text to path through path.tmp and a rename, so a reader never sees half a file.
+void write_atomically(const std::string& path, const std::string& text);
 
 }  // namespace dyn

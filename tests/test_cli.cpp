@@ -208,9 +208,13 @@ TEST_F(Cli, DynamiteAblationRunNamesItselfAndLogsBeliefMetrics) {
   const Result r =
       run("--env gridworld --algo dynamite --no-consistency --oracle-sessions --frames 3840 --device cpu "
           "--set train.eval_interval=2 --set train.eval_envs=8 --set run.out_dir=" +
-          out.string());
+          out.string() + " --out " + (dir_ / "summary.json").string());
   ASSERT_EQ(r.status, 0) << r.err;
   const fs::path run_dir = fs::directory_iterator(out)->path();
+  // --out gets the run's summary too (it was once ignored when training)
+  const std::string summary = slurp(run_dir / "summary.json");
+  EXPECT_EQ(slurp(dir_ / "summary.json"), summary);
+  EXPECT_EQ(nlohmann::json::parse(summary).at("frames").get<int64_t>(), 3840);
   EXPECT_EQ(run_dir.filename().string().rfind("gridworld-dynamite-no-consistency-oracle-sessions-0-", 0), 0u)
       << run_dir;
   const std::string config = slurp(run_dir / "config.toml");
@@ -229,6 +233,14 @@ TEST_F(Cli, DynamiteAblationRunNamesItselfAndLogsBeliefMetrics) {
   const std::string csv = slurp(run_dir / "metrics.csv");
   EXPECT_NE(csv.find(",belief_recon,"), std::string::npos) << csv.substr(0, 300);
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 5);
+}
+
+TEST_F(Cli, OutInMissingFolder) {  // refused before training starts, not after
+  const Result r = run("--env gridworld --algo ppo --out " + (dir_ / "no_such_folder" / "s.json").string());
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_EQ(r.out, "");
+  for (const char* f : {"--out", "no_such_folder", "does not exist"})
+    EXPECT_NE(r.err.find(f), std::string::npos) << "'" << f << "' not in: " << r.err;
 }
 
 TEST_F(Cli, BeliefRolloutMustHoldWholeEpisodes) {
