@@ -5,7 +5,6 @@
 //   h' = (1 − z) ⊙ n + z ⊙ h
 #pragma once
 
-#include <cmath>
 
 #include "kernels/hd.h"
 #include "nn/activation.h"
@@ -19,11 +18,10 @@ struct GruUnit {
 
 template <class T>
 DYN_HD GruUnit<T> gru_cell_forward(T gi_r, T gi_z, T gi_n, T gh_r, T gh_z, T gh_n, T hprev) {
-  using std::tanh;
   GruUnit<T> u;
   u.r = sigmoid(gi_r + gh_r);
   u.z = sigmoid(gi_z + gh_z);
-  u.n = tanh(gi_n + u.r * gh_n);
+  u.n = tanh_exp(gi_n + u.r * gh_n);
   u.h = (T(1) - u.z) * u.n + u.z * hprev;
   return u;
 }

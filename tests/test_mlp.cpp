@@ -2,6 +2,9 @@
 // and the float path against the double path.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <vector>
 
 #include "kernels/philox.h"
@@ -189,4 +192,27 @@ TEST(MlpWorkspace, ReuseAfterALargerBatchUsesTheNewBatch) {
   mlp.forward(Backend::cpu, pb.data(), x.data(), 10, fresh);
   mlp.backward(Backend::cpu, pb.data(), g2.data(), x.data(), dy.data(), static_cast<float*>(nullptr), fresh, false);
   EXPECT_EQ(g1.to_host(), g2.to_host());
+}
+
+// tanh_exp (the GRU's candidate-gate tanh) against std::tanh over [−20, 20], through the Taylor branch's
+// edge at |x| = 1/16, in both precisions. The bounds are a few ulps: a formula slip (a wrong series
+// coefficient, the sign, the branch point) breaks them by orders of magnitude.
+TEST(Activation, TanhExpMatchesStdTanh) {
+  double worst_f = 0, worst_d = 0;
+  for (int i = -400000; i <= 400000; ++i) {
+    const double x = 20.0 * i / 400000.0;
+    const double ref = std::tanh(x);
+    const float xf = static_cast<float>(x);
+    const double reff = std::tanh(static_cast<double>(xf));
+    const double ulp_f = std::max(std::abs(reff) * 5.96e-8, 1e-45);
+    worst_f = std::max(worst_f, std::abs(double(tanh_exp(xf)) - reff) / ulp_f);
+    worst_d = std::max(worst_d, std::abs(tanh_exp(x) - ref) / std::max(std::abs(ref), 1e-300));
+  }
+  std::printf("tanh_exp: worst float error %.2f ulp, worst double relative error %.2e\n", worst_f, worst_d);
+  EXPECT_LT(worst_f, 8.0);
+  EXPECT_LT(worst_d, 2e-14);
+  EXPECT_EQ(tanh_exp(0.0f), 0.0f);
+  EXPECT_EQ(tanh_exp(100.0f), 1.0f);
+  EXPECT_EQ(tanh_exp(-100.0f), -1.0f);
+  EXPECT_TRUE(std::isnan(tanh_exp(std::nanf(""))));
 }
