@@ -8,10 +8,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include "kernels/backend.h"
+#include "tests/slurp.h"
 
 namespace fs = std::filesystem;
 
@@ -21,13 +21,6 @@ struct Result {
   int status;
   std::string out, err;
 };
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 class Cli : public ::testing::Test {
  protected:
