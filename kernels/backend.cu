@@ -40,6 +40,13 @@ Backend select_backend(const std::string& device, std::string* notice) {
   return Backend::cpu;
 }
 
+namespace {
+bool g_fused_kernels = true;
+}  // namespace
+
+bool fused_kernels_enabled() { return g_fused_kernels; }
+void set_fused_kernels(bool enabled) { g_fused_kernels = enabled; }
+
 void synchronize(Backend b) {
   if (b == Backend::cuda) DYN_CUDA_CHECK(cudaDeviceSynchronize());
 }

@@ -26,6 +26,11 @@ struct BackendUnavailable : std::runtime_error {
 // *notice to a one-line explanation. "cuda" without a device throws BackendUnavailable.
 Backend select_backend(const std::string& device, std::string* notice);
 
+// Whether ops may take their fused CUDA kernels where the shape fits (default on; `run.fused_kernels = false`
+// turns them off, and tests and benchmarks switch to compare the fused and the GEMM paths). Process-wide.
+bool fused_kernels_enabled();
+void set_fused_kernels(bool enabled);
+
 // Blocks until all work queued on the backend is done (no-op on the CPU).
 void synchronize(Backend b);
 

@@ -4,36 +4,11 @@
 
 #include <cstdint>
 
+#include "kernels/fused_plans.h"
 #include "nn/gru_cell.h"
 
 namespace dyn {
 namespace fused_gru {
-
-constexpr int kThreads = 256;
-
-// Block shapes: NB streams per block, NT streams and U units per thread; (NB / NT) · (H / U) = 256 threads.
-template <int H>
-struct GruTile;
-template <>
-struct GruTile<64> {
-  static constexpr int NB = 64, NT = 4, U = 4;
-};
-template <>
-struct GruTile<128> {
-  static constexpr int NB = 32, NT = 2, U = 8;
-};
-
-template <int H>
-constexpr size_t gru_smem_bytes() {
-  return size_t(3 * H + GruTile<H>::NB) * (H + 1) * sizeof(float);  // W_hh [3H][H+1] + h [NB][H+1]
-}
-
-struct GruOut {
-  float* h;      // [T, N, H]
-  float* hprev;  // [T, N, H]
-  float* gates;  // [T, N, 3H]
-  float* ghn;    // [T, N, H]
-};
 
 template <int H>
 __global__ void __launch_bounds__(kThreads)
@@ -52,7 +27,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int i = threadIdx.x; i < 3 * H * H; i += kThreads) wsm[(i / H) * (H + 1) + i % H] = w_hh[i];
   for (int i = threadIdx.x; i < NB * H; i += kThreads) {
     const int r = i / H, j = i % H;
-    hs[r * (H + 1) + j] = n0 + r < n_streams ? h0[size_t(n0 + r) * H + j] : 0.0f;
+    hs[r * (H + 1) + j] = (h0 && n0 + r < n_streams) ? h0[size_t(n0 + r) * H + j] : 0.0f;  // h0 = nullptr: zeros
   }
   float bias[U][3];
 #pragma unroll

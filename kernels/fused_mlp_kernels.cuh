@@ -1,61 +1,49 @@
 // Fully fused MLP kernels (device code), shared by kernels/fused_mlp.cu and the CPU emulation test
-// tests/test_fused_emulated.cpp, which runs them with one host thread per CUDA thread.
+// tests/test_fused_emulated.cpp, which runs them with one host thread per CUDA thread. Launch constants and the
+// layer table: kernels/fused_plans.h.
 #pragma once
 
+#include "kernels/fused_plans.h"
 #include "nn/activation.h"
 
 namespace dyn {
 namespace fused_mlp {
 
-constexpr int kTile = 128;     // samples per block
-constexpr int kThreads = 256;  // 16 row groups × 16 column groups
-constexpr int kGroups = 16;
-constexpr int kRowsPerThread = kTile / kGroups;  // 8: rows rg, rg + 16, ...
-constexpr int kMaxLayers = 4;
-
-struct FusedLayers {
-  const float* w[kMaxLayers];  // [out_l, in_l]
-  const float* b[kMaxLayers];  // [out_l]
-  float* act[kMaxLayers];      // [B, out_l] post-activation outputs
-  float* dpre[kMaxLayers];     // [B, out_l] pre-activation gradients (backward)
-  int in[kMaxLayers], out[kMaxLayers];
-  int layers;
-  Activation hidden, output;
-};
-
-template <int W>
-constexpr size_t smem_bytes() {
-  return size_t(kTile + W) * (W + 1) * sizeof(float);  // tile [128][W+1] + weights [W][W+1]
-}
-
-// Weights [out, in] into wsm [W][W+1], zero-padded.
-template <int W>
+// Weights [out, in] into wsm [W][S] (row stride S ≥ K + 1), zero-padded to W × K.
+template <int W, int K, int S>
 __device__ void load_weight(float* wsm, const float* w, int out, int in) {
-  for (int i = threadIdx.x; i < W * W; i += kThreads) {
-    const int j = i / W, k = i % W;
-    wsm[j * (W + 1) + k] = (j < out && k < in) ? w[j * in + k] : 0.0f;
+  for (int i = threadIdx.x; i < W * K; i += kThreads) {
+    const int j = i / K, k = i % K;
+    wsm[j * S + k] = (j < out && k < in) ? w[j * in + k] : 0.0f;
   }
 }
 
-template <int W>
+// Forward through every layer for a tile of 128 samples. W: the hidden (and output) width; WI ≥ W: the padded
+// input width, so a first layer may read up to WI inputs (the belief trunk: 128 inputs into 64 units).
+template <int W, int WI>
 __global__ void __launch_bounds__(kThreads) fused_mlp_forward_kernel(FusedLayers L, const float* x, int batch) {
+  static_assert(WI >= W, "the input tile holds every layer's output");
+  constexpr int S = WI + 1;  // row stride of both tiles (odd: no bank conflicts)
   extern __shared__ float fused_smem[];
-  float* act = fused_smem;                    // [kTile][W+1]
-  float* wsm = fused_smem + kTile * (W + 1);  // [W][W+1]
-  constexpr int CB = W / kGroups;             // columns per thread: cg, cg + 16, ...
+  float* act = fused_smem;              // [kTile][S]: the input (WI columns), then each layer's output (W)
+  float* wsm = fused_smem + kTile * S;  // [W][S]
+  constexpr int CB = W / kGroups;       // columns per thread: cg, cg + 16, ...
   const int rg = threadIdx.x / kGroups, cg = threadIdx.x % kGroups;
   const int row0 = blockIdx.x * kTile;
 
-  // input tile, zero-padded to W columns and past the batch
+  // input tile, zero-padded to WI columns and past the batch
   const int in0 = L.in[0];
-  for (int i = threadIdx.x; i < kTile * W; i += kThreads) {
-    const int r = i / W, k = i % W;
-    act[r * (W + 1) + k] = (row0 + r < batch && k < in0) ? x[size_t(row0 + r) * in0 + k] : 0.0f;
+  for (int i = threadIdx.x; i < kTile * WI; i += kThreads) {
+    const int r = i / WI, k = i % WI;
+    act[r * S + k] = (row0 + r < batch && k < in0) ? x[size_t(row0 + r) * in0 + k] : 0.0f;
   }
 
   for (int l = 0; l < L.layers; ++l) {
     const int in = L.in[l], out = L.out[l];
-    load_weight<W>(wsm, L.w[l], out, in);
+    if (l == 0)
+      load_weight<W, WI, S>(wsm, L.w[l], out, in);
+    else
+      load_weight<W, W, S>(wsm, L.w[l], out, in);
     __syncthreads();
     // acc = b + act · Wᵀ for this thread's 8 × CB outputs
     float acc[kRowsPerThread][CB];
@@ -69,9 +57,9 @@ __global__ void __launch_bounds__(kThreads) fused_mlp_forward_kernel(FusedLayers
     for (int k = 0; k < in; ++k) {
       float a[kRowsPerThread], w[CB];
 #pragma unroll
-      for (int i = 0; i < kRowsPerThread; ++i) a[i] = act[(rg + kGroups * i) * (W + 1) + k];
+      for (int i = 0; i < kRowsPerThread; ++i) a[i] = act[(rg + kGroups * i) * S + k];
 #pragma unroll
-      for (int c = 0; c < CB; ++c) w[c] = wsm[(cg + kGroups * c) * (W + 1) + k];
+      for (int c = 0; c < CB; ++c) w[c] = wsm[(cg + kGroups * c) * S + k];
 #pragma unroll
       for (int i = 0; i < kRowsPerThread; ++i)
 #pragma unroll
@@ -86,7 +74,7 @@ __global__ void __launch_bounds__(kThreads) fused_mlp_forward_kernel(FusedLayers
       for (int c = 0; c < CB; ++c) {
         const int col = cg + kGroups * c;
         const float v = col < out ? activate(f, acc[i][c]) : 0.0f;
-        act[r * (W + 1) + col] = v;
+        act[r * S + col] = v;
         if (row0 + r < batch && col < out) L.act[l][size_t(row0 + r) * out + col] = v;
       }
     }
@@ -119,7 +107,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int l = last; l >= 0; --l) {
     if (l == 0 && !dx) break;
     const int in = L.in[l], out = L.out[l];
-    load_weight<W>(wsm, L.w[l], out, in);
+    load_weight<W, W, W + 1>(wsm, L.w[l], out, in);
     __syncthreads();
     // h = g · W: gradient w.r.t. the layer's input
     float acc[kRowsPerThread][CB] = {};

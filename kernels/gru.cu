@@ -1,5 +1,9 @@
 // GRU sequence forward and backward through time: GEMMs for the input and recurrent projections, the gate math
 // (nn/gru_cell.h) as a DYN_HD loop over N × H per step.
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
 #include "kernels/gemm.h"
 #include "kernels/nvtx.h"
 #include "kernels/parallel_for.cuh"
@@ -76,10 +80,31 @@ Gru::Gru(int input, int hidden, ParamLayout& layout, const std::string& prefix) 
 }
 
 template <class T>
+OpPath Gru::recur_path(Backend b) const {
+  if constexpr (!std::is_same_v<T, float>) return OpPath::gemm;  // the fused kernel is float only
+  const bool fused = b == Backend::cuda && fused_kernels_enabled() && fused_gru_supported(hidden_);
+  return fused ? OpPath::fused : OpPath::gemm;
+}
+
+template <class T>
+void Gru::check_steps(const char* op, int t0, int t1, const GruWorkspace<T>& ws, Backend b) const {
+  if (t0 < 0 || t1 < t0 || t1 > ws.steps || ws.gi.backend() != b ||
+      ws.gi.size() != size_t(ws.steps) * ws.batch * 3 * hidden_)
+    throw std::invalid_argument(std::string("Gru::") + op + ": steps [" + std::to_string(t0) + ", " +
+                                std::to_string(t1) + ") outside the workspace's " + std::to_string(ws.steps) +
+                                ", or the workspace was reserved for another width or backend");
+}
+
+template <class T>
 void Gru::forward(Backend b, const T* params, const T* x, const uint8_t* reset, const T* inject, const T* h0, int steps,
                   int batch, GruWorkspace<T>& ws) const {
   DYN_NVTX_RANGE("gru_forward");
+  if (steps < 0 || batch < 0)
+    throw std::invalid_argument("Gru::forward: steps and batch must be >= 0, got " + std::to_string(steps) + " and " +
+                                std::to_string(batch));
   ws.reserve(b, steps, batch, hidden_);
+  if (steps == 0 || batch == 0) return;
+  if (!params || !x) throw std::invalid_argument("Gru::forward: params and x must not be null");
   project_input(b, params, x, 0, steps, ws);  // all steps in one GEMM: [T·N, 3H]
   T* gi = ws.gi.data();
   if (inject) parallel_for(b, int64_t(steps) * batch * 3 * hidden_, [=] DYN_LAMBDA(int64_t i) { gi[i] += inject[i]; });
@@ -88,6 +113,7 @@ void Gru::forward(Backend b, const T* params, const T* x, const uint8_t* reset, 
 
 template <class T>
 void Gru::project_input(Backend b, const T* params, const T* x, int t0, int t1, GruWorkspace<T>& ws) const {
+  check_steps("project_input", t0, t1, ws, b);
   const int N = ws.batch, H = hidden_;
   const size_t r0 = size_t(t0) * N;
   // gi = x W_ihᵀ + b_ih: [(t1 − t0)·N, 3H]
@@ -98,6 +124,14 @@ void Gru::project_input(Backend b, const T* params, const T* x, int t0, int t1, 
 template <class T>
 void Gru::recur(Backend b, const T* params, const uint8_t* reset, const T* h0, int t0, int t1,
                 GruWorkspace<T>& ws) const {
+  check_steps("recur", t0, t1, ws, b);
+  if (t1 == t0 || ws.batch == 0) return;
+  if constexpr (std::is_same_v<T, float>) {
+    if (recur_path<T>(b) == OpPath::fused) {
+      launch_fused_gru(fused_recur_plan(params, reset, h0, t0, t1, ws));
+      return;
+    }
+  }
   const int H = hidden_, N = ws.batch;
   const T* gi = ws.gi.data();
   for (int t = t0; t < t1; ++t) {
@@ -116,6 +150,29 @@ void Gru::recur(Backend b, const T* params, const uint8_t* reset, const T* h0, i
     T* h = ws.h.data() + size_t(t) * N * H;
     parallel_for_2d(b, N, H, GruGatesForward<T>{H, gh, b_hh, git, hp, gates, ghn, h});
   }
+}
+
+FusedGruPlan Gru::fused_recur_plan(const float* params, const uint8_t* reset, const float* h0, int t0, int t1,
+                                   GruWorkspace<float>& ws) const {
+  if (!fused_gru_supported(hidden_))
+    throw std::invalid_argument("Gru::fused_recur_plan: hidden " + std::to_string(hidden_) +
+                                " has no fused kernel (64 or 128)");
+  const int H = hidden_, N = ws.batch;
+  const size_t row0 = size_t(t0) * N;  // the first (step, stream) row of the plan
+  FusedGruPlan plan;
+  plan.hidden = H;
+  const int per_block = fused_gru::streams_per_block(H);
+  plan.blocks = unsigned((N + per_block - 1) / per_block);
+  plan.w_hh = params + w_hh_;
+  plan.b_hh = params + b_hh_;
+  plan.gi = ws.gi.data() + row0 * 3 * H;
+  plan.reset = reset ? reset + row0 : nullptr;
+  plan.h0 = t0 == 0 ? h0 : ws.h.data() + size_t(t0 - 1) * N * H;  // as the GEMM path: step t0 starts from h_{t0−1}
+  plan.steps = t1 - t0;
+  plan.streams = N;
+  plan.out = {ws.h.data() + row0 * H, ws.hprev.data() + row0 * H, ws.gates.data() + row0 * 3 * H,
+              ws.ghn.data() + row0 * H};
+  return plan;
 }
 
 template <class T>
@@ -168,6 +225,8 @@ void Gru::backward(Backend b, const T* params, T* grads, const T* x, const uint8
                                 GruWorkspace<T>&) const;                                                      \
   template void Gru::project_input<T>(Backend, const T*, const T*, int, int, GruWorkspace<T>&) const;         \
   template void Gru::recur<T>(Backend, const T*, const uint8_t*, const T*, int, int, GruWorkspace<T>&) const; \
+  template OpPath Gru::recur_path<T>(Backend) const;                                                          \
+  template void Gru::check_steps<T>(const char*, int, int, const GruWorkspace<T>&, Backend) const;            \
   template void Gru::backward<T>(Backend, const T*, T*, const T*, const uint8_t*, const T*, int, T*, T*, T*,  \
                                  GruWorkspace<T>&) const;
 DYN_INSTANTIATE_GRU(float)

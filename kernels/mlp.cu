@@ -1,5 +1,8 @@
 // Linear / MLP forward and backward: GEMMs through kernels/gemm (OpenBLAS or cuBLAS), the elementwise parts
 // (bias broadcast, activations) as DYN_HD loops through parallel_for.
+#include <stdexcept>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/gemm.h"
@@ -97,15 +100,45 @@ Mlp::Mlp(MlpShape shape, ParamLayout& layout, const std::string& prefix, double 
   }
 }
 
+const char* op_path_name(OpPath p) { return p == OpPath::fused ? "fused" : "gemm"; }
+
+template <class T>
+OpPath Mlp::forward_path(Backend b) const {
+  if constexpr (!std::is_same_v<T, float>) return OpPath::gemm;  // the fused kernels are float only
+  const bool fused = b == Backend::cuda && fused_kernels_enabled() && fused_mlp_supported(shape_);
+  return fused ? OpPath::fused : OpPath::gemm;
+}
+
 template <class T>
 void Mlp::forward(Backend b, const T* params, const T* x, int batch, MlpWorkspace<T>& ws) const {
   DYN_NVTX_RANGE("mlp_forward");
+  if (batch < 0) throw std::invalid_argument("Mlp::forward: batch must be >= 0, got " + std::to_string(batch));
+  if (shape_.layers() < 1) throw std::logic_error("Mlp::forward: the MLP has no layers");
   ws.reserve(b, shape_, batch);
+  if (batch == 0) return;
   forward_rows(b, params, x, 0, batch, ws);
 }
 
 template <class T>
 void Mlp::forward_rows(Backend b, const T* params, const T* x, int row0, int rows, MlpWorkspace<T>& ws) const {
+  if (rows == 0) return;
+  if (!params || !x) throw std::invalid_argument("Mlp::forward: params and x must not be null");
+  if (row0 < 0 || rows < 0 || int64_t(row0) + rows > ws.batch || ws.sizes != shape_.sizes || ws.act.empty() ||
+      ws.act[0].backend() != b)
+    throw std::invalid_argument("Mlp::forward_rows: rows [" + std::to_string(row0) + ", " +
+                                std::to_string(int64_t(row0) + rows) + ") outside the workspace's " +
+                                std::to_string(ws.batch) + " rows, or the workspace has another shape or backend");
+  forward_rows_impl(b, params, x, row0, rows, ws);
+}
+
+template <class T>
+void Mlp::forward_rows_impl(Backend b, const T* params, const T* x, int row0, int rows, MlpWorkspace<T>& ws) const {
+  if constexpr (std::is_same_v<T, float>) {
+    if (forward_path<T>(b) == OpPath::fused) {
+      launch_fused_mlp_forward(fused_forward_plan(params, x, row0, rows, ws));
+      return;
+    }
+  }
   const T* in = x + size_t(row0) * shape_.sizes[0];
   for (int l = 0; l < shape_.layers(); ++l) {
     const int n_in = shape_.sizes[l], n_out = shape_.sizes[l + 1];
@@ -149,6 +182,8 @@ void Mlp::backward(Backend b, const T* params, T* grads, const T* x, const T* dy
   template struct MlpWorkspace<T>;                                                                          \
   template void Mlp::forward<T>(Backend, const T*, const T*, int, MlpWorkspace<T>&) const;                  \
   template void Mlp::forward_rows<T>(Backend, const T*, const T*, int, int, MlpWorkspace<T>&) const;        \
+  template void Mlp::forward_rows_impl<T>(Backend, const T*, const T*, int, int, MlpWorkspace<T>&) const;   \
+  template OpPath Mlp::forward_path<T>(Backend) const;                                                      \
   template void Mlp::backward<T>(Backend, const T*, T*, const T*, const T*, T*, MlpWorkspace<T>&, bool) const;
 DYN_INSTANTIATE_MLP(float)
 DYN_INSTANTIATE_MLP(double)

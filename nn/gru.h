@@ -7,6 +7,8 @@
 #include <string>
 
 #include "kernels/buffer.h"
+#include "kernels/fused_plans.h"
+#include "nn/mlp.h"
 #include "nn/params.h"
 
 namespace dyn {
@@ -40,7 +42,8 @@ class Gru {
   size_t bias_hh_offset() const { return b_hh_; }
 
   // x [T, N, I]; reset [T, N] (nullptr: never); inject [T, N, 3H] (nullptr: none); h0 [N, H] (nullptr: zeros).
-  // Outputs h_1..h_T in ws.h [T, N, H].
+  // Outputs h_1..h_T in ws.h [T, N, H]. Checked, then the recurrence is dispatched by recur_path(): the fused
+  // kernel runs all steps in one launch, the GEMM path one GEMM and one gate pass per step.
   template <class T>
   void forward(Backend b, const T* params, const T* x, const uint8_t* reset, const T* inject, const T* h0, int steps,
                int batch, GruWorkspace<T>& ws) const;
@@ -53,6 +56,13 @@ class Gru {
   template <class T>
   void recur(Backend b, const T* params, const uint8_t* reset, const T* h0, int t0, int t1, GruWorkspace<T>& ws) const;
 
+  // The implementation recur() (and so forward()) takes on backend b for scalar T.
+  template <class T>
+  OpPath recur_path(Backend b) const;
+  // The fused kernel's launch for steps [t0, t1) of recur() over a reserved workspace (hidden 64 or 128).
+  FusedGruPlan fused_recur_plan(const float* params, const uint8_t* reset, const float* h0, int t0, int t1,
+                                GruWorkspace<float>& ws) const;
+
   // Given dh_out [T, N, H] = d loss / d h_t for the last forward: adds parameter gradients into `grads` and writes
   // dx [T, N, I], dinject [T, N, 3H] and dh0 [N, H] where not nullptr. truncate_every = k > 0 stops the gradient
   // between steps t-1 and t whenever t % k == 0; 0 is full backpropagation through time.
@@ -61,6 +71,8 @@ class Gru {
                 int truncate_every, T* dx, T* dinject, T* dh0, GruWorkspace<T>& ws) const;
 
  private:
+  template <class T>
+  void check_steps(const char* op, int t0, int t1, const GruWorkspace<T>& ws, Backend b) const;
   int input_ = 0, hidden_ = 0;
   size_t w_ih_ = 0, w_hh_ = 0, b_ih_ = 0, b_hh_ = 0;
 };
@@ -69,9 +81,12 @@ class Gru {
 
 bool fused_gru_supported(int hidden);
 
-// Same contract as Gru::forward on Backend::cuda: the input projection is one cuBLAS GEMM, then one kernel runs
-// all T steps, each block owning a slice of the streams with W_hh held in shared memory for the whole
-// sequence. Fills the same workspace, so Gru::backward applies unchanged.
+// Launches a plan of Gru::fused_recur_plan on the CUDA stream.
+void launch_fused_gru(const FusedGruPlan& plan);
+
+// Gru::forward on Backend::cuda forced onto the fused kernel (tests and benchmarks compare the two paths): the
+// input projection is one cuBLAS GEMM, then one kernel runs all T steps, each block owning a slice of the streams
+// with W_hh held in shared memory for the whole sequence. Fills the same workspace, so Gru::backward applies.
 void gru_forward_fused(const Gru& gru, const float* params, const float* x, const uint8_t* reset, const float* inject,
                        const float* h0, int steps, int batch, GruWorkspace<float>& ws);
 

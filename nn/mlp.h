@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/buffer.h"
+#include "kernels/fused_plans.h"
 #include "nn/activation.h"
 #include "nn/params.h"
 
@@ -46,6 +47,11 @@ struct MlpWorkspace {
   void reserve(Backend b, const MlpShape& s, int n);
 };
 
+// Which implementation an op's forward pass takes: the fused CUDA kernel (float, on CUDA, the shape fits, and
+// fused kernels enabled: kernels/backend.h), or the GEMM path (OpenBLAS / cuBLAS GEMMs and elementwise passes).
+enum class OpPath { gemm, fused };
+const char* op_path_name(OpPath p);
+
 // An MLP whose weights are views "<prefix>.w<l>" [out, in] and "<prefix>.b<l>" [out] of a ParamLayout.
 class Mlp {
  public:
@@ -57,9 +63,18 @@ class Mlp {
   size_t weight_offset(int l) const { return w_off_[l]; }
   size_t bias_offset(int l) const { return b_off_[l]; }
 
-  // Output is ws.act.back(): [B, out].
+  // Output is ws.act.back(): [B, out]. Checked (sizes, pointers) and dispatched by forward_path().
   template <class T>
   void forward(Backend b, const T* params, const T* x, int batch, MlpWorkspace<T>& ws) const;
+
+  // The implementation forward() and forward_rows() take on backend b for scalar T.
+  template <class T>
+  OpPath forward_path(Backend b) const;
+
+  // The fused kernel's launch for rows [row0, row0 + rows) over a workspace reserved for them (the shape must be
+  // fused_mlp_supported); forward() launches it on CUDA, the CPU emulation test runs it on the host.
+  FusedMlpPlan fused_forward_plan(const float* params, const float* x, int row0, int rows,
+                                  MlpWorkspace<float>& ws) const;
 
   // Rows [row0, row0 + rows) of a forward pass over a workspace already reserved (ws.reserve) for all of them: x is
   // the whole input [batch, in] and each layer writes its rows of ws.act. forward() is reserve + all rows; a
@@ -74,18 +89,26 @@ class Mlp {
                 bool accumulate) const;
 
  private:
+  template <class T>
+  void forward_rows_impl(Backend b, const T* params, const T* x, int row0, int rows, MlpWorkspace<T>& ws) const;
   MlpShape shape_;
   std::vector<size_t> w_off_, b_off_;
 };
 
 // ---- fully fused CUDA path (kernels/fused_mlp.cu): float only ----
 
-// True when the fused kernels handle this shape: every hidden width equal to W ∈ {32, 64, 128}, 1 to 4 layers,
-// input and output widths at most W.
+// True when the fused forward kernel handles this shape: 1 to 4 layers, every hidden width equal to W ∈ {32, 64,
+// 128} (one layer: W = the smallest that holds the output), the output at most W and the input at most 128.
 bool fused_mlp_supported(const MlpShape& s);
+// The fused backward kernel also needs the input at most W.
+bool fused_mlp_backward_supported(const MlpShape& s);
 
-// Same contract as Mlp::forward on Backend::cuda: one kernel runs all layers for a tile of 128 samples, keeping
-// the tile's activations in shared memory; every layer's output is still written to ws.act for the backward pass.
+// Launches a plan of Mlp::fused_forward_plan on the CUDA stream.
+void launch_fused_mlp_forward(const FusedMlpPlan& plan);
+
+// Mlp::forward on Backend::cuda forced onto the fused kernel (tests and benchmarks compare the two paths): one
+// kernel runs all layers for a tile of 128 samples, keeping the tile's activations in shared memory; every layer's
+// output is still written to ws.act for the backward pass.
 void mlp_forward_fused(const Mlp& mlp, const float* params, const float* x, int batch, MlpWorkspace<float>& ws);
 
 // Same contract as Mlp::backward on Backend::cuda: one kernel back-propagates a tile through all layers
