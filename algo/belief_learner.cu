@@ -7,6 +7,7 @@
 #include "algo/belief_learner.h"
 #include "kernels/nvtx.h"
 #include "kernels/parallel_for.cuh"
+#include "kernels/reduce.h"
 
 namespace dyn {
 
@@ -318,7 +319,7 @@ EvalStats GridBelief::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
       in(b_, n * D);
   Buffer<uint8_t> send(b_, n), send_prev(b_, n), trunc(b_, n), term(b_, n), start(b_, n), close(b_, n);
   Buffer<int32_t> sid(b_, n), act(b_, n), prev_a(b_, n);
-  Buffer<double> sums(b_, 3 * n), goal_hits(b_, 2);
+  Buffer<double> sums(b_, 3 * n), goal_hits(b_, 2), goal_hit(b_, n), goal_hit_sum(b_, 1);
   Buffer<float> dec_in(b_, 2 * n * bc_.shape.decoder_in());
   for (Buffer<float>* buf : {&ep, &h, &reward, &cond}) buf->zero();
   sums.zero();
@@ -359,12 +360,16 @@ EvalStats GridBelief::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
         }
       });
       model_.decoder.forward(b_, bparams_.value.data(), x, int(2 * n), dec_ws);
+      // hit[i] = the decoder ranks env i's rewarding goal first; their sum by a reduction, added to goal_hits
       const float* rhat = dec_ws.act.back().data();
-      double* hits = goal_hits.data();
+      double* hit = goal_hit.data();
+      parallel_for(b_, n, [=] DYN_LAMBDA(int64_t i) {
+        hit[i] = (rhat[2 * i + 1] > rhat[2 * i]) == (s[i].goal == 1) ? 1.0 : 0.0;
+      });
+      reduce_sum(b_, goal_hit.data(), size_t(n), goal_hit_sum.data());
+      double *hits = goal_hits.data(), *sum = goal_hit_sum.data();
       parallel_for(b_, 1, [=] DYN_LAMBDA(int64_t) {
-        double c = 0;
-        for (int64_t i = 0; i < n; ++i) c += (rhat[2 * i + 1] > rhat[2 * i]) == (s[i].goal == 1) ? 1.0 : 0.0;
-        hits[0] += c;
+        hits[0] += sum[0];
         hits[1] += double(n);
       });
     }

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +13,7 @@
 #include "algo/running_norm.h"
 #include "kernels/buffer.h"
 #include "kernels/graph.h"
+#include "kernels/shuffle.h"
 #include "kernels/step_ref.h"
 #include "nn/adam.h"
 #include "nn/mlp.h"
@@ -56,9 +56,13 @@ struct IterationStats {
   }
 };
 
-// Every epoch's shuffle of [0, n), drawn on the host with `rng` and uploaded as perm [epochs, n] before an
-// update's (captured) minibatch loop.
-void upload_shuffles(std::mt19937_64& rng, int epochs, int64_t n, Buffer<int32_t>& perm);
+// Throws std::invalid_argument when a rollout of T steps × N envs has more samples than the int32 sample indices
+// (and int GEMM row counts) hold: T · N must be below 2³¹.
+void check_rollout_size(int steps, int64_t envs);
+
+// Every epoch's shuffle of [0, sampler.size()) into perm [epochs, n] on the backend, then the draw counter *draws
+// (backend memory) advanced by `epochs` — capturable as the first part of an update's graph.
+void draw_shuffles(Backend b, PermutationSampler& sampler, uint32_t seed, int epochs, uint32_t* draws, int32_t* perm);
 
 // An update's loss statistics: the means over `updates` minibatches of the sums in term_acc [5] (one read).
 void read_update_stats(const Buffer<double>& term_acc, int updates, double grad_norm, IterationStats& st);

@@ -1,7 +1,7 @@
 // PpoCore: rollout storage, reward scaling, GAE and the minibatch update of a feed-forward PPO policy.
-#include <algorithm>
 #include <cmath>
-#include <numeric>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "algo/ppo_common.h"
@@ -24,7 +24,7 @@ ParamLayout& build(ParamLayout& layout, Mlp& actor, Mlp& critic, int in, int act
 }  // namespace
 
 PpoCore::PpoCore(Backend b, int in_dim, int actions, int64_t n_envs, const PpoConfig& cfg, uint32_t seed)
-    : b_(b),
+    : b_((check_rollout_size(cfg.rollout_steps, n_envs), b)),
       in_(in_dim),
       actions_(actions),
       n_(n_envs),
@@ -32,8 +32,10 @@ PpoCore::PpoCore(Backend b, int in_dim, int actions, int64_t n_envs, const PpoCo
       params_(b, build(layout_, actor_, critic_, in_dim, actions, cfg.hidden), seed),
       adam_(b, layout_.total(), cfg.adam),
       ret_norm_(b, 1),
-      shuffle_rng_(seed),
+      seed_(seed),
+      shuffler_(b, int64_t(cfg.rollout_steps) * n_envs),
       graphs_(b, cfg.cuda_graphs),
+      draws_(b, 1),
       disc_ret_(b, n_envs),
       ep_ret_(b, n_envs),
       episode_sums_(b, 2 * n_envs) {
@@ -59,6 +61,7 @@ PpoCore::PpoCore(Backend b, int in_dim, int actions, int64_t n_envs, const PpoCo
   disc_ret_.zero();
   ep_ret_.zero();
   final_val_buf_.zero();
+  draws_.zero();
 }
 
 void PpoCore::act(HeadWorkspaces& ws, const float* in, int64_t n, bool deterministic, uint32_t seed, StepRef step,
@@ -103,8 +106,10 @@ void PpoCore::advantages() {
 
 void PpoCore::update(IterationStats& st) {
   DYN_NVTX_RANGE("ppo_update");
-  upload_shuffles(shuffle_rng_, cfg_.epochs, int64_t(cfg_.rollout_steps) * n_, perm_);  // over samples
-  graphs_.run(kGraphUpdate, [&] { update_minibatches(); });
+  graphs_.run(kGraphUpdate, [&] {
+    draw_shuffles(b_, shuffler_, seed_, cfg_.epochs, draws_.data(), perm_.data());  // over samples
+    update_minibatches();
+  });
   read_update_stats(term_acc_, cfg_.epochs * cfg_.minibatches, adam_.last_grad_norm(), st);
 }
 
@@ -154,14 +159,16 @@ void PpoCore::update_minibatches() {
   }
 }
 
-void upload_shuffles(std::mt19937_64& rng, int epochs, int64_t n, Buffer<int32_t>& perm) {
-  std::vector<int32_t> p(n), all;
-  std::iota(p.begin(), p.end(), 0);
-  for (int epoch = 0; epoch < epochs; ++epoch) {
-    std::shuffle(p.begin(), p.end(), rng);
-    all.insert(all.end(), p.begin(), p.end());
-  }
-  perm.from_host(all);
+void check_rollout_size(int steps, int64_t envs) {
+  if (steps < 1 || envs < 1 || int64_t(steps) * envs > int64_t(INT32_MAX))
+    throw std::invalid_argument("rollout of " + std::to_string(steps) + " steps x " + std::to_string(envs) +
+                                " envs: allowed 1 <= steps * envs <= 2147483647 (samples are indexed by int32)");
+}
+
+void draw_shuffles(Backend b, PermutationSampler& sampler, uint32_t seed, int epochs, uint32_t* draws, int32_t* perm) {
+  for (int epoch = 0; epoch < epochs; ++epoch)
+    sampler.draw(seed, StepRef(draws, uint32_t(epoch)), perm + int64_t(epoch) * sampler.size());
+  parallel_for(b, 1, [=] DYN_LAMBDA(int64_t) { *draws += uint32_t(epochs); });
 }
 
 void read_update_stats(const Buffer<double>& term_acc, int updates, double grad_norm, IterationStats& st) {

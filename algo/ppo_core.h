@@ -7,9 +7,9 @@
 #pragma once
 
 #include <cstdint>
-#include <random>
 
 #include "algo/ppo_config.h"
+#include "kernels/shuffle.h"
 
 namespace dyn {
 
@@ -59,8 +59,10 @@ class PpoCore {
   Adam<float> adam_;
   RunningNorm ret_norm_;
   HeadWorkspaces upd_ws_;
-  std::mt19937_64 shuffle_rng_;
+  uint32_t seed_;
+  PermutationSampler shuffler_;  // over the T·N samples
   StageGraphs graphs_;
+  Buffer<uint32_t> draws_;           // [1] permutations drawn so far (the shuffles' Philox draw number)
   Buffer<float> disc_ret_, ep_ret_;  // [N] discounted return for the reward scale; raw return of the episode
   Buffer<double> episode_sums_;      // [N, 2]: return sum, count
   Buffer<float> in_buf_;             // [T, N, in]
@@ -68,7 +70,7 @@ class PpoCore {
   Buffer<float> logp_buf_, final_val_buf_, rew_buf_, disc_buf_, adv_buf_, ret_buf_;  // [T, N]
   Buffer<float> val_buf_;                                                            // [T + 1, N]
   Buffer<uint8_t> trunc_buf_, term_buf_;                                             // [T, N]
-  Buffer<int32_t> perm_;  // [epochs, T · N] this update's shuffles
+  Buffer<int32_t> perm_;  // [epochs, T · N] this update's shuffles, drawn on the backend
   Buffer<float> mb_in_, mb_old_logp_, mb_adv_, mb_ret_, mb_old_v_;
   Buffer<int32_t> mb_act_;
   Buffer<float> mb_logp_, mb_ent_, mb_glogp_, mb_gent_, mb_dlogits_, mb_dv_;

@@ -26,7 +26,7 @@ ParamLayout& build(ParamLayout& layout, Mlp& embed, Gru& gru, Mlp& actor, Mlp& c
 }  // namespace
 
 GridRl2::GridRl2(Backend b, const GridParams& env, int64_t n_envs, const PpoConfig& cfg, Rl2Shape shape)
-    : b_(b),
+    : b_((check_rollout_size(cfg.rollout_steps, n_envs), b)),
       env_(env),
       n_(n_envs),
       cfg_(cfg),
@@ -35,9 +35,10 @@ GridRl2::GridRl2(Backend b, const GridParams& env, int64_t n_envs, const PpoConf
       adam_(b, layout_.total(), cfg.adam),
       obs_norm_(b, kGridObsDim),
       ret_norm_(b, 1),
-      shuffle_rng_(env.seed),
+      shuffler_(b, n_envs),
       graphs_(b, cfg.cuda_graphs),
-      step_dev_(b, 1) {
+      step_dev_(b, 1),
+      draws_(b, 1) {
   const int64_t T = cfg.rollout_steps, N = n_, TN = T * N, H = shape.hidden;
   const int64_t Nm = N / cfg.minibatches, M = T * Nm;
   state_ = Buffer<GridState>(b, N);
@@ -82,6 +83,7 @@ GridRl2::GridRl2(Backend b, const GridParams& env, int64_t n_envs, const PpoConf
   for (Buffer<float>* buf : {&h_, &prev_r_, &disc_ret_, &ep_ret_, &final_val_buf_}) buf->zero();
   prev_a_.zero();
   step_dev_.zero();
+  draws_.zero();
   const uint8_t one = 1;
   std::vector<uint8_t> starts(N, one);
   start_.from_host(starts);
@@ -197,8 +199,10 @@ void GridRl2::advantages() {
 
 void GridRl2::update(IterationStats& st) {
   DYN_NVTX_RANGE("rl2_update");
-  upload_shuffles(shuffle_rng_, cfg_.epochs, n_, env_perm_);  // over whole env sequences
-  graphs_.run(kGraphUpdate, [&] { update_minibatches(); });
+  graphs_.run(kGraphUpdate, [&] {
+    draw_shuffles(b_, shuffler_, env_.seed, cfg_.epochs, draws_.data(), env_perm_.data());  // over env sequences
+    update_minibatches();
+  });
   read_update_stats(term_acc_, cfg_.epochs * cfg_.minibatches, adam_.last_grad_norm(), st);
 }
 

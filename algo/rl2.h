@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <random>
 
 #include "algo/ppo.h"
 #include "kernels/graph.h"
@@ -40,7 +39,7 @@ class GridRl2 {
   void advantages();
   void update(IterationStats& st);
   void collect_steps();       // the T env steps of a collect (captured)
-  void update_minibatches();  // epochs × minibatches over the uploaded permutations (captured)
+  void update_minibatches();  // epochs × minibatches over the drawn permutations (captured)
   // One recurrent step for n envs: builds x = [norm(obs), one-hot prev_a, prev_r] into x_out [n, 12], advances
   // h [n, H] (zeroed first where start[i]) into h_out (which may be h), and leaves the actor's logits and the
   // critic's values in ws.
@@ -62,11 +61,12 @@ class GridRl2 {
   Rl2StepWorkspaces roll_ws_, boot_ws_;                  // rollout steps; bootstrap-value steps
   MlpWorkspace<float> embed_ws_, actor_ws_, critic_ws_;  // update
   GruWorkspace<float> gru_ws_;                           // update (T steps)
-  std::mt19937_64 shuffle_rng_;
-  uint32_t step_ = 0;  // host mirror of step_dev_
+  PermutationSampler shuffler_;                          // over the N envs
+  uint32_t step_ = 0;                                    // host mirror of step_dev_
   int64_t frames_ = 0;
   StageGraphs graphs_;
   Buffer<uint32_t> step_dev_;  // [1] the global step at the start of the next collect
+  Buffer<uint32_t> draws_;     // [1] permutations drawn so far
 
   // env and recurrent state
   Buffer<GridState> state_;          // [N]

@@ -1,12 +1,42 @@
-// Running normaliser: one parallel_for item per feature for the merge, one per element for the transform.
+// Running normaliser: a parallel reduction for a batch's moments, one parallel_for item per feature for the merge,
+// one per element for the transform.
 #include <cmath>
 
 #include "algo/running_norm.h"
+#include "kernels/moments.h"
 #include "kernels/parallel_for.cuh"
 
 namespace dyn {
 
-RunningNorm::RunningNorm(Backend b, int dim) : b_(b), dim_(dim), stats_(b, size_t(2 * dim + 1)) {
+namespace {
+
+// Feature k: the chunks' sums in chunk order, then the merge (every feature reads the old count; it is advanced
+// after, by CountRows).
+struct MergeChunks {
+  double* stats;  // [2·dim + 1]
+  const double* partial;
+  int dim, chunks;
+  int64_t rows;
+  DYN_HD void operator()(int64_t k) const {
+    double s1 = 0, s2 = 0;
+    for (int c = 0; c < chunks; ++c) {
+      s1 += partial[(int64_t(c) * dim + k) * 2];
+      s2 += partial[(int64_t(c) * dim + k) * 2 + 1];
+    }
+    merge_batch_moments(stats[k], stats[dim + k], stats[2 * dim], double(rows), s1, s2);
+  }
+};
+
+struct CountRows {
+  double* count;
+  int64_t rows;
+  DYN_HD void operator()(int64_t) const { *count += double(rows); }
+};
+
+}  // namespace
+
+RunningNorm::RunningNorm(Backend b, int dim)
+    : b_(b), dim_(dim), stats_(b, size_t(2 * dim + 1)), partial_(b, size_t(kMaxMomentChunks) * dim * 2) {
   std::vector<double> init(size_t(2 * dim + 1), 0.0);
   for (int k = 0; k < dim; ++k) init[dim + k] = 1.0;
   init[2 * dim] = 1e-4;  // a tiny prior count, as baselines' RunningMeanStd
@@ -14,23 +44,11 @@ RunningNorm::RunningNorm(Backend b, int dim) : b_(b), dim_(dim), stats_(b, size_
 }
 
 void RunningNorm::update(const float* x, int64_t rows) {
+  if (rows <= 0) return;
   double* s = stats_.data();
-  const int d = dim_;
-  // every feature reads the shared count before any writes it: compute the new count once, last
-  parallel_for(b_, d, [=] DYN_LAMBDA(int64_t k) {
-    double mean = 0, m2 = 0;
-    for (int64_t r = 0; r < rows; ++r) {  // Welford within the batch
-      const double v = x[r * d + k], delta = v - mean;
-      mean += delta / double(r + 1);
-      m2 += delta * (v - mean);
-    }
-    const double var = rows > 0 ? m2 / double(rows) : 0.0;
-    const double n_a = s[2 * d], n_b = double(rows), n = n_a + n_b;
-    const double delta = mean - s[k];
-    s[k] += delta * n_b / n;
-    s[d + k] = (s[d + k] * n_a + var * n_b + delta * delta * n_a * n_b / n) / n;
-  });
-  parallel_for(b_, 1, [=] DYN_LAMBDA(int64_t) { s[2 * d] += double(rows); });
+  column_moments(b_, x, rows, dim_, s, partial_.data());  // about the running mean s[0, dim)
+  parallel_for(b_, dim_, MergeChunks{s, partial_.data(), dim_, moment_chunks(rows), rows});
+  parallel_for(b_, 1, CountRows{s + 2 * dim_, rows});
 }
 
 void RunningNorm::normalize(const float* x, float* y, int64_t rows, float clip) const {

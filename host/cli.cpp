@@ -147,6 +147,7 @@ int run_cli(int argc, char** argv) {
       return kExitBadInput;
     }
     if (!notice.empty()) std::cerr << "notice: " << notice << "\n";
+    set_fused_kernels(cfg.get_bool("run.fused_kernels"));
 
     const std::string device = backend == Backend::cuda ? "cuda: " + cuda_device_description()
                                                         : "cpu (" + std::to_string(omp_get_max_threads()) + " threads)";

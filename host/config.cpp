@@ -68,6 +68,12 @@ const std::vector<KeySpec>& config_schema() {
        {"none", "ppo", "rl2", "dynamite", "varibad"},
        "learner to train; none rolls out run.policy"},
       {"run.out_dir", KeyKind::string, 0, 0, {}, "where training run directories are created"},
+      {"run.fused_kernels",
+       KeyKind::boolean,
+       0,
+       0,
+       {},
+       "CUDA: fused MLP / GRU kernels where the shape fits (false: the GEMM path everywhere)"},
       // train: PPO (SPEC §4)
       {"train.frames", KeyKind::integer, 1, 1e12, {}, "env steps to train for, all envs together"},
       {"train.rollout_steps", KeyKind::integer, 1, 65535, {}, "steps per env per iteration"},
@@ -374,6 +380,22 @@ void Config::validate() const {
       throw ConfigError(
           "invalid value " + show(be.value) + " for belief.batch_episodes (from " + be.source +
           "); allowed: at most belief.replay_episodes = " + std::to_string(get_int("belief.replay_episodes")));
+  }
+  if (algo != "none") {  // int32 sample indices and GEMM row counts (PPO's shuffles, the GRU over T × N)
+    const int64_t T = get_int("train.rollout_steps"), N = get_int("run.envs");
+    if (T * N > int64_t(INT32_MAX))
+      throw ConfigError("train.rollout_steps * run.envs = " + std::to_string(T) + " * " + std::to_string(N) + " = " +
+                        std::to_string(T * N) + " (from " + entry("train.rollout_steps").source + " and " +
+                        entry("run.envs").source +
+                        "); allowed: at most 2147483647 (a rollout's samples are indexed "
+                        "by int32)");
+  }
+  if (algo == "dynamite" || algo == "varibad") {  // the belief batch's encoder rows (H + 1) × B, an int GEMM size
+    const int64_t H = get_int("env.horizon"), B = get_int("belief.batch_episodes");
+    if ((H + 1) * B > int64_t(INT32_MAX))
+      throw ConfigError("(env.horizon + 1) * belief.batch_episodes = " + std::to_string((H + 1) * B) + " (from " +
+                        entry("env.horizon").source + " and " + entry("belief.batch_episodes").source +
+                        "); allowed: at most 2147483647 (the encoder's rows are indexed by int32)");
   }
   const Entry& e = entry("run.episodes");
   if (get_int("run.episodes") * get_int("env.horizon") > int64_t(UINT32_MAX))

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/buffer.h"
 #include "kernels/check.h"
 
 namespace dyn {
@@ -21,12 +22,26 @@ void cublas_check(cublasStatus_t s, const char* what, const char* file, int line
 }
 #define DYN_CUBLAS_CHECK(call) cublas_check((call), #call, __FILE__, __LINE__)
 
-// One handle per host thread, created on first use.
+// cuBLAS' workspace for one handle: the size NVIDIA's cublasSetWorkspace documentation recommends, 32 MiB on
+// Hopper and later, 4 MiB before.
+size_t cublas_workspace_bytes() {
+  int device = 0, major = 0;
+  DYN_CUDA_CHECK(cudaGetDevice(&device));
+  DYN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  return (major >= 9 ? size_t(32) : size_t(4)) << 20;
+}
+
+// One handle per host thread, created on first use, on our stream, with a fixed workspace of its own: without one,
+// cuBLAS allocates workspace as it goes, and a graph capture must not allocate (each capture would also keep a new
+// workspace alive). The handle and its workspace live as long as the thread.
 cublasHandle_t cublas_handle() {
+  thread_local Buffer<uint8_t> workspace;
   thread_local cublasHandle_t handle = [] {
     cublasHandle_t h = nullptr;
     DYN_CUBLAS_CHECK(cublasCreate(&h));
     DYN_CUBLAS_CHECK(cublasSetStream(h, cuda_stream()));
+    workspace = Buffer<uint8_t>(Backend::cuda, cublas_workspace_bytes());
+    DYN_CUBLAS_CHECK(cublasSetWorkspace(h, workspace.data(), workspace.bytes()));
     return h;
   }();
   return handle;

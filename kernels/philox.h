@@ -23,6 +23,7 @@ enum RngStream : uint32_t {
   kStreamPolicy = 5,         // scripted / sampled actions
   kStreamInit = 6,           // parameter initialisation
   kStreamBelief = 7,         // reparameterised belief samples in the belief loss
+  kStreamShuffle = 8,        // sort keys of minibatch shuffles (kernels/shuffle.h)
 };
 
 struct Philox4 {

@@ -240,3 +240,19 @@ TEST_F(Cli, BeliefRolloutMustHoldWholeEpisodes) {
   expect_bad_input("--env gridworld --algo varibad --set train.rollout_steps=25",
                    {"train.rollout_steps", "a divisor or a multiple of env.horizon = 60"});
 }
+
+TEST_F(Cli, RolloutTooLargeForInt32Indices) {  // refused before anything is allocated
+  expect_bad_input("--env gridworld --algo ppo --envs 67108864 --set train.rollout_steps=60",
+                   {"train.rollout_steps * run.envs", "4026531840", "at most 2147483647", "int32"});
+}
+
+TEST_F(Cli, BeliefBatchTooLargeForInt32Rows) {
+  expect_bad_input(
+      "--env gridworld --algo dynamite --set env.horizon=60000 --set train.rollout_steps=60000 --set "
+      "belief.batch_episodes=100000 --set belief.replay_episodes=100000",
+      {"(env.horizon + 1) * belief.batch_episodes", "6000100000", "at most 2147483647"});
+}
+
+TEST_F(Cli, FusedKernelsKeyIsABoolean) {
+  expect_bad_input("--env gridworld --set run.fused_kernels=maybe", {"run.fused_kernels", "maybe"});
+}
