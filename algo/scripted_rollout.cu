@@ -115,14 +115,15 @@ RolloutSummary run_scripted_rollout(Backend b, const PhysicsEnvParams& p, Script
   Buffer<float> reward(b, n);                                            // [N]
   Buffer<uint8_t> session_end(b, n), truncated(b, n), terminated(b, n);  // [N]
   Buffer<int32_t> session_id(b, n);                                      // [N]
-  physics_env_reset(b, p, state.data(), obs.data(), n, 0);
+  const PhysicsEnvBatch envs(b, p);
+  envs.reset(state.data(), obs.data(), n, 0);
   const PhysicsBatchOut out{obs.data(),        reward.data(), session_end.data(), truncated.data(), terminated.data(),
                             session_id.data(), nullptr};
   const bool oracle = policy == ScriptedPolicy::oracle;
   return rollout_loop(b, n, episodes_per_env * p.session.horizon, reward.data(), truncated.data(), session_id.data(),
                       [&](uint32_t step) {
-                        physics_env_policy(b, oracle, p, state.data(), actions.data(), n, step);
-                        physics_env_step(b, p, state.data(), actions.data(), out, n, step);
+                        envs.policy(oracle, state.data(), actions.data(), n, step);
+                        envs.step(state.data(), actions.data(), out, n, step);
                       });
 }
 

@@ -248,16 +248,16 @@ void BM_PhysicsStep(benchmark::State& st, Backend b) {
   Buffer<float> obs(b, n * od), reward(b, n), actions(b, kActionSets * n * ad);  // [N, obs], [N], [8, N, A]
   Buffer<uint8_t> send(b, n), trunc(b, n), term(b, n);                           // [N]
   Buffer<int32_t> sid(b, n);                                                     // [N]
-  physics_env_reset(b, p, state.data(), obs.data(), n, 0);
-  for (int k = 0; k < kActionSets; ++k)
-    physics_env_policy(b, false, p, state.data(), actions.data() + k * n * ad, n, uint32_t(k));
+  const PhysicsEnvBatch envs(b, p);
+  envs.reset(state.data(), obs.data(), n, 0);
+  for (int k = 0; k < kActionSets; ++k) envs.policy(false, state.data(), actions.data() + k * n * ad, n, uint32_t(k));
   const PhysicsBatchOut out{obs.data(), reward.data(), send.data(), trunc.data(), term.data(), sid.data(), nullptr};
   uint32_t step = 0;
-  physics_env_step(b, p, state.data(), actions.data(), out, n, step++);  // warm-up
+  envs.step(state.data(), actions.data(), out, n, step++);  // warm-up
   const int steps_per_iter = b == Backend::cuda ? 10 : 1;
   timed_loop(st, b, [&] {
     for (int k = 0; k < steps_per_iter; ++k, ++step)
-      physics_env_step(b, p, state.data(), actions.data() + (step % kActionSets) * n * ad, out, n, step);
+      envs.step(state.data(), actions.data() + (step % kActionSets) * n * ad, out, n, step);
   });
   const double steps = double(st.iterations()) * steps_per_iter * double(n);
   st.counters["env_steps/s"] = benchmark::Counter(steps, benchmark::Counter::kIsRate);

@@ -37,6 +37,27 @@ void parallel_for(Backend backend, int64_t n, F f, int64_t min_cpu_items = kPara
   }
 }
 
+// parallel_for for heavy items that keep large per-thread arrays (a physics env step): on CUDA the block size is the
+// one that maximises this kernel's occupancy given its registers (cudaOccupancyMaxPotentialBlockSize, asked once per
+// functor type, at its first launch, which is never inside a graph capture: StageGraphs runs a stage eagerly first).
+template <class F>
+void parallel_for_heavy(Backend backend, int64_t n, F f, int64_t min_cpu_items) {
+  if (n <= 0) return;
+  if (backend != Backend::cuda) {
+    parallel_for(backend, n, f, min_cpu_items);
+    return;
+  }
+  static const int block = [] {
+    int min_grid = 0, best = 0;
+    DYN_CUDA_CHECK(cudaOccupancyMaxPotentialBlockSize(&min_grid, &best, parallel_for_kernel<F>, 0, 0));
+    return best > 0 ? best : kParallelForBlock;
+  }();
+  const int64_t blocks = (n + block - 1) / block;
+  const unsigned grid = unsigned(blocks < (int64_t(1) << 20) ? blocks : (int64_t(1) << 20));
+  parallel_for_kernel<<<grid, block, 0, cuda_stream()>>>(n, f);
+  DYN_CUDA_CHECK(cudaGetLastError());
+}
+
 // f(r, c) for every element of a [rows, cols] grid: one CUDA thread per element, or on the CPU whole rows per
 // thread with a contiguous inner loop — no integer division per element, which profiling showed costing more than
 // the arithmetic in the bias and GRU-gate passes.

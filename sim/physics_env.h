@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "kernels/backend.h"
+#include "kernels/buffer.h"
 #include "kernels/hd.h"
 #include "kernels/philox.h"
 #include "kernels/step_ref.h"
@@ -28,14 +29,36 @@ constexpr int kLatentPhases = 32;  // latent_phase = "random": i offset by U{0..
 DYN_HD int physics_obs_dim(PhysicsTask t) { return t == PhysicsTask::reacher ? kReacherObsDim : kCheetahObsDim; }
 DYN_HD int physics_action_dim(PhysicsTask t) { return t == PhysicsTask::reacher ? kReacherActions : kCheetahActions; }
 
-struct PhysicsEnvParams {
+// The task's rules: everything an env step needs but the model. Small, so kernels take it by value.
+struct PhysicsTaskParams {
   PhysicsTask task = PhysicsTask::cheetah_vel;
   SessionParams session{400, 4, SessionModel::poisson, 0.0f, false};  // H 400, K 4, the body keeps its state
   bool random_phase = false;                                          // latent_phase = "random"
   bool wind_drift = false;  // wind_mode = "drift": f_w·1e-3 m added to rootx after each substep
   float dir_stay_prob = 0.2f;
   uint32_t seed = 0;
-  PlanarModel<float> model;  // the task's planar model (HalfCheetah or Reacher)
+};
+
+// A task with its planar model (HalfCheetah or Reacher), on the host. The per-env functions below take the rules
+// and the model apart; PhysicsEnvBatch keeps the model in backend memory.
+struct PhysicsEnvParams : PhysicsTaskParams {
+  PlanarModel<float> model;
+};
+
+// How an env's body is stepped: array capacities D (planar_model.h) and the integrator, the model's at run time
+// (kIntegrator = -1: host code and tests) or one fixed at compile time (the batched kernels, so a kernel holds one
+// copy of the solver's arrays, sized to the task's model).
+template <class D = PlanarMaxDims, int kIntegrator = -1>
+struct PhysicsEngine {
+  using Dims = D;
+  DYN_HD static void step(const PlanarModel<float>& m, PlanarState<float>& s, const PlanarControl<float>& c) {
+    if constexpr (kIntegrator == int(Integrator::euler))
+      planar_euler_step<float, D>(m, s, c);
+    else if constexpr (kIntegrator == int(Integrator::rk4))
+      planar_rk4_step<float, D>(m, s, c);
+    else
+      planar_physics_step<float, D>(m, s, c);
+  }
 };
 
 struct PhysicsEnvState {
@@ -70,21 +93,24 @@ DYN_HD V2<float> reacher_goal(const PhysicsEnvState& s) {
 }
 
 // Fingertip position and velocity in the (x, y) plane: the welded fingertip body's origin.
+template <class D = PlanarMaxDims>
 DYN_HD void reacher_fingertip(const PlanarModel<float>& m, const PlanarState<float>& b, V2<float>& pos,
                               V2<float>& vel) {
-  PlanarKinematics<float> k;
+  PlanarKinematics<float, D> k;
   planar_kinematics(m, b.q, b.qd, static_cast<const float*>(nullptr), k);
   const int tip = m.nbody - 1;
   pos = k.origin[tip];
   vel = k.origin_vel[tip];
 }
 
-DYN_HD void physics_observe(const PhysicsEnvParams& p, const PhysicsEnvState& s, float* obs) {
+template <class E = PhysicsEngine<>>
+DYN_HD void physics_observe(const PhysicsTaskParams& p, const PlanarModel<float>& m, const PhysicsEnvState& s,
+                            float* obs) {
   const PlanarState<float>& b = s.body;
   if (p.task == PhysicsTask::reacher) {
     // cos q (2), sin q (2), q̇ (2), fingertip xy (2), fingertip velocity xy (2); the goal is latent
     V2<float> tip, tip_vel;
-    reacher_fingertip(p.model, b, tip, tip_vel);
+    reacher_fingertip<typename E::Dims>(m, b, tip, tip_vel);
     obs[0] = cosf(b.q[0]);
     obs[1] = cosf(b.q[1]);
     obs[2] = sinf(b.q[0]);
@@ -102,10 +128,11 @@ DYN_HD void physics_observe(const PhysicsEnvParams& p, const PhysicsEnvState& s,
 }
 
 // New episode starting at global step `episode_step`: the body's reset noise and the episode's latent draws.
-DYN_HD void physics_reset(const PhysicsEnvParams& p, PhysicsEnvState& s, uint32_t env, uint32_t episode_step) {
+DYN_HD void physics_reset(const PhysicsTaskParams& p, const PlanarModel<float>& m, PhysicsEnvState& s, uint32_t env,
+                          uint32_t episode_step) {
   Philox rng(p.seed, kStreamEpisodeReset, env, episode_step);
   PlanarState<float>& b = s.body;
-  const int n = p.model.ndof;
+  const int n = m.ndof;
   if (p.task == PhysicsTask::reacher) {
     // Gymnasium: q ~ U(−0.1, 0.1), q̇ ~ U(−0.005, 0.005); α ~ U(0, 2π), r ~ U(0.1, 0.2) for the episode
     for (int j = 0; j < n; ++j) b.q[j] = 0.2f * rng.uniform() - 0.1f;
@@ -123,9 +150,9 @@ DYN_HD void physics_reset(const PhysicsEnvParams& p, PhysicsEnvState& s, uint32_
 }
 
 // One env step of one env at global step `step` with actions a [action_dim] (clipped to [−1, 1]).
-DYN_HD void physics_step(const PhysicsEnvParams& p, PhysicsEnvState& s, const float* action, uint32_t env,
-                         uint32_t step, const PhysicsOut& out) {
-  const PlanarModel<float>& m = p.model;
+template <class E = PhysicsEngine<>>
+DYN_HD void physics_step(const PhysicsTaskParams& p, const PlanarModel<float>& m, PhysicsEnvState& s,
+                         const float* action, uint32_t env, uint32_t step, const PhysicsOut& out) {
   const int na = physics_action_dim(p.task);
   float a[kPhysicsMaxActions], a_sq = 0;
   for (int k = 0; k < na; ++k) {
@@ -144,13 +171,13 @@ DYN_HD void physics_step(const PhysicsEnvParams& p, PhysicsEnvState& s, const fl
   }
   const float x_before = s.body.q[0];
   for (int k = 0; k < m.substeps; ++k) {
-    planar_physics_step(m, s.body, c);
+    E::step(m, s.body, c);
     if (wind && p.wind_drift) s.body.q[0] += f_w * 1e-3f;
   }
   float r;
   if (p.task == PhysicsTask::reacher) {
     V2<float> tip, tip_vel;
-    reacher_fingertip(m, s.body, tip, tip_vel);
+    reacher_fingertip<typename E::Dims>(m, s.body, tip, tip_vel);
     const V2<float> g = reacher_goal(s);
     r = -sqrtf((tip.u - g.u) * (tip.u - g.u) + (tip.v - g.v) * (tip.v - g.v)) - 0.05f * sqrtf(a_sq);
   } else {
@@ -161,14 +188,14 @@ DYN_HD void physics_step(const PhysicsEnvParams& p, PhysicsEnvState& s, const fl
       r = -fabsf(v - cheetah_target_velocity(i)) - 0.05f * a_sq;
   }
   const SessionTick tick = session_advance(p.session, s.ss, p.seed, env, step);
-  if (out.final_obs) physics_observe(p, s, out.final_obs);
+  if (out.final_obs) physics_observe<E>(p, m, s, out.final_obs);
   if (tick.truncated) {
-    physics_reset(p, s, env, step + 1);
+    physics_reset(p, m, s, env, step + 1);
   } else if (tick.session_end && p.task == PhysicsTask::cheetah_dir) {
     const float u = Philox(p.seed, kStreamLatent, env, step).uniform();
     s.dir = two_state_transition(s.dir > 0 ? 1 : 0, p.dir_stay_prob, u) == 1 ? int8_t(1) : int8_t(-1);
   }
-  physics_observe(p, s, out.obs);
+  physics_observe<E>(p, m, s, out.obs);
   *out.reward = r;
   *out.session_end = tick.session_end;
   *out.truncated = tick.truncated;
@@ -196,7 +223,7 @@ DYN_HD void reacher_oracle_action(const PhysicsEnvState& s, float* action) {
   action[1] = kp * e1 - kd * s.body.qd[1];
 }
 
-DYN_HD void physics_random_action(const PhysicsEnvParams& p, uint32_t env, uint32_t step, float* action) {
+DYN_HD void physics_random_action(const PhysicsTaskParams& p, uint32_t env, uint32_t step, float* action) {
   Philox rng(p.seed, kStreamPolicy, env, step);
   for (int k = 0; k < physics_action_dim(p.task); ++k) action[k] = 2.0f * rng.uniform() - 1.0f;
 }
@@ -216,13 +243,25 @@ struct PhysicsBatchOut {
 // The params of a task with its model (float).
 PhysicsEnvParams physics_env_params(PhysicsTask task);
 
-void physics_env_reset(Backend b, const PhysicsEnvParams& p, PhysicsEnvState* state, float* obs, int64_t n,
-                       uint32_t episode_step);
-// Steps all N envs at global step `step` with actions [N, action_dim].
-void physics_env_step(Backend b, const PhysicsEnvParams& p, PhysicsEnvState* state, const float* actions,
-                      const PhysicsBatchOut& out, int64_t n, StepRef step);
-// Scripted actions [N, action_dim] for global step `step` (oracle: the Reacher only).
-void physics_env_policy(Backend b, bool oracle, const PhysicsEnvParams& p, const PhysicsEnvState* state, float* actions,
-                        int64_t n, uint32_t step);
+// N environments of one task on a backend: the rules by value, the model in backend memory (uploaded once; every
+// env reads it there rather than copying it), and step kernels instantiated for the task's own array capacities and
+// its model's integrator. Throws at construction when the model does not fit its task's capacities.
+class PhysicsEnvBatch {
+ public:
+  PhysicsEnvBatch(Backend b, const PhysicsEnvParams& p);
+  const PhysicsEnvParams& params() const { return p_; }
+  Backend backend() const { return b_; }
+
+  void reset(PhysicsEnvState* state, float* obs, int64_t n, uint32_t episode_step) const;
+  // Steps all N envs at global step `step` with actions [N, action_dim].
+  void step(PhysicsEnvState* state, const float* actions, const PhysicsBatchOut& out, int64_t n, StepRef step) const;
+  // Scripted actions [N, action_dim] for global step `step` (oracle: the Reacher only).
+  void policy(bool oracle, const PhysicsEnvState* state, float* actions, int64_t n, uint32_t step) const;
+
+ private:
+  Backend b_;
+  PhysicsEnvParams p_;
+  Buffer<PlanarModel<float>> model_;  // [1] on the backend
+};
 
 }  // namespace dyn

@@ -26,12 +26,12 @@ struct OneEnv {
     p.seed = seed;
     obs.resize(size_t(physics_obs_dim(task)));
     final_obs = obs;
-    physics_reset(p, s, 0, 0);
-    physics_observe(p, s, obs.data());
+    physics_reset(p, p.model, s, 0, 0);
+    physics_observe(p, p.model, s, obs.data());
   }
   void step(const std::vector<float>& a) {
     const PhysicsOut o{obs.data(), &reward, &session_end, &truncated, &terminated, &session_id, final_obs.data()};
-    physics_step(p, s, a.data(), 0, step_index++, o);
+    physics_step(p, p.model, s, a.data(), 0, step_index++, o);
   }
 };
 
@@ -85,7 +85,8 @@ TEST(PhysicsEnv, CheetahDirRewardAndSwitchMatrix) {
   Buffer<uint8_t> send(Backend::cpu, n), trunc(Backend::cpu, n), term(Backend::cpu, n);
   Buffer<int32_t> sid(Backend::cpu, n);
   actions.zero();
-  physics_env_reset(Backend::cpu, p, state.data(), obs.data(), n, 0);
+  const PhysicsEnvBatch envs(Backend::cpu, p);
+  envs.reset(state.data(), obs.data(), n, 0);
   int positive = 0;
   for (int64_t i = 0; i < n; ++i) positive += state.data()[i].dir > 0;
   EXPECT_NEAR(positive / double(n), 0.5, 0.04);
@@ -94,7 +95,7 @@ TEST(PhysicsEnv, CheetahDirRewardAndSwitchMatrix) {
   int switches = 0, stays = 0;
   for (uint32_t t = 0; t < 39; ++t) {  // one episode (its last step would reset)
     for (int64_t i = 0; i < n; ++i) dir[size_t(i)] = state.data()[i].dir;
-    physics_env_step(Backend::cpu, p, state.data(), actions.data(), out, n, t);
+    envs.step(state.data(), actions.data(), out, n, t);
     for (int64_t i = 0; i < n; ++i)
       if (send.data()[i]) {
         ++switches;
@@ -189,11 +190,12 @@ TEST(PhysicsEnv, RolloutsAreDeterministic) {
       Buffer<float> obs(Backend::cpu, n * od), actions(Backend::cpu, n * ad), reward(Backend::cpu, n);
       Buffer<uint8_t> send(Backend::cpu, n), trunc(Backend::cpu, n), term(Backend::cpu, n);
       Buffer<int32_t> sid(Backend::cpu, n);
-      physics_env_reset(Backend::cpu, p, state.data(), obs.data(), n, 0);
+      const PhysicsEnvBatch envs(Backend::cpu, p);
+      envs.reset(state.data(), obs.data(), n, 0);
       const PhysicsBatchOut out{obs.data(), reward.data(), send.data(), trunc.data(), term.data(), sid.data(), nullptr};
       for (uint32_t t = 0; t < 50; ++t) {
-        physics_env_policy(Backend::cpu, false, p, state.data(), actions.data(), n, t);
-        physics_env_step(Backend::cpu, p, state.data(), actions.data(), out, n, t);
+        envs.policy(false, state.data(), actions.data(), n, t);
+        envs.step(state.data(), actions.data(), out, n, t);
       }
       last[run] = obs.to_host();
     }
@@ -214,12 +216,13 @@ double reacher_oracle_return(Integrator integrator, int64_t n) {
       reward(Backend::cpu, n);
   Buffer<uint8_t> send(Backend::cpu, n), trunc(Backend::cpu, n), term(Backend::cpu, n);
   Buffer<int32_t> sid(Backend::cpu, n);
-  physics_env_reset(Backend::cpu, p, state.data(), obs.data(), n, 0);
+  const PhysicsEnvBatch envs(Backend::cpu, p);
+  envs.reset(state.data(), obs.data(), n, 0);
   const PhysicsBatchOut out{obs.data(), reward.data(), send.data(), trunc.data(), term.data(), sid.data(), nullptr};
   double total = 0;
   for (uint32_t t = 0; t < 400; ++t) {
-    physics_env_policy(Backend::cpu, true, p, state.data(), actions.data(), n, t);
-    physics_env_step(Backend::cpu, p, state.data(), actions.data(), out, n, t);
+    envs.policy(true, state.data(), actions.data(), n, t);
+    envs.step(state.data(), actions.data(), out, n, t);
     for (int64_t i = 0; i < n; ++i) total += reward.data()[i];
   }
   return total / double(n);

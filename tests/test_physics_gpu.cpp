@@ -27,13 +27,14 @@ Trace rollout(Backend b, PhysicsTask task, int64_t n, int steps) {
   Buffer<float> obs(b, n * od), actions(b, n * ad), reward(b, n);
   Buffer<uint8_t> send(b, n), trunc(b, n), term(b, n);
   Buffer<int32_t> sid(b, n);
-  physics_env_reset(b, p, state.data(), obs.data(), n, 0);
+  const PhysicsEnvBatch envs(b, p);
+  envs.reset(state.data(), obs.data(), n, 0);
   const PhysicsBatchOut out{obs.data(), reward.data(), send.data(), trunc.data(), term.data(), sid.data(), nullptr};
   Trace tr;
   tr.obs.push_back(obs.to_host());
   for (int t = 0; t < steps; ++t) {
-    physics_env_policy(b, false, p, state.data(), actions.data(), n, uint32_t(t));
-    physics_env_step(b, p, state.data(), actions.data(), out, n, uint32_t(t));
+    envs.policy(false, state.data(), actions.data(), n, uint32_t(t));
+    envs.step(state.data(), actions.data(), out, n, uint32_t(t));
     tr.obs.push_back(obs.to_host());
     for (float r : reward.to_host()) tr.mean_reward += r / (double(n) * steps);
   }

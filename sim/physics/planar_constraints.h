@@ -14,11 +14,6 @@
 
 namespace dyn {
 
-constexpr int kMaxContactPoints = 2 * kMaxGeoms;
-// A contact point gives three rows: the two in-plane pyramid edges n ± μ t, and the two out-of-plane edges
-// n ± μ t₂, which are the same row in a planar model (t₂ moves nothing) and are merged into one with R/2.
-constexpr int kRowsPerContact = 3;
-constexpr int kMaxRows = 2 * kMaxDofs + kRowsPerContact * kMaxContactPoints;
 constexpr int kNewtonIterations = 30;  // at most; typically 1–4
 constexpr int kLineSearchIterations = 30;
 
@@ -48,41 +43,70 @@ DYN_HD T soft_impedance(const SoftParams<T>& s, T r) {
   return d0 + y * (dmax - d0);
 }
 
-// The constraint rows of one state.
-template <class T>
+// The constraint rows of one state, at most D::rows (the model's max_rows(), checked where D is chosen). A row's
+// Jacobian is not stored but rebuilt when used (jacobian()): a limit row is ±1 on its dof, a contact row is
+// J_n + c·J_t of its contact point (c = ±μ for the two in-plane pyramid edges, the normal alone for the merged
+// out-of-plane pair), both cheap next to the memory a stored [rows × dofs] matrix takes per CUDA thread.
+template <class T, class D = PlanarMaxDims>
 struct ConstraintRows {
-  int n = 0;
-  T J[kMaxRows][kMaxDofs];
-  T aref[kMaxRows], R[kMaxRows], f[kMaxRows];
-  DYN_HD void add(const T* j, int ndof, T pos, T vel, T d, T diag, const SoftParams<T>& s, T timestep, T r_scale) {
+  static constexpr int kPoints = (D::rows + kRowsPerContact - 1) / kRowsPerContact;
+  int n = 0, points = 0;
+  int8_t ref[D::rows];  // a limit row: its dof; a contact row: −1 − its contact point
+  bool edge[D::rows];   // a contact row: an in-plane edge J_n + coef·J_t (else the normal alone)
+  T coef[D::rows];      // a limit row: ±1; an edge: ±μ
+  T aref[D::rows];      // reference acceleration
+  T D_reg[D::rows];     // D = 1/R, the row's stiffness in the cost
+  int8_t point_body[kPoints];
+  V2<T> point[kPoints];  // contact points in the world
+
+  // Appends a row with MuJoCo's a_ref = −b·v − k·d·r (solref, with the refsafe floor) and R = r_scale·(1 − d)/d·diag.
+  DYN_HD void add(int8_t row_ref, bool is_edge, T row_coef, T pos, T vel, T d, T diag, const SoftParams<T>& s,
+                  T timestep, T r_scale) {
     using std::fmax;
-    for (int c = 0; c < ndof; ++c) J[n][c] = j[c];
+    if (n == D::rows) return;                         // unreachable for a model that fits D
     const T tc = fmax(s.timeconst, T(2) * timestep);  // MuJoCo's refsafe floor
     const T dmax = clamp_imp(s.dmax);
     const T b = T(2) / (dmax * tc), k = T(1) / (dmax * dmax * tc * tc * s.dampratio * s.dampratio);
+    ref[n] = row_ref;
+    edge[n] = is_edge;
+    coef[n] = row_coef;
     aref[n] = -b * vel - k * d * pos;
-    R[n] = fmax(T(1e-15), r_scale * (T(1) - d) / d * diag);
-    f[n] = T(0);
+    D_reg[n] = T(1) / fmax(T(1e-15), r_scale * (T(1) - d) / d * diag);
     ++n;
+  }
+
+  // J [ndof] ← row i's Jacobian at kinematics k.
+  DYN_HD void jacobian(const PlanarModel<T>& m, const PlanarKinematics<T, D>& k, int i, T* J) const {
+    const int nd = m.ndof;
+    if (ref[i] >= 0) {
+      for (int c = 0; c < nd; ++c) J[c] = c == ref[i] ? coef[i] : T(0);
+      return;
+    }
+    const int p = -1 - ref[i], b = point_body[p];
+    const V2<T> normal{T(0), T(1)}, tangent{T(1), T(0)};
+    for (int c = 0; c < nd; ++c) {
+      const V2<T> jp = (m.moved_by[b] >> c & 1u) ? point_jacobian(m, k, c, point[p]) : V2<T>{T(0), T(0)};
+      const T jn = dot(normal, jp);
+      J[c] = edge[i] ? jn + coef[i] * dot(tangent, jp) : jn;
+    }
   }
 };
 
 // The rows at kinematics k: violated joint limits, and capsule end spheres below the floor (v = 0).
-template <class T>
-DYN_HD void build_constraint_rows(const PlanarModel<T>& m, const PlanarKinematics<T>& k, const T* q, const T* qd,
-                                  ConstraintRows<T>& rows) {
+template <class T, class D>
+DYN_HD void build_constraint_rows(const PlanarModel<T>& m, const PlanarKinematics<T, D>& k, const T* q, const T* qd,
+                                  ConstraintRows<T, D>& rows) {
   const int n = m.ndof;
   rows.n = 0;
-  T jrow[kMaxDofs];
+  rows.points = 0;
   for (int j = 0; j < n; ++j) {
     if (!m.limited[j]) continue;
     for (int side = 0; side < 2; ++side) {
       const T sign = side == 0 ? T(1) : T(-1);  // lower: q − lo ≥ 0; upper: hi − q ≥ 0
       const T dist = side == 0 ? q[j] - m.range[j][0] : m.range[j][1] - q[j];
       if (!(dist < T(0))) continue;
-      for (int c = 0; c < n; ++c) jrow[c] = c == j ? sign : T(0);
       const T d = soft_impedance(m.limit, dist);
-      rows.add(jrow, n, dist, sign * qd[j], d, m.dof_invweight[j], m.limit, m.timestep, T(1));
+      rows.add(int8_t(j), false, sign, dist, sign * qd[j], d, m.dof_invweight[j], m.limit, m.timestep, T(1));
     }
   }
   const V2<T> normal{T(0), T(1)}, tangent{T(1), T(0)};
@@ -92,18 +116,18 @@ DYN_HD void build_constraint_rows(const PlanarModel<T>& m, const PlanarKinematic
       const V2<T> local = e == 0 ? V2<T>{m.geom_a[g][0], m.geom_a[g][1]} : V2<T>{m.geom_b[g][0], m.geom_b[g][1]};
       const V2<T> centre = body_point(k, b, local);
       const T dist = centre.v - m.geom_radius[g];
-      if (!(dist < T(0))) continue;
+      if (!(dist < T(0)) || rows.points == ConstraintRows<T, D>::kPoints) continue;
       // the contact point: midway between the sphere's lowest point and the floor
       const V2<T> p{centre.u, centre.v - m.geom_radius[g] - T(0.5) * dist};
-      T jn[kMaxDofs], jt[kMaxDofs];
-      T vn = 0, vt = 0;
+      T vn = 0, vt = 0;  // the point's normal and tangential velocity
       for (int c = 0; c < n; ++c) {
         const V2<T> jp = (m.moved_by[b] >> c & 1u) ? point_jacobian(m, k, c, p) : V2<T>{T(0), T(0)};
-        jn[c] = dot(normal, jp);
-        jt[c] = dot(tangent, jp);
-        vn += jn[c] * qd[c];
-        vt += jt[c] * qd[c];
+        vn += dot(normal, jp) * qd[c];
+        vt += dot(tangent, jp) * qd[c];
       }
+      const int8_t point_ref = int8_t(-1 - rows.points);
+      rows.point_body[rows.points] = int8_t(b);
+      rows.point[rows.points++] = p;
       const T mu = m.friction, d = soft_impedance(m.contact, dist);
       // MuJoCo's pyramid edges share one regulariser: R = 2 μ² (1 − d)/d · diag / impratio, diag from the body's
       // translational weight (1 + μ²) w
@@ -111,10 +135,9 @@ DYN_HD void build_constraint_rows(const PlanarModel<T>& m, const PlanarKinematic
       const T scale = T(2) * mu * mu / m.impratio;
       for (int s = 0; s < 2; ++s) {
         const T sign = s == 0 ? T(1) : T(-1);
-        for (int c = 0; c < n; ++c) jrow[c] = jn[c] + sign * mu * jt[c];
-        rows.add(jrow, n, dist, vn + sign * mu * vt, d, diag, m.contact, m.timestep, scale);
+        rows.add(point_ref, true, sign * mu, dist, vn + sign * mu * vt, d, diag, m.contact, m.timestep, scale);
       }
-      rows.add(jn, n, dist, vn, d, diag, m.contact, m.timestep, T(0.5) * scale);  // n ± μ t₂, merged
+      rows.add(point_ref, false, T(0), dist, vn, d, diag, m.contact, m.timestep, T(0.5) * scale);  // n ± μ t₂
     }
   }
 }
@@ -130,22 +153,23 @@ static_assert(kMaxRows <= 128, "ActiveSet holds 128 rows");
 // The constrained acceleration a [ndof] and the constraint forces Jᵀf [ndof] at state (q, q̇), given the kinematics
 // k, the mass matrix M (with armature) and the unconstrained acceleration a0 = M⁻¹ f_smooth. Newton on the primal:
 // for a fixed active set the cost is quadratic, so a step that keeps the active set it was built from is the
-// exact optimum (that is the stopping rule; at most kNewtonIterations).
-template <class T>
-DYN_HD void constraint_solve(const PlanarModel<T>& m, const PlanarKinematics<T>& k, const T* M, const T* q, const T* qd,
-                             const T* a0, T* a, T* jtf) {
+// exact optimum (that is the stopping rule; at most kNewtonIterations). H [ndof²]: the caller's scratch for the
+// Newton Hessian (one array fewer per CUDA thread).
+template <class T, class D>
+DYN_HD void constraint_solve(const PlanarModel<T>& m, const PlanarKinematics<T, D>& k, const T* M, const T* q,
+                             const T* qd, const T* a0, T* a, T* jtf, T* H) {
   const int n = m.ndof;
   for (int c = 0; c < n; ++c) {
     a[c] = a0[c];
     jtf[c] = T(0);
   }
-  ConstraintRows<T> rows;
+  ConstraintRows<T, D> rows;
   build_constraint_rows(m, k, q, qd, rows);
   if (rows.n == 0) return;
-  T D[kMaxRows];
-  for (int i = 0; i < rows.n; ++i) D[i] = T(1) / rows.R[i];
-  T da[kMaxDofs], g[kMaxDofs], Mda[kMaxDofs], H[kMaxDofs * kMaxDofs] = {};
-  T jar[kMaxRows], jd[kMaxRows];  // J a − a_ref, and J δ along the search direction
+  const T* Dreg = rows.D_reg;
+  T J[D::dofs];  // one row's Jacobian at a time
+  T da[D::dofs], g[D::dofs], Mda[D::dofs];
+  T jar[D::rows] = {}, jd[D::rows] = {};  // J a − a_ref, and J δ along the search direction
   for (int it = 0; it < kNewtonIterations; ++it) {
     // gradient M (a − a0) + Σ_active D J (J a − a_ref) and Hessian M + Σ_active D JᵀJ
     for (int c = 0; c < n; ++c) da[c] = a[c] - a0[c];
@@ -158,16 +182,17 @@ DYN_HD void constraint_solve(const PlanarModel<T>& m, const PlanarKinematics<T>&
     for (int i = 0; i < n * n; ++i) H[i] = M[i];
     ActiveSet built;
     for (int i = 0; i < rows.n; ++i) {
+      rows.jacobian(m, k, i, J);
       T s = -rows.aref[i];
-      for (int c = 0; c < n; ++c) s += rows.J[i][c] * a[c];
+      for (int c = 0; c < n; ++c) s += J[c] * a[c];
       jar[i] = s;
       if (!(s < T(0))) continue;
       built.set(i);
       for (int r = 0; r < n; ++r) {
-        const T jr = rows.J[i][r];
+        const T jr = J[r];
         if (jr == T(0)) continue;
-        g[r] += D[i] * s * jr;
-        for (int c = 0; c < n; ++c) H[r * n + c] += D[i] * jr * rows.J[i][c];
+        g[r] += Dreg[i] * s * jr;
+        for (int c = 0; c < n; ++c) H[r * n + c] += Dreg[i] * jr * J[c];
       }
     }
     if (!cholesky_factor(H, n)) break;
@@ -183,8 +208,9 @@ DYN_HD void constraint_solve(const PlanarModel<T>& m, const PlanarKinematics<T>&
       gd += da[r] * Mda[r];
     }
     for (int i = 0; i < rows.n; ++i) {
+      rows.jacobian(m, k, i, J);
       T s = 0;
-      for (int c = 0; c < n; ++c) s += rows.J[i][c] * da[c];
+      for (int c = 0; c < n; ++c) s += J[c] * da[c];
       jd[i] = s;
     }
     T alpha = T(1);
@@ -196,8 +222,8 @@ DYN_HD void constraint_solve(const PlanarModel<T>& m, const PlanarKinematics<T>&
         const T x = jar[i] + alpha * jd[i];
         if (x < T(0)) {
           cur.set(i);
-          d1 += D[i] * jd[i] * x;
-          d2 += D[i] * jd[i] * jd[i];
+          d1 += Dreg[i] * jd[i] * x;
+          d2 += Dreg[i] * jd[i] * jd[i];
         }
       }
       if (ls > 0 && cur == at_alpha) break;  // φ' is linear on this piece: alpha is its root
@@ -212,10 +238,11 @@ DYN_HD void constraint_solve(const PlanarModel<T>& m, const PlanarKinematics<T>&
     if (after == built) break;  // the quadratic of this active set is minimised: the optimum
   }
   for (int i = 0; i < rows.n; ++i) {
+    rows.jacobian(m, k, i, J);
     T s = -rows.aref[i];
-    for (int c = 0; c < n; ++c) s += rows.J[i][c] * a[c];
-    rows.f[i] = s < T(0) ? -s * D[i] : T(0);  // f = D max(0, a_ref − J a)
-    for (int c = 0; c < n; ++c) jtf[c] += rows.J[i][c] * rows.f[i];
+    for (int c = 0; c < n; ++c) s += J[c] * a[c];
+    const T f = s < T(0) ? -s * Dreg[i] : T(0);  // f = D max(0, a_ref − J a)
+    for (int c = 0; c < n; ++c) jtf[c] += J[c] * f;
   }
 }
 

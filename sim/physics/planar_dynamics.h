@@ -47,19 +47,21 @@ DYN_HD V2<T> rotate(T angle, V2<T> a) {
   return {c * a.u - s * a.v, s * a.u + c * a.v};
 }
 
-// Where every body is, and how it moves, for one (q, q̇, q̈).
-template <class T>
+// Where every body is, and how it moves, for one (q, q̇, q̈). D: the array capacities (planar_model.h).
+template <class T, class D = PlanarMaxDims>
 struct PlanarKinematics {
-  V2<T> origin[kMaxBodies], origin_vel[kMaxBodies], origin_acc[kMaxBodies];  // body frame origin (after slides)
-  T angle[kMaxBodies], omega[kMaxBodies], alpha[kMaxBodies];                 // body frame angle and its rates
-  V2<T> com[kMaxBodies], com_vel[kMaxBodies], com_acc[kMaxBodies];           // centre of mass
-  V2<T> dof_anchor[kMaxDofs];                                                // hinge: the point it turns about
-  V2<T> dof_dir[kMaxDofs];                                                   // slide: its direction in the plane
+  static constexpr int B = D::bodies, J = D::dofs;
+  V2<T> origin[B], origin_vel[B], origin_acc[B];  // body frame origin (after slides)
+  T angle[B], omega[B], alpha[B];                 // body frame angle and its rates
+  V2<T> com[B], com_vel[B], com_acc[B];           // centre of mass
+  V2<T> dof_anchor[J];                            // hinge: the point it turns about
+  V2<T> dof_dir[J];                               // slide: its direction in the plane
 };
 
 // Forward kinematics root to leaves. qd and qdd may be nullptr (zero): positions only, or velocities too.
-template <class T>
-DYN_HD void planar_kinematics(const PlanarModel<T>& m, const T* q, const T* qd, const T* qdd, PlanarKinematics<T>& k) {
+template <class T, class D>
+DYN_HD void planar_kinematics(const PlanarModel<T>& m, const T* q, const T* qd, const T* qdd,
+                              PlanarKinematics<T, D>& k) {
   for (int b = 0; b < m.nbody; ++b) {
     const int p = m.parent[b];
     const V2<T> zero{T(0), T(0)};
@@ -101,8 +103,8 @@ DYN_HD void planar_kinematics(const PlanarModel<T>& m, const T* q, const T* qd, 
 }
 
 // d(velocity of point x)/d q̇_j for a point x on a body that dof j moves.
-template <class T>
-DYN_HD V2<T> point_jacobian(const PlanarModel<T>& m, const PlanarKinematics<T>& k, int j, V2<T> x) {
+template <class T, class D>
+DYN_HD V2<T> point_jacobian(const PlanarModel<T>& m, const PlanarKinematics<T, D>& k, int j, V2<T> x) {
   if (m.dof_type[j] == JointType::slide) return k.dof_dir[j];
   return m.axis_sign * perp(x - k.dof_anchor[j]);
 }
@@ -114,19 +116,19 @@ DYN_HD T angular_jacobian(const PlanarModel<T>& m, int j) {
 }
 
 // The world point x of body b as the body moves: x0 + R(angle) p (p in the body frame).
-template <class T>
-DYN_HD V2<T> body_point(const PlanarKinematics<T>& k, int b, V2<T> p) {
+template <class T, class D>
+DYN_HD V2<T> body_point(const PlanarKinematics<T, D>& k, int b, V2<T> p) {
   return k.origin[b] + rotate(k.angle[b], p);
 }
 
 // Joint-space inertia M [ndof, ndof] (row-major) = Σ_k m_k Jv_kᵀ Jv_k + I_k Jw_kᵀ Jw_k over the bodies' centres of
 // mass, plus the armature on the diagonal (the Jacobian-sum form of the composite-rigid-body algorithm).
-template <class T>
-DYN_HD void mass_matrix(const PlanarModel<T>& m, const PlanarKinematics<T>& k, T* M) {
+template <class T, class D>
+DYN_HD void mass_matrix(const PlanarModel<T>& m, const PlanarKinematics<T, D>& k, T* M) {
   const int n = m.ndof;
   for (int i = 0; i < n * n; ++i) M[i] = T(0);
   for (int b = 0; b < m.nbody; ++b) {
-    V2<T> jv[kMaxDofs];
+    V2<T> jv[D::dofs];
     for (int j = 0; j < n; ++j)
       if (m.moved_by[b] >> j & 1u) jv[j] = point_jacobian(m, k, j, k.com[b]);
     for (int i = 0; i < n; ++i) {
@@ -146,8 +148,8 @@ DYN_HD void mass_matrix(const PlanarModel<T>& m, const PlanarKinematics<T>& k, T
 // Generalised forces τ [ndof] that produce the accelerations of k (planar_kinematics with q̇ and q̈):
 // τ_j = Σ_{bodies b moved by j} Jv_bjᵀ m_b (a_b − g) + Jw_bj I_b α_b, plus armature·q̈ (Newton–Euler; with q̈ = 0
 // it is the bias force C(q, q̇) q̇ − gravity's generalised force).
-template <class T>
-DYN_HD void inverse_dynamics(const PlanarModel<T>& m, const PlanarKinematics<T>& k, const T* qdd, T* tau) {
+template <class T, class D>
+DYN_HD void inverse_dynamics(const PlanarModel<T>& m, const PlanarKinematics<T, D>& k, const T* qdd, T* tau) {
   const V2<T> g{m.gravity[0], m.gravity[1]};
   for (int j = 0; j < m.ndof; ++j) tau[j] = qdd ? m.armature[j] * qdd[j] : T(0);
   for (int b = 0; b < m.nbody; ++b) {
@@ -179,8 +181,8 @@ DYN_HD void add_actuator_forces(const PlanarModel<T>& m, const T* ctrl, T* tau) 
 }
 
 // A world force f on body b's centre of mass, as generalised forces added into tau (Jacobian transpose).
-template <class T>
-DYN_HD void add_body_force(const PlanarModel<T>& m, const PlanarKinematics<T>& k, int b, V2<T> f, T* tau) {
+template <class T, class D>
+DYN_HD void add_body_force(const PlanarModel<T>& m, const PlanarKinematics<T, D>& k, int b, V2<T> f, T* tau) {
   for (int j = 0; j < m.ndof; ++j)
     if (m.moved_by[b] >> j & 1u) tau[j] += dot(point_jacobian(m, k, j, k.com[b]), f);
 }
@@ -221,8 +223,8 @@ DYN_HD void cholesky_solve(const T* L, T* x, int n) {
 }
 
 // Kinetic energy ½ q̇ᵀ M q̇ from the bodies' motion (for tests: its Hessian in q̇ is M).
-template <class T>
-DYN_HD T kinetic_energy(const PlanarModel<T>& m, const PlanarKinematics<T>& k, const T* qd) {
+template <class T, class D>
+DYN_HD T kinetic_energy(const PlanarModel<T>& m, const PlanarKinematics<T, D>& k, const T* qd) {
   T e = 0;
   for (int b = 0; b < m.nbody; ++b)
     e += T(0.5) * (m.mass[b] * dot(k.com_vel[b], k.com_vel[b]) + m.inertia[b] * k.omega[b] * k.omega[b]);
@@ -231,8 +233,8 @@ DYN_HD T kinetic_energy(const PlanarModel<T>& m, const PlanarKinematics<T>& k, c
 }
 
 // Gravitational potential energy −Σ m g·c plus the springs' ½ k (q − q_ref)².
-template <class T>
-DYN_HD T potential_energy(const PlanarModel<T>& m, const PlanarKinematics<T>& k, const T* q) {
+template <class T, class D>
+DYN_HD T potential_energy(const PlanarModel<T>& m, const PlanarKinematics<T, D>& k, const T* q) {
   const V2<T> g{m.gravity[0], m.gravity[1]};
   T e = 0;
   for (int b = 0; b < m.nbody; ++b) e -= m.mass[b] * dot(g, k.com[b]);

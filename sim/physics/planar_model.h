@@ -20,6 +20,23 @@ constexpr int kMaxDofs = 9;       // one per joint
 constexpr int kMaxGeoms = 8;      // capsules
 constexpr int kMaxActuators = 6;  // motors
 
+// A contact point gives three rows: the two in-plane pyramid edges n ± μ t, and the two out-of-plane edges
+// n ± μ t₂, which are the same row in a planar model (t₂ moves nothing) and are merged into one with R/2.
+constexpr int kRowsPerContact = 3;
+constexpr int kMaxContactPoints = 2 * kMaxGeoms;                          // each capsule's two end spheres
+constexpr int kMaxRows = kMaxDofs + kRowsPerContact * kMaxContactPoints;  // a dof violates at most one limit
+
+// Compile-time capacities of the per-step arrays (kinematics, mass matrix, constraint rows). Every function of the
+// engine takes them as a template parameter, PlanarMaxDims by default (any model); the batched env kernels use a
+// task's own (sim/physics_env_batch.cu), so a small model keeps small per-thread arrays.
+template <int Bodies, int Dofs, int Rows>
+struct PlanarDims {
+  static constexpr int bodies = Bodies, dofs = Dofs, rows = Rows;
+  static_assert(Bodies >= 1 && Bodies <= kMaxBodies && Dofs >= 1 && Dofs <= kMaxDofs && Rows >= 1 && Rows <= kMaxRows,
+                "capacities within the model's limits");
+};
+using PlanarMaxDims = PlanarDims<kMaxBodies, kMaxDofs, kMaxRows>;
+
 enum class JointType : uint8_t { slide = 0, hinge = 1 };
 enum class Integrator : uint8_t { euler = 0, rk4 = 1 };
 
@@ -78,6 +95,19 @@ struct PlanarModel {
   // The same model in another scalar type.
   template <class U>
   PlanarModel<U> cast() const;
+
+  // The most constraint rows a state can have: one per limited dof (lo < hi: one side at a time) and three per
+  // capsule end sphere.
+  int max_rows() const {
+    int n = kRowsPerContact * 2 * ngeom;
+    for (int j = 0; j < ndof; ++j) n += limited[j] ? 1 : 0;
+    return n;
+  }
+  // Whether the arrays of D hold this model.
+  template <class D>
+  bool fits() const {
+    return nbody <= D::bodies && ndof <= D::dofs && max_rows() <= D::rows;
+  }
 };
 
 template <class T>
