@@ -42,6 +42,9 @@ class GridBelief {
   int64_t frames() const { return frames_; }
   Backend backend() const { return b_; }
   int64_t graph_replays() const { return graphs_.replays() + core_.graph_replays(); }  // collect + core stages
+  int64_t graphs_captured() const { return graphs_.captured() + core_.graphs_captured(); }
+  // For tests: the actions [T, N] of the last collect (backend memory).
+  const int32_t* rollout_actions() const { return core_.rollout_actions(); }
 
   // Stages (public only because CUDA extended lambdas may not live in private members).
   void collect(IterationStats& st);

@@ -16,7 +16,9 @@ namespace dyn {
 class PpoCore {
  public:
   PpoCore(Backend b, int in_dim, int actions, int64_t n_envs, const PpoConfig& cfg, uint32_t seed);
-  int64_t graph_replays() const { return graphs_.replays(); }  // advantages and update graph launches
+  int64_t graph_replays() const { return graphs_.replays(); }         // advantages and update graph launches
+  int64_t graphs_captured() const { return graphs_.captured(); }      // of those two stages
+  const int32_t* rollout_actions() const { return act_buf_.data(); }  // [T, N] of the last collect (backend)
 
   // Rollout storage, time-major.
   float* input(int t) { return in_buf_.data() + int64_t(t) * n_ * in_; }         // [N, in] normalised policy inputs

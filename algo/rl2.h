@@ -33,6 +33,9 @@ class GridRl2 {
   int64_t frames() const { return frames_; }
   Backend backend() const { return b_; }
   int64_t graph_replays() const { return graphs_.replays(); }
+  int64_t graphs_captured() const { return graphs_.captured(); }
+  // For tests: the actions [T, N] of the last collect (backend memory).
+  const int32_t* rollout_actions() const { return act_buf_.data(); }
 
   // Stages (public only because CUDA extended lambdas may not live in private members).
   void collect(IterationStats& st);

@@ -1,7 +1,7 @@
 // CUDA vs CPU parity of the belief learners (label gpu): the belief loss and its gradient on the same batch
-// (DynaMITE with the conditioning inputs built in the encoder's pass, and VariBAD), the first DynaMITE iterations
-// with belief steps, and CUDA Graph replay of the belief learner's collect against the eager path. Float results
-// agree to a stated relative tolerance (cuBLAS and OpenBLAS sum in different orders).
+// (DynaMITE with the conditioning inputs built in the encoder's pass, and VariBAD), four iterations of each learner
+// with belief steps, and CUDA Graph replay of their collect (two horizon phases) against the eager path. Each bound
+// is stated with its reason and reported beside its measured value (tests/bounds.h).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,6 +13,7 @@
 #include "tests/belief_episodes.h"
 #include "tests/gpu_guard.h"
 #include "tests/gradcheck.h"
+#include "tests/learner_parity.h"
 
 using namespace dyn;
 
@@ -53,58 +54,48 @@ TEST(BeliefParity, LossAndGradientMatchCpu) {
     const LossRun c = run_loss(Backend::cpu, e, bc), g = run_loss(Backend::cuda, e, bc);
     const char* name = varibad ? "varibad" : "dynamite";
     EXPECT_EQ(g.st.pairs, c.st.pairs) << name;
-    EXPECT_NEAR(g.st.total, c.st.total, 1e-4 * std::fabs(c.st.total)) << name;
-    EXPECT_NEAR(g.st.recon, c.st.recon, 1e-4 * std::fabs(c.st.recon)) << name;
-    EXPECT_NEAR(g.st.kl, c.st.kl, 1e-4 * std::fabs(c.st.kl) + 1e-6) << name;
-    EXPECT_NEAR(g.st.consistency, c.st.consistency, 1e-4 * std::fabs(c.st.consistency) + 1e-6) << name;
-    EXPECT_NEAR(g.st.bce, c.st.bce, 1e-4 * std::fabs(c.st.bce) + 1e-6) << name;
-    EXPECT_LT(rel_l2(g.grad, c.grad), 1e-4) << name;
+    // float GEMMs and sums over 25 × 61 latents and their decoded pairs
+    const std::string at = std::string(name) + "/";
+    DYN_EXPECT_WITHIN(at + "total_abs_diff", std::fabs(g.st.total - c.st.total), 1e-4 * std::fabs(c.st.total));
+    DYN_EXPECT_WITHIN(at + "recon_abs_diff", std::fabs(g.st.recon - c.st.recon), 1e-4 * std::fabs(c.st.recon));
+    DYN_EXPECT_WITHIN(at + "kl_abs_diff", std::fabs(g.st.kl - c.st.kl), 1e-4 * std::fabs(c.st.kl) + 1e-6);
+    DYN_EXPECT_WITHIN(at + "consistency_abs_diff", std::fabs(g.st.consistency - c.st.consistency),
+                      1e-4 * std::fabs(c.st.consistency) + 1e-6);
+    DYN_EXPECT_WITHIN(at + "bce_abs_diff", std::fabs(g.st.bce - c.st.bce), 1e-4 * std::fabs(c.st.bce) + 1e-6);
+    DYN_EXPECT_WITHIN(at + "grad_rel_l2", rel_l2(g.grad, c.grad), 1e-4);
   }
 }
 
-// Two DynaMITE iterations on each backend from the same seed (32 envs: the second iteration's replay holds a belief
-// batch, so it runs the belief steps): same frames, and statistics within float tolerance — a sampled action can
-// in rare cases differ at a CDF tie, so the returns get a loose bound.
-TEST(BeliefParity, FirstIterationsMatchCpu) {
+// Four iterations of DynaMITE and of VariBAD on each backend from the same seed (32 envs: from the second iteration
+// the replay holds a belief batch, so the belief steps run; replay sampling is on the host, identical on both).
+TEST(BeliefParity, IterationsMatchCpu) {
   DYN_REQUIRE_CUDA();
-  GridParams env;
-  env.seed = 12;
-  GridBelief cpu(Backend::cpu, env, 32, PpoConfig{}, BeliefConfig::dynamite()),
-      gpu(Backend::cuda, env, 32, PpoConfig{}, BeliefConfig::dynamite());
-  for (int it = 0; it < 2; ++it) {
-    const IterationStats c = cpu.iterate(), g = gpu.iterate();
-    EXPECT_EQ(g.frames, c.frames);
-    EXPECT_NEAR(g.train_return, c.train_return, 0.05 * std::fabs(c.train_return) + 0.05) << "iteration " << it;
-    EXPECT_NEAR(g.value_loss, c.value_loss, 1e-2 * std::fabs(c.value_loss) + 1e-4) << "iteration " << it;
-    EXPECT_NEAR(g.entropy, c.entropy, 1e-3 * c.entropy) << "iteration " << it;
-    if (it == 1) {
-      for (const char* k : {"belief_loss", "belief_recon", "belief_kl"})
-        EXPECT_NEAR(g.metric(k), c.metric(k), 1e-2 * std::fabs(c.metric(k)) + 1e-4) << k;
-    }
+  for (bool varibad : {false, true}) {
+    GridParams env;
+    env.seed = 12;
+    const BeliefConfig bc = varibad ? BeliefConfig::varibad() : BeliefConfig::dynamite();
+    GridBelief cpu(Backend::cpu, env, 32, PpoConfig{}, bc), gpu(Backend::cuda, env, 32, PpoConfig{}, bc);
+    SCOPED_TRACE(varibad ? "varibad" : "dynamite");
+    dyn_test::expect_iterations_match_cpu(cpu, gpu, 4, 60, 32, env.session.horizon, 1.1,
+                                          {"belief_loss", "belief_recon", "belief_kl", "term_precision"});
   }
 }
 
 // The belief learner's collect (online encoder, session closing, episode assembly, replay push with a device head)
-// is captured once and replayed: four iterations with and without graphs give the same statistics.
-TEST(GraphReplay, DynamiteMatchesEager) {
+// is captured and replayed, for DynaMITE and VariBAD, with a rollout of half the horizon (two collect graphs): six
+// iterations with and without graphs give the same statistics.
+TEST(GraphReplay, BeliefLearnersMatchEager) {
   DYN_REQUIRE_CUDA();
-  GridParams env;
-  env.seed = 9;
-  PpoConfig eager_cfg;
-  eager_cfg.cuda_graphs = false;
-  GridBelief graphed(Backend::cuda, env, 32, PpoConfig{}, BeliefConfig::dynamite()),
-      eager(Backend::cuda, env, 32, eager_cfg, BeliefConfig::dynamite());
-  const int iterations = 4;
-  for (int it = 0; it < iterations; ++it) {
-    const IterationStats g = graphed.iterate(), e = eager.iterate();
-    EXPECT_EQ(g.episodes, e.episodes) << "iteration " << it;
-    EXPECT_NEAR(g.train_return, e.train_return, 1e-9 + 1e-6 * std::fabs(e.train_return)) << "iteration " << it;
-    EXPECT_NEAR(g.value_loss, e.value_loss, 1e-6 * std::fabs(e.value_loss) + 1e-7) << "iteration " << it;
-    EXPECT_NEAR(g.metric("term_recall"), e.metric("term_recall"), 1e-9) << "iteration " << it;
-    if (it >= 1) {
-      EXPECT_NEAR(g.metric("belief_loss"), e.metric("belief_loss"), 1e-5 * std::fabs(e.metric("belief_loss")));
-    }
+  for (bool varibad : {false, true}) {
+    GridParams env;
+    env.seed = 9;
+    const BeliefConfig bc = varibad ? BeliefConfig::varibad() : BeliefConfig::dynamite();
+    PpoConfig graphed_cfg, eager_cfg;
+    graphed_cfg.rollout_steps = eager_cfg.rollout_steps = 30;
+    eager_cfg.cuda_graphs = false;
+    GridBelief graphed(Backend::cuda, env, 32, graphed_cfg, bc), eager(Backend::cuda, env, 32, eager_cfg, bc);
+    SCOPED_TRACE(varibad ? "varibad" : "dynamite");
+    dyn_test::expect_graphs_match_eager(graphed, eager, 6, 2 + 2,
+                                        {"term_recall", "belief_loss", "belief_recon", "belief_kl"});
   }
-  EXPECT_GE(graphed.graph_replays(), 3 * (iterations - 1));
-  EXPECT_EQ(eager.graph_replays(), 0);
 }

@@ -11,16 +11,14 @@
 #include <string>
 
 #include "kernels/backend.h"
+#include "tests/cli_run.h"
 #include "tests/slurp.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int status;
-  std::string out, err;
-};
+using Result = CliResult;
 
 class Cli : public ::testing::Test {
  protected:
@@ -31,12 +29,7 @@ class Cli : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  Result run(const std::string& args) {
-    const fs::path out = dir_ / "stdout", err = dir_ / "stderr";
-    const std::string cmd = std::string(DYN_BIN) + " " + args + " >" + out.string() + " 2>" + err.string();
-    const int raw = std::system(cmd.c_str());
-    return Result{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out), slurp(err)};
-  }
+  Result run(const std::string& args) { return run_cli(args, dir_); }
 
   // Asserts a bad-input failure whose message contains every fragment.
   void expect_bad_input(const std::string& args, std::initializer_list<std::string> fragments) {

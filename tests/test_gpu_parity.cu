@@ -1,12 +1,21 @@
-// CPU vs CUDA parity (label gpu): Philox draws and whole gridworld rollouts must be bit-identical for the same
-// seed. Skipped without a device; fails under DYN_REQUIRE_GPU=1 if none is found.
+// CPU vs CUDA parity (label gpu): Philox draws, whole gridworld rollouts (16 to a million envs) and the minibatch
+// shuffles must be bit-identical for the same seed; RunningNorm's statistics agree to double rounding. Skipped
+// without a device; fails under DYN_REQUIRE_GPU=1 if none is found.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "algo/running_norm.h"
 #include "algo/scripted_rollout.h"
 #include "kernels/buffer.h"
 #include "kernels/parallel_for.cuh"
 #include "kernels/philox.h"
+#include "kernels/shuffle.h"
+#include "tests/bounds.h"
 #include "tests/gpu_guard.h"
+#include "tests/random_vectors.h"
 #include "tests/rollout_trace.h"
 
 using namespace dyn;
@@ -64,12 +73,72 @@ TEST(GpuParity, GridworldRolloutsBitIdentical) {
     }
 }
 
+// Per-env episode sums accumulate the same float rewards in the same order on both backends and the host adds
+// them up: the mean return is identical; the CI (a sum of squares, which the device may contract into FMAs) to
+// rounding.
 TEST(GpuParity, ScriptedRolloutSummariesAgree) {
   DYN_REQUIRE_CUDA();
   GridParams p;
   const RolloutSummary c = run_scripted_rollout(Backend::cpu, p, ScriptedPolicy::oracle, 8192, 5);
   const RolloutSummary g = run_scripted_rollout(Backend::cuda, p, ScriptedPolicy::oracle, 8192, 5);
   EXPECT_EQ(c.episodes, g.episodes);
-  EXPECT_NEAR(c.mean_return, g.mean_return, 1e-6 * std::fabs(c.mean_return));
-  EXPECT_DOUBLE_EQ(c.mean_sessions, g.mean_sessions);
+  EXPECT_EQ(c.mean_return, g.mean_return);
+  DYN_EXPECT_WITHIN("ci95_abs_diff", std::fabs(c.return_ci95 - g.return_ci95), 1e-12 * c.return_ci95);
+  EXPECT_EQ(c.mean_sessions, g.mean_sessions);
+}
+
+// A million envs (the size of the 1e9 env-steps/s goal): the batched calls' int64 indexing at that size, and the
+// same episodes as the CPU.
+TEST(GpuParity, MillionEnvGridworldRolloutMatchesCpu) {
+  DYN_REQUIRE_CUDA();
+  GridParams p;
+  p.seed = 77;
+  const int64_t n = int64_t(1) << 20;
+  const RolloutSummary c = run_scripted_rollout(Backend::cpu, p, ScriptedPolicy::random, n, 1);
+  const RolloutSummary g = run_scripted_rollout(Backend::cuda, p, ScriptedPolicy::random, n, 1);
+  EXPECT_EQ(c.episodes, n);
+  EXPECT_EQ(g.episodes, n);
+  EXPECT_EQ(c.mean_return, g.mean_return);
+  EXPECT_EQ(c.mean_sessions, g.mean_sessions);
+}
+
+// The minibatch shuffles: CUB's stable radix sort of the Philox keys on the device, std::sort of (key, index) pairs
+// on the CPU — the same permutations, at a PPO update's size (60 steps × 4096 envs).
+TEST(GpuParity, ShufflesIdentical) {
+  DYN_REQUIRE_CUDA();
+  const int64_t n = 60 * 4096;
+  std::vector<int32_t> perm[2];
+  for (Backend b : {Backend::cpu, Backend::cuda}) {
+    PermutationSampler s(b, n);
+    Buffer<int32_t> out(b, size_t(n) * 3);
+    Buffer<uint32_t> counter = Buffer<uint32_t>::copy_of(b, std::vector<uint32_t>{4});
+    for (uint32_t d = 0; d < 3; ++d) s.draw(21, StepRef(counter.data(), d), out.data() + int64_t(d) * n);
+    synchronize(b);
+    perm[b == Backend::cuda] = out.to_host();
+  }
+  EXPECT_EQ(perm[0], perm[1]);
+}
+
+// RunningNorm's statistics from the device's chunked reduction against the CPU's, over batches from one row to
+// many chunks (double sums in another order: ~1e-15 relative).
+TEST(GpuParity, RunningNormMatchesCpu) {
+  DYN_REQUIRE_CUDA();
+  for (int dim : {1, 6, 49, 300}) {
+    std::vector<double> stats[2];
+    for (Backend b : {Backend::cpu, Backend::cuda}) {
+      RunningNorm norm(b, dim);
+      uint32_t seed = 3;
+      for (int64_t rows : {int64_t(1), int64_t(16), int64_t(960), int64_t(245760)}) {
+        std::vector<float> x = randn<float>(size_t(rows) * dim, seed++);
+        for (size_t i = 0; i < x.size(); ++i) x[i] = 100.0f * float(i % dim % 3) + x[i];
+        const Buffer<float> xb = Buffer<float>::copy_of(b, x);
+        norm.update(xb.data(), rows);
+      }
+      stats[b == Backend::cuda] = norm.stats();
+    }
+    double worst = 0;
+    for (size_t i = 0; i < stats[0].size(); ++i)
+      worst = std::fmax(worst, std::fabs(stats[1][i] - stats[0][i]) / (1.0 + std::fabs(stats[0][i])));
+    DYN_EXPECT_WITHIN("dim" + std::to_string(dim) + "/stats_rel_diff", worst, 1e-12);
+  }
 }

@@ -3,6 +3,7 @@
 // (cuBLAS and OpenBLAS sum in different orders).
 #include <gtest/gtest.h>
 
+#include <string>
 #include <vector>
 
 #include "algo/ppo.h"
@@ -14,6 +15,7 @@
 #include "nn/mlp.h"
 #include "tests/gpu_guard.h"
 #include "tests/gradcheck.h"
+#include "tests/learner_parity.h"
 #include "tests/random_vectors.h"
 #include "tests/regression_task.h"
 
@@ -49,15 +51,26 @@ MlpRun run_mlp(Backend b, const MlpShape& shape, int batch, bool fused = false) 
 
 class MlpParity : public ::testing::TestWithParam<int> {};
 
+// Mlp::forward on CUDA through both of its paths (the fused kernel it dispatches to, and the GEMM path with fused
+// kernels off) against the CPU.
 TEST_P(MlpParity, CudaMatchesCpu) {
   DYN_REQUIRE_CUDA();
   const int width = GetParam();
-  // policy/critic MLPs (2 × 128), encoder MLPs (2 × 64), decoders (2 × 32), up to 3 hidden layers
-  for (const MlpShape& s : {MlpShape{{17, width, width, 6}}, MlpShape{{40, width, width, width, 1}}}) {
-    const MlpRun c = run_mlp(Backend::cpu, s, 1000), g = run_mlp(Backend::cuda, s, 1000);
-    EXPECT_LT(rel_l2(g.y, c.y), kParityTol);
-    EXPECT_LT(rel_l2(g.grads, c.grads), kParityTol);
-    EXPECT_LT(rel_l2(g.dx, c.dx), kParityTol);
+  // policy/critic MLPs (2 × 128), encoder MLPs (2 × 64), decoders (2 × 32), up to 3 hidden layers, and a first
+  // layer wider than the hidden width (the physics belief trunk)
+  for (const MlpShape& s :
+       {MlpShape{{17, width, width, 6}}, MlpShape{{40, width, width, width, 1}}, MlpShape{{128, width, width}}}) {
+    for (bool fused : {true, false}) {
+      set_fused_kernels(fused);
+      ParamLayout layout;
+      EXPECT_EQ(Mlp(s, layout, "m").forward_path<float>(Backend::cuda), fused ? OpPath::fused : OpPath::gemm);
+      const MlpRun c = run_mlp(Backend::cpu, s, 1000), g = run_mlp(Backend::cuda, s, 1000);
+      const std::string path = fused ? "fused/" : "gemm/";
+      DYN_EXPECT_WITHIN(path + "y_rel_l2", rel_l2(g.y, c.y), kParityTol);
+      DYN_EXPECT_WITHIN(path + "grads_rel_l2", rel_l2(g.grads, c.grads), kParityTol);
+      DYN_EXPECT_WITHIN(path + "dx_rel_l2", rel_l2(g.dx, c.dx), kParityTol);
+    }
+    set_fused_kernels(true);
   }
 }
 
@@ -76,12 +89,13 @@ TEST_P(FusedMlpParity, FusedCudaMatchesUnfusedCpu) {
                                         {{12, w, w, 2}, Activation::tanh, Activation::tanh},
                                         {{w / 2, 3}, Activation::relu, Activation::none}};
   for (const MlpShape& s : shapes) {
-    ASSERT_TRUE(fused_mlp_supported(s));
+    ASSERT_TRUE(fused_mlp_backward_supported(s));
     for (int batch : {1, 1000, 4096}) {
       const MlpRun c = run_mlp(Backend::cpu, s, batch), g = run_mlp(Backend::cuda, s, batch, true);
-      EXPECT_LT(rel_l2(g.y, c.y), kParityTol) << "width " << w << " batch " << batch;
-      EXPECT_LT(rel_l2(g.grads, c.grads), kParityTol) << "width " << w << " batch " << batch;
-      EXPECT_LT(rel_l2(g.dx, c.dx), kParityTol) << "width " << w << " batch " << batch;
+      const std::string at = "batch" + std::to_string(batch) + "/";
+      DYN_EXPECT_WITHIN(at + "y_rel_l2", rel_l2(g.y, c.y), kParityTol);
+      DYN_EXPECT_WITHIN(at + "grads_rel_l2", rel_l2(g.grads, c.grads), kParityTol);
+      DYN_EXPECT_WITHIN(at + "dx_rel_l2", rel_l2(g.dx, c.dx), kParityTol);
     }
   }
 }
@@ -90,32 +104,41 @@ INSTANTIATE_TEST_SUITE_P(Widths, FusedMlpParity, ::testing::Values(32, 64, 128))
 
 class GruParity : public ::testing::TestWithParam<int> {};
 
+// Gru::forward on CUDA through both paths of its recurrence (the fused kernel, and one GEMM per step with fused
+// kernels off), null h0 included, and the backward, against the CPU.
 TEST_P(GruParity, CudaMatchesCpu) {
   DYN_REQUIRE_CUDA();
   const int H = GetParam(), I = 64, T = 20, N = 256;
   std::vector<uint8_t> reset(size_t(T) * N);
   for (size_t i = 0; i < reset.size(); ++i) reset[i] = (i * 2654435761u) % 17 == 0;
-  std::vector<float> h[2], grads[2], dx[2];
-  for (Backend b : {Backend::cpu, Backend::cuda}) {
-    ParamLayout layout;
-    const Gru gru(I, H, layout, "g");
-    ParamBlob<float> p(b, layout, 9);
-    Buffer<float> x = Buffer<float>::copy_of(b, randn<float>(size_t(T) * N * I, 1)),
-                  h0 = Buffer<float>::copy_of(b, randn<float>(size_t(N) * H, 2, 0.5f));
-    Buffer<float> dh = Buffer<float>::copy_of(b, randn<float>(size_t(T) * N * H, 3)), dxb(b, size_t(T) * N * I);
-    Buffer<uint8_t> rb = Buffer<uint8_t>::copy_of(b, reset);
-    GruWorkspace<float> ws;
-    gru.forward(b, p.value.data(), x.data(), rb.data(), static_cast<const float*>(nullptr), h0.data(), T, N, ws);
-    gru.backward(b, p.value.data(), p.grad.data(), x.data(), rb.data(), dh.data(), 0, dxb.data(),
-                 static_cast<float*>(nullptr), static_cast<float*>(nullptr), ws);
-    const int k = b == Backend::cuda;
-    h[k] = ws.h.to_host();
-    grads[k] = p.grad.to_host();
-    dx[k] = dxb.to_host();
-  }
-  EXPECT_LT(rel_l2(h[1], h[0]), kParityTol);
-  EXPECT_LT(rel_l2(grads[1], grads[0]), 1e-4);  // sums over T·N = 5120 rows
-  EXPECT_LT(rel_l2(dx[1], dx[0]), kParityTol);
+  for (bool fused : {true, false})
+    for (bool with_h0 : {true, false}) {
+      set_fused_kernels(fused);
+      std::vector<float> h[2], grads[2], dx[2];
+      for (Backend b : {Backend::cpu, Backend::cuda}) {
+        ParamLayout layout;
+        const Gru gru(I, H, layout, "g");
+        ParamBlob<float> p(b, layout, 9);
+        Buffer<float> x = Buffer<float>::copy_of(b, randn<float>(size_t(T) * N * I, 1)),
+                      h0 = Buffer<float>::copy_of(b, randn<float>(size_t(N) * H, 2, 0.5f));
+        Buffer<float> dh = Buffer<float>::copy_of(b, randn<float>(size_t(T) * N * H, 3)), dxb(b, size_t(T) * N * I);
+        Buffer<uint8_t> rb = Buffer<uint8_t>::copy_of(b, reset);
+        GruWorkspace<float> ws;
+        gru.forward(b, p.value.data(), x.data(), rb.data(), static_cast<const float*>(nullptr),
+                    with_h0 ? h0.data() : nullptr, T, N, ws);
+        gru.backward(b, p.value.data(), p.grad.data(), x.data(), rb.data(), dh.data(), 0, dxb.data(),
+                     static_cast<float*>(nullptr), static_cast<float*>(nullptr), ws);
+        const int k = b == Backend::cuda;
+        h[k] = ws.h.to_host();
+        grads[k] = p.grad.to_host();
+        dx[k] = dxb.to_host();
+      }
+      const std::string at = std::string(fused ? "fused" : "gemm") + (with_h0 ? "/h0/" : "/zero_h0/");
+      DYN_EXPECT_WITHIN(at + "h_rel_l2", rel_l2(h[1], h[0]), kParityTol);
+      DYN_EXPECT_WITHIN(at + "grads_rel_l2", rel_l2(grads[1], grads[0]), 1e-4);  // sums over T·N = 5120 rows
+      DYN_EXPECT_WITHIN(at + "dx_rel_l2", rel_l2(dx[1], dx[0]), kParityTol);
+    }
+  set_fused_kernels(true);
 }
 
 INSTANTIATE_TEST_SUITE_P(Hidden, GruParity, ::testing::Values(64, 128));
@@ -150,9 +173,9 @@ TEST_P(FusedGruParity, FusedCudaMatchesUnfusedCpu) {
     gates[k] = ws.gates.to_host();
     grads[k] = p.grad.to_host();
   }
-  EXPECT_LT(rel_l2(h[1], h[0]), kParityTol);
-  EXPECT_LT(rel_l2(gates[1], gates[0]), kParityTol);
-  EXPECT_LT(rel_l2(grads[1], grads[0]), 1e-4);
+  DYN_EXPECT_WITHIN("h_rel_l2", rel_l2(h[1], h[0]), kParityTol);
+  DYN_EXPECT_WITHIN("gates_rel_l2", rel_l2(gates[1], gates[0]), kParityTol);
+  DYN_EXPECT_WITHIN("grads_rel_l2", rel_l2(grads[1], grads[0]), 1e-4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Hidden, FusedGruParity, ::testing::Values(64, 128));
@@ -168,7 +191,7 @@ TEST(AdamParity, CudaStepMatchesCpu) {
     for (int s = 0; s < 3; ++s) adam.step(p.data(), g.data());
     out[b == Backend::cuda] = p.to_host();
   }
-  EXPECT_LT(rel_l2(out[1], out[0]), 1e-6);
+  DYN_EXPECT_WITHIN("params_rel_l2", rel_l2(out[1], out[0]), 1e-6);
 }
 
 TEST(AdamParity, TrainsTinyRegressionOnCuda) {
@@ -211,70 +234,61 @@ TEST(DistributionsParity, CudaMatchesCpu) {
     out[k][5] = glp.to_host();
     sampled[k] = s.to_host();
   }
-  for (int j = 0; j < 6; ++j) EXPECT_LT(rel_l2(out[1][j], out[0][j]), kParityTol) << "output " << j;
+  for (int j = 0; j < 6; ++j)
+    DYN_EXPECT_WITHIN("output" + std::to_string(j) + "_rel_l2", rel_l2(out[1][j], out[0][j]), kParityTol);
   int differ = 0;
   for (int i = 0; i < n; ++i) differ += sampled[0][i] != sampled[1][i];
   EXPECT_LE(differ, 2) << "same Philox uniforms; only a CDF tie at float rounding may differ";
 }
 
-// The first training iteration on the CPU and the GPU from the same seed: same Philox draws and bit-identical env
-// steps; the networks differ by float summation order, so a sampled action can in rare cases differ: compare the
-// iteration's statistics within a tolerance.
-template <class Learner>
-void expect_first_iteration_matches_cpu(int64_t envs, uint32_t seed) {
+TEST(PpoParity, IterationsMatchCpu) {
+  DYN_REQUIRE_CUDA();
   GridParams env;
-  env.seed = seed;
-  Learner cpu(Backend::cpu, env, envs, PpoConfig{}), gpu(Backend::cuda, env, envs, PpoConfig{});
-  const IterationStats c = cpu.iterate(), g = gpu.iterate();
-  EXPECT_EQ(c.frames, g.frames);
-  EXPECT_NEAR(g.train_return, c.train_return, 0.05 * std::fabs(c.train_return) + 0.05);
-  EXPECT_NEAR(g.value_loss, c.value_loss, 1e-2 * std::fabs(c.value_loss) + 1e-4);
-  EXPECT_NEAR(g.entropy, c.entropy, 1e-3 * c.entropy);
-  EXPECT_NEAR(g.policy_loss, c.policy_loss, 1e-3);
+  env.seed = 5;
+  GridPpo cpu(Backend::cpu, env, 256, PpoConfig{}), gpu(Backend::cuda, env, 256, PpoConfig{});
+  dyn_test::expect_iterations_match_cpu(cpu, gpu, 4, 60, 256, env.session.horizon, 1.1);  // rewards +1 / −0.1
 }
 
-TEST(PpoParity, FirstIterationLossesMatchCpu) {
+TEST(Rl2Parity, IterationsMatchCpu) {
   DYN_REQUIRE_CUDA();
-  expect_first_iteration_matches_cpu<GridPpo>(256, 5);
+  GridParams env;
+  env.seed = 6;
+  GridRl2 cpu(Backend::cpu, env, 64, PpoConfig{}), gpu(Backend::cuda, env, 64, PpoConfig{});
+  dyn_test::expect_iterations_match_cpu(cpu, gpu, 4, 60, 64, env.session.horizon, 1.1);
 }
 
-TEST(Rl2Parity, FirstIterationLossesMatchCpu) {
-  DYN_REQUIRE_CUDA();
-  expect_first_iteration_matches_cpu<GridRl2>(64, 6);
-}
+namespace {
 
-// CUDA Graph replay runs exactly the kernels the eager path queues, with the step counter, Adam's bias
-// corrections and the minibatch shuffles read from device memory: several iterations (eager, capture, replays)
-// must give the same statistics as never capturing, and the graphs must have been replayed.
+// Graphed and eager learners on CUDA with `rollout_steps` per iteration: a rollout of half the horizon gives two
+// collect graphs, one per phase, besides the advantages and the update.
 template <class Learner>
-void expect_graphs_match_eager(int64_t envs, int iterations) {
+void check_graph_replay(int64_t envs, int rollout_steps, int iterations) {
   GridParams env;
   env.seed = 8;
-  PpoConfig eager_cfg;
+  PpoConfig graphed_cfg, eager_cfg;
+  graphed_cfg.rollout_steps = eager_cfg.rollout_steps = rollout_steps;
   eager_cfg.cuda_graphs = false;
-  Learner graphed(Backend::cuda, env, envs, PpoConfig{}), eager(Backend::cuda, env, envs, eager_cfg);
-  for (int it = 0; it < iterations; ++it) {
-    const IterationStats g = graphed.iterate(), e = eager.iterate();
-    EXPECT_EQ(g.frames, e.frames);
-    EXPECT_EQ(g.episodes, e.episodes) << "iteration " << it;
-    EXPECT_NEAR(g.train_return, e.train_return, 1e-9 + 1e-6 * std::fabs(e.train_return)) << "iteration " << it;
-    EXPECT_NEAR(g.policy_loss, e.policy_loss, 1e-6) << "iteration " << it;
-    EXPECT_NEAR(g.value_loss, e.value_loss, 1e-6 * std::fabs(e.value_loss) + 1e-7) << "iteration " << it;
-    EXPECT_NEAR(g.grad_norm, e.grad_norm, 1e-5 * e.grad_norm) << "iteration " << it;
-  }
-  // per stage: the first call eager, the second captured and launched, the rest replayed
-  EXPECT_GE(graphed.graph_replays(), 3 * (iterations - 1));
-  EXPECT_EQ(eager.graph_replays(), 0);
+  Learner graphed(Backend::cuda, env, envs, graphed_cfg), eager(Backend::cuda, env, envs, eager_cfg);
+  const int phases = env.session.horizon / rollout_steps;
+  dyn_test::expect_graphs_match_eager(graphed, eager, iterations, phases + 2);
   const EvalStats g = graphed.evaluate(256, 2, 99), e = eager.evaluate(256, 2, 99);
-  EXPECT_NEAR(g.mean_return, e.mean_return, 1e-6 * std::fabs(e.mean_return) + 1e-9);
+  DYN_EXPECT_WITHIN("eval_return_abs_diff", std::fabs(g.mean_return - e.mean_return),
+                    1e-6 * std::fabs(e.mean_return) + 1e-9);
 }
+
+}  // namespace
 
 TEST(GraphReplay, PpoMatchesEager) {
   DYN_REQUIRE_CUDA();
-  expect_graphs_match_eager<GridPpo>(512, 4);
+  check_graph_replay<GridPpo>(512, 60, 4);
 }
 
-TEST(GraphReplay, Rl2MatchesEager) {
+TEST(GraphReplay, PpoCollectsInTwoHorizonPhases) {
   DYN_REQUIRE_CUDA();
-  expect_graphs_match_eager<GridRl2>(64, 4);
+  check_graph_replay<GridPpo>(512, 30, 6);
+}
+
+TEST(GraphReplay, Rl2CollectsInTwoHorizonPhases) {
+  DYN_REQUIRE_CUDA();
+  check_graph_replay<GridRl2>(64, 30, 6);
 }

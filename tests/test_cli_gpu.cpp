@@ -1,0 +1,64 @@
+// The command line on a device (label gpu): training runs and a scripted physics rollout with --device cuda, each
+// ending with exit status 0 and finite figures in its summary.
+#include <gtest/gtest.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+
+#include "tests/cli_run.h"
+#include "tests/gpu_guard.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path scratch_dir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("dyn_cli_gpu_" + std::to_string(::getpid()) + "_" + name);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// --algo trains a few iterations on CUDA and writes a summary with a finite evaluation return.
+void expect_training_on_cuda(const std::string& algo, int64_t frames) {
+  const fs::path dir = scratch_dir(algo);
+  const fs::path json = dir / "summary.json";
+  const CliResult r =
+      run_cli("--env gridworld --algo " + algo + " --frames " + std::to_string(frames) +
+                  " --device cuda --set run.out_dir=" + (dir / "runs").string() + " --out " + json.string(),
+              dir);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("cuda"), std::string::npos) << "the run names its device: " << r.out;
+  const nlohmann::json j = nlohmann::json::parse(slurp(json), nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << "summary: " << slurp(json);
+  ASSERT_TRUE(j.contains("eval_return") && j["eval_return"].is_number()) << j.dump();
+  EXPECT_TRUE(std::isfinite(j["eval_return"].get<double>()));
+  fs::remove_all(dir);
+}
+
+}  // namespace
+
+TEST(CliGpu, PpoTrainsOnCuda) {
+  DYN_REQUIRE_CUDA();
+  expect_training_on_cuda("ppo", 4 * 60 * 16);
+}
+
+TEST(CliGpu, DynamiteTrainsOnCuda) {
+  DYN_REQUIRE_CUDA();
+  expect_training_on_cuda("dynamite", 4 * 60 * 16);  // belief steps from the second iteration
+}
+
+TEST(CliGpu, PhysicsRolloutOnCuda) {
+  DYN_REQUIRE_CUDA();
+  const fs::path dir = scratch_dir("physics");
+  const CliResult r = run_cli(
+      "--env halfcheetah_wind_vel --envs 2048 --episodes 1 --device cuda --out " + (dir / "o.json").string(), dir);
+  EXPECT_EQ(r.status, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(slurp(dir / "o.json"), nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_EQ(j["episodes"], 2048);
+  EXPECT_TRUE(std::isfinite(j["mean_return"].get<double>()));
+  fs::remove_all(dir);
+}
