@@ -17,7 +17,9 @@
 //   ./build/release/bench/kernels --benchmark_filter=Gridworld
 #include <benchmark/benchmark.h>
 
+#if defined(DYN_WITH_MUJOCO)
 #include <mujoco/mujoco.h>
+#endif
 
 #include <cstdio>
 #include <random>
@@ -264,6 +266,7 @@ void BM_PhysicsStep(benchmark::State& st, Backend b) {
   st.counters["substeps/s"] = benchmark::Counter(steps * p.model.substeps, benchmark::Counter::kIsRate);
 }
 
+#if defined(DYN_WITH_MUJOCO)
 // MuJoCo 2.2.2 on tests/data/halfcheetah.xml: one model, one data, one thread; an env step is 5 × mj_step with the
 // controls held, as Gymnasium does.
 void BM_MujocoHalfCheetah(benchmark::State& st) {
@@ -286,6 +289,7 @@ void BM_MujocoHalfCheetah(benchmark::State& st) {
   mj_deleteData(d);
   mj_deleteModel(m);
 }
+#endif
 
 // Registers one benchmark: wall time on the CPU (OpenMP threads), CUDA-event time on the GPU.
 template <class Fn, class... Args>
@@ -318,8 +322,10 @@ void register_all() {
         for (int64_t envs : {int64_t(2048), int64_t(16384), int64_t(65536), int64_t(262144)})
           if (b == Backend::cuda || envs <= 16384) bm->Args({task, envs});
     }
+#if defined(DYN_WITH_MUJOCO)
     if (b == Backend::cpu)
       benchmark::RegisterBenchmark("MujocoHalfCheetah/cpu_1thread", BM_MujocoHalfCheetah)->UseRealTime();
+#endif
     add("DynamiteIteration/" + tag, b, BM_BeliefIteration, false)->Arg(16)->Arg(4096)->Unit(benchmark::kMillisecond);
     add("VaribadIteration/" + tag, b, BM_BeliefIteration, true)->Arg(16)->Arg(4096)->Unit(benchmark::kMillisecond);
     for (bool fused : {false, true}) {

@@ -66,6 +66,7 @@ int run_cli(int argc, char** argv) {
   std::string env, config_path, out_path;
   std::vector<std::string> sets;
   bool print_config = false;
+  std::string list_key;
   app.add_option(
       "--env", env, "environment (" + [] {
         std::string s;
@@ -81,6 +82,8 @@ int run_cli(int argc, char** argv) {
   app.add_option("--set", sets, "override any config key: --set env.horizon=30 (repeatable)")->take_all();
   app.add_option("--out", out_path, "write the summary as JSON to this file");
   app.add_flag("--print-config", print_config, "print the resolved config as TOML and exit");
+  app.add_option("--list-values", list_key,
+                 "print the allowed values of a choice key, one per line, and exit (e.g. --list-values env.name)");
   bool switches[std::size(kSwitchKeys)] = {};
   for (size_t i = 0; i < std::size(kSwitchKeys); ++i)
     app.add_flag(kSwitchKeys[i].flag, switches[i],
@@ -95,6 +98,19 @@ int run_cli(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::cerr << "error: " << e.what() << " (run with --help for usage)\n";
     return kExitBadInput;
+  }
+
+  if (!list_key.empty()) {  // for scripts: which envs, algos, policies there are
+    const KeySpec* spec = find_key(list_key);
+    if (!spec || spec->choices.empty()) {
+      std::string choice_keys;
+      for (const KeySpec& s : config_schema())
+        if (!s.choices.empty()) choice_keys += (choice_keys.empty() ? "" : ", ") + s.key;
+      std::cerr << "error: --list-values '" << list_key << "': not a choice key; allowed: " << choice_keys << "\n";
+      return kExitBadInput;
+    }
+    for (const std::string& v : spec->choices) std::cout << v << "\n";
+    return 0;
   }
 
   Config cfg;

@@ -249,3 +249,10 @@ TEST_F(Cli, BeliefBatchTooLargeForInt32Rows) {
 TEST_F(Cli, FusedKernelsKeyIsABoolean) {
   expect_bad_input("--env gridworld --set run.fused_kernels=maybe", {"run.fused_kernels", "maybe"});
 }
+
+TEST_F(Cli, ListValuesOfAChoiceKey) {  // what scripts/gpu-check discovers envs and learners with
+  const Result r = run("--list-values run.algo");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "none\nppo\nrl2\ndynamite\nvaribad\n");
+  expect_bad_input("--list-values run.envs", {"--list-values", "run.envs", "not a choice key", "env.name"});
+}

@@ -1,0 +1,139 @@
+// Every CUDA kernel of the project, launched at least once at a small size (label gpu), for compute-sanitizer
+// (memcheck and racecheck, in scripts/gpu-check): the fused MLP forward at each (width, input width) pair and its
+// backward, the fused GRU at both widths, the column moments and the shuffles' sort, the physics reset, step and
+// policies of each task and integrator, the gridworld's scripted rollouts, and each learner for three iterations
+// (eager, captured, replayed) plus an evaluation. Correctness is the other GPU tests' job; these only check that
+// nothing crashes or is non-finite.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "algo/belief_learner.h"
+#include "algo/ppo.h"
+#include "algo/rl2.h"
+#include "algo/running_norm.h"
+#include "algo/scripted_rollout.h"
+#include "kernels/shuffle.h"
+#include "nn/gru.h"
+#include "nn/mlp.h"
+#include "sim/physics_env.h"
+#include "tests/gpu_guard.h"
+#include "tests/random_vectors.h"
+
+using namespace dyn;
+
+namespace {
+
+bool all_finite(const std::vector<float>& v) {
+  for (float x : v)
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST(GpuSmoke, FusedKernels) {
+  DYN_REQUIRE_CUDA();
+  const Backend b = Backend::cuda;
+  // (W, WI) = (32, 32), (32, 64), (32, 128), (64, 64), (64, 128), (128, 128); backward at W = WI
+  for (const MlpShape& s : {MlpShape{{20, 32, 32, 4}}, MlpShape{{50, 32, 32, 1}}, MlpShape{{100, 32, 32, 3}},
+                            MlpShape{{40, 64, 64, 5}}, MlpShape{{128, 64, 64}}, MlpShape{{17, 128, 128, 6}}}) {
+    ASSERT_TRUE(fused_mlp_supported(s));
+    ParamLayout layout;
+    const Mlp mlp(s, layout, "m");
+    ParamBlob<float> p(b, layout, 1);
+    const int batch = 300;  // three tiles, the last partly full
+    Buffer<float> x = Buffer<float>::copy_of(b, randn<float>(size_t(batch) * s.sizes.front(), 2));
+    Buffer<float> dy = Buffer<float>::copy_of(b, randn<float>(size_t(batch) * s.sizes.back(), 3));
+    Buffer<float> dx(b, size_t(batch) * s.sizes.front());
+    MlpWorkspace<float> ws;
+    mlp.forward(b, p.value.data(), x.data(), batch, ws);
+    if (fused_mlp_backward_supported(s))
+      mlp_backward_fused(mlp, p.value.data(), p.grad.data(), x.data(), dy.data(), dx.data(), ws, false);
+    EXPECT_TRUE(all_finite(ws.act.back().to_host()));
+  }
+  for (int hidden : {64, 128}) {
+    ParamLayout layout;
+    const Gru gru(24, hidden, layout, "g");
+    ParamBlob<float> p(b, layout, 1);
+    const int T = 5, N = 70;
+    Buffer<float> x = Buffer<float>::copy_of(b, randn<float>(size_t(T) * N * 24, 4));
+    std::vector<uint8_t> reset(size_t(T) * N);
+    for (size_t i = 0; i < reset.size(); ++i) reset[i] = i % 7 == 0;
+    Buffer<uint8_t> rb = Buffer<uint8_t>::copy_of(b, reset);
+    GruWorkspace<float> ws;
+    gru.forward(b, p.value.data(), x.data(), rb.data(), static_cast<const float*>(nullptr),
+                static_cast<const float*>(nullptr), T, N, ws);
+    EXPECT_TRUE(all_finite(ws.h.to_host()));
+  }
+}
+
+TEST(GpuSmoke, ReductionsAndShuffles) {
+  DYN_REQUIRE_CUDA();
+  RunningNorm norm(Backend::cuda, 300);  // more columns than a block has threads
+  Buffer<float> x = Buffer<float>::copy_of(Backend::cuda, randn<float>(size_t(3000) * 300, 5));
+  norm.update(x.data(), 3000);
+  for (double v : norm.stats()) EXPECT_TRUE(std::isfinite(v));
+  PermutationSampler s(Backend::cuda, 1000);
+  Buffer<int32_t> perm(Backend::cuda, 1000);
+  s.draw(1, 0, perm.data());
+  synchronize(Backend::cuda);
+}
+
+TEST(GpuSmoke, PhysicsEveryTaskAndIntegrator) {
+  DYN_REQUIRE_CUDA();
+  const Backend b = Backend::cuda;
+  for (PhysicsTask task :
+       {PhysicsTask::reacher, PhysicsTask::cheetah_vel, PhysicsTask::cheetah_dir, PhysicsTask::cheetah_wind_vel})
+    for (Integrator integrator : {Integrator::euler, Integrator::rk4}) {
+      PhysicsEnvParams p = physics_env_params(task);
+      p.model.integrator = integrator;
+      p.session.horizon = 8;  // episodes end (and reset) inside the run
+      const int64_t n = 300;
+      const int od = physics_obs_dim(task), ad = physics_action_dim(task);
+      Buffer<PhysicsEnvState> state(b, n);
+      Buffer<float> obs(b, n * od), final_obs(b, n * od), actions(b, n * ad), reward(b, n);
+      Buffer<uint8_t> send(b, n), trunc(b, n), term(b, n);
+      Buffer<int32_t> sid(b, n);
+      const PhysicsEnvBatch envs(b, p);
+      envs.reset(state.data(), obs.data(), n, 0);
+      const PhysicsBatchOut out{obs.data(),  reward.data(), send.data(),     trunc.data(),
+                                term.data(), sid.data(),    final_obs.data()};
+      for (uint32_t t = 0; t < 10; ++t) {
+        envs.policy(task == PhysicsTask::reacher && t % 2 == 0, state.data(), actions.data(), n, t);
+        envs.step(state.data(), actions.data(), out, n, t);
+      }
+      EXPECT_TRUE(all_finite(obs.to_host())) << int(task) << " " << int(integrator);
+    }
+}
+
+TEST(GpuSmoke, GridworldScriptedRollouts) {
+  DYN_REQUIRE_CUDA();
+  for (ScriptedPolicy policy : {ScriptedPolicy::random, ScriptedPolicy::oracle})
+    EXPECT_EQ(run_scripted_rollout(Backend::cuda, GridParams{}, policy, 300, 2).episodes, 600);
+}
+
+namespace {
+
+template <class Learner>
+void three_iterations_and_an_evaluation(Learner& l) {
+  for (int it = 0; it < 3; ++it) EXPECT_TRUE(std::isfinite(l.iterate().value_loss)) << "iteration " << it;
+  EXPECT_TRUE(std::isfinite(l.evaluate(32, 1, 7).mean_return));
+}
+
+}  // namespace
+
+TEST(GpuSmoke, Learners) {
+  DYN_REQUIRE_CUDA();
+  GridParams env;
+  GridPpo ppo(Backend::cuda, env, 16, PpoConfig{});
+  three_iterations_and_an_evaluation(ppo);
+  GridRl2 rl2(Backend::cuda, env, 16, PpoConfig{});
+  three_iterations_and_an_evaluation(rl2);
+  BeliefConfig dynamite = BeliefConfig::dynamite(), varibad = BeliefConfig::varibad();
+  dynamite.batch_episodes = varibad.batch_episodes = 8;  // belief steps from the first update
+  GridBelief d(Backend::cuda, env, 16, PpoConfig{}, dynamite), v(Backend::cuda, env, 16, PpoConfig{}, varibad);
+  three_iterations_and_an_evaluation(d);
+  three_iterations_and_an_evaluation(v);
+}
