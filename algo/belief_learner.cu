@@ -220,18 +220,16 @@ void GridBelief::push_episodes() {
   float *ro = rp_.obs.data(), *rl = rp_.land.data(), *rr = rp_.rew.data();
   int32_t *ra = rp_.act.data(), *rs = rp_.sid.data(), *head = rp_head_.data();
   uint8_t* rd = rp_.send.data();
-  parallel_for(b_, n, [=] DYN_LAMBDA(int64_t i) {
-    const int64_t slot = (head[0] + i) % C;
-    for (int64_t t = 0; t <= H; ++t)
-      for (int c = 0; c < kGridObsDim; ++c)
-        ro[(slot * (H + 1) + t) * kGridObsDim + c] = eo[(t * n + i) * kGridObsDim + c];
-    for (int64_t t = 0; t < H; ++t) {
-      for (int c = 0; c < kGridObsDim; ++c) rl[(slot * H + t) * kGridObsDim + c] = el[(t * n + i) * kGridObsDim + c];
-      rr[slot * H + t] = er[t * n + i];
-      ra[slot * H + t] = ea[t * n + i];
-      rs[slot * H + t] = es[t * n + i];
-      rd[slot * H + t] = ed[t * n + i];
-    }
+  // one item per (step, env), time-major like the assembled episodes: reads are contiguous across envs
+  parallel_for(b_, (H + 1) * n, [=] DYN_LAMBDA(int64_t k) {
+    const int64_t t = k / n, i = k % n, slot = (head[0] + i) % C;
+    for (int c = 0; c < kGridObsDim; ++c) ro[(slot * (H + 1) + t) * kGridObsDim + c] = eo[k * kGridObsDim + c];
+    if (t == H) return;  // the final observation has no transition
+    for (int c = 0; c < kGridObsDim; ++c) rl[(slot * H + t) * kGridObsDim + c] = el[k * kGridObsDim + c];
+    rr[slot * H + t] = er[k];
+    ra[slot * H + t] = ea[k];
+    rs[slot * H + t] = es[k];
+    rd[slot * H + t] = ed[k];
   });
   parallel_for(b_, 1, [=] DYN_LAMBDA(int64_t) { head[0] = int32_t((head[0] + n) % C); });
 }
