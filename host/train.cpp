@@ -23,6 +23,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+}  // namespace
+
 PpoConfig ppo_config_of(const Config& c) {
   PpoConfig p;
   p.rollout_steps = int(c.get_int("train.rollout_steps"));
@@ -39,6 +41,8 @@ PpoConfig ppo_config_of(const Config& c) {
   p.adam.max_grad_norm = float(c.get_real("train.max_grad_norm"));
   return p;
 }
+
+namespace {
 
 std::string timestamp() {
   const std::time_t now = std::time(nullptr);

@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "algo/belief_learner.h"
+#include "algo/ppo_config.h"
 #include "host/config.h"
 #include "kernels/backend.h"
 #include "sim/gridworld.h"
@@ -17,6 +19,9 @@ namespace dyn {
 GridParams grid_params_from_config(const Config& c);
 // The physics env (reacher, halfcheetah_*) named by env.name, with its model and the env.* keys.
 PhysicsEnvParams physics_params_from_config(const Config& c);
+// PPO's hyperparameters from the train.* keys, and the belief model's from the belief.* keys and run.algo.
+PpoConfig ppo_config_of(const Config& c);
+BeliefConfig belief_config_of(const Config& c);
 
 // Returns the process exit status (0, or 1 when training fails); progress goes to stderr. The summary goes to the
 // run directory's summary.json and, when out_path is not empty, to out_path too (written atomically).
