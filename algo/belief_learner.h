@@ -1,23 +1,29 @@
-// DynaMITE-RL and VariBAD on the gridworld (`--algo dynamite|varibad`, SPEC §3): PPO on [s_t, μ_t, log σ²_t]
-// with the belief model run online during rollouts (one encoder step per env step), a replay ring of recent whole
-// episodes with their ground-truth sessions, and belief updates after each PPO update. Session handling at
-// rollout time: the termination head's prediction (p > 0.5), or the ground truth with --oracle-sessions, closes a
-// session and carries its final belief into the encoder's conditioning input.
+// DynaMITE-RL and VariBAD on any env (`--algo dynamite|varibad`, SPEC §3): PPO on [s_t, μ_t, log σ²_t] with the
+// belief model run online during rollouts (one encoder step per env step), the episode replay (algo/episode_replay.h)
+// of recent whole episodes with their ground-truth sessions, and belief updates after each PPO update. Session
+// handling at rollout time: the termination head's prediction (p > 0.5), or the ground truth with --oracle-sessions,
+// closes a session and carries its final belief into the encoder's conditioning input. On the gridworld, each
+// evaluation also measures how often the reward decoder, at the belief's mean, ranks the rewarding goal first.
 #pragma once
 
 #include <cstdint>
 #include <random>
 #include <vector>
 
+#include "algo/agent_carry.h"
 #include "algo/belief_model.h"
-#include "algo/ppo.h"
+#include "algo/episode_replay.h"
+#include "algo/rollout_learner.h"
+#include "algo/running_norm.h"
 
 namespace dyn {
 
 struct BeliefConfig {
-  BeliefShape shape;              // shape.conditioning: the encoder sees the previous session's final belief
-  BeliefLossConfig loss;          // which terms (DynaMITE defaults)
+  BeliefShape shape;              // the env's sizes are filled in by the learner; shape.conditioning: the encoder
+                                  // sees the previous session's final belief
+  BeliefLossConfig loss;          // which terms (DynaMITE defaults), subsampling
   bool oracle_sessions = false;   // ground-truth session ends in rollouts and evaluation
+  bool normalize_obs = false;     // the encoder and decoders see running-normalised observations
   int replay_episodes = 10000;    // ring of the most recent whole episodes
   int batch_episodes = 25;        // episodes per belief step
   int updates_per_iteration = 3;  // belief steps after each PPO update
@@ -31,93 +37,60 @@ struct BeliefConfig {
   }
 };
 
-class GridBelief {
+class BeliefLearner : public RolloutLearner {
  public:
-  GridBelief(Backend b, const GridParams& env, int64_t n_envs, const PpoConfig& cfg, const BeliefConfig& bc);
-  IterationStats iterate();
-  // Deterministic actions on fresh episodes, the belief updated online; also measures how often the reward
-  // decoder, given the belief's mean, ranks the rewarding goal above the other (goal_accuracy()).
-  EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed);
-  double goal_accuracy() const { return goal_accuracy_; }
-  int64_t frames() const { return frames_; }
-  Backend backend() const { return b_; }
-  int64_t graph_replays() const { return graphs_.replays() + core_.graph_replays(); }  // collect + core stages
-  int64_t graphs_captured() const { return graphs_.captured() + core_.graphs_captured(); }
-  // For tests: the actions [T, N] of the last collect (backend memory).
-  const int32_t* rollout_actions() const { return core_.rollout_actions(); }
+  BeliefLearner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg, const BeliefConfig& bc);
+  ~BeliefLearner() override;
+  // Also eval_goal_accuracy in EvalStats::extra on the gridworld.
+  EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed) override;
+  void update(IterationStats& st) override;  // PPO update, then the belief steps
 
-  // Stages (public only because CUDA extended lambdas may not live in private members).
-  void collect(IterationStats& st);
-  void advantages() { core_.advantages(); }
-  void update(IterationStats& st);  // PPO update, then the belief steps
-  void collect_steps();
-  void belief_step(double* acc);  // one Adam step of the belief model on a replay batch; adds its loss terms to acc[5]
-  // One online encoder step for n envs from the carried state, writing the policy's raw input [s, μ, log σ²]
-  // into raw [n, 6 + 2d]; q stays in ws. h_out may alias h.
-  void encode_step(EncoderWorkspace<float>& ws, const float* obs, const int32_t* prev_a, const float* prev_r,
-                   const uint8_t* start, const float* cond, const float* h, int64_t n, float* h_out, float* raw);
-  // After latent rows q [n] of the carried encoder: close[i] = the session ends here (predicted, or the ground
-  // truth `send_prev` with oracle sessions; never at an episode start); counts true/false positives and
-  // false negatives against the ground truth into counts[3]; carries closed beliefs into cond.
-  void close_sessions(const float* q, const uint8_t* start, const uint8_t* send_prev, int64_t n, uint8_t* close,
-                      float* cond, double* counts);
-  void push_episodes();  // the assembled episodes of all envs into the replay ring (device head counter)
-  // Replay slots (at most belief.batch_episodes; env i's first episode is slot i) gathered time-major into the
-  // batch buffers; the view stays valid until the next gather.
-  EpisodeBatchView<float> gather_episodes(const std::vector<int32_t>& slots);
-
-  // For tests: the belief model and its parameters, and a backend buffer [T, N, 2d+1] that each collect fills
+  // For tests: the belief model and its parameters; the replay's slots gathered time-major (env i's first episode
+  // is slot i), normalised as the belief steps see them; and a backend buffer [T, N, 2d+1] that each collect fills
   // with the rollout's beliefs (set before the first iterate; nullptr: off).
   const BeliefModel<float>& model() const { return model_; }
   const float* belief_params() const { return bparams_.value.data(); }
+  EpisodeBatchView<float> gather_episodes(const std::vector<int32_t>& slots);
   void trace_beliefs(float* q_trace) { q_trace_ = q_trace; }
 
  private:
-  Backend b_;
-  GridParams env_;
-  int64_t n_;
-  PpoConfig cfg_;
+  class Agent;
+  void collect_steps() override;
+  void after_collect(IterationStats& st) override;  // the replay's host mirror, the termination head's counts
+  void belief_step(double* acc);
+  // One online encoder step for n envs from the given previous action and reward, start flags, conditioning
+  // input and state h [n, H] (new state into h_out, which may alias h); the policy's raw input [s, μ, log σ²] into
+  // raw [n, obs + 2d]; q stays in ws.
+  void encode_step(EncoderWorkspace<float>& ws, const float* obs, const ActionBatch& prev_a, const float* prev_r,
+                   const uint8_t* start, const float* cond, const float* h, int64_t n, float* h_out, float* raw,
+                   float* obs_scratch);
+  // After latent rows q [n]: close[i] = the session ends here (predicted, or the ground truth send_prev with oracle
+  // sessions; never at an episode start); counts true/false positives and false negatives of the head against the
+  // ground truth into counts[3] unless nullptr; carries closed beliefs into cond.
+  void close_sessions(const float* q, const uint8_t* start, const uint8_t* send_prev, int64_t n, uint8_t* close,
+                      float* cond, double* counts);
+
   BeliefConfig bc_;
-  int H_, d_, in_dim_;
-  PpoCore core_;
-  RunningNorm in_norm_;  // over [s, μ, log σ²]
-  HeadWorkspaces roll_ws_;
+  int d_, in_dim_;
+  RunningNorm in_norm_;   // over [s, μ, log σ²]
+  RunningNorm enc_norm_;  // over s (bc.normalize_obs)
+  PolicyWorkspace roll_ws_;
   ParamLayout blayout_;
   BeliefModel<float> model_;
   ParamBlob<float> bparams_;
   Adam<float> badam_;
   std::mt19937_64 sample_rng_;
-  uint32_t step_ = 0, belief_steps_ = 0;
-  int64_t frames_ = 0, replay_count_ = 0, pushed_ = 0;
-  StageGraphs graphs_;
-  Buffer<uint32_t> step_dev_;  // [1]
-  double goal_accuracy_ = 0;
+  AgentCarry carry_;  // previous action and reward, start, GRU state, conditioning input
+  EpisodeReplay replay_;
+  uint32_t belief_steps_ = 0;
   float* q_trace_ = nullptr;
 
-  // env and online belief state
-  Buffer<GridState> state_;                                      // [N]
-  Buffer<float> obs_, final_obs_;                                // [N, 6]
-  Buffer<uint8_t> send_, send_prev_, start_, close_, no_start_;  // [N]
-  Buffer<int32_t> sid_, prev_a_;                                 // [N]
-  Buffer<float> prev_r_;                                         // [N]
-  Buffer<float> h_, h_scratch_;                                  // [N, H]
-  Buffer<float> cond_;                                           // [N, 2d]
-  Buffer<float> raw_;                                            // [N, 6 + 2d]
-  Buffer<double> term_counts_;  // [3] tp, fp, fn of predicted session ends this rollout
+  Buffer<float> obs_enc_;                         // [N, obs] the encoder's normalised observations
+  Buffer<uint8_t> send_prev_, close_, no_start_;  // [N]
+  Buffer<float> h_scratch_;                       // [N, H]
+  Buffer<float> raw_;                             // [N, obs + 2d]
+  Buffer<double> term_counts_;                    // [3] tp, fp, fn of predicted session ends this rollout
   EncoderWorkspace<float> roll_enc_, boot_enc_;
-  // Whole episodes of E envs or slots: obs [H + 1, ·, 6] (encoder inputs s_0..s_H), land [H, ·, 6] (where each
-  // action led), act / sid / rew / send [H, ·]; the order of the first two axes is the owner's.
-  struct EpisodeArrays {
-    Buffer<float> obs, land, rew;
-    Buffer<int32_t> act, sid;
-    Buffer<uint8_t> send;
-    void allocate(Backend b, int64_t episodes, int horizon);
-  };
-  EpisodeArrays ep_;         // the episode being assembled, time-major [·, N]
-  EpisodeArrays rp_;         // the replay ring, episode-major [C, ·]
-  Buffer<int32_t> rp_head_;  // [1] next slot
-  Buffer<int32_t> pick_;     // [B] replay slots
-  EpisodeArrays bt_;         // one belief batch, time-major [·, B]
   BeliefLossWorkspace<float> lws_;
 };
 

@@ -1,8 +1,10 @@
 // The belief model: encoder forward/backward, the online session bookkeeping, the decode plan and the belief loss
 // (reconstruction over a flat list of (latent, transition) pairs through one batched decoder pass, then the
 // per-trajectory KL / consistency / BCE row function of nn/belief_terms.h).
+#include <algorithm>
 #include <stdexcept>
 
+#include "algo/agent_carry.h"
 #include "algo/belief_model.h"
 #include "kernels/gemm.h"
 #include "kernels/nvtx.h"
@@ -25,25 +27,37 @@ void upload(Buffer<T>& buf, Backend b, const std::vector<T>& v) {
   buf.from_host(v);
 }
 
+// Latent row i of whole episodes [T+1, B]: it sees a_{t−1} and r_{t−1} (row i − B); the first row of each starts.
+template <class T>
+struct EpisodeInputs {
+  int B, A;
+  const int32_t* act;
+  const T *act_value, *rew;
+  int32_t* pa;
+  T *pav, *pr;
+  uint8_t* st;
+  DYN_HD void operator()(int64_t i) const {
+    const bool first = i < B;
+    pa[i] = (first || !act) ? 0 : act[i - B];
+    if (act_value)
+      for (int k = 0; k < A; ++k) pav[i * A + k] = first ? T(0) : act_value[(i - B) * A + k];
+    pr[i] = first ? T(0) : rew[i - B];
+    st[i] = first ? 1 : 0;
+  }
+};
+
 // The encoder's per-latent inputs of whole episodes, [T+1, B]: latent t sees a_{t−1} and r_{t−1}; t = 0 starts.
 template <class T>
-void episode_inputs(Backend b, const EpisodeBatchView<T>& ep, BeliefLossWorkspace<T>& ws) {
+void episode_inputs(Backend b, const EpisodeBatchView<T>& ep, BeliefLossWorkspace<T>& ws, int A) {
   const int B = ep.batch;
   const int64_t R = int64_t(ep.steps + 1) * B;
   ensure(ws.prev_a, b, size_t(R));
   ensure(ws.prev_r, b, size_t(R));
   ensure(ws.start, b, size_t(R));
-  int32_t* pa = ws.prev_a.data();
-  T* pr = ws.prev_r.data();
-  uint8_t* st = ws.start.data();
-  const int32_t* act = ep.act;
-  const T* rew = ep.rew;
-  parallel_for(b, R, [=] DYN_LAMBDA(int64_t i) {
-    const bool first = i < B;
-    pa[i] = first ? 0 : act[i - B];
-    pr[i] = first ? T(0) : rew[i - B];
-    st[i] = first ? 1 : 0;
-  });
+  ensure(ws.prev_a_value, b, size_t(R) * A);
+  parallel_for(b, R,
+               EpisodeInputs<T>{B, A, ep.act, ep.act_value, ep.rew, ws.prev_a.data(), ws.prev_a_value.data(),
+                                ws.prev_r.data(), ws.start.data()});
 }
 
 // Columns [c0, c0 + w) of src [rows, src_w] into dst [rows, w] (or back, with add into dst when `into_src`).
@@ -62,19 +76,24 @@ struct PlaceColumns {
   DYN_HD void operator()(int64_t r, int64_t c) const { dst[r * dst_w + c0 + c] = src[r * w + c]; }
 };
 
-// The encoder's raw inputs of one row: s, one-hot a and r (zero where an episode starts), and the GRU's reset.
+// The encoder's inputs of one row: s, the previous action's features (one-hot, or the vector) and r (zero where an
+// episode starts), and the GRU's reset.
 template <class T>
 struct EncoderInputs {
   int O, A;
+  bool discrete;
   const T* obs;
   const int32_t* prev_a;
-  const T* prev_r;
+  const T *prev_a_value, *prev_r;
   const uint8_t* start;
   T *xs, *xa, *xr;
   uint8_t* reset;
   DYN_HD void operator()(int64_t i) const {
     for (int k = 0; k < O; ++k) xs[i * O + k] = obs[i * O + k];
-    for (int k = 0; k < A; ++k) xa[i * A + k] = (!start[i] && prev_a[i] == k) ? T(1) : T(0);
+    for (int k = 0; k < A; ++k)
+      xa[i * A + k] =
+          action_feature(discrete, discrete ? prev_a[i] : 0,
+                         discrete ? static_cast<const T*>(nullptr) : prev_a_value + i * A, start[i] != 0, k);
     xr[i] = start[i] ? T(0) : prev_r[i];
     reset[i] = start[i];
   }
@@ -93,11 +112,13 @@ BeliefModel<T>::BeliefModel(Backend b, const BeliefShape& s, ParamLayout& layout
   heads = Mlp({{s.hidden, s.head_out()}}, layout, "belief.enc.heads", 1.0, 1.0);
   prior = Mlp({{2 * d, s.prior_hidden, 2 * d}}, layout, "belief.prior");
   decoder = Mlp({{s.decoder_in(), s.decoder_hidden, s.decoder_hidden, 1}}, layout, "belief.dec");
+  if (s.state_decoder)
+    state_decoder = Mlp({{d + s.obs + s.actions, s.decoder_hidden, s.decoder_hidden, s.obs}}, layout, "belief.sdec");
 }
 
 template <class T>
-void BeliefModel<T>::embed_inputs(const T* params, const T* obs, const int32_t* prev_a, const T* prev_r,
-                                  const uint8_t* start, int64_t R, EncoderWorkspace<T>& ws) const {
+void BeliefModel<T>::embed_inputs(const T* params, const T* obs, const int32_t* prev_a, const T* prev_a_value,
+                                  const T* prev_r, const uint8_t* start, int64_t R, EncoderWorkspace<T>& ws) const {
   const int O = s_.obs, A = s_.actions, E = s_.embed, W = s_.trunk_in();
   ws.rows = int(R);
   ensure(ws.xs, b_, R * O);
@@ -107,7 +128,8 @@ void BeliefModel<T>::embed_inputs(const T* params, const T* obs, const int32_t* 
   ensure(ws.reset, b_, R);
   T *xs = ws.xs.data(), *xa = ws.xa.data(), *xr = ws.xr.data();
   uint8_t* reset = ws.reset.data();
-  parallel_for(b_, R, EncoderInputs<T>{O, A, obs, prev_a, prev_r, start, xs, xa, xr, reset});
+  parallel_for(
+      b_, R, EncoderInputs<T>{O, A, s_.discrete_actions, obs, prev_a, prev_a_value, prev_r, start, xs, xa, xr, reset});
   emb_s.forward(b_, params, xs, int(R), ws.es);
   emb_a.forward(b_, params, xa, int(R), ws.ea);
   emb_r.forward(b_, params, xr, int(R), ws.er);
@@ -118,12 +140,13 @@ void BeliefModel<T>::embed_inputs(const T* params, const T* obs, const int32_t* 
 }
 
 template <class T>
-void BeliefModel<T>::encode(const T* params, const T* obs, const int32_t* prev_a, const T* prev_r, const uint8_t* start,
-                            const T* cond, const T* h0, int steps, int batch, EncoderWorkspace<T>& ws) const {
+void BeliefModel<T>::encode(const T* params, const T* obs, const int32_t* prev_a, const T* prev_a_value,
+                            const T* prev_r, const uint8_t* start, const T* cond, const T* h0, int steps, int batch,
+                            EncoderWorkspace<T>& ws) const {
   DYN_NVTX_RANGE("belief_encode");
   const int64_t R = int64_t(steps) * batch;
   const int E = s_.embed, C = s_.cond_dim(), W = s_.trunk_in();
-  embed_inputs(params, obs, prev_a, prev_r, start, R, ws);
+  embed_inputs(params, obs, prev_a, prev_a_value, prev_r, start, R, ws);
   T* tin = ws.trunk_in.data();
   if (C > 0) parallel_for_2d(b_, R, C, PlaceColumns<T>{cond, tin, W, 3 * E, C});
   trunk.forward(b_, params, tin, int(R), ws.trunk);
@@ -133,19 +156,19 @@ void BeliefModel<T>::encode(const T* params, const T* obs, const int32_t* prev_a
 }
 
 template <class T>
-void BeliefModel<T>::encode_sessions(const T* params, const T* obs, const int32_t* prev_a, const T* prev_r,
-                                     const uint8_t* start, const uint8_t* send, int steps, int batch,
+void BeliefModel<T>::encode_sessions(const T* params, const T* obs, const int32_t* prev_a, const T* prev_a_value,
+                                     const T* prev_r, const uint8_t* start, const uint8_t* send, int steps, int batch,
                                      EncoderWorkspace<T>& ws, T* cond_out) const {
   DYN_NVTX_RANGE("belief_encode_sessions");
   const int64_t R = int64_t(steps) * batch;
   const int E = s_.embed, C = s_.cond_dim(), W = s_.trunk_in(), d = s_.latent;
   if (C == 0) {
-    encode(params, obs, prev_a, prev_r, start, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr), steps,
-           batch, ws);
+    encode(params, obs, prev_a, prev_a_value, prev_r, start, static_cast<const T*>(nullptr),
+           static_cast<const T*>(nullptr), steps, batch, ws);
     return;
   }
   // what does not depend on the conditioning input runs over all rows at once: the embeddings
-  embed_inputs(params, obs, prev_a, prev_r, start, R, ws);
+  embed_inputs(params, obs, prev_a, prev_a_value, prev_r, start, R, ws);
   ws.trunk.reserve(b_, trunk.shape(), int(R));
   ws.gru.reserve(b_, steps, batch, s_.hidden);
   ws.heads.reserve(b_, heads.shape(), int(R));
@@ -210,41 +233,63 @@ void carry_final_belief(Backend b, const T* q, const uint8_t* close, int64_t n, 
   });
 }
 
-template <class T>
-void predicted_session_ends(Backend b, const T* q, int64_t n, int latent, uint8_t* close) {
-  const int qw = 2 * latent + 1;
-  parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) { close[i] = q[i * qw + 2 * latent] > T(0); });  // σ(x) > ½
-}
-
-DecodePlan plan_decodes(const std::vector<int32_t>& sid, int steps, int batch, bool session_recon) {
+DecodePlan plan_decodes(const std::vector<int32_t>& sid, int steps, int batch, bool session_recon, int elbo_samples,
+                        int decode_samples, uint32_t seed, uint32_t step) {
   if (sid.size() != size_t(steps) * batch) throw std::invalid_argument("plan_decodes: sid must be [T, B]");
   const int T1 = steps + 1;
+  const bool subsample = elbo_samples > 0 && elbo_samples < T1;
   DecodePlan p;
-  p.lo.resize(size_t(T1) * batch);
-  p.offset.resize(size_t(T1) * batch + 1);
-  std::vector<int32_t> first(steps), last(steps);  // per transition: its session's range
+  p.offset.assign(size_t(T1) * batch + 1, 0);
+  p.elbo.assign(size_t(T1) * batch, subsample ? 0 : 1);
+  std::vector<int32_t> first(steps), last(steps);                 // per transition: its session's range
+  std::vector<std::vector<int32_t>> decodes(size_t(T1) * batch);  // each latent's transitions, in increasing j
   for (int b = 0; b < batch; ++b) {
     for (int j = 0; j < steps; ++j)
       first[j] = (j > 0 && sid[size_t(j) * batch + b] == sid[size_t(j - 1) * batch + b]) ? first[j - 1] : j;
     for (int j = steps - 1; j >= 0; --j)
       last[j] = (j + 1 < steps && sid[size_t(j) * batch + b] == sid[size_t(j + 1) * batch + b]) ? last[j + 1] : j;
+    for (int t = 0; t < steps; ++t)  // latents t and t + 1 share a session
+      if (sid[size_t(t == 0 ? 0 : t - 1) * batch + b] == sid[size_t(t) * batch + b]) ++p.consistency_pairs;
+    Philox rng(seed, kStreamSubsample, uint32_t(b), step);
+    if (subsample) {  // elbo_samples distinct latents: a partial Fisher–Yates over 0..T
+      std::vector<int32_t> ts(static_cast<size_t>(T1));
+      for (int t = 0; t < T1; ++t) ts[size_t(t)] = t;
+      for (int k = 0; k < elbo_samples; ++k) {
+        const int pick = k + int(rng.uniform_int(uint32_t(T1 - k)));
+        std::swap(ts[size_t(k)], ts[size_t(pick)]);
+        p.elbo[size_t(ts[size_t(k)]) * batch + b] = 1;
+      }
+    }
     for (int t = 0; t < T1; ++t) {
-      const int j = t == 0 ? 0 : t - 1;  // the transition whose session latent t belongs to
       const size_t i = size_t(t) * batch + b;
-      p.lo[i] = session_recon ? first[j] : 0;
-      p.offset[i] = (session_recon ? last[j] + 1 : steps) - p.lo[i];  // count for now
-      if (t < steps && sid[size_t(t == 0 ? 0 : t - 1) * batch + b] == sid[size_t(t) * batch + b])
-        ++p.consistency_pairs;  // latents t and t + 1 share a session
+      if (!p.elbo[i]) continue;
+      const int j = t == 0 ? 0 : t - 1;  // the transition whose session latent t belongs to
+      const int lo = session_recon ? first[j] : 0, hi = session_recon ? last[j] + 1 : steps;
+      std::vector<int32_t>& d = decodes[i];
+      if (decode_samples > 0 && decode_samples < hi - lo) {  // drawn with replacement, then in increasing j
+        for (int k = 0; k < decode_samples; ++k) d.push_back(lo + int32_t(rng.uniform_int(uint32_t(hi - lo))));
+        std::sort(d.begin(), d.end());
+      } else {
+        for (int jj = lo; jj < hi; ++jj) d.push_back(jj);
+      }
     }
   }
-  int64_t acc = 0;  // counts → exclusive offsets over the row order t·B + b
-  for (size_t i = 0; i < size_t(T1) * batch; ++i) {
-    const int64_t c = p.offset[i];
-    p.offset[i] = int32_t(acc);
-    acc += c;
+  // the pair list by latent row t·B + b, then the same pairs by transition row (by increasing latent)
+  std::vector<int32_t> tr_count(size_t(steps) * batch, 0);
+  for (size_t i = 0; i < decodes.size(); ++i) {
+    p.offset[i + 1] = p.offset[i] + int32_t(decodes[i].size());
+    const int b = int(i % size_t(batch));
+    for (int32_t j : decodes[i]) {
+      p.pair_tr.push_back(j * batch + b);
+      ++tr_count[size_t(j) * batch + b];
+    }
   }
-  p.offset.back() = int32_t(acc);
-  p.pairs = acc;
+  p.pairs = p.offset.back();
+  p.tr_offset.assign(tr_count.size() + 1, 0);
+  for (size_t k = 0; k < tr_count.size(); ++k) p.tr_offset[k + 1] = p.tr_offset[k] + tr_count[k];
+  p.tr_pair.resize(size_t(p.pairs));
+  std::vector<int32_t> fill(p.tr_offset.begin(), p.tr_offset.end() - 1);
+  for (int32_t q = 0; q < int32_t(p.pairs); ++q) p.tr_pair[size_t(fill[size_t(p.pair_tr[size_t(q)])]++)] = q;
   return p;
 }
 
@@ -257,31 +302,31 @@ DecodePlan plan_decodes(const std::vector<int32_t>& sid, int steps, int batch, b
 
 namespace {
 
-// Each pair's latent row r = t·B + b and transition row j·B + b, from the plan's per-latent ranges.
+// Each pair's latent row r = t·B + b, from the plan's per-latent offsets.
 struct PairRows {
-  int B;
-  const int32_t *lo, *off;
-  int32_t *row, *tr;  // [P]
+  const int32_t* off;
+  int32_t* row;  // [P]
   DYN_HD void operator()(int64_t r) const {
-    const int32_t bb = int32_t(r % B);
-    for (int32_t p = off[r]; p < off[r + 1]; ++p) {
-      row[p] = int32_t(r);
-      tr[p] = (lo[r] + (p - off[r])) * B + bb;
-    }
+    for (int32_t p = off[r]; p < off[r + 1]; ++p) row[p] = int32_t(r);
   }
 };
 
-// A transition's decoder features [s_j, one-hot a_j, s_{j+1}] (s_{j+1}: where the action led).
+// A transition's decoder features [s_j, a_j features (one-hot, or the vector), s_{j+1}] (s_{j+1}: where the
+// action led).
 template <class T>
 struct TransitionFeatures {
   int B, O, A;
+  bool discrete;
   const T *obs, *next;
   const int32_t* act;
+  const T* act_value;
   T* x;  // [T·B, 2·O + A]
   DYN_HD void operator()(int64_t i) const {
     const int w = 2 * O + A;
     for (int k = 0; k < O; ++k) x[i * w + k] = obs[i * O + k];
-    for (int k = 0; k < A; ++k) x[i * w + O + k] = act[i] == k ? T(1) : T(0);
+    for (int k = 0; k < A; ++k)
+      x[i * w + O + k] = action_feature(discrete, discrete ? act[i] : 0,
+                                        discrete ? static_cast<const T*>(nullptr) : act_value + i * A, false, k);
     for (int k = 0; k < O; ++k) x[i * w + O + A + k] = next ? next[i * O + k] : obs[(i + B) * O + k];
   }
 };
@@ -322,120 +367,106 @@ struct LatentGradSum {
   }
 };
 
-// dV[j·B + b] = Σ over the latents t of trajectory b that decode transition j of d1[their pair (t, j)].
+// dV[j·B + b] = Σ over the pairs that decode transition j·B + b (by increasing latent) of d1[pair].
 template <class T>
 struct TransitionGradSum {
-  int B, T1, Hd;
-  const int32_t *lo, *off;
+  int Hd;
+  const int32_t *tr_off, *tr_pair;
   const T* d1;
   T* dv;  // [T·B, Hd]
   DYN_HD void operator()(int64_t i) const {
-    const int32_t j = int32_t(i / B), bb = int32_t(i % B);
     for (int k = 0; k < Hd; ++k) dv[i * Hd + k] = T(0);
-    for (int t = 0; t < T1; ++t) {
-      const int64_t r = int64_t(t) * B + bb;
-      if (j < lo[r] || j >= lo[r] + (off[r + 1] - off[r])) continue;
-      const int64_t p = off[r] + (j - lo[r]);
+    for (int32_t q = tr_off[i]; q < tr_off[i + 1]; ++q) {
+      const int64_t p = tr_pair[q];
       for (int k = 0; k < Hd; ++k) dv[i * Hd + k] += d1[p * Hd + k];
     }
   }
 };
 
-// into[k] += Σ_r x[r, k]
+}  // namespace
+
+namespace {
+
+// The state decoder's residual ŝ − s' for pair p: s' = where the action of its transition led.
 template <class T>
-struct ColumnSumInto {
-  int64_t rows;
-  int cols;
-  const T* x;
-  T* into;
-  DYN_HD void operator()(int64_t k) const {
-    T acc = 0;
-    for (int64_t r = 0; r < rows; ++r) acc += x[r * cols + k];
-    into[k] += acc;
+struct PairStateResidual {
+  int B, O;
+  const int32_t* tr;
+  const T *shat, *obs, *next;
+  T* res;  // [P, O]
+  DYN_HD void operator()(int64_t p, int64_t k) const {
+    const int64_t i = tr[p];
+    res[p * O + k] = shat[p * O + k] - (next ? next[i * O + k] : obs[(i + B) * O + k]);
   }
 };
 
-}  // namespace
-
-// Decoder forward over the plan's P pairs (ws.lo, ws.offset on the backend): leaves each layer's output in
-// ws.dec_act[l] [P, ·] and the residuals r̂ − r in ws.dec_dy [P].
+// One decoder over the plan's P pairs (ws.pair_row, ws.pair_tr): the first layer's pre-activation U_t + V_j + b
+// with U = z W_zᵀ per latent [R, Hd] and V = x[:, :xw] W_xᵀ per transition [T·B, Hd] (x: ws.dec_x, XW columns), the
+// later layers as GEMMs over the pairs; leaves each layer's output in dw.act[l] [P, ·]. x is [T·B, XW]; the decoder
+// reads its first xw columns.
 template <class T>
-void reconstruction_forward(const BeliefModel<T>& m, const T* params, const EpisodeBatchView<T>& ep, const T* z,
-                            int64_t P, BeliefLossWorkspace<T>& ws) {
-  const Backend b = m.backend();
-  const BeliefShape& s = m.shape();
-  const MlpShape& sh = m.decoder.shape();
-  const int B = ep.batch, d = s.latent, XW = 2 * s.obs + s.actions, Hd = sh.sizes[1], DI = sh.sizes[0];
-  const int64_t R = int64_t(ep.steps + 1) * B, TB = int64_t(ep.steps) * B;
-  ensure(ws.pair_row, b, size_t(P));
-  ensure(ws.pair_tr, b, size_t(P));
-  ensure(ws.dec_x, b, size_t(TB) * XW);
-  ensure(ws.dec_u, b, size_t(R) * Hd);
-  ensure(ws.dec_v, b, size_t(TB) * Hd);
-  ensure(ws.dec_dy, b, size_t(P));
-  ws.dec_act.resize(size_t(sh.layers()));
-  for (int l = 0; l < sh.layers(); ++l) ensure(ws.dec_act[size_t(l)], b, size_t(P) * sh.sizes[l + 1]);
-  parallel_for(b, R, PairRows{B, ws.lo.data(), ws.offset.data(), ws.pair_row.data(), ws.pair_tr.data()});
-  parallel_for(b, TB, TransitionFeatures<T>{B, s.obs, s.actions, ep.obs, ep.next_obs, ep.act, ws.dec_x.data()});
-  // U = z W_zᵀ, V = x W_xᵀ: W_z and W_x are column blocks of W_0 [Hd, DI]
-  const T* w0 = params + m.decoder.weight_offset(0);
-  gemm<T>(b, false, true, int(R), Hd, d, T(1), z, d, w0, DI, T(0), ws.dec_u.data(), Hd);
-  gemm<T>(b, false, true, int(TB), Hd, XW, T(1), ws.dec_x.data(), XW, w0 + d, DI, T(0), ws.dec_v.data(), Hd);
-  parallel_for_2d(
-      b, P, Hd,
-      PairFirstLayer<T>{Hd, sh.layers() == 1 ? sh.output : sh.hidden, ws.pair_row.data(), ws.pair_tr.data(),
-                        ws.dec_u.data(), ws.dec_v.data(), params + m.decoder.bias_offset(0), ws.dec_act[0].data()});
+void pair_decoder_forward(Backend b, const Mlp& dec, const T* params, int d, const T* z, int64_t R, int64_t TB, int XW,
+                          int xw, int64_t P, BeliefLossWorkspace<T>& ws, PairDecoderWorkspace<T>& dw) {
+  const MlpShape& sh = dec.shape();
+  const int Hd = sh.sizes[1], DI = sh.sizes[0];
+  ensure(dw.u, b, size_t(R) * Hd);
+  ensure(dw.v, b, size_t(TB) * Hd);
+  dw.act.resize(size_t(sh.layers()));
+  for (int l = 0; l < sh.layers(); ++l) ensure(dw.act[size_t(l)], b, size_t(P) * sh.sizes[l + 1]);
+  const T* w0 = params + dec.weight_offset(0);  // W_z and W_x are column blocks of W_0 [Hd, DI]
+  gemm<T>(b, false, true, int(R), Hd, d, T(1), z, d, w0, DI, T(0), dw.u.data(), Hd);
+  gemm<T>(b, false, true, int(TB), Hd, xw, T(1), ws.dec_x.data(), XW, w0 + d, DI, T(0), dw.v.data(), Hd);
+  parallel_for_2d(b, P, Hd,
+                  PairFirstLayer<T>{Hd, sh.layers() == 1 ? sh.output : sh.hidden, ws.pair_row.data(), ws.pair_tr.data(),
+                                    dw.u.data(), dw.v.data(), params + dec.bias_offset(0), dw.act[0].data()});
   for (int l = 1; l < sh.layers(); ++l)
-    linear_forward(b, ws.dec_act[size_t(l - 1)].data(), params + m.decoder.weight_offset(l),
-                   params + m.decoder.bias_offset(l), ws.dec_act[size_t(l)].data(), int(P), sh.sizes[l],
-                   sh.sizes[l + 1], l == sh.layers() - 1 ? sh.output : sh.hidden);
-  parallel_for(b, P, PairResidual<T>{ws.pair_tr.data(), ws.dec_act.back().data(), ep.rew, ws.dec_dy.data()});
+    linear_forward(b, dw.act[size_t(l - 1)].data(), params + dec.weight_offset(l), params + dec.bias_offset(l),
+                   dw.act[size_t(l)].data(), int(P), sh.sizes[l], sh.sizes[l + 1],
+                   l == sh.layers() - 1 ? sh.output : sh.hidden);
 }
 
-// Given ws.dec_dy = d loss / d r̂ [P]: adds the decoder's parameter gradients into grads and writes
-// dz [R, d] = d loss / d z into ws.dz.
+// Given dw.dy = d loss / d output [P, out]: adds the decoder's parameter gradients into grads and d loss / d z
+// into ws.dz (which the caller zeroed).
 template <class T>
-void reconstruction_backward(const BeliefModel<T>& m, const T* params, T* grads, const EpisodeBatchView<T>& ep,
-                             const T* z, int64_t P, BeliefLossWorkspace<T>& ws) {
-  const Backend b = m.backend();
-  const BeliefShape& s = m.shape();
-  const MlpShape& sh = m.decoder.shape();
-  const int B = ep.batch, T1 = ep.steps + 1, d = s.latent, XW = 2 * s.obs + s.actions, DI = sh.sizes[0];
-  const int64_t R = int64_t(T1) * B, TB = int64_t(ep.steps) * B;
+void pair_decoder_backward(Backend b, const Mlp& dec, const T* params, T* grads, int d, const T* z, int64_t R,
+                           int64_t TB, int XW, int xw, int64_t P, BeliefLossWorkspace<T>& ws,
+                           PairDecoderWorkspace<T>& dw) {
+  const MlpShape& sh = dec.shape();
+  const int DI = sh.sizes[0];
   int widest = 1;
   for (int l = 1; l <= sh.layers(); ++l) widest = sh.sizes[l] > widest ? sh.sizes[l] : widest;
-  ensure(ws.dec_ga, b, size_t(P) * widest);
-  ensure(ws.dec_gb, b, size_t(P) * widest);
-  ensure(ws.dec_du, b, size_t(R) * sh.sizes[1]);
-  ensure(ws.dec_dv, b, size_t(TB) * sh.sizes[1]);
+  ensure(dw.ga, b, size_t(P) * widest);
+  ensure(dw.gb, b, size_t(P) * widest);
+  ensure(dw.du, b, size_t(R) * sh.sizes[1]);
+  ensure(dw.dv, b, size_t(TB) * sh.sizes[1]);
   // layers L−1 .. 1 over the pairs; g ends as d loss / d (first layer's pre-activation) [P, Hd]
-  T *g = ws.dec_ga.data(), *next = ws.dec_gb.data();
-  const T* dy = ws.dec_dy.data();
+  T *g = dw.ga.data(), *next = dw.gb.data();
+  const T* dy = dw.dy.data();
   for (int l = sh.layers() - 1; l >= 0; --l) {
     const int n_in = sh.sizes[l], n_out = sh.sizes[l + 1];
-    activation_backward(b, l == sh.layers() - 1 ? sh.output : sh.hidden, ws.dec_act[size_t(l)].data(), dy, g,
-                        P * n_out);
+    activation_backward(b, l == sh.layers() - 1 ? sh.output : sh.hidden, dw.act[size_t(l)].data(), dy, g, P * n_out);
     if (l == 0) break;
-    linear_backward(b, ws.dec_act[size_t(l - 1)].data(), params + m.decoder.weight_offset(l), g,
-                    static_cast<T*>(nullptr), grads + m.decoder.weight_offset(l), grads + m.decoder.bias_offset(l),
-                    int(P), n_in, n_out, true);
-    gemm<T>(b, false, false, int(P), n_in, n_out, T(1), g, n_out, params + m.decoder.weight_offset(l), n_in, T(0), next,
+    linear_backward(b, dw.act[size_t(l - 1)].data(), params + dec.weight_offset(l), g, static_cast<T*>(nullptr),
+                    grads + dec.weight_offset(l), grads + dec.bias_offset(l), int(P), n_in, n_out, true);
+    gemm<T>(b, false, false, int(P), n_in, n_out, T(1), g, n_out, params + dec.weight_offset(l), n_in, T(0), next,
             n_in);
     dy = next;
     std::swap(g, next);
   }
   // the first layer: fold the pairs back onto their latents (dU) and transitions (dV)
   const int Hd = sh.sizes[1];
-  parallel_for(b, R, LatentGradSum<T>{Hd, ws.offset.data(), g, ws.dec_du.data()});
-  parallel_for(b, TB, TransitionGradSum<T>{B, T1, Hd, ws.lo.data(), ws.offset.data(), g, ws.dec_dv.data()});
-  const T* w0 = params + m.decoder.weight_offset(0);
-  T* gw0 = grads + m.decoder.weight_offset(0);
-  gemm<T>(b, true, false, Hd, d, int(R), T(1), ws.dec_du.data(), Hd, z, d, T(1), gw0, DI);  // dW_z += dUᵀ z
-  gemm<T>(b, true, false, Hd, XW, int(TB), T(1), ws.dec_dv.data(), Hd, ws.dec_x.data(), XW, T(1), gw0 + d,
-          DI);                                                                                       // dW_x += dVᵀ x
-  parallel_for(b, Hd, ColumnSumInto<T>{R, Hd, ws.dec_du.data(), grads + m.decoder.bias_offset(0)});  // db += Σ_r dU
-  gemm<T>(b, false, false, int(R), d, Hd, T(1), ws.dec_du.data(), Hd, w0, DI, T(0), ws.dz.data(), d);  // dz = dU W_z
+  parallel_for(b, R, LatentGradSum<T>{Hd, ws.offset.data(), g, dw.du.data()});
+  parallel_for(b, TB, TransitionGradSum<T>{Hd, ws.tr_offset.data(), ws.tr_pair.data(), g, dw.dv.data()});
+  const T* w0 = params + dec.weight_offset(0);
+  T* gw0 = grads + dec.weight_offset(0);
+  gemm<T>(b, true, false, Hd, d, int(R), T(1), dw.du.data(), Hd, z, d, T(1), gw0, DI);  // dW_z += dUᵀ z
+  gemm<T>(b, true, false, Hd, xw, int(TB), T(1), dw.dv.data(), Hd, ws.dec_x.data(), XW, T(1), gw0 + d,
+          DI);                                                                 // dW_x += dVᵀ x
+  column_sums(b, dw.du.data(), int(R), Hd, grads + dec.bias_offset(0), true);  // db += Σ_r dU (one GEMM)
+  gemm<T>(b, false, false, int(R), d, Hd, T(1), dw.du.data(), Hd, w0, DI, T(1), ws.dz.data(), d);  // dz += dU W_z
 }
+
+}  // namespace
 
 template <class T>
 void ground_truth_conditioning(const BeliefModel<T>& m, const T* params, const EpisodeBatchView<T>& ep,
@@ -447,9 +478,9 @@ void ground_truth_conditioning(const BeliefModel<T>& m, const T* params, const E
   ensure(ws.cond, b, size_t(T1) * B * d2);
   ws.cond.zero();
   if (!s.conditioning) return;
-  episode_inputs(b, ep, ws);
-  m.encode_sessions(params, ep.obs, ws.prev_a.data(), ws.prev_r.data(), ws.start.data(), ep.send, T1, B, ws.gt_enc,
-                    ws.cond.data());
+  episode_inputs(b, ep, ws, s.actions);
+  m.encode_sessions(params, ep.obs, ws.prev_a.data(), ws.prev_a_value.data(), ws.prev_r.data(), ws.start.data(),
+                    ep.send, T1, B, ws.gt_enc, ws.cond.data());
 }
 
 template <class T>
@@ -463,15 +494,15 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
   const int qw = 2 * d + 1;
   const int64_t R = int64_t(T1) * B, P = plan.pairs;
   if (ws.eps.size() < size_t(R) * d) throw std::invalid_argument("belief_loss: ws.eps must hold [T+1, B, d] noise");
-  episode_inputs(b, ep, ws);
+  episode_inputs(b, ep, ws, s.actions);
   // 1. encoder over the whole episodes, with the caller's conditioning inputs or those of the ground-truth sessions
   //    built in the same pass
   if (s.conditioning && !cond)
-    m.encode_sessions(params, ep.obs, ws.prev_a.data(), ws.prev_r.data(), ws.start.data(), ep.send, T1, B, ws.enc,
-                      static_cast<T*>(nullptr));
+    m.encode_sessions(params, ep.obs, ws.prev_a.data(), ws.prev_a_value.data(), ws.prev_r.data(), ws.start.data(),
+                      ep.send, T1, B, ws.enc, static_cast<T*>(nullptr));
   else
-    m.encode(params, ep.obs, ws.prev_a.data(), ws.prev_r.data(), ws.start.data(), s.conditioning ? cond : nullptr,
-             static_cast<const T*>(nullptr), T1, B, ws.enc);
+    m.encode(params, ep.obs, ws.prev_a.data(), ws.prev_a_value.data(), ws.prev_r.data(), ws.start.data(),
+             s.conditioning ? cond : nullptr, static_cast<const T*>(nullptr), T1, B, ws.enc);
   const T* q = BeliefModel<T>::q(ws.enc);  // [R, 2d+1]
   // 2. the learned prior of every posterior, and one reparameterised sample per latent
   ensure(ws.prior_in, b, R * 2 * d);
@@ -491,22 +522,54 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
       z[r * d + k] = q[r * qw + k] + exp(T(0.5) * q[r * qw + d + k]) * eps[r * d + k];
     });
   }
-  // 3. reconstruction over the planned (latent, transition) pairs, the decoder's first layer split by input
-  //    (reconstruction_forward), then d loss / d r̂ = 2 (r̂ − r) / B back to dz (reconstruction_backward)
-  upload(ws.lo, b, plan.lo);
+  // 3. reconstruction over the planned (latent, transition) pairs, each decoder's first layer split by input
+  //    (pair_decoder_forward), then d loss / d output = 2 (output − target) / B back to dz (pair_decoder_backward)
   upload(ws.offset, b, plan.offset);
+  upload(ws.pair_tr, b, plan.pair_tr);
+  upload(ws.tr_offset, b, plan.tr_offset);
+  upload(ws.tr_pair, b, plan.tr_pair);
+  upload(ws.elbo, b, plan.elbo);
   BeliefLossStats st;
   st.pairs = P;
   ensure(ws.scalars, b, 4);
   ws.dq.zero();
   ws.dprior.zero();
   if (P > 0) {
-    reconstruction_forward(m, params, ep, ws.z.data(), P, ws);
-    T* dy = ws.dec_dy.data();
-    sum_of_squares(b, dy, size_t(P), ws.scalars.data());  // dy holds the residuals r̂ − r here
+    // the pairs' rows and the transitions' decoder features [s_j, a_j, s_{j+1}]
+    const int O = s.obs, XW = 2 * s.obs + s.actions;
+    const int64_t TB = int64_t(steps) * B;
+    ensure(ws.pair_row, b, size_t(P));
+    ensure(ws.dec_x, b, size_t(TB) * XW);
+    parallel_for(b, R, PairRows{ws.offset.data(), ws.pair_row.data()});
+    parallel_for(b, TB,
+                 TransitionFeatures<T>{B, s.obs, s.actions, s.discrete_actions, ep.obs, ep.next_obs, ep.act,
+                                       ep.act_value, ws.dec_x.data()});
+    ws.dz.zero();
     const T two_over_b = T(2) / T(B);
+    // the reward decoder on [z_t, s_j, a_j, s_{j+1}]: residuals r̂ − r, their squares' sum, then 2 (r̂ − r) / B
+    PairDecoderWorkspace<T>& rd = ws.reward_dec;
+    pair_decoder_forward(b, m.decoder, params, d, ws.z.data(), R, TB, XW, XW, P, ws, rd);
+    ensure(rd.dy, b, size_t(P));
+    parallel_for(b, P, PairResidual<T>{ws.pair_tr.data(), rd.act.back().data(), ep.rew, rd.dy.data()});
+    T* dy = rd.dy.data();
+    sum_of_squares(b, dy, size_t(P), ws.scalars.data());
     parallel_for(b, P, [=] DYN_LAMBDA(int64_t p) { dy[p] *= two_over_b; });
-    reconstruction_backward(m, params, grads, ep, ws.z.data(), P, ws);
+    pair_decoder_backward(b, m.decoder, params, grads, d, ws.z.data(), R, TB, XW, XW, P, ws, rd);
+    // the state decoder on [z_t, s_j, a_j] → s_{j+1} (halfcheetah_wind_vel: the wind changes the dynamics)
+    if (s.state_decoder) {
+      PairDecoderWorkspace<T>& sd = ws.state_dec;
+      pair_decoder_forward(b, m.state_decoder, params, d, ws.z.data(), R, TB, XW, O + s.actions, P, ws, sd);
+      ensure(sd.dy, b, size_t(P) * O);
+      parallel_for_2d(
+          b, P, O,
+          PairStateResidual<T>{B, O, ws.pair_tr.data(), sd.act.back().data(), ep.obs, ep.next_obs, sd.dy.data()});
+      T* sdy = sd.dy.data();
+      const int64_t PO = P * O;
+      sum_of_squares(b, sdy, size_t(PO), ws.scalars.data() + 1);
+      const T coef = two_over_b * T(cfg.state_weight);
+      parallel_for(b, PO, [=] DYN_LAMBDA(int64_t i) { sdy[i] *= coef; });
+      pair_decoder_backward(b, m.state_decoder, params, grads, d, ws.z.data(), R, TB, XW, O + s.actions, P, ws, sd);
+    }
     // 4. d loss / d q through the sample z = μ + exp(½ log σ²) ε
     const T *dz = ws.dz.data(), *eps = ws.eps.data();
     T* dq = ws.dq.data();
@@ -528,8 +591,9 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
     const int32_t* sid = ep.sid;
     const uint8_t* send = ep.send;
     T *dq = ws.dq.data(), *dprior = ws.dprior.data(), *sums = ws.sums.data();
+    const uint8_t* elbo = ws.elbo.data();
     parallel_for(b, B, [=] DYN_LAMBDA(int64_t bb) {
-      belief_terms_row(int(bb), B, steps, d, q, prior, sid, send, w, dq, dprior, sums + bb * 3);
+      belief_terms_row(int(bb), B, steps, d, q, prior, sid, send, elbo, w, dq, dprior, sums + bb * 3);
     });
   }
   // 5. the prior's gradient flows into its parameters and back into the posteriors it was computed from
@@ -550,11 +614,14 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
     hinge += double(sums[3 * i + 1]);
     bce += double(sums[3 * i + 2]);
   }
-  st.recon = P > 0 ? double(ws.scalars.to_host()[0]) / B : 0.0;
+  const std::vector<T> recon = ws.scalars.to_host();
+  st.recon = P > 0 ? double(recon[0]) / B : 0.0;
+  st.state_recon = P > 0 && s.state_decoder ? double(recon[1]) / B : 0.0;
   st.kl = kl / B;
   st.consistency = plan.consistency_pairs > 0 ? hinge / double(plan.consistency_pairs) : 0.0;
   st.bce = bce / (double(steps) * B);
-  st.total = st.recon + cfg.kl_weight * kl + (w.consistency > T(0) ? cfg.beta * st.consistency : 0.0) +
+  st.total = st.recon + cfg.state_weight * st.state_recon + cfg.kl_weight * kl +
+             (w.consistency > T(0) ? cfg.beta * st.consistency : 0.0) +
              (w.termination > T(0) ? cfg.termination * st.bce : 0.0);
   return st;
 }
@@ -563,7 +630,6 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
   template class BeliefModel<T>;                                                                           \
   template void carry_final_belief<T>(Backend, const T*, const uint8_t*, int64_t, int, T*);                \
   template void draw_belief_noise<T>(Backend, uint32_t, uint32_t, int64_t, T*);                            \
-  template void predicted_session_ends<T>(Backend, const T*, int64_t, int, uint8_t*);                      \
   template void ground_truth_conditioning<T>(const BeliefModel<T>&, const T*, const EpisodeBatchView<T>&,  \
                                              BeliefLossWorkspace<T>&);                                     \
   template BeliefLossStats belief_loss<T>(const BeliefModel<T>&, const T*, T*, const EpisodeBatchView<T>&, \

@@ -19,13 +19,16 @@
 namespace dyn {
 
 struct BeliefShape {
-  int obs = 6, actions = 5;     // env sizes (gridworld)
-  int embed = 8;                // each of the s / a / r embeddings
-  int trunk = 64, hidden = 64;  // MLP 2×trunk, GRU hidden
-  int latent = 5;               // d
-  int prior_hidden = 32;        // p_θ: 2d → 32 → 2d
-  int decoder_hidden = 32;      // reward decoder: (m, s, a, s') → 32 → 32 → r̂
-  bool conditioning = true;     // the encoder sees the previous session's final (μ, log σ²)
+  int obs = 6, actions = 5;      // env sizes (gridworld); actions: the number (discrete) or the vector's width
+  bool discrete_actions = true;  // one-hot actions (discrete), or the action vector (continuous)
+  int embed = 8;                 // each of the s / a / r embeddings
+  int trunk = 64, hidden = 64;   // MLP 2×trunk, GRU hidden
+  int latent = 5;                // d
+  int prior_hidden = 32;         // p_θ: 2d → 32 → 2d
+  int decoder_hidden = 32;       // reward decoder: (m, s, a, s') → 32 → 32 → r̂
+  bool conditioning = true;      // the encoder sees the previous session's final (μ, log σ²)
+  bool state_decoder = false;  // also decode s_{t+1} from (m, s_t, a_t), 2×decoder_hidden → obs (SPEC §3: where the
+                               // latent changes the dynamics, halfcheetah_wind_vel)
   int cond_dim() const { return conditioning ? 2 * latent : 0; }
   int trunk_in() const { return 3 * embed + cond_dim(); }
   int head_out() const { return 2 * latent + 1; }
@@ -35,7 +38,7 @@ struct BeliefShape {
 // What one encode() keeps for its backward; sized on use.
 template <class T>
 struct EncoderWorkspace {
-  Buffer<T> xs, xa, xr;        // [R, obs], [R, A] one-hot, [R, 1]: raw inputs (a, r zero where an episode starts)
+  Buffer<T> xs, xa, xr;        // [R, obs], [R, A] action features, [R, 1]: inputs (a, r zero where an episode starts)
   Buffer<T> trunk_in;          // [R, 3·embed + 2d]
   Buffer<T> d_trunk_in;        // [R, 3·embed + 2d]
   Buffer<T> d_es, d_ea, d_er;  // [R, embed] each
@@ -56,6 +59,11 @@ struct BeliefLossConfig {
   double kl_weight = 0.01;    // on Σ_t KL summed over trajectories (VariBAD's reduction)
   double beta = 0.5;          // consistency weight (0: off), on the mean over valid (t, t+1) pairs
   double termination = 1.0;   // termination BCE weight (0: off), on the mean over latents t ≥ 1
+  double state_weight = 1.0;  // the state decoder's reconstruction (when the shape has one), as the reward's
+  // Subsampling for long horizons (SPEC §3, VariBAD's vae_subsample_elbos / _decodes; 0: all): per trajectory,
+  // elbo_samples distinct ELBO indices (latents whose reconstruction and KL terms count) and, for each, decode_samples
+  // transitions of its reconstruction range drawn with replacement.
+  int elbo_samples = 0, decode_samples = 0;
   static BeliefLossConfig varibad() {
     BeliefLossConfig c;
     c.session_recon = c.session_kl = c.conditioning = false;
@@ -75,15 +83,17 @@ struct EpisodeBatchView {
   const uint8_t* send = nullptr;  // [T, B] ground truth: the transition ends its session
   const T* next_obs = nullptr;    // [T, B, obs] where each action led (the decoder's s_{j+1}), when an auto-reset
                                   // makes obs[j + 1] differ from it; nullptr: obs[j + 1]
+  const T* act_value = nullptr;   // [T, B, A] continuous actions (then act is unused)
 };
 
 // Loss values of one batch (unweighted sums as named, and the weighted total).
 struct BeliefLossStats {
   double recon = 0;        // Σ_t Σ_j (r̂ − r)², mean over trajectories
+  double state_recon = 0;  // Σ_t Σ_j ‖ŝ − s'‖², mean over trajectories (state decoder)
   double kl = 0;           // Σ_t KL, mean over trajectories
   double consistency = 0;  // mean hinge over valid pairs
   double bce = 0;          // mean termination BCE
-  double total = 0;        // recon + kl_weight·B·kl + β·consistency + w·bce
+  double total = 0;        // recon + state_weight·state_recon + kl_weight·B·kl + β·consistency + w·bce
   int64_t pairs = 0;       // decoded (t, j) pairs
 };
 
@@ -96,31 +106,32 @@ class BeliefModel {
   const BeliefShape& shape() const { return s_; }
   Backend backend() const { return b_; }
 
-  // Encoder over steps × batch rows (R = steps·batch, time-major): obs [R, obs], prev_a [R], prev_r [R],
-  // start [R] (an episode starts: the GRU state restarts and a, r read as zero), cond [R, 2d] (the previous
-  // session's final belief; ignored without conditioning), h0 [batch, H]. Leaves q [R, 2d+1] in q(ws) and the
-  // hidden states [R, H] in ws.gru.h.
-  void encode(const T* params, const T* obs, const int32_t* prev_a, const T* prev_r, const uint8_t* start,
-              const T* cond, const T* h0, int steps, int batch, EncoderWorkspace<T>& ws) const;
+  // Encoder over steps × batch rows (R = steps·batch, time-major): obs [R, obs], the previous action prev_a [R]
+  // (discrete) or prev_a_value [R, A] (continuous), prev_r [R], start [R] (an episode starts: the GRU state restarts
+  // and a, r read as zero), cond [R, 2d] (the previous session's final belief; ignored without conditioning), h0
+  // [batch, H]. Leaves q [R, 2d+1] in q(ws) and the hidden states [R, H] in ws.gru.h.
+  void encode(const T* params, const T* obs, const int32_t* prev_a, const T* prev_a_value, const T* prev_r,
+              const uint8_t* start, const T* cond, const T* h0, int steps, int batch, EncoderWorkspace<T>& ws) const;
   // The offline encoder over whole episodes with the conditioning inputs built in the same pass from ground-truth
   // session ends send [steps − 1, batch] (latent t closes its session where transition t − 1 ends one): the
   // embeddings run over all rows at once, the trunk, GRU and heads one time step at a time, each session's final
   // belief carried into the next's conditioning input (as data). Fills ws as encode() with those inputs would, so
   // encode_backward applies; cond_out [R, 2d] receives the inputs unless nullptr. Without conditioning: encode().
-  void encode_sessions(const T* params, const T* obs, const int32_t* prev_a, const T* prev_r, const uint8_t* start,
-                       const uint8_t* send, int steps, int batch, EncoderWorkspace<T>& ws, T* cond_out) const;
+  void encode_sessions(const T* params, const T* obs, const int32_t* prev_a, const T* prev_a_value, const T* prev_r,
+                       const uint8_t* start, const uint8_t* send, int steps, int batch, EncoderWorkspace<T>& ws,
+                       T* cond_out) const;
   static const T* q(const EncoderWorkspace<T>& ws) { return ws.heads.act.back().data(); }
   // Given dq [R, 2d+1] for the last encode(ws): adds the encoder's parameter gradients into grads (the
   // conditioning input is treated as data: no gradient flows into the belief it came from).
   void encode_backward(const T* params, T* grads, const T* dq, EncoderWorkspace<T>& ws) const;
 
-  Mlp emb_s, emb_a, emb_r, trunk, heads, prior, decoder;
+  Mlp emb_s, emb_a, emb_r, trunk, heads, prior, decoder, state_decoder;
   Gru gru;
 
  private:
   // The raw inputs of R rows and their three embeddings, placed into ws.trunk_in's first 3·embed columns.
-  void embed_inputs(const T* params, const T* obs, const int32_t* prev_a, const T* prev_r, const uint8_t* start,
-                    int64_t R, EncoderWorkspace<T>& ws) const;
+  void embed_inputs(const T* params, const T* obs, const int32_t* prev_a, const T* prev_a_value, const T* prev_r,
+                    const uint8_t* start, int64_t R, EncoderWorkspace<T>& ws) const;
 
   Backend b_ = Backend::cpu;
   BeliefShape s_;
@@ -135,18 +146,33 @@ void draw_belief_noise(Backend b, uint32_t seed, uint32_t step, int64_t n, T* ep
 template <class T>
 void carry_final_belief(Backend b, const T* q, const uint8_t* close, int64_t n, int latent, T* cond);
 
-// close[i] = sigmoid(termination logit of q row i) > 0.5, the encoder's own session-end prediction.
-template <class T>
-void predicted_session_ends(Backend b, const T* q, int64_t n, int latent, uint8_t* close);
-
-// Host plan of a batch's decoded pairs: for latent t of trajectory b (index t·B + b), the transitions
-// [lo, hi) it reconstructs (its own session, or all of them), with offsets into the flat pair list.
+// Host plan of a batch's decoded (latent, transition) pairs. Latent t of trajectory b is row t·B + b; transition j
+// is row j·B + b. The pairs are listed by latent row (offset), each latent's transitions in increasing j; the same
+// pairs by transition row (tr_offset, tr_pair: indices into the list, by increasing latent) fold the gradients back
+// without atomics. Without subsampling, latent t decodes its own session's transitions (session_recon) or all of
+// them; with it (BeliefLossConfig::elbo_samples / decode_samples), elbo_samples latents per trajectory each decode
+// decode_samples transitions of that range drawn with replacement, from Philox(seed, kStreamSubsample, b, step).
 struct DecodePlan {
-  std::vector<int32_t> lo, offset;  // [(T+1)·B], [(T+1)·B + 1]
+  std::vector<int32_t> offset;     // [(T+1)·B + 1] each latent's first pair
+  std::vector<int32_t> pair_tr;    // [P] each pair's transition row
+  std::vector<int32_t> tr_offset;  // [T·B + 1]
+  std::vector<int32_t> tr_pair;    // [P] pair indices grouped by transition row
+  std::vector<uint8_t> elbo;       // [(T+1)·B] the latent is an ELBO index: its KL term counts
   int64_t pairs = 0;
   int64_t consistency_pairs = 0;  // (t, t+1) in one session, over the batch
 };
-DecodePlan plan_decodes(const std::vector<int32_t>& sid, int steps, int batch, bool session_recon);
+DecodePlan plan_decodes(const std::vector<int32_t>& sid, int steps, int batch, bool session_recon, int elbo_samples = 0,
+                        int decode_samples = 0, uint32_t seed = 0, uint32_t step = 0);
+
+// One decoder's buffers over the decoded pairs.
+template <class T>
+struct PairDecoderWorkspace {
+  Buffer<T> u, du;             // [R, Hd] first-layer pre-activation part of each latent, its gradient
+  Buffer<T> v, dv;             // [T·B, Hd] and of each transition (with the bias)
+  std::vector<Buffer<T>> act;  // [P, ·] each layer's output over the pairs
+  Buffer<T> ga, gb;            // [P, Hd] backward scratch
+  Buffer<T> dy;                // [P, out] residuals, then d loss / d output
+};
 
 // Everything one loss evaluation allocates, sized on use.
 template <class T>
@@ -154,22 +180,21 @@ struct BeliefLossWorkspace {
   EncoderWorkspace<T> enc;
   Buffer<T> cond;                     // [R, 2d] conditioning inputs (filled by the caller or the online replay)
   Buffer<int32_t> prev_a;             // [R]
+  Buffer<T> prev_a_value;             // [R, A] continuous
   Buffer<T> prev_r;                   // [R]
   Buffer<uint8_t> start;              // [R]
   Buffer<T> prior_in, dprior_in;      // [R, 2d]
   Buffer<T> dprior;                   // [R, 2d]
   Buffer<T> z, eps, dz;               // [R, d]
   Buffer<T> dq;                       // [R, 2d+1]
-  Buffer<int32_t> lo, offset;         // decode plan on the backend
+  Buffer<int32_t> offset, tr_offset;  // decode plan on the backend
   Buffer<int32_t> pair_row, pair_tr;  // [P] each pair's latent row t·B + b and transition row j·B + b
-  Buffer<T> dec_x;                    // [T·B, 2·obs + A] transition features [s_j, a_j, s_{j+1}]
-  Buffer<T> dec_u, dec_du;            // [R, Hd] first-layer pre-activation part of each latent, its gradient
-  Buffer<T> dec_v, dec_dv;            // [T·B, Hd] and of each transition (with the bias)
-  std::vector<Buffer<T>> dec_act;     // [P, ·] each decoder layer's output over the pairs
-  Buffer<T> dec_ga, dec_gb;           // [P, Hd] backward scratch
-  Buffer<T> dec_dy;                   // [P] residuals r̂ − r, then d loss / d r̂
-  Buffer<T> sums;                     // [B, 3] per-trajectory KL, hinge, BCE
-  Buffer<T> scalars;                  // [4] reductions
+  Buffer<int32_t> tr_pair;            // [P]
+  Buffer<uint8_t> elbo;               // [R]
+  Buffer<T> dec_x;                    // [T·B, 2·obs + A] transition features [s_j, a_j features, s_{j+1}]
+  PairDecoderWorkspace<T> reward_dec, state_dec;
+  Buffer<T> sums;     // [B, 3] per-trajectory KL, hinge, BCE
+  Buffer<T> scalars;  // [4] reductions
   MlpWorkspace<T> prior;
   EncoderWorkspace<T> gt_enc;  // ground_truth_conditioning's encoder pass
 };

@@ -1,93 +1,106 @@
-// PPO on the gridworld: the env and the state normalisation around PpoCore; collect is captured as a CUDA Graph.
+// PPO on any env: the env and the input normalisation around PpoCore; collect is captured as a CUDA Graph.
+#include "algo/evaluate.h"
 #include "algo/ppo.h"
+#include "kernels/copy.h"
 #include "kernels/nvtx.h"
 #include "kernels/parallel_for.cuh"
 
 namespace dyn {
 
-GridPpo::GridPpo(Backend b, const GridParams& env, int64_t n_envs, const PpoConfig& cfg)
-    : b_(b),
-      env_(env),
-      n_(n_envs),
-      cfg_(cfg),
-      core_(b, kGridObsDim, kGridActions, n_envs, cfg, env.seed),
-      obs_norm_(b, kGridObsDim),
-      graphs_(b, cfg.cuda_graphs),
-      step_dev_(b, 1),
-      state_(b, n_),
-      obs_(b, n_ * kGridObsDim),
-      final_obs_(b, n_ * kGridObsDim),
-      send_(b, n_),
-      sid_(b, n_) {
-  step_dev_.zero();
-  gridworld_reset(b_, env_, state_.data(), obs_.data(), n_, 0);
+namespace {
+
+// [obs (O) | latent (L)] per row.
+struct ConcatInput {
+  int O, L;
+  const float *obs, *latent;
+  float* raw;
+  DYN_HD void operator()(int64_t i) const {
+    for (int k = 0; k < O; ++k) raw[i * (O + L) + k] = obs[i * O + k];
+    for (int k = 0; k < L; ++k) raw[i * (O + L) + O + k] = latent[i * L + k];
+  }
+};
+
+// The observation columns of raw [n, D] ← obs [n, O] (the rest, the latent, stays).
+struct PlaceObs {
+  int O, D;
+  const float* obs;
+  float* raw;
+  DYN_HD void operator()(int64_t k) const { raw[(k / O) * D + k % O] = obs[k]; }
+};
+
+}  // namespace
+
+// Evaluation: normalise with the training statistics, take the mode.
+class PpoLearner::Agent : public EvalAgent {
+ public:
+  Agent(PpoLearner& l, int64_t n)
+      : l_(l), n_(n), raw_(l.b_, size_t(n) * l.raw_dim()), in_(l.b_, size_t(n) * l.raw_dim()) {}
+  void begin(BatchEnv&) override {}
+  void act(const float* obs, const float* latent, const ActionBuffers& out, uint32_t) override {
+    l_.raw_input(obs, latent, n_, raw_.data());
+    l_.in_norm_.normalize(raw_.data(), in_.data(), n_);
+    l_.core_->policy_step(ws_, PolicyStep::mode(in_.data(), n_, out));
+  }
+  void after_step(const ActionBatch&, const StepBatch&) override {}
+
+ private:
+  PpoLearner& l_;
+  int64_t n_;
+  Buffer<float> raw_, in_;  // [n, raw]
+  PolicyWorkspace ws_;
+};
+
+PpoLearner::PpoLearner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg, bool with_latent)
+    : RolloutLearner(b, env, n_envs, cfg),
+      with_latent_(with_latent),
+      in_norm_(b, raw_dim()),
+      latent_(b, size_t(n_envs) * spec().latent_dim),
+      raw_(b, size_t(n_envs) * raw_dim()) {
+  core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{raw_dim()}, n_envs, cfg, env.seed);
+  env_->reset(obs_.data(), latent_.data());
 }
 
-void GridPpo::collect(IterationStats& st) {
-  DYN_NVTX_RANGE("ppo_collect");
-  graphs_.run(step_ % uint32_t(env_.session.horizon), [&] { collect_steps(); });
-  step_ += uint32_t(cfg_.rollout_steps);
-  frames_ += int64_t(cfg_.rollout_steps) * n_;
-  st.train_return = core_.rollout_return(&st.episodes);
+PpoLearner::~PpoLearner() = default;
+
+void PpoLearner::raw_input(const float* obs, const float* latent, int64_t n, float* raw) const {
+  const EnvSpec& s = env_->spec();
+  parallel_for(b_, n, ConcatInput{s.obs_dim, with_latent_ ? s.latent_dim : 0, obs, latent, raw});
 }
 
-void GridPpo::collect_steps() {
+void PpoLearner::collect_steps() {
   const int T = cfg_.rollout_steps;
   const int64_t n = n_;
-  const uint32_t step0 = step_;  // host mirror: only its phase within the horizon shapes what is queued
-  core_.begin_rollout();
+  core_->begin_rollout();
   for (int t = 0; t < T; ++t) {
-    const StepRef step(step_dev_.data(), uint32_t(t));
-    float* o = core_.input(t);
-    obs_norm_.update(obs_.data(), n);
-    obs_norm_.normalize(obs_.data(), o, n);
-    int32_t* a = core_.action(t);
-    core_.act(roll_ws_, o, n, false, env_.seed, step, a, core_.log_prob(t), core_.value(t));
-    const GridBatchOut out{obs_.data(),         core_.reward(t), send_.data(),     core_.truncated(t),
-                           core_.terminated(t), sid_.data(),     final_obs_.data()};
-    gridworld_step(b_, env_, state_.data(), a, out, n, step);
-    // time limit: bootstrap from V(final observation). All envs start together and share H, so truncations
-    // happen exactly every H global steps.
-    if ((step0 + uint32_t(t) + 1) % uint32_t(env_.session.horizon) == 0) {
-      float* fo = final_obs_.data();
-      obs_norm_.normalize(fo, fo, n);
-      core_.values(roll_ws_, fo, n, core_.final_value(t));
+    // the policy's input: [s (, latent)] normalised with statistics that include this step
+    raw_input(obs_.data(), latent_.data(), n, raw_.data());
+    in_norm_.update(raw_.data(), n);
+    in_norm_.normalize(raw_.data(), core_->input(t), n);
+    const PolicyStep ps = rollout_policy_step(t);
+    core_->policy_step(roll_ws_, ps);
+    env_->step(ps.actions.batch(), step_outputs(t, latent_.data()), ps.step);
+    // time limit: bootstrap from V(final observation), with the latent the step was taken in (still in raw_)
+    if (clock_.truncates_after(t)) {
+      const int O = spec().obs_dim;
+      parallel_for(b_, n * O, PlaceObs{O, raw_dim(), final_obs_.data(), raw_.data()});
+      in_norm_.normalize(raw_.data(), raw_.data(), n);
+      core_->policy_step(roll_ws_, PolicyStep::value_of(raw_.data(), n, core_->final_value(t)));
     }
-    core_.track_step(t);
+    core_->track_step(t, sid_.data());
   }
-  uint32_t* counter = step_dev_.data();
-  parallel_for(b_, 1, [=] DYN_LAMBDA(int64_t) { *counter += uint32_t(T); });
+  advance_counter(b_, step_dev_.data(), uint32_t(T));
   // V(s_T) for the observation after the last step
-  float* tmp = final_obs_.data();  // scratch for the normalised last observation
-  obs_norm_.normalize(obs_.data(), tmp, n);
-  core_.values(roll_ws_, tmp, n, core_.value(T));
-  core_.finish_rollout();
+  raw_input(obs_.data(), latent_.data(), n, raw_.data());
+  in_norm_.normalize(raw_.data(), raw_.data(), n);
+  core_->policy_step(roll_ws_, PolicyStep::value_of(raw_.data(), n, core_->value(T)));
+  core_->finish_rollout();
 }
 
-IterationStats GridPpo::iterate() { return timed_iteration(*this); }
-
-EvalStats GridPpo::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
+EvalStats PpoLearner::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
   DYN_NVTX_RANGE("ppo_evaluate");
-  GridParams p = env_;
-  p.seed = seed;
-  Buffer<GridState> state(b_, n);
-  Buffer<float> obs(b_, n * kGridObsDim), norm(b_, n * kGridObsDim), reward(b_, n), ep(b_, n);
-  Buffer<uint8_t> send(b_, n), trunc(b_, n), term(b_, n);
-  Buffer<int32_t> sid(b_, n), act(b_, n);
-  Buffer<double> sums(b_, 3 * n);
-  ep.zero();
-  sums.zero();
-  HeadWorkspaces ws;
-  gridworld_reset(b_, p, state.data(), obs.data(), n, 0);
-  const GridBatchOut out{obs.data(), reward.data(), send.data(), trunc.data(), term.data(), sid.data(), nullptr};
-  const int64_t steps = int64_t(episodes_per_env) * p.session.horizon;
-  for (int64_t t = 0; t < steps; ++t) {
-    obs_norm_.normalize(obs.data(), norm.data(), n);
-    core_.act(ws, norm.data(), n, true, seed, uint32_t(t), act.data(), nullptr, nullptr);
-    gridworld_step(b_, p, state.data(), act.data(), out, n, uint32_t(t));
-    track_eval_returns(b_, n, reward.data(), trunc.data(), ep.data(), sums.data());
-  }
-  return eval_stats(sums, n);
+  const std::unique_ptr<BatchEnv> env = eval_env(n, seed);
+  Agent agent(*this, n);
+  return run_evaluation(*env, episodes_per_env, agent);
 }
 
 }  // namespace dyn

@@ -1,54 +1,35 @@
-// PPO on the gridworld (SPEC §4), state-only policy (`--algo ppo`): the env and its running input normalisation
-// around a PpoCore (separate actor and critic MLPs 2 × 128 ReLU, categorical head, reward scaling,
-// truncation-aware GAE, advantage normalisation, epochs × shuffled minibatches, grad-norm clipping, Adam). Every
-// buffer lives on the backend; the host reads back a handful of scalars per iteration for logging.
+// PPO with a feed-forward policy on any env (SPEC §4): `--algo ppo` sees the state only (the non-meta baseline);
+// `--algo oracle` sees the state and the ground-truth latent of the current session (the learned ceiling, as
+// VariBAD's papers report it). The running normalisation of the policy's input, the collect and the evaluation
+// agent around a PpoCore (algo/rollout_learner.h).
 #pragma once
 
 #include <cstdint>
 
-#include "algo/ppo_config.h"
-#include "algo/ppo_core.h"
+#include "algo/rollout_learner.h"
 #include "algo/running_norm.h"
-#include "kernels/graph.h"
-#include "sim/gridworld.h"
 
 namespace dyn {
 
-class GridPpo {
+class PpoLearner : public RolloutLearner {
  public:
-  GridPpo(Backend b, const GridParams& env, int64_t n_envs, const PpoConfig& cfg);
-  IterationStats iterate();
-  // Deterministic (mode) actions on fresh episodes drawn with `seed`, normalised with the current statistics.
-  EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed);
-  int64_t frames() const { return frames_; }
-  Backend backend() const { return b_; }
-  int64_t graph_replays() const { return graphs_.replays() + core_.graph_replays(); }  // collect + core stages
-  int64_t graphs_captured() const { return graphs_.captured() + core_.graphs_captured(); }
-  // For tests: the actions [T, N] of the last collect (backend memory).
-  const int32_t* rollout_actions() const { return core_.rollout_actions(); }
-
-  // The stages of iterate(), public only because CUDA extended lambdas may not live in private members.
-  void collect(IterationStats& st);
-  void advantages() { core_.advantages(); }
-  void update(IterationStats& st) { core_.update(st); }
-  void collect_steps();  // the T env steps of a collect (captured)
+  // with_latent: the policy's input is [s, latent] (the oracle PPO), else [s].
+  PpoLearner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg, bool with_latent = false);
+  ~PpoLearner() override;
+  EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed) override;
 
  private:
-  Backend b_;
-  GridParams env_;
-  int64_t n_;
-  PpoConfig cfg_;
-  PpoCore core_;
-  RunningNorm obs_norm_;
-  HeadWorkspaces roll_ws_;
-  uint32_t step_ = 0;  // global env step counter (Philox counter word), host mirror of step_dev_
-  int64_t frames_ = 0;
-  StageGraphs graphs_;
-  Buffer<uint32_t> step_dev_;      // [1] the global step at the start of the next collect
-  Buffer<GridState> state_;        // [N]
-  Buffer<float> obs_, final_obs_;  // [N, 6]
-  Buffer<uint8_t> send_;           // [N] session ends (not used by PPO)
-  Buffer<int32_t> sid_;            // [N] session ids (not used by PPO)
+  class Agent;
+  void collect_steps() override;
+  int raw_dim() const { return spec().obs_dim + (with_latent_ ? spec().latent_dim : 0); }
+  // raw [n, obs (+ latent)] ← the observations (and latents)
+  void raw_input(const float* obs, const float* latent, int64_t n, float* raw) const;
+
+  bool with_latent_;
+  RunningNorm in_norm_;
+  PolicyWorkspace roll_ws_;
+  Buffer<float> latent_;  // [N, latent] the current sessions' latents
+  Buffer<float> raw_;     // [N, raw] the policy's input before normalisation
 };
 
 }  // namespace dyn

@@ -1,6 +1,5 @@
-// Shared PPO / RL² pieces over parallel_for and the backend reductions.
+// PPO's batched pieces over parallel_for and the backend reductions.
 #include <cmath>
-#include <limits>
 
 #include "algo/gae.h"
 #include "algo/ppo_common.h"
@@ -10,19 +9,25 @@
 
 namespace dyn {
 
-void track_returns(Backend b, int64_t n, float gamma, const float* r, const uint8_t* trunc, const uint8_t* term,
-                   float* disc, float* disc_t, float* ep, double* sums) {
-  parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) {
+namespace {
+
+struct DiscountStep {
+  float gamma;
+  const float* r;
+  const uint8_t *trunc, *term;
+  float *disc, *disc_t;
+  DYN_HD void operator()(int64_t i) const {
     disc[i] = disc[i] * gamma + r[i];
     disc_t[i] = disc[i];
-    ep[i] += r[i];
-    if (trunc[i] || term[i]) {
-      sums[2 * i] += ep[i];
-      sums[2 * i + 1] += 1.0;
-      ep[i] = 0.0f;
-      disc[i] = 0.0f;
-    }
-  });
+    if (trunc[i] || term[i]) disc[i] = 0.0f;
+  }
+};
+
+}  // namespace
+
+void track_discounted_return(Backend b, int64_t n, float gamma, const float* r, const uint8_t* trunc,
+                             const uint8_t* term, float* disc, float* disc_t) {
+  parallel_for(b, n, DiscountStep{gamma, r, trunc, term, disc, disc_t});
 }
 
 void advantages_normalized(Backend b, int steps, int64_t n, const float* r, const float* v, const uint8_t* term,
@@ -63,46 +68,6 @@ void ppo_minibatch_terms(Backend b, int64_t m, const float* logp, const float* o
 void accumulate_terms(Backend b, int64_t m, const float* terms, float* scratch, double* acc) {
   for (int k = 0; k < 5; ++k) reduce_sum(b, terms + k * m, size_t(m), scratch + k);
   parallel_for(b, 5, [=] DYN_LAMBDA(int64_t k) { acc[k] += double(scratch[k]) / double(m); });
-}
-
-void track_eval_returns(Backend b, int64_t n, const float* r, const uint8_t* done, float* ep, double* sums) {
-  parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) {
-    ep[i] += r[i];
-    if (done[i]) {
-      sums[3 * i] += ep[i];
-      sums[3 * i + 1] += double(ep[i]) * ep[i];
-      sums[3 * i + 2] += 1.0;
-      ep[i] = 0.0f;
-    }
-  });
-}
-
-EvalStats eval_stats(const Buffer<double>& sums, int64_t n) {
-  const std::vector<double> h = sums.to_host();
-  double sum = 0, sq = 0, count = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    sum += h[3 * i];
-    sq += h[3 * i + 1];
-    count += h[3 * i + 2];
-  }
-  EvalStats es;
-  es.episodes = int64_t(count);
-  if (count == 0) return es;
-  es.mean_return = sum / count;
-  const double var = count > 1 ? (sq - count * es.mean_return * es.mean_return) / (count - 1) : 0.0;
-  es.ci95 = 1.96 * std::sqrt(var > 0 ? var : 0) / std::sqrt(count);
-  return es;
-}
-
-double mean_episode_return(const Buffer<double>& sums, int64_t n, int64_t* episodes) {
-  const std::vector<double> h = sums.to_host();
-  double ret = 0, count = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    ret += h[2 * i];
-    count += h[2 * i + 1];
-  }
-  *episodes = int64_t(count);
-  return count > 0 ? ret / count : std::numeric_limits<double>::quiet_NaN();
 }
 
 }  // namespace dyn

@@ -1,8 +1,7 @@
-// What the PPO learners share (SPEC §4): the hyperparameters, an iteration's statistics, the stage keys of the
-// CUDA Graphs, the per-pass head workspaces, and the host-side helpers of an update and of a timed iteration.
+// What the PPO learners share (SPEC §4): the hyperparameters, an iteration's statistics, the horizon clock (which
+// steps truncate, and the graph key of a collect), the policy's workspaces, and the host-side helpers of an update.
 #pragma once
 
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -16,6 +15,7 @@
 #include "kernels/shuffle.h"
 #include "kernels/step_ref.h"
 #include "nn/adam.h"
+#include "nn/gru.h"
 #include "nn/mlp.h"
 
 namespace dyn {
@@ -34,10 +34,23 @@ struct PpoConfig {
 // limit), the other stages have one graph each.
 constexpr int64_t kGraphAdvantages = -1, kGraphUpdate = -2;
 
-// The actor's and critic's activations for one kind of pass (rollout, update, evaluation): each captured stage
-// keeps its own, so no stage reallocates buffers another stage's graph points at.
-struct HeadWorkspaces {
-  MlpWorkspace<float> actor, critic;
+// The global step of a rollout in lockstep envs that share the horizon H: every env truncates after the same
+// global steps, so which steps of a collect bootstrap a time limit depends only on the collect's phase in H, the
+// key of its CUDA Graph.
+struct HorizonClock {
+  int horizon = 1;
+  uint32_t step = 0;  // the global step at the start of the next collect
+  int64_t phase() const { return int64_t(step % uint32_t(horizon)); }
+  int index_in_episode(int t) const { return int((step + uint32_t(t)) % uint32_t(horizon)); }
+  bool truncates_after(int t) const { return index_in_episode(t) == horizon - 1; }  // step t ends an episode
+};
+
+// The policy's activations for one kind of pass (rollout, bootstrap, update, evaluation): each captured stage keeps
+// its own, so no stage reallocates buffers another stage's graph points at.
+struct PolicyWorkspace {
+  MlpWorkspace<float> embed, actor, critic;
+  GruWorkspace<float> gru;
+  Buffer<float> features;  // [n, H] the recurrent features of one step
 };
 
 struct IterationStats {
@@ -66,25 +79,5 @@ void draw_shuffles(Backend b, PermutationSampler& sampler, uint32_t seed, int ep
 
 // An update's loss statistics: the means over `updates` minibatches of the sums in term_acc [5] (one read).
 void read_update_stats(const Buffer<double>& term_acc, int updates, double grad_norm, IterationStats& st);
-
-// Runs collect → advantages → update on a learner with those stages (GridPpo, GridRl2), timing each.
-template <class Learner>
-IterationStats timed_iteration(Learner& learner) {
-  using clock = std::chrono::steady_clock;
-  IterationStats st;
-  const auto t0 = clock::now();
-  learner.collect(st);  // ends with a read of the episode statistics: the backend is idle here
-  const auto t1 = clock::now();
-  learner.advantages();
-  synchronize(learner.backend());
-  const auto t2 = clock::now();
-  learner.update(st);  // ends with a read of the loss statistics
-  const auto t3 = clock::now();
-  st.collect_s = std::chrono::duration<double>(t1 - t0).count();
-  st.advantages_s = std::chrono::duration<double>(t2 - t1).count();
-  st.update_s = std::chrono::duration<double>(t3 - t2).count();
-  st.frames = learner.frames();
-  return st;
-}
 
 }  // namespace dyn

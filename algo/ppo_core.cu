@@ -1,89 +1,180 @@
-// PpoCore: rollout storage, reward scaling, GAE and the minibatch update of a feed-forward PPO policy.
+// PpoCore: the policy step, rollout storage, reward scaling, GAE and the minibatch update of a feed-forward or
+// recurrent PPO policy with a categorical or Gaussian head.
 #include <cmath>
 #include <stdexcept>
 #include <string>
-#include <vector>
 
 #include "algo/ppo_common.h"
 #include "algo/ppo_core.h"
 #include "kernels/nvtx.h"
 #include "kernels/parallel_for.cuh"
-#include "nn/distributions_batch.h"
 
 namespace dyn {
 
 namespace {
 
-ParamLayout& build(ParamLayout& layout, Mlp& actor, Mlp& critic, int in, int actions, int hidden) {
+ParamLayout& build(ParamLayout& layout, const EnvSpec& env, const PolicyShape& s, int hidden, Mlp& embed, Gru& gru,
+                   Mlp& actor, Mlp& critic, PolicyHead& head) {
+  int features = s.in_dim;
+  if (s.recurrent) {
+    embed = Mlp({{s.in_dim, s.embed}, Activation::relu, Activation::relu}, layout, "embed");
+    gru = Gru(s.embed, s.rnn_hidden, layout, "gru");
+    features = s.rnn_hidden;
+  }
   // baselines' initialisation: orthogonal √2 for hidden layers, 0.01 for the policy output, 1 for the value
-  actor = Mlp({{in, hidden, hidden, actions}}, layout, "actor", std::sqrt(2.0), 0.01);
-  critic = Mlp({{in, hidden, hidden, 1}}, layout, "critic", std::sqrt(2.0), 1.0);
+  actor = Mlp({{features, hidden, hidden, env.action_dim}}, layout, "actor", std::sqrt(2.0), 0.01);
+  critic = Mlp({{features, hidden, hidden, 1}}, layout, "critic", std::sqrt(2.0), 1.0);
+  head = PolicyHead(env, layout, "actor");
   return layout;
 }
 
+struct CopyValues {
+  const float* v;
+  float* out;
+  DYN_HD void operator()(int64_t i) const { out[i] = v[i]; }
+};
+
+// Row j of the rollout into row i of the minibatch: the input, the action, and the update's per-sample data.
+struct SampleRows {
+  int D, A;
+  const float *in, *logp, *adv, *ret, *val, *act_value;
+  const int32_t* act_index;
+  const uint8_t* reset;
+  float *m_in, *m_logp, *m_adv, *m_ret, *m_v, *m_act_value;
+  int32_t* m_act_index;
+  uint8_t* m_reset;
+  DYN_HD void copy(int64_t i, int64_t j) const {
+    for (int k = 0; k < D; ++k) m_in[i * D + k] = in[j * D + k];
+    if (act_index) m_act_index[i] = act_index[j];
+    if (act_value)
+      for (int k = 0; k < A; ++k) m_act_value[i * A + k] = act_value[j * A + k];
+    if (reset) m_reset[i] = reset[j];
+    m_logp[i] = logp[j];
+    m_adv[i] = adv[j];
+    m_ret[i] = ret[j];
+    m_v[i] = val[j];
+  }
+};
+
+// Feed-forward minibatch: sample i is rollout row idx[i].
+struct GatherSamples {
+  SampleRows rows;
+  const int32_t* idx;
+  DYN_HD void operator()(int64_t i) const { rows.copy(i, idx[i]); }
+};
+
+// Recurrent minibatch [T, Nm]: row (t, j) is rollout row (t, envs[j]).
+struct GatherSequences {
+  SampleRows rows;
+  const int32_t* envs;
+  int64_t N, Nm;
+  DYN_HD void operator()(int64_t i) const { rows.copy(i, (i / Nm) * N + envs[i % Nm]); }
+};
+
+struct GatherStates {
+  const int32_t* envs;
+  int H;
+  const float* h0;
+  float* m_h0;
+  DYN_HD void operator()(int64_t i) const { m_h0[i] = h0[int64_t(envs[i / H]) * H + i % H]; }
+};
+
 }  // namespace
 
-PpoCore::PpoCore(Backend b, int in_dim, int actions, int64_t n_envs, const PpoConfig& cfg, uint32_t seed)
+PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_t n_envs, const PpoConfig& cfg,
+                 uint32_t seed)
     : b_((check_rollout_size(cfg.rollout_steps, n_envs), b)),
-      in_(in_dim),
-      actions_(actions),
+      env_(env),
+      shape_(shape),
       n_(n_envs),
       cfg_(cfg),
-      params_(b, build(layout_, actor_, critic_, in_dim, actions, cfg.hidden), seed),
+      params_(b, build(layout_, env, shape, cfg.hidden, embed_, gru_, actor_, critic_, head_), seed),
       adam_(b, layout_.total(), cfg.adam),
       ret_norm_(b, 1),
+      episodes_(b, n_envs),
       seed_(seed),
-      shuffler_(b, int64_t(cfg.rollout_steps) * n_envs),
+      shuffler_(b, shape.recurrent ? n_envs : int64_t(cfg.rollout_steps) * n_envs),
       graphs_(b, cfg.cuda_graphs),
       draws_(b, 1),
-      disc_ret_(b, n_envs),
-      ep_ret_(b, n_envs),
-      episode_sums_(b, 2 * n_envs) {
-  const int64_t T = cfg.rollout_steps, TN = T * n_;
-  const int64_t M = TN / cfg.minibatches;
-  in_buf_ = Buffer<float>(b, TN * in_);
-  act_buf_ = Buffer<int32_t>(b, TN);
+      disc_ret_(b, size_t(n_envs)) {
+  if (shape.recurrent && n_envs % cfg.minibatches != 0)
+    throw std::invalid_argument("recurrent PPO: minibatches (" + std::to_string(cfg.minibatches) +
+                                ") must divide the envs (" + std::to_string(n_envs) +
+                                "): minibatches are whole sequences");
+  const int64_t T = cfg.rollout_steps, TN = T * n_, D = shape.in_dim, A = env.action_dim;
+  const int64_t M = shape.recurrent ? T * (n_ / cfg.minibatches) : TN / cfg.minibatches;
+  in_buf_ = Buffer<float>(b, TN * D);
+  act_index_ = Buffer<int32_t>(b, env.discrete() ? TN : 0);
+  act_value_ = Buffer<float>(b, env.discrete() ? 0 : TN * A);
   for (Buffer<float>* buf : {&logp_buf_, &final_val_buf_, &rew_buf_, &disc_buf_, &adv_buf_, &ret_buf_})
     *buf = Buffer<float>(b, TN);
   val_buf_ = Buffer<float>(b, TN + n_);
   trunc_buf_ = Buffer<uint8_t>(b, TN);
   term_buf_ = Buffer<uint8_t>(b, TN);
-  perm_ = Buffer<int32_t>(b, int64_t(cfg.epochs) * TN);
-  mb_in_ = Buffer<float>(b, M * in_);
+  reset_buf_ = Buffer<uint8_t>(b, shape.recurrent ? TN : 0);
+  h0_buf_ = Buffer<float>(b, shape.recurrent ? n_ * shape.rnn_hidden : 0);
+  perm_ = Buffer<int32_t>(b, int64_t(cfg.epochs) * shuffler_.size());
+  mb_in_ = Buffer<float>(b, M * D);
   for (Buffer<float>* buf :
        {&mb_old_logp_, &mb_adv_, &mb_ret_, &mb_old_v_, &mb_logp_, &mb_ent_, &mb_glogp_, &mb_gent_, &mb_dv_})
     *buf = Buffer<float>(b, M);
-  mb_act_ = Buffer<int32_t>(b, M);
-  mb_dlogits_ = Buffer<float>(b, M * actions_);
+  mb_act_index_ = Buffer<int32_t>(b, env.discrete() ? M : 0);
+  mb_act_value_ = Buffer<float>(b, env.discrete() ? 0 : M * A);
+  mb_reset_ = Buffer<uint8_t>(b, shape.recurrent ? M : 0);
+  mb_h0_ = Buffer<float>(b, shape.recurrent ? (n_ / cfg.minibatches) * shape.rnn_hidden : 0);
+  mb_dout_ = Buffer<float>(b, M * A);
+  mb_dhead_ = Buffer<float>(b, env.discrete() ? 0 : M * A);
+  mb_dfeat_ = Buffer<float>(b, shape.recurrent ? M * shape.rnn_hidden : 0);
+  mb_dembed_ = Buffer<float>(b, shape.recurrent ? M * shape.embed : 0);
   mb_terms_ = Buffer<float>(b, 5 * M);
   scalars_ = Buffer<float>(b, 8);
   term_acc_ = Buffer<double>(b, 5);
   disc_ret_.zero();
-  ep_ret_.zero();
   final_val_buf_.zero();
   draws_.zero();
 }
 
-void PpoCore::act(HeadWorkspaces& ws, const float* in, int64_t n, bool deterministic, uint32_t seed, StepRef step,
-                  int32_t* actions, float* logp, float* vals) {
-  actor_.forward(b_, params_.value.data(), in, int(n), ws.actor);
-  const float* logits = ws.actor.act.back().data();
-  categorical_act(b_, logits, deterministic, seed, step, actions, n, actions_);
-  if (logp) categorical_log_prob_entropy(b_, logits, actions, logp, static_cast<float*>(nullptr), n, actions_);
-  if (vals) values(ws, in, n, vals);
+ActionBuffers PpoCore::action(int t) {
+  const int64_t o = int64_t(t) * n_;
+  return env_.discrete() ? ActionBuffers{act_index_.data() + o, nullptr}
+                         : ActionBuffers{nullptr, act_value_.data() + o * env_.action_dim};
 }
 
-void PpoCore::values(HeadWorkspaces& ws, const float* in, int64_t n, float* vals) {
-  critic_.forward(b_, params_.value.data(), in, int(n), ws.critic);
-  const float* v = ws.critic.act.back().data();
-  parallel_for(b_, n, [=] DYN_LAMBDA(int64_t i) { vals[i] = v[i]; });
+void PpoCore::features(PolicyWorkspace& ws, const PolicyStep& s) {
+  // embedding → one GRU step from h (restarting where start); the new state also goes to h_out
+  const float* p = params_.value.data();
+  embed_.forward(b_, p, s.in, int(s.n), ws.embed);
+  gru_.forward(b_, p, ws.embed.act.back().data(), s.start, static_cast<const float*>(nullptr), s.h, 1, int(s.n),
+               ws.gru);
+  if (s.h_out) parallel_for(b_, s.n * shape_.rnn_hidden, CopyValues{ws.gru.h.data(), s.h_out});
 }
 
-void PpoCore::begin_rollout() { episode_sums_.zero(); }
+void PpoCore::policy_step(PolicyWorkspace& ws, const PolicyStep& s) {
+  const float* p = params_.value.data();
+  const float* feats = s.in;
+  if (shape_.recurrent) {
+    features(ws, s);
+    feats = ws.gru.h.data();
+  }
+  const bool acting = s.actions.index || s.actions.value;
+  if (acting || s.logp) {
+    actor_.forward(b_, p, feats, int(s.n), ws.actor);
+    const float* out = ws.actor.act.back().data();
+    if (acting) head_.act(b_, p, out, s.deterministic, s.seed, s.step, s.actions, s.n);
+    if (s.logp) head_.log_prob_entropy(b_, p, out, s.actions.batch(), s.logp, static_cast<float*>(nullptr), s.n);
+  }
+  if (s.values) {
+    critic_.forward(b_, p, feats, int(s.n), ws.critic);
+    parallel_for(b_, s.n, CopyValues{ws.critic.act.back().data(), s.values});
+  }
+}
 
-void PpoCore::track_step(int t) {
-  track_returns(b_, n_, cfg_.gamma, reward(t), truncated(t), terminated(t), disc_ret_.data(),
-                disc_buf_.data() + int64_t(t) * n_, ep_ret_.data(), episode_sums_.data());
+void PpoCore::begin_rollout() { episodes_.clear(); }
+
+void PpoCore::track_step(int t, const int32_t* session_id) {
+  track_discounted_return(b_, n_, cfg_.gamma, reward(t), truncated(t), terminated(t), disc_ret_.data(),
+                          disc_buf_.data() + int64_t(t) * n_);
+  episodes_.after_step(reward(t), truncated(t), terminated(t), session_id);
 }
 
 void PpoCore::finish_rollout() {
@@ -92,8 +183,6 @@ void PpoCore::finish_rollout() {
   ret_norm_.update(disc_buf_.data(), TN);
   ret_norm_.scale(rew_buf_.data(), rew_buf_.data(), TN);
 }
-
-double PpoCore::rollout_return(int64_t* episodes) const { return mean_episode_return(episode_sums_, n_, episodes); }
 
 void PpoCore::advantages() {
   DYN_NVTX_RANGE("ppo_advantages");
@@ -107,54 +196,72 @@ void PpoCore::advantages() {
 void PpoCore::update(IterationStats& st) {
   DYN_NVTX_RANGE("ppo_update");
   graphs_.run(kGraphUpdate, [&] {
-    draw_shuffles(b_, shuffler_, seed_, cfg_.epochs, draws_.data(), perm_.data());  // over samples
+    draw_shuffles(b_, shuffler_, seed_, cfg_.epochs, draws_.data(), perm_.data());  // samples or env sequences
     update_minibatches();
   });
   read_update_stats(term_acc_, cfg_.epochs * cfg_.minibatches, adam_.last_grad_norm(), st);
 }
 
 void PpoCore::update_minibatches() {
-  const int64_t TN = int64_t(cfg_.rollout_steps) * n_;
-  const int64_t M = TN / cfg_.minibatches;
-  const int D = in_, A = actions_;
+  const bool rnn = shape_.recurrent;
+  const int T = cfg_.rollout_steps, H = shape_.rnn_hidden, A = env_.action_dim;
+  const int64_t N = n_, TN = int64_t(T) * N, per_epoch = shuffler_.size();
+  const int64_t Nm = N / cfg_.minibatches, M = rnn ? int64_t(T) * Nm : TN / cfg_.minibatches;
+  const SampleRows rows{shape_.in_dim,        A,
+                        in_buf_.data(),       logp_buf_.data(),
+                        adv_buf_.data(),      ret_buf_.data(),
+                        val_buf_.data(),      env_.discrete() ? nullptr : act_value_.data(),
+                        act_index_.data(),    rnn ? reset_buf_.data() : nullptr,
+                        mb_in_.data(),        mb_old_logp_.data(),
+                        mb_adv_.data(),       mb_ret_.data(),
+                        mb_old_v_.data(),     mb_act_value_.data(),
+                        mb_act_index_.data(), mb_reset_.data()};
+  const ActionBatch mb_actions{mb_act_index_.data(), mb_act_value_.data()};
+  float* p = params_.value.data();
+  float* g = params_.grad.data();
   term_acc_.zero();
   for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
     for (int mb = 0; mb < cfg_.minibatches; ++mb) {
-      // gather the minibatch
-      const int32_t* idx = perm_.data() + epoch * TN + mb * M;
-      const float *in = in_buf_.data(), *logp = logp_buf_.data(), *adv = adv_buf_.data(), *ret = ret_buf_.data(),
-                  *val = val_buf_.data();
-      const int32_t* act = act_buf_.data();
-      float *m_in = mb_in_.data(), *m_logp = mb_old_logp_.data(), *m_adv = mb_adv_.data(), *m_ret = mb_ret_.data(),
-            *m_v = mb_old_v_.data();
-      int32_t* m_act = mb_act_.data();
-      parallel_for(b_, M, [=] DYN_LAMBDA(int64_t i) {
-        const int64_t j = idx[i];
-        for (int k = 0; k < D; ++k) m_in[i * D + k] = in[j * D + k];
-        m_act[i] = act[j];
-        m_logp[i] = logp[j];
-        m_adv[i] = adv[j];
-        m_ret[i] = ret[j];
-        m_v[i] = val[j];
-      });
-      // forward
-      actor_.forward(b_, params_.value.data(), m_in, int(M), upd_ws_.actor);
-      critic_.forward(b_, params_.value.data(), m_in, int(M), upd_ws_.critic);
-      const float* logits = upd_ws_.actor.act.back().data();
+      // gather: M samples, or the whole sequences [T, Nm] of Nm envs with their starting states
+      const int32_t* idx = perm_.data() + epoch * per_epoch + mb * (rnn ? Nm : M);
+      const float* feats = mb_in_.data();
+      if (rnn) {
+        parallel_for(b_, M, GatherSequences{rows, idx, N, Nm});
+        parallel_for(b_, Nm * H, GatherStates{idx, H, h0_buf_.data(), mb_h0_.data()});
+        embed_.forward(b_, p, mb_in_.data(), int(M), upd_ws_.embed);
+        gru_.forward(b_, p, upd_ws_.embed.act.back().data(), mb_reset_.data(), static_cast<const float*>(nullptr),
+                     mb_h0_.data(), T, int(Nm), upd_ws_.gru);
+        feats = upd_ws_.gru.h.data();  // [T, Nm, H]
+      } else {
+        parallel_for(b_, M, GatherSamples{rows, idx});
+      }
+      // forward: the heads, the log-probabilities and entropies, the per-sample loss terms and their gradients
+      actor_.forward(b_, p, feats, int(M), upd_ws_.actor);
+      critic_.forward(b_, p, feats, int(M), upd_ws_.critic);
+      const float* out = upd_ws_.actor.act.back().data();
       const float* v = upd_ws_.critic.act.back().data();
-      categorical_log_prob_entropy(b_, logits, m_act, mb_logp_.data(), mb_ent_.data(), M, A);
-      // per-sample loss terms and the loss' gradients w.r.t. log π, the entropy and v (means over M)
-      float *g_logp = mb_glogp_.data(), *g_ent = mb_gent_.data(), *dv = mb_dv_.data(), *terms = mb_terms_.data();
-      ppo_minibatch_terms(b_, M, mb_logp_.data(), m_logp, mb_ent_.data(), m_adv, v, m_v, m_ret, cfg_.clip, cfg_.vf_coef,
-                          cfg_.entropy_coef, g_logp, g_ent, dv, terms);
-      // backward into the shared gradient blob (actor and critic own disjoint views), then one Adam step
-      categorical_backward(b_, logits, m_act, g_logp, g_ent, mb_dlogits_.data(), M, A);
-      actor_.backward(b_, params_.value.data(), params_.grad.data(), m_in, mb_dlogits_.data(),
-                      static_cast<float*>(nullptr), upd_ws_.actor, false);
-      critic_.backward(b_, params_.value.data(), params_.grad.data(), m_in, dv, static_cast<float*>(nullptr),
-                       upd_ws_.critic, false);
-      adam_.step(params_.value.data(), params_.grad.data());
-      accumulate_terms(b_, M, terms, scalars_.data() + 2, term_acc_.data());
+      head_.log_prob_entropy(b_, p, out, mb_actions, mb_logp_.data(), mb_ent_.data(), M);
+      ppo_minibatch_terms(b_, M, mb_logp_.data(), mb_old_logp_.data(), mb_ent_.data(), mb_adv_.data(), v,
+                          mb_old_v_.data(), mb_ret_.data(), cfg_.clip, cfg_.vf_coef, cfg_.entropy_coef,
+                          mb_glogp_.data(), mb_gent_.data(), mb_dv_.data(), mb_terms_.data());
+      // backward: the heads (disjoint views of the gradient blob), then, recurrent, the GRU through time and the
+      // embedding from the heads' summed input gradient; then one Adam step
+      if (rnn) {
+        params_.grad.zero();
+        mb_dfeat_.zero();
+      }
+      head_.backward(b_, p, g, out, mb_actions, mb_glogp_.data(), mb_gent_.data(), mb_dout_.data(), mb_dhead_.data(), M,
+                     rnn);
+      float* dfeat = rnn ? mb_dfeat_.data() : static_cast<float*>(nullptr);
+      actor_.backward(b_, p, g, feats, mb_dout_.data(), dfeat, upd_ws_.actor, rnn);
+      critic_.backward(b_, p, g, feats, mb_dv_.data(), dfeat, upd_ws_.critic, rnn);
+      if (rnn) {
+        gru_.backward(b_, p, g, upd_ws_.embed.act.back().data(), mb_reset_.data(), mb_dfeat_.data(), 0,
+                      mb_dembed_.data(), static_cast<float*>(nullptr), static_cast<float*>(nullptr), upd_ws_.gru);
+        embed_.backward(b_, p, g, mb_in_.data(), mb_dembed_.data(), static_cast<float*>(nullptr), upd_ws_.embed, true);
+      }
+      adam_.step(p, g);
+      accumulate_terms(b_, M, mb_terms_.data(), scalars_.data() + 2, term_acc_.data());
     }
   }
 }

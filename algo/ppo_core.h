@@ -1,81 +1,137 @@
-// PpoCore: the PPO machinery of a feed-forward policy over any input (SPEC §4) — separate actor and critic MLPs
-// (2 × 128 ReLU) with a categorical head, the rollout storage [T, N, ·], reward scaling by the running std of the
-// discounted return, truncation-aware GAE with advantage normalisation, and the epochs × shuffled minibatches
-// update with global grad-norm clipping and Adam. The advantages and the update run as CUDA Graphs on the GPU.
-// A learner owns the env and what the policy sees (GridPpo: the state; GridBelief: the state and the belief) and
-// fills step t's inputs, actions, values and rewards through the accessors below.
+// PpoCore: the PPO machinery of every learner (SPEC §4) over any env — the policy (separate actor and critic MLPs
+// 2 × 128 ReLU on the step input, or, recurrent as RL², on a GRU's state over an embedding of it), the action head
+// from the env spec (categorical or diagonal Gaussian, algo/policy_head.h), the rollout storage [T, N, ·], reward
+// scaling by the running std of the discounted return, truncation-aware GAE with advantage normalisation, and the
+// update: epochs × shuffled minibatches (of samples, or of whole env sequences with BPTT for a recurrent policy;
+// shuffles drawn on the backend, identical on CPU and GPU), global grad-norm clipping and Adam. The advantages and
+// the update run as CUDA Graphs on the GPU. A learner owns the env and what the policy sees, fills step t's inputs,
+// actions, values and rewards through the accessors, and calls the stages.
 #pragma once
 
 #include <cstdint>
 
+#include "algo/episode_stats.h"
+#include "algo/policy_head.h"
 #include "algo/ppo_config.h"
 #include "kernels/shuffle.h"
 
 namespace dyn {
 
+// What the policy reads and how.
+struct PolicyShape {
+  int in_dim = 0;  // the per-step input: the normalised state [+ belief or latent]; RL²: [s, a_{t−1}, r_{t−1}]
+  bool recurrent = false;  // RL²: Linear(in → embed) + ReLU → GRU(rnn_hidden) → the actor and the critic
+  int embed = 24, rnn_hidden = 64;
+};
+
+// One policy step for n envs (PpoCore::policy_step); the outputs are optional (nullptr: not wanted).
+struct PolicyStep {
+  const float* in = nullptr;  // [n, in]
+  int64_t n = 0;
+  const uint8_t* start = nullptr;  // recurrent: [n] the state restarts here (nullptr: never)
+  const float* h = nullptr;        // recurrent: [n, H] the state before the step
+  float* h_out = nullptr;          // recurrent: [n, H] the state after it (may alias h)
+  bool deterministic = false;      // the mode instead of a sample
+  uint32_t seed = 0;
+  StepRef step = 0;         // the Philox step of the sample
+  ActionBuffers actions;    // [n] or [n, A]
+  float* logp = nullptr;    // [n]
+  float* values = nullptr;  // [n]
+
+  // The mode of the action distribution (evaluation; no sample drawn).
+  static PolicyStep mode(const float* in, int64_t n, const ActionBuffers& actions) {
+    PolicyStep s;
+    s.in = in;
+    s.n = n;
+    s.deterministic = true;
+    s.actions = actions;
+    return s;
+  }
+  // The value alone (bootstrap values).
+  static PolicyStep value_of(const float* in, int64_t n, float* values) {
+    PolicyStep s;
+    s.in = in;
+    s.n = n;
+    s.values = values;
+    return s;
+  }
+};
+
 class PpoCore {
  public:
-  PpoCore(Backend b, int in_dim, int actions, int64_t n_envs, const PpoConfig& cfg, uint32_t seed);
-  int64_t graph_replays() const { return graphs_.replays(); }         // advantages and update graph launches
-  int64_t graphs_captured() const { return graphs_.captured(); }      // of those two stages
-  const int32_t* rollout_actions() const { return act_buf_.data(); }  // [T, N] of the last collect (backend)
+  PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_t n_envs, const PpoConfig& cfg, uint32_t seed);
+  int64_t graph_replays() const { return graphs_.replays(); }     // advantages and update graph launches
+  int64_t graphs_captured() const { return graphs_.captured(); }  // of those two stages
+  const PolicyShape& shape() const { return shape_; }
+  const PolicyHead& head() const { return head_; }
+  const float* params() const { return params_.value.data(); }
 
   // Rollout storage, time-major.
-  float* input(int t) { return in_buf_.data() + int64_t(t) * n_ * in_; }         // [N, in] normalised policy inputs
-  int32_t* action(int t) { return act_buf_.data() + int64_t(t) * n_; }           // [N]
-  float* log_prob(int t) { return logp_buf_.data() + int64_t(t) * n_; }          // [N]
-  float* value(int t) { return val_buf_.data() + int64_t(t) * n_; }              // [N] (t = T: the bootstrap value)
-  float* final_value(int t) { return final_val_buf_.data() + int64_t(t) * n_; }  // [N] V(final obs) at a time limit
-  float* reward(int t) { return rew_buf_.data() + int64_t(t) * n_; }             // [N] raw, scaled by finish_rollout
+  float* input(int t) { return in_buf_.data() + int64_t(t) * n_ * shape_.in_dim; }  // [N, in]
+  ActionBuffers action(int t);                                                      // [N] or [N, A]
+  float* log_prob(int t) { return logp_buf_.data() + int64_t(t) * n_; }             // [N]
+  float* value(int t) { return val_buf_.data() + int64_t(t) * n_; }                 // [N] (t = T: the bootstrap value)
+  float* final_value(int t) { return final_val_buf_.data() + int64_t(t) * n_; }     // [N] V(final obs) at a time limit
+  float* reward(int t) { return rew_buf_.data() + int64_t(t) * n_; }                // [N] raw, scaled by finish_rollout
   uint8_t* truncated(int t) { return trunc_buf_.data() + int64_t(t) * n_; }
   uint8_t* terminated(int t) { return term_buf_.data() + int64_t(t) * n_; }
+  uint8_t* restart(int t) { return reset_buf_.data() + int64_t(t) * n_; }  // recurrent: [N] the state restarted
+  float* h0() { return h0_buf_.data(); }                                   // recurrent: [N, H] at the rollout's start
+  const int32_t* rollout_actions() const { return act_index_.data(); }     // [T, N] discrete (tests)
+  ActionBatch rollout_action_batch() const { return {act_index_.data(), act_value_.data()}; }
 
-  // Actions (sampled, or the mode when deterministic), their log-probabilities and values for inputs [n, in];
-  // logp and values may be nullptr. ws: the caller's workspaces for this kind of pass.
-  void act(HeadWorkspaces& ws, const float* in, int64_t n, bool deterministic, uint32_t seed, StepRef step,
-           int32_t* actions, float* logp, float* values);
-  // V(in) for inputs [n, in] into values [n].
-  void values(HeadWorkspaces& ws, const float* in, int64_t n, float* values);
+  // Actions, log-probabilities, values and (recurrent) the next state for one step of n envs.
+  void policy_step(PolicyWorkspace& ws, const PolicyStep& s);
 
   // Start of a collect: clears the finished-episode statistics.
   void begin_rollout();
-  // After env step t has written reward(t), truncated(t), terminated(t): the reward scale's discounted return
-  // and the raw episode returns.
-  void track_step(int t);
+  // After env step t has written reward(t), truncated(t), terminated(t) (and the session ids, for the statistics):
+  // the reward scale's discounted return and the episode statistics.
+  void track_step(int t, const int32_t* session_id);
   // After the last step (value(T) written): rewards ← rewards / running std of the discounted return, ±10.
   void finish_rollout();
-  // Mean return and count of the episodes that finished in this rollout (one read).
-  double rollout_return(int64_t* episodes) const;
+  // The episodes that finished in this rollout (one read).
+  EvalStats rollout_stats() const { return episodes_.summary(); }
   void advantages();
   void update(IterationStats& st);
-  void update_minibatches();  // (captured) public only because CUDA extended lambdas may not be private
 
  private:
+  void update_minibatches();  // (captured)
+  void features(PolicyWorkspace& ws, const PolicyStep& s);
+
   Backend b_;
-  int in_, actions_;
+  EnvSpec env_;
+  PolicyShape shape_;
   int64_t n_;
   PpoConfig cfg_;
   ParamLayout layout_;
-  Mlp actor_, critic_;
+  Mlp embed_, actor_, critic_;
+  Gru gru_;
+  PolicyHead head_;
   ParamBlob<float> params_;
   Adam<float> adam_;
   RunningNorm ret_norm_;
-  HeadWorkspaces upd_ws_;
+  EpisodeStats episodes_;
+  PolicyWorkspace upd_ws_;
   uint32_t seed_;
-  PermutationSampler shuffler_;  // over the T·N samples
+  PermutationSampler shuffler_;  // over the T·N samples, or over the N env sequences (recurrent)
   StageGraphs graphs_;
-  Buffer<uint32_t> draws_;           // [1] permutations drawn so far (the shuffles' Philox draw number)
-  Buffer<float> disc_ret_, ep_ret_;  // [N] discounted return for the reward scale; raw return of the episode
-  Buffer<double> episode_sums_;      // [N, 2]: return sum, count
-  Buffer<float> in_buf_;             // [T, N, in]
-  Buffer<int32_t> act_buf_;          // [T, N]
+  Buffer<uint32_t> draws_;     // [1] permutations drawn so far (the shuffles' Philox draw number)
+  Buffer<float> disc_ret_;     // [N] discounted return for the reward scale
+  Buffer<float> in_buf_;       // [T, N, in]
+  Buffer<int32_t> act_index_;  // [T, N] discrete
+  Buffer<float> act_value_;    // [T, N, A] continuous
   Buffer<float> logp_buf_, final_val_buf_, rew_buf_, disc_buf_, adv_buf_, ret_buf_;  // [T, N]
   Buffer<float> val_buf_;                                                            // [T + 1, N]
-  Buffer<uint8_t> trunc_buf_, term_buf_;                                             // [T, N]
-  Buffer<int32_t> perm_;  // [epochs, T · N] this update's shuffles, drawn on the backend
-  Buffer<float> mb_in_, mb_old_logp_, mb_adv_, mb_ret_, mb_old_v_;
-  Buffer<int32_t> mb_act_;
-  Buffer<float> mb_logp_, mb_ent_, mb_glogp_, mb_gent_, mb_dlogits_, mb_dv_;
+  Buffer<uint8_t> trunc_buf_, term_buf_, reset_buf_;                                 // [T, N]
+  Buffer<float> h0_buf_;                                                             // [N, H]
+  Buffer<int32_t> perm_;  // [epochs, T·N] or [epochs, N] this update's shuffles, drawn on the backend
+  // a minibatch of M samples: [M, ·] (recurrent: [T, Nm, ·], M = T·Nm)
+  Buffer<float> mb_in_, mb_old_logp_, mb_adv_, mb_ret_, mb_old_v_, mb_h0_;
+  Buffer<int32_t> mb_act_index_;
+  Buffer<float> mb_act_value_;
+  Buffer<uint8_t> mb_reset_;
+  Buffer<float> mb_logp_, mb_ent_, mb_glogp_, mb_gent_, mb_dout_, mb_dhead_, mb_dv_, mb_dfeat_, mb_dembed_;
   Buffer<float> mb_terms_;   // [5, M]: policy, value, entropy, kl, clipped
   Buffer<float> scalars_;    // [8] device scalars (reductions)
   Buffer<double> term_acc_;  // [5] sums of the minibatch means of the loss terms

@@ -1,4 +1,4 @@
-// Rolls out a scripted policy (random or oracle) on N envs (gridworld, or the physics envs) for a number of
+// Rolls out a scripted policy (random or oracle) on N envs of any kind (sim/env.h) for a number of
 // episodes per env and summarises the episodes: mean return with a 95% confidence interval, mean number of
 // sessions, env steps/s.
 #pragma once
@@ -6,8 +6,7 @@
 #include <cstdint>
 
 #include "kernels/backend.h"
-#include "sim/gridworld.h"
-#include "sim/physics_env.h"
+#include "sim/env.h"
 
 namespace dyn {
 
@@ -20,9 +19,10 @@ struct RolloutSummary {
   double env_steps_per_s() const { return seconds > 0 ? double(env_steps) / seconds : 0; }
 };
 
-RolloutSummary run_scripted_rollout(Backend b, const GridParams& p, ScriptedPolicy policy, int64_t n_envs,
-                                    int64_t episodes_per_env);
-RolloutSummary run_scripted_rollout(Backend b, const PhysicsEnvParams& p, ScriptedPolicy policy, int64_t n_envs,
+// The scripted policy on `env` (its N envs) for episodes_per_env episodes each.
+RolloutSummary run_scripted_rollout(BatchEnv& env, ScriptedPolicy policy, int64_t episodes_per_env);
+// The same on N envs made from an env config.
+RolloutSummary run_scripted_rollout(Backend b, const EnvConfig& cfg, ScriptedPolicy policy, int64_t n_envs,
                                     int64_t episodes_per_env);
 
 }  // namespace dyn

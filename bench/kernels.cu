@@ -4,8 +4,11 @@
 //   Mlp*              samples/s and FLOP/s of an MLP w → w → w → w (two hidden layers), widths 64 and 128
 //   Gru*              time and FLOP/s per time step at hidden 64 and 128, input 64, batch 2048–16384
 //   PpoIteration*     training frames/s of one whole PPO iteration (collect + advantages + update) on the
-//                     gridworld at 16 and 4096 envs, default config (60-step rollouts, 2 epochs × 4 minibatches)
+//                     gridworld at 16 and 4096 envs, configs/gridworld.toml (60-step rollouts, 2 epochs × 4
+//                     minibatches)
 //   Rl2Iteration*     the same for RL²
+//   WindIteration/<algo>*
+//                     every learner on halfcheetah_wind_vel at 2048 envs with configs/halfcheetah_wind_vel.toml
 //   PhysicsStep*      reacher / halfcheetah env steps/s (random actions held for the step; a halfcheetah env step is
 //                     5 physics substeps, a reacher step 2 RK4 substeps) at 2048 … 262144 envs
 //   MujocoHalfCheetah MuJoCo 2.2.2 (linked into this benchmark only) on our halfcheetah MJCF, one env on one
@@ -25,9 +28,12 @@
 #include <random>
 #include <string>
 
-#include "algo/belief_learner.h"
-#include "algo/ppo.h"
-#include "algo/rl2.h"
+#include <algorithm>
+#include <memory>
+
+#include "algo/learner.h"
+#include "host/config.h"
+#include "host/train.h"
 #include "kernels/buffer.h"
 #include "kernels/parallel_for.cuh"
 #include "nn/gru.h"
@@ -44,18 +50,18 @@ constexpr int kActionSets = 8;  // distinct random action slices cycled through,
 struct GridBench {
   Backend b;
   int64_t n;
-  GridParams p;
-  Buffer<GridState> state;
+  GridBatchEnv env;
   Buffer<int32_t> actions;  // [8, N]
   Buffer<float> obs, reward;
   Buffer<uint8_t> session_end, truncated, terminated;
   Buffer<int32_t> session_id;
+  StepBatch out;
   uint32_t step = 0;
 
   GridBench(Backend backend, int64_t n_envs)
       : b(backend),
         n(n_envs),
-        state(b, n),
+        env(b, GridParams{}, n),
         actions(b, kActionSets * n),
         obs(b, n * kGridObsDim),
         reward(b, n),
@@ -63,22 +69,20 @@ struct GridBench {
         truncated(b, n),
         terminated(b, n),
         session_id(b, n) {
-    gridworld_reset(b, p, state.data(), obs.data(), n, 0);
+    env.reset(obs.data(), nullptr);
     for (int k = 0; k < kActionSets; ++k)
-      gridworld_policy(b, ScriptedPolicy::random, p, state.data(), actions.data() + k * n, n, uint32_t(k));
+      env.scripted(false, ActionBuffers{actions.data() + k * n, nullptr}, uint32_t(k));
+    out = StepBatch::of(obs.data(), reward.data(), terminated.data(), truncated.data(), session_end.data(),
+                        session_id.data());
     synchronize(b);
   }
-  GridBatchOut out() {
-    return GridBatchOut{obs.data(),        reward.data(), session_end.data(), truncated.data(), terminated.data(),
-                        session_id.data(), nullptr};
-  }
   void env_step() {
-    gridworld_step(b, p, state.data(), actions.data() + (step % kActionSets) * n, out(), n, step);
+    env.step(ActionBatch{actions.data() + (step % kActionSets) * n, nullptr}, out, step);
     ++step;
   }
   void policy_and_step() {
-    gridworld_policy(b, ScriptedPolicy::random, p, state.data(), actions.data(), n, step);
-    gridworld_step(b, p, state.data(), actions.data(), out(), n, step);
+    env.scripted(false, ActionBuffers{actions.data(), nullptr}, step);
+    env.step(ActionBatch{actions.data(), nullptr}, out, step);
     ++step;
   }
 };
@@ -205,38 +209,37 @@ void BM_Gru(benchmark::State& st, Backend b, bool backward, bool fused) {
   st.counters["FLOP/s"] = benchmark::Counter(steps * flop_per_step, benchmark::Counter::kIsRate);
 }
 
-// One whole training iteration (collect 60 steps + advantages + update) per benchmark iteration of a gridworld
-// learner (GridPpo, GridRl2); range(0) = envs. On the GPU the warm-up also captures the stages' CUDA Graphs.
-template <class Learner>
-void BM_Iteration(benchmark::State& st, Backend b) {
-  GridParams env;
-  Learner learner(b, env, st.range(0), PpoConfig{});
-  for (int i = 0; i < 2; ++i) learner.iterate();  // warm-up: workspaces sized, graphs captured
-  timed_loop(st, b, [&] { learner.iterate(); });
-  const double frames = double(st.iterations()) * 60 * double(st.range(0));
-  st.counters["frames/s"] = benchmark::Counter(frames, benchmark::Counter::kIsRate);
-}
-
-// One whole iteration of GridBelief (dynamite or varibad); range(0) = envs. Counters: frames/s and the mean
-// seconds per iteration of collect, PPO update and belief update (host clock, as the run's metrics report them).
-void BM_BeliefIteration(benchmark::State& st, Backend b, bool varibad) {
-  GridParams env;
-  const BeliefConfig bc = varibad ? BeliefConfig::varibad() : BeliefConfig::dynamite();
-  GridBelief learner(b, env, st.range(0), PpoConfig{}, bc);
-  // warm-up: the replay holds a belief batch after the first iteration, so the second runs the belief steps
-  for (int i = 0; i < 3; ++i) learner.iterate();
-  double collect = 0, ppo = 0, belief = 0;
+// One whole training iteration (collect + advantages + update, + belief steps) per benchmark iteration, of `algo`
+// on `env` as the command line builds it from configs/<env>.toml (its schedule, sizes and belief settings) with
+// range(0) envs. Counters: frames/s, and the mean seconds per iteration of collect, PPO update and belief update
+// (host clock, as the run's metrics report them). On the GPU the warm-up also captures the stages' CUDA Graphs.
+void BM_Learner(benchmark::State& st, Backend b, std::string env, std::string algo) {
+  Config c = Config::builtin(env);
+  c.set_from_string("run.algo", algo, "bench");
+  c.set_from_string("run.envs", std::to_string(st.range(0)), "bench");
+  c.validate();
+  const std::unique_ptr<Learner> learner = make_learner(c, b);
+  const double frames_per_iteration = double(c.get_int("train.rollout_steps")) * double(st.range(0));
+  // warm-up: workspaces sized, graphs captured, and for the belief learners enough whole episodes in the replay
+  // for the belief steps to run (physics: one horizon)
+  const int64_t warm = std::max<int64_t>(3, c.get_int("env.horizon") / c.get_int("train.rollout_steps") + 2);
+  for (int64_t i = 0; i < warm; ++i) learner->iterate();
+  double collect = 0, update = 0, ppo = 0, belief = 0;
   timed_loop(st, b, [&] {
-    const IterationStats s = learner.iterate();
+    const IterationStats s = learner->iterate();
     collect += s.collect_s;
+    update += s.update_s;
     ppo += s.metric("ppo_update_s");
     belief += s.metric("belief_update_s");
   });
   const double n = double(st.iterations());
-  st.counters["frames/s"] = benchmark::Counter(n * 60 * double(st.range(0)), benchmark::Counter::kIsRate);
+  st.counters["frames/s"] = benchmark::Counter(n * frames_per_iteration, benchmark::Counter::kIsRate);
   st.counters["collect_ms"] = 1e3 * collect / n;
-  st.counters["ppo_update_ms"] = 1e3 * ppo / n;
-  st.counters["belief_update_ms"] = 1e3 * belief / n;
+  st.counters["update_ms"] = 1e3 * update / n;
+  if (algo == "dynamite" || algo == "varibad") {
+    st.counters["ppo_update_ms"] = 1e3 * ppo / n;
+    st.counters["belief_update_ms"] = 1e3 * belief / n;
+  }
 }
 
 // Physics env steps: range(0) = task (0 reacher, 1 halfcheetah_vel), range(1) = envs. The actions are drawn once
@@ -246,20 +249,20 @@ void BM_PhysicsStep(benchmark::State& st, Backend b) {
   const int64_t n = st.range(1);
   const PhysicsEnvParams p = physics_env_params(task);
   const int od = physics_obs_dim(task), ad = physics_action_dim(task);
-  Buffer<PhysicsEnvState> state(b, n);                                           // [N]
   Buffer<float> obs(b, n * od), reward(b, n), actions(b, kActionSets * n * ad);  // [N, obs], [N], [8, N, A]
   Buffer<uint8_t> send(b, n), trunc(b, n), term(b, n);                           // [N]
   Buffer<int32_t> sid(b, n);                                                     // [N]
-  const PhysicsEnvBatch envs(b, p);
-  envs.reset(state.data(), obs.data(), n, 0);
-  for (int k = 0; k < kActionSets; ++k) envs.policy(false, state.data(), actions.data() + k * n * ad, n, uint32_t(k));
-  const PhysicsBatchOut out{obs.data(), reward.data(), send.data(), trunc.data(), term.data(), sid.data(), nullptr};
+  PhysicsBatchEnv envs(b, p, n);
+  envs.reset(obs.data(), nullptr);
+  for (int k = 0; k < kActionSets; ++k)
+    envs.scripted(false, ActionBuffers{nullptr, actions.data() + k * n * ad}, uint32_t(k));
+  const StepBatch out = StepBatch::of(obs.data(), reward.data(), term.data(), trunc.data(), send.data(), sid.data());
   uint32_t step = 0;
-  envs.step(state.data(), actions.data(), out, n, step++);  // warm-up
+  envs.step(ActionBatch{nullptr, actions.data()}, out, step++);  // warm-up
   const int steps_per_iter = b == Backend::cuda ? 10 : 1;
   timed_loop(st, b, [&] {
     for (int k = 0; k < steps_per_iter; ++k, ++step)
-      envs.step(state.data(), actions.data() + (step % kActionSets) * n * ad, out, n, step);
+      envs.step(ActionBatch{nullptr, actions.data() + (step % kActionSets) * n * ad}, out, step);
   });
   const double steps = double(st.iterations()) * steps_per_iter * double(n);
   st.counters["env_steps/s"] = benchmark::Counter(steps, benchmark::Counter::kIsRate);
@@ -313,8 +316,11 @@ void register_all() {
     for (auto [name, fn] : {std::pair{"GridworldStep/", &BM_GridworldStep},
                             std::pair{"GridworldRandomPolicyStep/", &BM_GridworldRandomPolicyStep}})
       add(name + tag, b, fn)->Arg(1 << 10)->Arg(1 << 16)->Arg(1 << 20)->Unit(benchmark::kMicrosecond);
-    add("PpoIteration/" + tag, b, BM_Iteration<GridPpo>)->Arg(16)->Arg(4096)->Unit(benchmark::kMillisecond);
-    add("Rl2Iteration/" + tag, b, BM_Iteration<GridRl2>)->Arg(16)->Arg(4096)->Unit(benchmark::kMillisecond);
+    for (auto [name, algo] : {std::pair{"PpoIteration/", "ppo"}, std::pair{"Rl2Iteration/", "rl2"}})
+      add(name + tag, b, BM_Learner, std::string("gridworld"), std::string(algo))
+          ->Arg(16)
+          ->Arg(4096)
+          ->Unit(benchmark::kMillisecond);
     {
       auto* bm =
           add("PhysicsStep/" + tag, b, BM_PhysicsStep)->ArgNames({"task", "envs"})->Unit(benchmark::kMillisecond);
@@ -326,8 +332,17 @@ void register_all() {
     if (b == Backend::cpu)
       benchmark::RegisterBenchmark("MujocoHalfCheetah/cpu_1thread", BM_MujocoHalfCheetah)->UseRealTime();
 #endif
-    add("DynamiteIteration/" + tag, b, BM_BeliefIteration, false)->Arg(16)->Arg(4096)->Unit(benchmark::kMillisecond);
-    add("VaribadIteration/" + tag, b, BM_BeliefIteration, true)->Arg(16)->Arg(4096)->Unit(benchmark::kMillisecond);
+    for (auto [name, algo] : {std::pair{"DynamiteIteration/", "dynamite"}, std::pair{"VaribadIteration/", "varibad"}})
+      add(name + tag, b, BM_Learner, std::string("gridworld"), std::string(algo))
+          ->Arg(16)
+          ->Arg(4096)
+          ->Unit(benchmark::kMillisecond);
+    // every learner on halfcheetah_wind_vel at the paper's 2048 envs, with its config (issue 13's throughput goals)
+    for (const char* algo : {"ppo", "oracle", "rl2", "varibad", "dynamite"})
+      add(std::string("WindIteration/") + algo + "/" + tag, b, BM_Learner, std::string("halfcheetah_wind_vel"),
+          std::string(algo))
+          ->Arg(2048)
+          ->Unit(benchmark::kMillisecond);
     for (bool fused : {false, true}) {
       if (fused && b != Backend::cuda) continue;  // the fused kernels are CUDA-only
       const std::string suffix = tag + (fused ? "_fused" : "");

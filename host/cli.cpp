@@ -38,8 +38,8 @@ const FlagKey kFlagKeys[] = {
     {"--episodes", "run.episodes", "episodes per environment"},
     {"--seed", "run.seed", "Philox seed, 0..4294967295"},
     {"--device", "run.device", "auto | cpu | cuda"},
-    {"--policy", "run.policy", "random | oracle"},
-    {"--algo", "run.algo", "none | ppo | rl2 | dynamite | varibad"},
+    {"--policy", "run.policy", "random | oracle (alone: roll the scripted policy out instead of training)"},
+    {"--algo", "run.algo", "none | ppo | oracle | rl2 | dynamite | varibad"},
     {"--frames", "train.frames", "training budget in env steps"},
 };
 
@@ -129,6 +129,8 @@ int run_cli(int argc, char** argv) {
     if (!env.empty()) cfg.set_from_string("env.name", env, "--env");
     for (size_t i = 0; i < std::size(kFlagKeys); ++i)
       if (flag_opts[i]->count()) cfg.set_from_string(kFlagKeys[i].key, flag_values[i], kFlagKeys[i].flag);
+    // --policy without --algo rolls the scripted policy out (run.algo defaults to a learner)
+    if (app.count("--policy") && !app.count("--algo")) cfg.set_from_string("run.algo", "none", "--policy");
     for (size_t i = 0; i < std::size(kSwitchKeys); ++i)
       if (switches[i]) cfg.set_from_string(kSwitchKeys[i].key, kSwitchKeys[i].value, kSwitchKeys[i].flag);
     for (const std::string& kv : sets) {
@@ -174,10 +176,7 @@ int run_cli(int argc, char** argv) {
     const ScriptedPolicy policy = policy_name == "oracle" ? ScriptedPolicy::oracle : ScriptedPolicy::random;
     const uint32_t seed = uint32_t(cfg.get_int("run.seed"));
 
-    const RolloutSummary s =
-        cfg.get_string("env.name") == "gridworld"
-            ? run_scripted_rollout(backend, grid_params_from_config(cfg), policy, n_envs, episodes)
-            : run_scripted_rollout(backend, physics_params_from_config(cfg), policy, n_envs, episodes);
+    const RolloutSummary s = run_scripted_rollout(backend, env_config_of(cfg), policy, n_envs, episodes);
 
     std::printf("device: %s\n", device.c_str());
     std::printf("env: %s  envs: %lld  policy: %s  seed: %u  episodes: %lld (%lld per env)\n",

@@ -65,8 +65,8 @@ const std::vector<KeySpec>& config_schema() {
        KeyKind::string,
        0,
        0,
-       {"none", "ppo", "rl2", "dynamite", "varibad"},
-       "learner to train; none rolls out run.policy"},
+       {"none", "ppo", "oracle", "rl2", "dynamite", "varibad"},
+       "learner to train (oracle: PPO that sees the current session's latent, the ceiling); none rolls out run.policy"},
       {"run.out_dir", KeyKind::string, 0, 0, {}, "where training run directories are created"},
       {"run.fused_kernels",
        KeyKind::boolean,
@@ -118,10 +118,28 @@ const std::vector<KeySpec>& config_schema() {
       {"belief.lr", KeyKind::real, 1e-8, 1, {}, "belief model Adam learning rate"},
       {"belief.latent", KeyKind::integer, 1, 256, {}, "latent dimension d"},
       {"belief.embed", KeyKind::integer, 1, 1024, {}, "s / a / r embedding width"},
-      {"belief.hidden", KeyKind::integer, 1, 1024, {}, "encoder MLP and GRU width"},
+      {"belief.hidden", KeyKind::integer, 1, 1024, {}, "encoder GRU width"},
+      {"belief.trunk", KeyKind::integer, 1, 1024, {}, "encoder MLP width (2 layers)"},
+      {"belief.normalize_obs",
+       KeyKind::boolean,
+       0,
+       0,
+       {},
+       "the encoder and decoders see running-normalised observations"},
+      {"belief.state_decoder",
+       KeyKind::boolean,
+       0,
+       0,
+       {},
+       "also decode s_{t+1} (where the latent changes the dynamics: halfcheetah_wind_vel)"},
+      {"belief.elbo_samples", KeyKind::integer, 0, 100000, {}, "ELBO indices per trajectory (0: all)"},
+      {"belief.decode_samples", KeyKind::integer, 0, 100000, {}, "decoded transitions per ELBO index (0: all)"},
       {"belief.replay_episodes", KeyKind::integer, 1, 10000000, {}, "replay ring of recent whole episodes"},
       {"belief.batch_episodes", KeyKind::integer, 1, 100000, {}, "episodes per belief step"},
       {"belief.updates", KeyKind::integer, 0, 1000, {}, "belief steps after each PPO update"},
+      // rl2: RL²'s recurrent policy
+      {"rl2.embed", KeyKind::integer, 1, 4096, {}, "Linear + ReLU embedding of [s, a, r]"},
+      {"rl2.hidden", KeyKind::integer, 1, 4096, {}, "GRU width"},
   };
   return schema;
 }
@@ -346,11 +364,7 @@ void Config::validate() const {
                         "; it belongs to " + join(s.envs));
   }
   const bool physics = env != "gridworld";
-  if (physics && get_string("run.algo") != "none")
-    throw ConfigError("invalid value \"" + get_string("run.algo") + "\" for run.algo (from " +
-                      entry("run.algo").source + "); allowed with env.name = " + env +
-                      ": none (the learners run on the gridworld so far)");
-  if (get_string("run.policy") == "oracle" && physics && env != "reacher")
+  if (get_string("run.policy") == "oracle" && get_string("run.algo") == "none" && physics && env != "reacher")
     throw ConfigError("invalid value \"oracle\" for run.policy (from " + entry("run.policy").source +
                       "); allowed with env.name = " + env + ": random (no scripted oracle for the cheetah tasks)");
   const Entry& h = entry("env.horizon");
@@ -407,6 +421,14 @@ const Config::Entry& Config::entry(const std::string& key) const {
   auto it = values_.find(key);
   if (it == values_.end()) throw ConfigError("missing config key " + key);
   return it->second;
+}
+
+std::string Config::value_string(const std::string& key) const {
+  const Value& v = entry(key).value;
+  if (const std::string* str = std::get_if<std::string>(&v)) return *str;
+  if (const bool* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
+  if (const int64_t* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
+  return fmt_num(std::get<double>(v));
 }
 
 int64_t Config::get_int(const std::string& key) const { return std::get<int64_t>(entry(key).value); }

@@ -59,6 +59,9 @@ class Config {
   double get_real(const std::string& key) const;
   bool get_bool(const std::string& key) const;
   const std::string& get_string(const std::string& key) const;
+  // Whether the key is set, and its value as text (numbers as TOML writes them, booleans true/false).
+  bool has(const std::string& key) const { return values_.count(key) > 0; }
+  std::string value_string(const std::string& key) const;
 
   // The resolved config as TOML.
   std::string to_toml() const;

@@ -16,6 +16,7 @@
 #include "algo/belief_learner.h"
 #include "algo/ppo.h"
 #include "algo/rl2.h"
+#include "host/config.h"
 
 namespace dyn {
 
@@ -68,40 +69,21 @@ SessionParams session_params_from_config(const Config& c) {
 
 }  // namespace
 
-GridParams grid_params_from_config(const Config& c) {
-  GridParams p;
-  p.session = session_params_from_config(c);
-  p.goal_stay_prob = float(c.get_real("env.goal_stay_prob"));
-  p.seed = uint32_t(c.get_int("run.seed"));
-  return p;
+EnvConfig env_config_of(const Config& c) {
+  EnvConfig e;
+  e.name = c.get_string("env.name");
+  e.session = session_params_from_config(c);
+  e.seed = uint32_t(c.get_int("run.seed"));
+  // the env's own keys (env.* keys that belong to some envs only), as written
+  for (const KeySpec& k : config_schema())
+    if (k.key.rfind("env.", 0) == 0 && !k.envs.empty() && c.has(k.key))
+      e.options[k.key.substr(4)] = c.value_string(k.key);
+  return e;
 }
 
-PhysicsEnvParams physics_params_from_config(const Config& c) {
-  const std::string& name = c.get_string("env.name");
-  const PhysicsTask task = name == "reacher"           ? PhysicsTask::reacher
-                           : name == "halfcheetah_vel" ? PhysicsTask::cheetah_vel
-                           : name == "halfcheetah_dir" ? PhysicsTask::cheetah_dir
-                                                       : PhysicsTask::cheetah_wind_vel;
-  PhysicsEnvParams p = physics_env_params(task);
-  p.session = session_params_from_config(c);
-  p.random_phase = c.get_string("env.latent_phase") == "random";
-  if (task == PhysicsTask::cheetah_dir) p.dir_stay_prob = float(c.get_real("env.dir_stay_prob"));
-  if (task == PhysicsTask::cheetah_wind_vel) p.wind_drift = c.get_string("env.wind_mode") == "drift";
-  p.seed = uint32_t(c.get_int("run.seed"));
-  return p;
-}
+namespace {
 
-template <class Learner>
 int train_loop(const Config& cfg, Learner& learner, const std::string& device, const std::string& out_path);
-
-// Learner-specific figures of an evaluation (none by default; belief learners: goal-decoding accuracy).
-template <class Learner>
-std::vector<std::pair<std::string, double>> eval_extras(const Learner&) {
-  return {};
-}
-std::vector<std::pair<std::string, double>> eval_extras(const GridBelief& l) {
-  return {{"eval_goal_accuracy", l.goal_accuracy()}};
-}
 
 // The run's name: the algorithm plus its ablations (e.g. dynamite-no-consistency).
 std::string variant_of(const Config& cfg) {
@@ -114,6 +96,8 @@ std::string variant_of(const Config& cfg) {
   return v;
 }
 
+}  // namespace
+
 BeliefConfig belief_config_of(const Config& c) {
   const bool varibad = c.get_string("run.algo") == "varibad";
   BeliefConfig b = varibad ? BeliefConfig::varibad() : BeliefConfig::dynamite();
@@ -125,14 +109,33 @@ BeliefConfig belief_config_of(const Config& c) {
     b.oracle_sessions = c.get_bool("belief.oracle_sessions");
   }
   b.loss.kl_weight = c.get_real("belief.kl_weight");
+  b.loss.elbo_samples = int(c.get_int("belief.elbo_samples"));
+  b.loss.decode_samples = int(c.get_int("belief.decode_samples"));
   b.adam.lr = float(c.get_real("belief.lr"));
   b.shape.latent = int(c.get_int("belief.latent"));
   b.shape.embed = int(c.get_int("belief.embed"));
-  b.shape.trunk = b.shape.hidden = int(c.get_int("belief.hidden"));
+  b.shape.hidden = int(c.get_int("belief.hidden"));
+  b.shape.trunk = int(c.get_int("belief.trunk"));
+  b.shape.state_decoder = c.get_bool("belief.state_decoder");
+  b.normalize_obs = c.get_bool("belief.normalize_obs");
   b.replay_episodes = int(c.get_int("belief.replay_episodes"));
   b.batch_episodes = int(c.get_int("belief.batch_episodes"));
   b.updates_per_iteration = int(c.get_int("belief.updates"));
   return b;
+}
+
+std::unique_ptr<Learner> make_learner(const Config& c, Backend b) {
+  const EnvConfig env = env_config_of(c);
+  const int64_t n = c.get_int("run.envs");
+  const std::string algo = c.get_string("run.algo");
+  const PpoConfig ppo = ppo_config_of(c);
+  if (algo == "dynamite" || algo == "varibad")
+    return std::make_unique<BeliefLearner>(b, env, n, ppo, belief_config_of(c));
+  if (algo == "rl2")
+    return std::make_unique<Rl2Learner>(b, env, n, ppo,
+                                        Rl2Shape{int(c.get_int("rl2.embed")), int(c.get_int("rl2.hidden"))});
+  if (algo == "ppo" || algo == "oracle") return std::make_unique<PpoLearner>(b, env, n, ppo, algo == "oracle");
+  throw std::invalid_argument("make_learner: no learner for run.algo = '" + algo + "'");
 }
 
 void write_atomically(const std::string& path, const std::string& text) {
@@ -147,22 +150,12 @@ void write_atomically(const std::string& path, const std::string& text) {
 }
 
 int run_training(const Config& cfg, Backend backend, const std::string& device, const std::string& out_path) {
-  const GridParams env = grid_params_from_config(cfg);
-  const int64_t n_envs = cfg.get_int("run.envs");
-  const std::string algo = cfg.get_string("run.algo");
-  if (algo == "dynamite" || algo == "varibad") {
-    GridBelief learner(backend, env, n_envs, ppo_config_of(cfg), belief_config_of(cfg));
-    return train_loop(cfg, learner, device, out_path);
-  }
-  if (algo == "rl2") {
-    GridRl2 learner(backend, env, n_envs, ppo_config_of(cfg));
-    return train_loop(cfg, learner, device, out_path);
-  }
-  GridPpo learner(backend, env, n_envs, ppo_config_of(cfg));
-  return train_loop(cfg, learner, device, out_path);
+  const std::unique_ptr<Learner> learner = make_learner(cfg, backend);
+  return train_loop(cfg, *learner, device, out_path);
 }
 
-template <class Learner>
+namespace {
+
 int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const std::string& out_path) {
   const std::string env = cfg.get_string("env.name"), algo = variant_of(cfg);
   const uint32_t seed = uint32_t(cfg.get_int("run.seed"));
@@ -190,14 +183,16 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
   bool have_eval = false;
   int64_t iteration = 0;
   IterationStats st;
+  double last_train_return = std::nan("");  // the progress line's: the last rollout in which episodes finished
   while (ppo.frames() < budget) {
     st = ppo.iterate();
     ++iteration;
+    if (std::isfinite(st.train_return)) last_train_return = st.train_return;
     const bool final = ppo.frames() >= budget;
     const bool eval_now = final || (eval_interval > 0 && iteration % eval_interval == 0);
     if (eval_now) {
       last_eval = ppo.evaluate(eval_envs, eval_episodes, seed + 1000003u);
-      last_eval_extra = eval_extras(ppo);
+      last_eval_extra = last_eval.extra;
       have_eval = true;
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -228,7 +223,7 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
       csv << "iteration,frames,seconds,fps,train_return,eval_return,eval_ci95,policy_loss,value_loss,entropy,"
              "approx_kl,clip_fraction,grad_norm,lr";
       for (const auto& kv : st.extra) csv << "," << kv.first;
-      for (const auto& kv : eval_extras(ppo)) csv << "," << kv.first;
+      for (const auto& kv : last_eval_extra) csv << "," << kv.first;
       csv << "\n";
     }
     char line[512];
@@ -239,7 +234,7 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
                   st.approx_kl, st.clip_fraction, st.grad_norm, cfg.get_real("train.lr"));
     csv << line;
     for (const auto& kv : st.extra) csv << "," << kv.second;
-    for (const auto& kv : eval_extras(ppo)) csv << "," << (eval_now ? std::to_string(kv.second) : "");
+    for (const auto& kv : last_eval_extra) csv << "," << (eval_now ? std::to_string(kv.second) : "");
     csv << "\n" << std::flush;
 
     // errors are loud: a non-finite loss or gradient stops the run, with everything so far on disk
@@ -256,7 +251,7 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
     if (tty || since >= 30.0 || final) {
       const double eta = fps > 0 ? double(budget - st.frames) / fps : 0;
       std::fprintf(stderr, "%s%lld/%lld frames  %.0f fps  train %.2f  eval %s  ETA %.0f s%s", tty ? "\r\033[K" : "",
-                   (long long)st.frames, (long long)budget, fps, st.train_return,
+                   (long long)st.frames, (long long)budget, fps, last_train_return,
                    have_eval ? std::to_string(last_eval.mean_return).substr(0, 6).c_str() : "-", eta, tty ? "" : "\n");
       last_print = std::chrono::steady_clock::now();
     }
@@ -289,5 +284,7 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
   std::printf("run directory: %s\n", dir.c_str());
   return 0;
 }
+
+}  // namespace
 
 }  // namespace dyn

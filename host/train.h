@@ -4,24 +4,25 @@
 // with one metrics row per iteration, flushed as it is written (a stopped run keeps everything so far).
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "algo/belief_learner.h"
+#include "algo/learner.h"
 #include "algo/ppo_config.h"
 #include "host/config.h"
 #include "kernels/backend.h"
-#include "sim/gridworld.h"
-#include "sim/physics_env.h"
+#include "sim/env.h"
 
 namespace dyn {
 
-// The gridworld's parameters from the env.* keys and run.seed.
-GridParams grid_params_from_config(const Config& c);
-// The physics env (reacher, halfcheetah_*) named by env.name, with its model and the env.* keys.
-PhysicsEnvParams physics_params_from_config(const Config& c);
+// The env named by env.name with its session process (env.*), run.seed and its own env.* keys.
+EnvConfig env_config_of(const Config& c);
 // PPO's hyperparameters from the train.* keys, and the belief model's from the belief.* keys and run.algo.
 PpoConfig ppo_config_of(const Config& c);
 BeliefConfig belief_config_of(const Config& c);
+// The learner run.algo names (ppo, oracle, rl2, dynamite, varibad) on the configured env.
+std::unique_ptr<Learner> make_learner(const Config& c, Backend b);
 
 // Returns the process exit status (0, or 1 when training fails); progress goes to stderr. The summary goes to the
 // run directory's summary.json and, when out_path is not empty, to out_path too (written atomically).

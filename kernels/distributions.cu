@@ -57,11 +57,11 @@ void gaussian_log_prob_backward(Backend b, const T* mu, const T* log_std, const 
 }
 
 template <class T>
-void gaussian_act(Backend b, const T* mu, const T* log_std, bool deterministic, uint32_t seed, uint32_t step, T* x,
+void gaussian_act(Backend b, const T* mu, const T* log_std, bool deterministic, uint32_t seed, StepRef step, T* x,
                   int64_t n, int d) {
   parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) {
     using std::exp;
-    Philox rng(seed, kStreamPolicy, uint32_t(i), step);
+    Philox rng(seed, kStreamPolicy, uint32_t(i), step.get());
     for (int k = 0; k < d; ++k)
       x[i * d + k] = deterministic ? mu[i * d + k] : mu[i * d + k] + exp(log_std[k]) * T(rng.normal());
   });
@@ -99,7 +99,7 @@ void gaussian_kl_batch_backward(Backend b, const T* mu1, const T* lv1, const T* 
   template void categorical_act<T>(Backend, const T*, bool, uint32_t, StepRef, int32_t*, int64_t, int);               \
   template void gaussian_log_prob_batch<T>(Backend, const T*, const T*, const T*, T*, int64_t, int);                  \
   template void gaussian_log_prob_backward<T>(Backend, const T*, const T*, const T*, const T*, T*, T*, int64_t, int); \
-  template void gaussian_act<T>(Backend, const T*, const T*, bool, uint32_t, uint32_t, T*, int64_t, int);             \
+  template void gaussian_act<T>(Backend, const T*, const T*, bool, uint32_t, StepRef, T*, int64_t, int);              \
   template void gaussian_kl_batch<T>(Backend, const T*, const T*, const T*, const T*, T*, int64_t, int);              \
   template void gaussian_kl_batch_backward<T>(Backend, const T*, const T*, const T*, const T*, const T*, T*, T*, T*,  \
                                               T*, int64_t, int);

@@ -69,6 +69,12 @@ void linear_backward(Backend b, const T* x, const T* w, const T* dy, T* dx, T* d
 }
 
 template <class T>
+void column_sums(Backend b, const T* x, int rows, int cols, T* out, bool accumulate) {
+  // out[1, cols] (+)= 1ᵀ x: one GEMM against a vector of ones (the rows summed in parallel, no serial loop)
+  gemm<T>(b, false, false, 1, cols, rows, T(1), ones<T>(b, rows), rows, x, cols, accumulate ? T(1) : T(0), out, cols);
+}
+
+template <class T>
 void activation_backward(Backend b, Activation a, const T* y, const T* dy, T* dx, int64_t n) {
   if (a == Activation::none && dy == dx) return;
   parallel_for(b, n, ActivationBackward<T>{a, y, dy, dx});
@@ -179,6 +185,7 @@ void Mlp::backward(Backend b, const T* params, T* grads, const T* x, const T* dy
   template void linear_forward<T>(Backend, const T*, const T*, const T*, T*, int, int, int, Activation);    \
   template void linear_backward<T>(Backend, const T*, const T*, const T*, T*, T*, T*, int, int, int, bool); \
   template void activation_backward<T>(Backend, Activation, const T*, const T*, T*, int64_t);               \
+  template void column_sums<T>(Backend, const T*, int, int, T*, bool);                                      \
   template struct MlpWorkspace<T>;                                                                          \
   template void Mlp::forward<T>(Backend, const T*, const T*, int, MlpWorkspace<T>&) const;                  \
   template void Mlp::forward_rows<T>(Backend, const T*, const T*, int, int, MlpWorkspace<T>&) const;        \

@@ -24,6 +24,7 @@ enum RngStream : uint32_t {
   kStreamInit = 6,           // parameter initialisation
   kStreamBelief = 7,         // reparameterised belief samples in the belief loss
   kStreamShuffle = 8,        // sort keys of minibatch shuffles (kernels/shuffle.h)
+  kStreamSubsample = 9,      // the belief loss's ELBO and decode subsampling (plan_decodes)
 };
 
 struct Philox4 {

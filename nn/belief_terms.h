@@ -42,16 +42,19 @@ DYN_HD T softplus(T x) {
 // Adds the weighted KL, consistency and BCE terms of trajectory b (steps = T transitions, T + 1 latents) and
 // their gradients: dq [T+1, B, 2d+1], dprior [T+1, B, 2d]. sums[0..2] (this trajectory's row of a [B, 3]
 // buffer) receive the unweighted Σ KL, Σ hinge and Σ BCE. send [T, B] is the ground-truth session end of each
-// transition: the BCE target of latent t ≥ 1 is send[t − 1].
+// transition: the BCE target of latent t ≥ 1 is send[t − 1]. elbo [T+1, B] marks the latents whose KL term counts
+// (the ELBO indices of a subsampled loss; nullptr: all).
 template <class T>
 DYN_HD void belief_terms_row(int b, int B, int steps, int d, const T* q, const T* prior, const int32_t* sid,
-                             const uint8_t* send, const BeliefTermWeights<T>& w, T* dq, T* dprior, T* sums) {
+                             const uint8_t* send, const uint8_t* elbo, const BeliefTermWeights<T>& w, T* dq, T* dprior,
+                             T* sums) {
   const int qw = 2 * d + 1, pw = 2 * d;
   auto Q = [&](int t) { return q + (int64_t(t) * B + b) * qw; };
   auto DQ = [&](int t) { return dq + (int64_t(t) * B + b) * qw; };
   T kl_sum = 0, hinge_sum = 0, bce_sum = 0;
   // KL chain (eq. 5's regulariser)
   for (int t = 0; t <= steps; ++t) {
+    if (elbo && !elbo[int64_t(t) * B + b]) continue;
     const T* mu = Q(t);
     const T* lv = mu + d;
     T* dmu = DQ(t);

@@ -35,7 +35,7 @@ void gaussian_log_prob_backward(Backend b, const T* mu, const T* log_std, const 
 
 // x [N, D]: the mean, or mu + σ ⊙ eps with eps from Philox(seed, kStreamPolicy, row, step)
 template <class T>
-void gaussian_act(Backend b, const T* mu, const T* log_std, bool deterministic, uint32_t seed, uint32_t step, T* x,
+void gaussian_act(Backend b, const T* mu, const T* log_std, bool deterministic, uint32_t seed, StepRef step, T* x,
                   int64_t n, int d);
 
 // kl [N] = KL(N(mu1, e^lv1) ‖ N(mu2, e^lv2)) per row; mu2 = lv2 = nullptr means N(0, I)

@@ -23,6 +23,10 @@ template <class T>
 void linear_backward(Backend b, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db, int batch, int in, int out,
                      bool accumulate);
 
+// out [cols] = Σ_r x[r, :] (accumulate: +=) for x [rows, cols]: one GEMM against ones, on either backend.
+template <class T>
+void column_sums(Backend b, const T* x, int rows, int cols, T* out, bool accumulate);
+
 // dx = act'(y) ⊙ dy elementwise over n values (the forward activation is fused into linear_forward).
 template <class T>
 void activation_backward(Backend b, Activation a, const T* y, const T* dy, T* dx, int64_t n);

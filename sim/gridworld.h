@@ -1,17 +1,16 @@
 // gridworld (SPEC §2, paper D.1): a 5×5 grid with two goals, one of which rewards; which one is the latent
-// and moves by the matrix [[stay, 1-stay], [1-stay, stay]] at each new session. The per-env math is DYN_HD;
-// the batched calls over N environments (either backend) are declared at the bottom.
-//
-// One step reads like the recipe: apply_action → reward → session process → (switch: latent transition,
-// reset_on_switch) → (truncation: new episode) → observe.
+// and moves by the matrix [[stay, 1-stay], [1-stay, stay]] at each new session. The per-env math is DYN_HD, as
+// the stages of env_step (sim/env.h); N envs on a backend are a GridBatchEnv (declared at the bottom).
 #pragma once
 
 #include <cstdint>
 
 #include "kernels/backend.h"
+#include "kernels/buffer.h"
 #include "kernels/hd.h"
 #include "kernels/philox.h"
 #include "kernels/step_ref.h"
+#include "sim/env.h"
 #include "sim/session.h"
 
 namespace dyn {
@@ -39,18 +38,6 @@ struct GridState {
   SessionState ss;
 };
 static_assert(sizeof(GridState) == 16, "GridState is meant to be 16 bytes");
-
-// Where one env writes its step results; each pointer is the env's own row (or nullptr where optional).
-struct GridOut {
-  float* obs;            // [6]
-  float* reward;         // [1]
-  uint8_t* session_end;  // [1] d_t
-  uint8_t* truncated;    // [1] time limit
-  uint8_t* terminated;   // [1] always 0 for gridworld
-  int32_t* session_id;   // [1]
-  float* final_obs;      // [6] or nullptr: the observation the action led to, before any auto-reset (at a
-                         // session switch with reset_on_switch, or the episode end) replaces it in obs
-};
 
 // k-th cell (0 <= k < 21) outside the 2×2 start block, row by row from y = 2, then the right part of rows 0–1.
 DYN_HD void grid_goal_cell(int k, uint8_t& x, uint8_t& y) {
@@ -102,27 +89,33 @@ DYN_HD float grid_reward(const GridParams& p, const GridState& s) {
   return (s.ax == s.gx[s.goal] && s.ay == s.gy[s.goal]) ? p.goal_reward : p.step_reward;
 }
 
-// One step of one env at global step `step` with action `a` (out-of-range actions act as stay).
-DYN_HD void grid_step(const GridParams& p, GridState& s, int a, uint32_t env, uint32_t step, const GridOut& out) {
-  grid_apply_action(s, a);
-  const float r = grid_reward(p, s);
-  const SessionTick tick = session_advance(p.session, s.ss, p.seed, env, step);
-  if (out.final_obs) grid_observe(s, out.final_obs);  // where the action led, before any reset
-  if (tick.truncated) {
-    grid_reset(p, s, env, step + 1);
-  } else if (tick.session_end) {
-    // session switch: the latent moves by the transition matrix; the goals stay
+// The latent of the current session, as the rewarding goal's cell (x, y) / 4: what an oracle policy sees.
+DYN_HD void grid_latent(const GridState& s, float* out) {
+  constexpr float kScale = 1.0f / float(kGridSize - 1);
+  out[0] = s.gx[s.goal] * kScale;
+  out[1] = s.gy[s.goal] * kScale;
+}
+
+// The gridworld's stages for env_step (sim/env.h): apply_action → reward; at a session end the latent moves by the
+// transition matrix (the goals stay) and, with reset_on_switch, the agent returns to the start.
+struct GridEnv {
+  using State = GridState;
+  GridParams p;
+  DYN_HD const SessionParams& session() const { return p.session; }
+  DYN_HD uint32_t seed() const { return p.seed; }
+  DYN_HD float act(GridState& s, int32_t a, const float*) const {  // out-of-range actions act as stay
+    grid_apply_action(s, a);
+    return grid_reward(p, s);
+  }
+  DYN_HD void reset(GridState& s, uint32_t env, uint32_t episode_step) const { grid_reset(p, s, env, episode_step); }
+  DYN_HD void switch_session(GridState& s, uint32_t env, uint32_t step) const {
     const float u = Philox(p.seed, kStreamLatent, env, step).uniform();
     s.goal = uint8_t(two_state_transition(s.goal, p.goal_stay_prob, u));
     if (p.session.reset_on_switch) s.ax = s.ay = 0;
   }
-  grid_observe(s, out.obs);
-  *out.reward = r;
-  *out.session_end = tick.session_end;
-  *out.truncated = tick.truncated;
-  *out.terminated = 0;
-  *out.session_id = tick.session_id;
-}
+  DYN_HD void observe(const GridState& s, float* obs) const { grid_observe(s, obs); }
+  DYN_HD void latent(const GridState& s, float* out) const { grid_latent(s, out); }
+};
 
 // Oracle: knows the latent and walks a shortest path (x first, then y) to the rewarding goal, then stays.
 DYN_HD int grid_oracle_action(const GridState& s) {
@@ -138,28 +131,27 @@ DYN_HD int grid_random_action(uint32_t seed, uint32_t env, uint32_t step) {
   return int(Philox(seed, kStreamPolicy, env, step).uniform_int(kGridActions));
 }
 
-// ---- batched over N environments, on either backend (sim/gridworld_batch.cu) ----
+// ---- N gridworlds on a backend (sim/gridworld_batch.cu) ----
 
-// Time-slice outputs of one batched step; each array is [N] or [N, 6], on the same backend as the state.
-struct GridBatchOut {
-  float* obs;            // [N, 6]
-  float* reward;         // [N]
-  uint8_t* session_end;  // [N]
-  uint8_t* truncated;    // [N]
-  uint8_t* terminated;   // [N]
-  int32_t* session_id;   // [N]
-  float* final_obs;      // [N, 6] or nullptr
+constexpr int kGridLatentDim = 2;
+
+EnvSpec gridworld_spec(const GridParams& p);
+
+// GridParams from an env config's session, seed and options (goal_stay_prob).
+GridParams grid_params(const EnvConfig& cfg);
+
+class GridBatchEnv : public BatchEnv {
+ public:
+  GridBatchEnv(Backend b, const GridParams& p, int64_t n);
+  const GridParams& params() const { return p_; }
+  void reset(float* obs, float* latent) override;
+  void step(const ActionBatch& actions, const StepBatch& out, StepRef step) override;
+  void scripted(bool oracle, const ActionBuffers& out, uint32_t step) override;
+  const GridState* states() const { return state_.data(); }  // [N] (tests, probes)
+
+ private:
+  GridParams p_;
+  Buffer<GridState> state_;  // [N]
 };
-
-enum class ScriptedPolicy { random, oracle };
-
-// Resets all N envs (episode starting at global step `episode_step`) and writes their observations.
-void gridworld_reset(Backend b, const GridParams& p, GridState* state, float* obs, int64_t n, uint32_t episode_step);
-// Steps all N envs at global step `step` with actions [N].
-void gridworld_step(Backend b, const GridParams& p, GridState* state, const int32_t* actions, const GridBatchOut& out,
-                    int64_t n, StepRef step);
-// Scripted actions [N] for global step `step`.
-void gridworld_policy(Backend b, ScriptedPolicy policy, const GridParams& p, const GridState* state, int32_t* actions,
-                      int64_t n, uint32_t step);
 
 }  // namespace dyn

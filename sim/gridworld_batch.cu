@@ -1,43 +1,94 @@
-// gridworld over N environments on either backend: each call is one parallel_for over the DYN_HD env math.
+// N gridworlds on either backend: each call is one parallel_for over the DYN_HD env math (env_step of sim/env.h).
+#include <stdexcept>
+#include <string>
+
 #include "kernels/nvtx.h"
 #include "kernels/parallel_for.cuh"
 #include "sim/gridworld.h"
 
 namespace dyn {
 
-void gridworld_reset(Backend b, const GridParams& p, GridState* state, float* obs, int64_t n, uint32_t episode_step) {
-  DYN_NVTX_RANGE("gridworld_reset");
-  parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) {
-    grid_reset(p, state[i], uint32_t(i), episode_step);
-    grid_observe(state[i], obs + i * kGridObsDim);
-  });
-}
+namespace {
 
-void gridworld_step(Backend b, const GridParams& p, GridState* state, const int32_t* actions, const GridBatchOut& out,
-                    int64_t n, StepRef step) {
-  DYN_NVTX_RANGE("gridworld_step");
-  parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) {
+struct ResetGrids {
+  GridEnv e;
+  GridState* state;
+  float *obs, *latent;
+  DYN_HD void operator()(int64_t i) const {
+    e.reset(state[i], uint32_t(i), 0);
+    e.observe(state[i], obs + i * kGridObsDim);
+    if (latent) e.latent(state[i], latent + i * kGridLatentDim);
+  }
+};
+
+struct StepGrids {
+  GridEnv e;
+  GridState* state;
+  const int32_t* actions;
+  StepBatch out;
+  StepRef step;
+  DYN_HD void operator()(int64_t i) const {
     GridState s = state[i];
-    const GridOut o{out.obs + i * kGridObsDim,
-                    out.reward + i,
-                    out.session_end + i,
-                    out.truncated + i,
-                    out.terminated + i,
-                    out.session_id + i,
-                    out.final_obs ? out.final_obs + i * kGridObsDim : nullptr};
-    grid_step(p, s, actions[i], uint32_t(i), step.get(), o);
+    env_step(e, s, actions[i], static_cast<const float*>(nullptr), uint32_t(i), step.get(),
+             StepRow::of(out, i, kGridObsDim, kGridLatentDim));
     state[i] = s;
-  });
+  }
+};
+
+struct OracleGrids {
+  const GridState* state;
+  int32_t* actions;
+  DYN_HD void operator()(int64_t i) const { actions[i] = grid_oracle_action(state[i]); }
+};
+
+struct RandomGrids {
+  uint32_t seed, step;
+  int32_t* actions;
+  DYN_HD void operator()(int64_t i) const { actions[i] = grid_random_action(seed, uint32_t(i), step); }
+};
+
+}  // namespace
+
+EnvSpec gridworld_spec(const GridParams& p) {
+  EnvSpec s;
+  s.name = "gridworld";
+  s.obs_dim = kGridObsDim;
+  s.action_kind = ActionKind::discrete;
+  s.action_dim = kGridActions;
+  s.latent_dim = kGridLatentDim;
+  s.horizon = p.session.horizon;
+  s.has_oracle = true;
+  return s;
 }
 
-void gridworld_policy(Backend b, ScriptedPolicy policy, const GridParams& p, const GridState* state, int32_t* actions,
-                      int64_t n, uint32_t step) {
+GridParams grid_params(const EnvConfig& cfg) {
+  GridParams p;
+  p.session = cfg.session;
+  p.seed = cfg.seed;
+  p.goal_stay_prob = float(cfg.option("goal_stay_prob", double(p.goal_stay_prob)));
+  return p;
+}
+
+GridBatchEnv::GridBatchEnv(Backend b, const GridParams& p, int64_t n)
+    : BatchEnv(b, gridworld_spec(p), n, p.seed), p_(p), state_(b, size_t(n)) {}
+
+void GridBatchEnv::reset(float* obs, float* latent) {
+  DYN_NVTX_RANGE("gridworld_reset");
+  parallel_for(b_, n_, ResetGrids{GridEnv{p_}, state_.data(), obs, latent});
+}
+
+void GridBatchEnv::step(const ActionBatch& actions, const StepBatch& out, StepRef step) {
+  DYN_NVTX_RANGE("gridworld_step");
+  if (!actions.index) throw std::invalid_argument("gridworld: actions are indices (ActionBatch::index)");
+  parallel_for(b_, n_, StepGrids{GridEnv{p_}, state_.data(), actions.index, out, step});
+}
+
+void GridBatchEnv::scripted(bool oracle, const ActionBuffers& out, uint32_t step) {
   DYN_NVTX_RANGE("gridworld_policy");
-  const uint32_t seed = p.seed;
-  if (policy == ScriptedPolicy::oracle)
-    parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) { actions[i] = grid_oracle_action(state[i]); });
+  if (oracle)
+    parallel_for(b_, n_, OracleGrids{state_.data(), out.index});
   else
-    parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) { actions[i] = grid_random_action(seed, uint32_t(i), step); });
+    parallel_for(b_, n_, RandomGrids{p_.seed, step, out.index});
 }
 
 }  // namespace dyn

@@ -1,9 +1,8 @@
 // reacher, halfcheetah_vel, halfcheetah_dir and halfcheetah_wind_vel (SPEC §2, paper D.2): the planar engine
 // (sim/physics) on the DLCMDP session process, one env per CUDA thread or host loop iteration. The per-env math is
-// DYN_HD; the batched calls over N environments (either backend) are declared at the bottom.
-//
-// One step reads like the recipe: clip the action → physics substeps (motors, wind) → reward of the session's
-// latent → session process → (switch: next latent; the body keeps its state) → (truncation: new episode) → observe.
+// DYN_HD, as the stages of env_step (sim/env.h): clip the action → physics substeps (motors, wind) → reward of the
+// session's latent → session process → (switch: next latent; the body keeps its state) → (truncation: new episode)
+// → observe. N envs on a backend are a PhysicsBatchEnv (declared at the bottom).
 #pragma once
 
 #include <cmath>
@@ -14,6 +13,7 @@
 #include "kernels/hd.h"
 #include "kernels/philox.h"
 #include "kernels/step_ref.h"
+#include "sim/env.h"
 #include "sim/physics/planar_step.h"
 #include "sim/session.h"
 
@@ -40,7 +40,7 @@ struct PhysicsTaskParams {
 };
 
 // A task with its planar model (HalfCheetah or Reacher), on the host. The per-env functions below take the rules
-// and the model apart; PhysicsEnvBatch keeps the model in backend memory.
+// and the model apart; PhysicsBatchEnv keeps the model in backend memory.
 struct PhysicsEnvParams : PhysicsTaskParams {
   PlanarModel<float> model;
 };
@@ -67,17 +67,6 @@ struct PhysicsEnvState {
   float goal_angle = 0, goal_radius = 0;  // reacher: α and r of this episode
   int8_t dir = 1;                         // halfcheetah_dir: the current session's direction ±1
   uint8_t phase = 0;                      // latent_phase offset of this episode
-};
-
-// Where one env writes its step results; each pointer is the env's own row (or nullptr where optional).
-struct PhysicsOut {
-  float* obs;            // [obs_dim]
-  float* reward;         // [1]
-  uint8_t* session_end;  // [1]
-  uint8_t* truncated;    // [1]
-  uint8_t* terminated;   // [1] always 0
-  int32_t* session_id;   // [1]
-  float* final_obs;      // [obs_dim] or nullptr: the observation before an episode reset replaces it
 };
 
 // ---- the session latents (SPEC §2) ----
@@ -149,59 +138,79 @@ DYN_HD void physics_reset(const PhysicsTaskParams& p, const PlanarModel<float>& 
   session_begin_episode(p.session, s.ss, p.seed, env, episode_step);
 }
 
-// One env step of one env at global step `step` with actions a [action_dim] (clipped to [−1, 1]).
-template <class E = PhysicsEngine<>>
-DYN_HD void physics_step(const PhysicsTaskParams& p, const PlanarModel<float>& m, PhysicsEnvState& s,
-                         const float* action, uint32_t env, uint32_t step, const PhysicsOut& out) {
-  const int na = physics_action_dim(p.task);
-  float a[kPhysicsMaxActions], a_sq = 0;
-  for (int k = 0; k < na; ++k) {
-    const float x = action[k];
-    a[k] = x < -1.0f ? -1.0f : (x > 1.0f ? 1.0f : (x == x ? x : 0.0f));  // NaN acts as 0
-    a_sq += a[k] * a[k];
-  }
+// The latent of the current session: the reacher's goal (x, y); halfcheetah_vel's target velocity v_g;
+// halfcheetah_dir's direction ±1; halfcheetah_wind_vel's (v_g, f_w).
+DYN_HD int physics_latent_dim(PhysicsTask t) {
+  return t == PhysicsTask::reacher || t == PhysicsTask::cheetah_wind_vel ? 2 : 1;
+}
+DYN_HD void physics_latent(const PhysicsTaskParams& p, const PhysicsEnvState& s, float* out) {
   const int i = session_index(s);
-  PlanarControl<float> c;
-  c.ctrl = a;
-  const bool wind = p.task == PhysicsTask::cheetah_wind_vel;
-  const float f_w = wind ? cheetah_wind_force(i) : 0.0f;
-  if (wind && !p.wind_drift) {
-    c.force_body = 0;  // the torso, at its centre of mass, along world x
-    c.force = V2<float>{f_w, 0.0f};
-  }
-  const float x_before = s.body.q[0];
-  for (int k = 0; k < m.substeps; ++k) {
-    E::step(m, s.body, c);
-    if (wind && p.wind_drift) s.body.q[0] += f_w * 1e-3f;
-  }
-  float r;
   if (p.task == PhysicsTask::reacher) {
-    V2<float> tip, tip_vel;
-    reacher_fingertip<typename E::Dims>(m, s.body, tip, tip_vel);
     const V2<float> g = reacher_goal(s);
-    r = -sqrtf((tip.u - g.u) * (tip.u - g.u) + (tip.v - g.v) * (tip.v - g.v)) - 0.05f * sqrtf(a_sq);
+    out[0] = g.u;
+    out[1] = g.v;
+  } else if (p.task == PhysicsTask::cheetah_dir) {
+    out[0] = float(s.dir);
   } else {
-    const float v = (s.body.q[0] - x_before) / (m.timestep * float(m.substeps));  // Δ(torso x) / 0.05
-    if (p.task == PhysicsTask::cheetah_dir)
-      r = float(s.dir) * v - 0.5f * sqrtf(a_sq);
-    else
-      r = -fabsf(v - cheetah_target_velocity(i)) - 0.05f * a_sq;
+    out[0] = cheetah_target_velocity(i);
+    if (p.task == PhysicsTask::cheetah_wind_vel) out[1] = cheetah_wind_force(i);
   }
-  const SessionTick tick = session_advance(p.session, s.ss, p.seed, env, step);
-  if (out.final_obs) physics_observe<E>(p, m, s, out.final_obs);
-  if (tick.truncated) {
-    physics_reset(p, m, s, env, step + 1);
-  } else if (tick.session_end && p.task == PhysicsTask::cheetah_dir) {
+}
+
+// The physics tasks' stages for env_step (sim/env.h), with the body stepped by engine E: clip the action →
+// physics substeps (motors, wind) → reward of the session's latent; at a session end the direction of
+// halfcheetah_dir moves by its switch matrix (the body keeps its state).
+template <class E = PhysicsEngine<>>
+struct PhysicsEnv {
+  using State = PhysicsEnvState;
+  PhysicsTaskParams p;
+  const PlanarModel<float>* m;  // backend memory in kernels (PhysicsBatchEnv), host memory in host code
+  DYN_HD const SessionParams& session() const { return p.session; }
+  DYN_HD uint32_t seed() const { return p.seed; }
+  DYN_HD float act(PhysicsEnvState& s, int32_t, const float* action) const {
+    const PlanarModel<float>& model = *m;
+    const int na = physics_action_dim(p.task);
+    float a[kPhysicsMaxActions], a_sq = 0;
+    for (int k = 0; k < na; ++k) {
+      const float x = action[k];
+      a[k] = x < -1.0f ? -1.0f : (x > 1.0f ? 1.0f : (x == x ? x : 0.0f));  // NaN acts as 0
+      a_sq += a[k] * a[k];
+    }
+    const int i = session_index(s);
+    PlanarControl<float> c;
+    c.ctrl = a;
+    const bool wind = p.task == PhysicsTask::cheetah_wind_vel;
+    const float f_w = wind ? cheetah_wind_force(i) : 0.0f;
+    if (wind && !p.wind_drift) {
+      c.force_body = 0;  // the torso, at its centre of mass, along world x
+      c.force = V2<float>{f_w, 0.0f};
+    }
+    const float x_before = s.body.q[0];
+    for (int k = 0; k < model.substeps; ++k) {
+      E::step(model, s.body, c);
+      if (wind && p.wind_drift) s.body.q[0] += f_w * 1e-3f;
+    }
+    if (p.task == PhysicsTask::reacher) {
+      V2<float> tip, tip_vel;
+      reacher_fingertip<typename E::Dims>(model, s.body, tip, tip_vel);
+      const V2<float> g = reacher_goal(s);
+      return -sqrtf((tip.u - g.u) * (tip.u - g.u) + (tip.v - g.v) * (tip.v - g.v)) - 0.05f * sqrtf(a_sq);
+    }
+    const float v = (s.body.q[0] - x_before) / (model.timestep * float(model.substeps));  // Δ(torso x) / 0.05
+    if (p.task == PhysicsTask::cheetah_dir) return float(s.dir) * v - 0.5f * sqrtf(a_sq);
+    return -fabsf(v - cheetah_target_velocity(i)) - 0.05f * a_sq;
+  }
+  DYN_HD void reset(PhysicsEnvState& s, uint32_t env, uint32_t episode_step) const {
+    physics_reset(p, *m, s, env, episode_step);
+  }
+  DYN_HD void switch_session(PhysicsEnvState& s, uint32_t env, uint32_t step) const {
+    if (p.task != PhysicsTask::cheetah_dir) return;  // the other latents follow the session index
     const float u = Philox(p.seed, kStreamLatent, env, step).uniform();
     s.dir = two_state_transition(s.dir > 0 ? 1 : 0, p.dir_stay_prob, u) == 1 ? int8_t(1) : int8_t(-1);
   }
-  physics_observe<E>(p, m, s, out.obs);
-  *out.reward = r;
-  *out.session_end = tick.session_end;
-  *out.truncated = tick.truncated;
-  *out.terminated = 0;
-  *out.session_id = tick.session_id;
-}
+  DYN_HD void observe(const PhysicsEnvState& s, float* obs) const { physics_observe<E>(p, *m, s, obs); }
+  DYN_HD void latent(const PhysicsEnvState& s, float* out) const { physics_latent(p, s, out); }
+};
 
 // Reacher oracle: inverse kinematics to the session's goal (the elbow on the side it is on), then a PD law in
 // joint space. The other tasks have no simple oracle.
@@ -228,40 +237,31 @@ DYN_HD void physics_random_action(const PhysicsTaskParams& p, uint32_t env, uint
   for (int k = 0; k < physics_action_dim(p.task); ++k) action[k] = 2.0f * rng.uniform() - 1.0f;
 }
 
-// ---- batched over N environments, on either backend (sim/physics_env_batch.cu) ----
-
-struct PhysicsBatchOut {
-  float* obs;            // [N, obs_dim]
-  float* reward;         // [N]
-  uint8_t* session_end;  // [N]
-  uint8_t* truncated;    // [N]
-  uint8_t* terminated;   // [N]
-  int32_t* session_id;   // [N]
-  float* final_obs;      // [N, obs_dim] or nullptr
-};
+// ---- N envs of a physics task on a backend (sim/physics_env_batch.cu) ----
 
 // The params of a task with its model (float).
 PhysicsEnvParams physics_env_params(PhysicsTask task);
+// The task named by an env config (reacher, halfcheetah_*), with its session, seed and options (latent_phase,
+// dir_stay_prob, wind_mode); nullopt-like: throws std::invalid_argument for another name.
+PhysicsEnvParams physics_env_params(const EnvConfig& cfg);
+EnvSpec physics_spec(const PhysicsEnvParams& p);
 
-// N environments of one task on a backend: the rules by value, the model in backend memory (uploaded once; every
-// env reads it there rather than copying it), and step kernels instantiated for the task's own array capacities and
-// its model's integrator. Throws at construction when the model does not fit its task's capacities.
-class PhysicsEnvBatch {
+// N envs of one task: the rules by value, the model in backend memory (uploaded once; every env reads it there
+// rather than copying it), and kernels instantiated for the task's own array capacities and its model's integrator.
+// Throws at construction when the model does not fit its task's capacities.
+class PhysicsBatchEnv : public BatchEnv {
  public:
-  PhysicsEnvBatch(Backend b, const PhysicsEnvParams& p);
+  PhysicsBatchEnv(Backend b, const PhysicsEnvParams& p, int64_t n);
   const PhysicsEnvParams& params() const { return p_; }
-  Backend backend() const { return b_; }
-
-  void reset(PhysicsEnvState* state, float* obs, int64_t n, uint32_t episode_step) const;
-  // Steps all N envs at global step `step` with actions [N, action_dim].
-  void step(PhysicsEnvState* state, const float* actions, const PhysicsBatchOut& out, int64_t n, StepRef step) const;
-  // Scripted actions [N, action_dim] for global step `step` (oracle: the Reacher only).
-  void policy(bool oracle, const PhysicsEnvState* state, float* actions, int64_t n, uint32_t step) const;
+  void reset(float* obs, float* latent) override;
+  void step(const ActionBatch& actions, const StepBatch& out, StepRef step) override;
+  void scripted(bool oracle, const ActionBuffers& out, uint32_t step) override;
+  const PhysicsEnvState* states() const { return state_.data(); }  // [N] (tests)
 
  private:
-  Backend b_;
   PhysicsEnvParams p_;
   Buffer<PlanarModel<float>> model_;  // [1] on the backend
+  Buffer<PhysicsEnvState> state_;     // [N]
 };
 
 }  // namespace dyn

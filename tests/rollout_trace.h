@@ -23,23 +23,23 @@ struct RolloutTrace {
 inline RolloutTrace record_rollout(dyn::Backend b, const dyn::GridParams& p, dyn::ScriptedPolicy policy, int64_t n,
                                    int steps) {
   using namespace dyn;
-  Buffer<GridState> state(b, n);
+  GridBatchEnv env(b, p, n);
   Buffer<int32_t> actions(b, n);
   Buffer<float> obs(b, n * kGridObsDim), reward(b, n);
   Buffer<uint8_t> session_end(b, n), truncated(b, n), terminated(b, n);
   Buffer<int32_t> session_id(b, n);
-  const GridBatchOut out{obs.data(),        reward.data(), session_end.data(), truncated.data(), terminated.data(),
-                         session_id.data(), nullptr};
+  const StepBatch out = StepBatch::of(obs.data(), reward.data(), terminated.data(), truncated.data(),
+                                      session_end.data(), session_id.data());
   RolloutTrace tr;
   auto append = [](auto& dst, const auto& buf) {
     const auto h = buf.to_host();
     dst.insert(dst.end(), h.begin(), h.end());
   };
-  gridworld_reset(b, p, state.data(), obs.data(), n, 0);
+  env.reset(obs.data(), nullptr);
   append(tr.obs, obs);
   for (int t = 0; t < steps; ++t) {
-    gridworld_policy(b, policy, p, state.data(), actions.data(), n, uint32_t(t));
-    gridworld_step(b, p, state.data(), actions.data(), out, n, uint32_t(t));
+    env.scripted(policy == ScriptedPolicy::oracle, ActionBuffers{actions.data(), nullptr}, uint32_t(t));
+    env.step(ActionBatch{actions.data(), nullptr}, out, uint32_t(t));
     append(tr.actions, actions);
     append(tr.obs, obs);
     append(tr.reward, reward);

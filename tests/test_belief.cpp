@@ -145,7 +145,7 @@ TEST(BeliefTerms, KlChainPicksThePriorBySession) {
   std::vector<double> dq(q.size()), dp(prior.size()), sums(3);
   BeliefTermWeights<double> w;
   w.kl = 1.0;
-  belief_terms_row(0, B, steps, d, q.data(), prior.data(), sid.data(), send.data(), w, dq.data(), dp.data(),
+  belief_terms_row(0, B, steps, d, q.data(), prior.data(), sid.data(), send.data(), nullptr, w, dq.data(), dp.data(),
                    sums.data());
   auto kl = [](double m1, double l1, double m2, double l2) {
     return 0.5 * (l2 - l1 + (std::exp(l1) + (m1 - m2) * (m1 - m2)) / std::exp(l2) - 1);
@@ -171,7 +171,7 @@ TEST(BeliefTerms, ConsistencyHingeCornerAndSign) {
   // q_1 == q_0: the hinge sits exactly at its corner (difference 0) and must take the zero branch
   std::vector<double> q = {0.2, 0.0, 0, 0.2, 0.0, 0, 0.1, -0.1, 0, 0.0, -0.5, 0};
   std::vector<double> dq(q.size(), 0.0);
-  belief_terms_row(0, B, steps, d, q.data(), prior.data(), sid.data(), send.data(), w, dq.data(), prior.data(),
+  belief_terms_row(0, B, steps, d, q.data(), prior.data(), sid.data(), send.data(), nullptr, w, dq.data(), prior.data(),
                    sums.data());
   // pairs (0,1): corner → 0; (1,2): q_2 is closer to q_end = q_3 than q_1 → negative → 0; (2,3): KL(q_3‖q_3) = 0
   // minus a positive KL → 0. No pair moves away from the final belief: no loss, no gradient.
@@ -180,7 +180,7 @@ TEST(BeliefTerms, ConsistencyHingeCornerAndSign) {
   // moving q_2 away from the final belief makes pair (1, 2) positive
   q[6] = 2.0;
   std::fill(dq.begin(), dq.end(), 0.0);
-  belief_terms_row(0, B, steps, d, q.data(), prior.data(), sid.data(), send.data(), w, dq.data(), prior.data(),
+  belief_terms_row(0, B, steps, d, q.data(), prior.data(), sid.data(), send.data(), nullptr, w, dq.data(), prior.data(),
                    sums.data());
   EXPECT_GT(sums[1], 0.0);
   EXPECT_GT(dq[6], 0.0);  // pushing μ_2 back toward μ_end lowers the loss
@@ -261,8 +261,8 @@ TEST(BeliefModel, OnlineAndOfflineBeliefsAgree) {
         start.data()[b] = t == 0;
         close.data()[b] = t >= 1 && e.send[size_t(t - 1) * B + b];
       }
-      model.encode(params.value.data(), obs.data(), prev_a.data(), prev_r.data(), start.data(), cond.data(), h.data(),
-                   1, B, ws);
+      model.encode(params.value.data(), obs.data(), prev_a.data(), static_cast<const float*>(nullptr), prev_r.data(),
+                   start.data(), cond.data(), h.data(), 1, B, ws);
       std::copy(ws.gru.h.data(), ws.gru.h.data() + size_t(B) * shape.hidden, h.data());
       const float* q = BeliefModel<float>::q(ws);
       std::copy(q, q + size_t(B) * qw, online.begin() + size_t(t) * B * qw);
@@ -278,8 +278,8 @@ TEST(BeliefModel, OnlineAndOfflineBeliefsAgree) {
   const EpisodeBatchView<float> view{e.steps, B, obs.data(), act.data(), rew.data(), sid.data(), send.data()};
   BeliefLossWorkspace<float> ws;
   ground_truth_conditioning(model, params.value.data(), view, ws);
-  model.encode(params.value.data(), obs.data(), ws.prev_a.data(), ws.prev_r.data(), ws.start.data(), ws.cond.data(),
-               static_cast<const float*>(nullptr), T1, B, ws.enc);
+  model.encode(params.value.data(), obs.data(), ws.prev_a.data(), static_cast<const float*>(nullptr), ws.prev_r.data(),
+               ws.start.data(), ws.cond.data(), static_cast<const float*>(nullptr), T1, B, ws.enc);
   const float* q = BeliefModel<float>::q(ws.enc);
   const std::vector<float> offline(q, q + size_t(T1) * B * qw);
   double max_diff = 0;

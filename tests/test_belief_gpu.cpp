@@ -71,10 +71,9 @@ TEST(BeliefParity, LossAndGradientMatchCpu) {
 TEST(BeliefParity, IterationsMatchCpu) {
   DYN_REQUIRE_CUDA();
   for (bool varibad : {false, true}) {
-    GridParams env;
-    env.seed = 12;
+    EnvConfig env = default_env_config("gridworld", 12);
     const BeliefConfig bc = varibad ? BeliefConfig::varibad() : BeliefConfig::dynamite();
-    GridBelief cpu(Backend::cpu, env, 32, PpoConfig{}, bc), gpu(Backend::cuda, env, 32, PpoConfig{}, bc);
+    BeliefLearner cpu(Backend::cpu, env, 32, PpoConfig{}, bc), gpu(Backend::cuda, env, 32, PpoConfig{}, bc);
     SCOPED_TRACE(varibad ? "varibad" : "dynamite");
     dyn_test::expect_iterations_match_cpu(cpu, gpu, 4, 60, 32, env.session.horizon, 1.1,
                                           {"belief_loss", "belief_recon", "belief_kl", "term_precision"});
@@ -87,13 +86,12 @@ TEST(BeliefParity, IterationsMatchCpu) {
 TEST(GraphReplay, BeliefLearnersMatchEager) {
   DYN_REQUIRE_CUDA();
   for (bool varibad : {false, true}) {
-    GridParams env;
-    env.seed = 9;
+    EnvConfig env = default_env_config("gridworld", 9);
     const BeliefConfig bc = varibad ? BeliefConfig::varibad() : BeliefConfig::dynamite();
     PpoConfig graphed_cfg, eager_cfg;
     graphed_cfg.rollout_steps = eager_cfg.rollout_steps = 30;
     eager_cfg.cuda_graphs = false;
-    GridBelief graphed(Backend::cuda, env, 32, graphed_cfg, bc), eager(Backend::cuda, env, 32, eager_cfg, bc);
+    BeliefLearner graphed(Backend::cuda, env, 32, graphed_cfg, bc), eager(Backend::cuda, env, 32, eager_cfg, bc);
     SCOPED_TRACE(varibad ? "varibad" : "dynamite");
     dyn_test::expect_graphs_match_eager(graphed, eager, 6, 2 + 2,
                                         {"term_recall", "belief_loss", "belief_recon", "belief_kl"});

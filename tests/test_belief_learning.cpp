@@ -30,7 +30,7 @@ namespace {
 // Starts `dynamite_gpu args…` as a child process with its output in log; the child is killed if this test dies
 // (a ctest timeout must not leave training runs behind).
 pid_t start_cli(const std::vector<std::string>& args, const fs::path& log) {
-  ::setenv("OMP_NUM_THREADS", "1", 1);  // one thread each: the two runs share the 2 cores
+  ::setenv("OMP_NUM_THREADS", "1", 1);                  // one thread each: the two runs share the 2 cores
   std::vector<char*> argv{const_cast<char*>(DYN_BIN)};  // built before fork: the child only execs
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -75,9 +75,7 @@ TEST(DynamiteLearning, BeatsPpoOnGridworld) {
                         dir / (tag + ".log"));
     ASSERT_GT(pids[i], 0) << "fork failed";
   }
-  GridParams env;
-  env.seed = seeds[0];
-  GridPpo ppo(Backend::cpu, env, 16, PpoConfig{});
+  PpoLearner ppo(Backend::cpu, default_env_config("gridworld", uint32_t(seeds[0])), 16, PpoConfig{});
   while (ppo.frames() < kFrames) ppo.iterate();  // beside the two runs (~8 s)
   const EvalStats p = ppo.evaluate(256, 4, 4242);
   double sum = 0;
@@ -108,23 +106,23 @@ TEST(DynamiteLearning, BeatsPpoOnGridworld) {
 // give back exactly the beliefs the rollout computed online — actions, rewards, session ids, the final
 // observation and the conditioning all line up.
 TEST(BeliefReplay, StoredEpisodesReproduceTheRolloutsBeliefs) {
-  GridParams env;
-  env.seed = 4;
+  EnvConfig env = default_env_config("gridworld", 4);
   BeliefConfig bc = BeliefConfig::dynamite();
   bc.oracle_sessions = true;
   bc.updates_per_iteration = 0;
   const int64_t n = 4;
   const int T = PpoConfig{}.rollout_steps, H = env.session.horizon, qw = bc.shape.head_out();
   ASSERT_EQ(T, H) << "one collect is one whole episode per env";
-  GridBelief learner(Backend::cpu, env, n, PpoConfig{}, bc);
+  BeliefLearner learner(Backend::cpu, env, n, PpoConfig{}, bc);
   Buffer<float> trace(Backend::cpu, size_t(T) * n * qw);
   learner.trace_beliefs(trace.data());
   learner.iterate();
   const EpisodeBatchView<float> ep = learner.gather_episodes({0, 1, 2, 3});  // env i → slot i
   BeliefLossWorkspace<float> ws;
   ground_truth_conditioning(learner.model(), learner.belief_params(), ep, ws);
-  learner.model().encode(learner.belief_params(), ep.obs, ws.prev_a.data(), ws.prev_r.data(), ws.start.data(),
-                         ws.cond.data(), static_cast<const float*>(nullptr), H + 1, int(n), ws.enc);
+  learner.model().encode(learner.belief_params(), ep.obs, ws.prev_a.data(), static_cast<const float*>(nullptr),
+                         ws.prev_r.data(), ws.start.data(), ws.cond.data(), static_cast<const float*>(nullptr), H + 1,
+                         int(n), ws.enc);
   const float* offline = BeliefModel<float>::q(ws.enc);  // [H+1, n, qw]
   double max_diff = 0;
   int sessions = 0;

@@ -138,7 +138,7 @@ TEST_F(Cli, GoodRunPrintsSummaryAndWritesJson) {
 
 TEST_F(Cli, AutoDeviceWithoutGpuGivesOneLineNotice) {
   if (dyn::cuda_device_count() > 0) GTEST_SKIP() << "a CUDA device is present";
-  const Result r = run("--env gridworld --envs 64 --episodes 1");
+  const Result r = run("--env gridworld --envs 64 --episodes 1 --policy random");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.err, "notice: no CUDA device found; running on the CPU backend\n");
 }
@@ -185,7 +185,7 @@ TEST_F(Cli, Rl2MinibatchesMustDivideEnvs) {
 }
 
 TEST_F(Cli, BadAlgo) {
-  expect_bad_input("--env gridworld --algo sac", {"--algo", "run.algo", "none, ppo, rl2, dynamite, varibad"});
+  expect_bad_input("--env gridworld --algo sac", {"--algo", "run.algo", "none, ppo, oracle, rl2, dynamite, varibad"});
 }
 
 TEST_F(Cli, DynamiteAblationRunNamesItselfAndLogsBeliefMetrics) {
@@ -253,6 +253,6 @@ TEST_F(Cli, FusedKernelsKeyIsABoolean) {
 TEST_F(Cli, ListValuesOfAChoiceKey) {  // what scripts/gpu-check discovers envs and learners with
   const Result r = run("--list-values run.algo");
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(r.out, "none\nppo\nrl2\ndynamite\nvaribad\n");
+  EXPECT_EQ(r.out, "none\nppo\noracle\nrl2\ndynamite\nvaribad\n");
   expect_bad_input("--list-values run.envs", {"--list-values", "run.envs", "not a choice key", "env.name"});
 }

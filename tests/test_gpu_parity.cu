@@ -14,6 +14,7 @@
 #include "kernels/philox.h"
 #include "kernels/shuffle.h"
 #include "tests/bounds.h"
+#include "tests/env_helpers.h"
 #include "tests/gpu_guard.h"
 #include "tests/random_vectors.h"
 #include "tests/rollout_trace.h"
@@ -79,8 +80,8 @@ TEST(GpuParity, GridworldRolloutsBitIdentical) {
 TEST(GpuParity, ScriptedRolloutSummariesAgree) {
   DYN_REQUIRE_CUDA();
   GridParams p;
-  const RolloutSummary c = run_scripted_rollout(Backend::cpu, p, ScriptedPolicy::oracle, 8192, 5);
-  const RolloutSummary g = run_scripted_rollout(Backend::cuda, p, ScriptedPolicy::oracle, 8192, 5);
+  const RolloutSummary c = grid_rollout(Backend::cpu, p, ScriptedPolicy::oracle, 8192, 5);
+  const RolloutSummary g = grid_rollout(Backend::cuda, p, ScriptedPolicy::oracle, 8192, 5);
   EXPECT_EQ(c.episodes, g.episodes);
   EXPECT_EQ(c.mean_return, g.mean_return);
   DYN_EXPECT_WITHIN("ci95_abs_diff", std::fabs(c.return_ci95 - g.return_ci95), 1e-12 * c.return_ci95);
@@ -94,8 +95,8 @@ TEST(GpuParity, MillionEnvGridworldRolloutMatchesCpu) {
   GridParams p;
   p.seed = 77;
   const int64_t n = int64_t(1) << 20;
-  const RolloutSummary c = run_scripted_rollout(Backend::cpu, p, ScriptedPolicy::random, n, 1);
-  const RolloutSummary g = run_scripted_rollout(Backend::cuda, p, ScriptedPolicy::random, n, 1);
+  const RolloutSummary c = grid_rollout(Backend::cpu, p, ScriptedPolicy::random, n, 1);
+  const RolloutSummary g = grid_rollout(Backend::cuda, p, ScriptedPolicy::random, n, 1);
   EXPECT_EQ(c.episodes, n);
   EXPECT_EQ(g.episodes, n);
   EXPECT_EQ(c.mean_return, g.mean_return);

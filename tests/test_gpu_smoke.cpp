@@ -18,6 +18,7 @@
 #include "nn/gru.h"
 #include "nn/mlp.h"
 #include "sim/physics_env.h"
+#include "tests/env_helpers.h"
 #include "tests/gpu_guard.h"
 #include "tests/random_vectors.h"
 
@@ -92,17 +93,16 @@ TEST(GpuSmoke, PhysicsEveryTaskAndIntegrator) {
       p.session.horizon = 8;  // episodes end (and reset) inside the run
       const int64_t n = 300;
       const int od = physics_obs_dim(task), ad = physics_action_dim(task);
-      Buffer<PhysicsEnvState> state(b, n);
       Buffer<float> obs(b, n * od), final_obs(b, n * od), actions(b, n * ad), reward(b, n);
       Buffer<uint8_t> send(b, n), trunc(b, n), term(b, n);
       Buffer<int32_t> sid(b, n);
-      const PhysicsEnvBatch envs(b, p);
-      envs.reset(state.data(), obs.data(), n, 0);
-      const PhysicsBatchOut out{obs.data(),  reward.data(), send.data(),     trunc.data(),
-                                term.data(), sid.data(),    final_obs.data()};
+      PhysicsBatchEnv envs(b, p, n);
+      envs.reset(obs.data(), nullptr);
+      const StepBatch out = StepBatch::of(obs.data(), reward.data(), term.data(), trunc.data(), send.data(), sid.data(),
+                                          final_obs.data());
       for (uint32_t t = 0; t < 10; ++t) {
-        envs.policy(task == PhysicsTask::reacher && t % 2 == 0, state.data(), actions.data(), n, t);
-        envs.step(state.data(), actions.data(), out, n, t);
+        envs.scripted(task == PhysicsTask::reacher && t % 2 == 0, ActionBuffers{nullptr, actions.data()}, t);
+        envs.step(ActionBatch{nullptr, actions.data()}, out, t);
       }
       EXPECT_TRUE(all_finite(obs.to_host())) << int(task) << " " << int(integrator);
     }
@@ -111,7 +111,7 @@ TEST(GpuSmoke, PhysicsEveryTaskAndIntegrator) {
 TEST(GpuSmoke, GridworldScriptedRollouts) {
   DYN_REQUIRE_CUDA();
   for (ScriptedPolicy policy : {ScriptedPolicy::random, ScriptedPolicy::oracle})
-    EXPECT_EQ(run_scripted_rollout(Backend::cuda, GridParams{}, policy, 300, 2).episodes, 600);
+    EXPECT_EQ(grid_rollout(Backend::cuda, GridParams{}, policy, 300, 2).episodes, 600);
 }
 
 namespace {
@@ -126,14 +126,14 @@ void three_iterations_and_an_evaluation(Learner& l) {
 
 TEST(GpuSmoke, Learners) {
   DYN_REQUIRE_CUDA();
-  GridParams env;
-  GridPpo ppo(Backend::cuda, env, 16, PpoConfig{});
+  const EnvConfig env = default_env_config("gridworld", 0);
+  PpoLearner ppo(Backend::cuda, env, 16, PpoConfig{});
   three_iterations_and_an_evaluation(ppo);
-  GridRl2 rl2(Backend::cuda, env, 16, PpoConfig{});
+  Rl2Learner rl2(Backend::cuda, env, 16, PpoConfig{});
   three_iterations_and_an_evaluation(rl2);
   BeliefConfig dynamite = BeliefConfig::dynamite(), varibad = BeliefConfig::varibad();
   dynamite.batch_episodes = varibad.batch_episodes = 8;  // belief steps from the first update
-  GridBelief d(Backend::cuda, env, 16, PpoConfig{}, dynamite), v(Backend::cuda, env, 16, PpoConfig{}, varibad);
+  BeliefLearner d(Backend::cuda, env, 16, PpoConfig{}, dynamite), v(Backend::cuda, env, 16, PpoConfig{}, varibad);
   three_iterations_and_an_evaluation(d);
   three_iterations_and_an_evaluation(v);
 }

@@ -2,6 +2,8 @@
 // truncation at H, latent transition frequencies, and the scripted policies' returns.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <cmath>
 #include <set>
 #include <vector>
@@ -9,6 +11,7 @@
 #include "algo/scripted_rollout.h"
 #include "kernels/buffer.h"
 #include "sim/gridworld.h"
+#include "tests/env_helpers.h"
 #include "tests/stats.h"
 
 using namespace dyn;
@@ -33,20 +36,22 @@ struct OneOut {
   float reward;
   uint8_t session_end, truncated, terminated;
   int32_t session_id;
-  GridOut view() { return GridOut{obs, &reward, &session_end, &truncated, &terminated, &session_id, final_obs}; }
+  StepRow view() {
+    return StepRow{obs, &reward, &terminated, &truncated, &session_end, &session_id, final_obs, nullptr};
+  }
 };
 
 // N envs on the CPU backend with time-slice output buffers.
 struct Batch {
   int64_t n;
-  Buffer<GridState> state;
+  GridBatchEnv env;
   Buffer<int32_t> actions;
   Buffer<float> obs, reward, final_obs;
   Buffer<uint8_t> session_end, truncated, terminated;
   Buffer<int32_t> session_id;
-  explicit Batch(int64_t n_envs, Backend b = Backend::cpu)
+  Batch(const GridParams& p, int64_t n_envs, Backend b = Backend::cpu)
       : n(n_envs),
-        state(b, n),
+        env(b, p, n),
         actions(b, n),
         obs(b, n * kGridObsDim),
         reward(b, n),
@@ -55,9 +60,26 @@ struct Batch {
         truncated(b, n),
         terminated(b, n),
         session_id(b, n) {}
-  GridBatchOut out() {
-    return GridBatchOut{obs.data(),        reward.data(),     session_end.data(), truncated.data(),
-                        terminated.data(), session_id.data(), final_obs.data()};
+  StepBatch out() {
+    StepBatch o;
+    o.obs = obs.data();
+    o.reward = reward.data();
+    o.terminated = terminated.data();
+    o.truncated = truncated.data();
+    o.session_end = session_end.data();
+    o.session_id = session_id.data();
+    o.final_obs = final_obs.data();
+    return o;
+  }
+  std::vector<GridState> states() const {
+    std::vector<GridState> s(static_cast<size_t>(n));
+    std::memcpy(s.data(), env.states(), s.size() * sizeof(GridState));
+    return s;
+  }
+  void reset() { env.reset(obs.data(), nullptr); }
+  void random_step(uint32_t t) {
+    env.scripted(false, ActionBuffers{actions.data(), nullptr}, t);
+    env.step(ActionBatch{actions.data(), nullptr}, out(), t);
   }
 };
 
@@ -189,12 +211,11 @@ INSTANTIATE_TEST_SUITE_P(BothWays, ResetOnSwitch, ::testing::Bool());
 
 TEST(Gridworld, TruncatesAtHorizonAndAutoResets) {
   GridParams p;
-  Batch b(64);
-  gridworld_reset(Backend::cpu, p, b.state.data(), b.obs.data(), b.n, 0);
-  const std::vector<GridState> first = b.state.to_host();
+  Batch b(p, 64);
+  b.reset();
+  const std::vector<GridState> first = b.states();
   for (int t = 0; t < 60; ++t) {
-    gridworld_policy(Backend::cpu, ScriptedPolicy::random, p, b.state.data(), b.actions.data(), b.n, uint32_t(t));
-    gridworld_step(Backend::cpu, p, b.state.data(), b.actions.data(), b.out(), b.n, uint32_t(t));
+    b.random_step(uint32_t(t));
     const auto trunc = b.truncated.to_host(), term = b.terminated.to_host(), end = b.session_end.to_host();
     const auto sid = b.session_id.to_host();
     for (int64_t i = 0; i < b.n; ++i) {
@@ -207,7 +228,7 @@ TEST(Gridworld, TruncatesAtHorizonAndAutoResets) {
     }
   }
   // a new episode: t = 0, agent at the start, new goals for most envs
-  const std::vector<GridState> next = b.state.to_host();
+  const std::vector<GridState> next = b.states();
   int same_goals = 0;
   for (int64_t i = 0; i < b.n; ++i) {
     EXPECT_EQ(next[i].ss.t, 0);
@@ -221,14 +242,13 @@ TEST(Gridworld, TruncatesAtHorizonAndAutoResets) {
 
 TEST(Gridworld, LatentTransitionFrequenciesMatchMatrix) {
   GridParams p;  // stay 0.2, switch 0.8
-  Batch b(4096);
-  gridworld_reset(Backend::cpu, p, b.state.data(), b.obs.data(), b.n, 0);
+  Batch b(p, 4096);
+  b.reset();
   size_t switches = 0, stays = 0;
-  std::vector<GridState> before = b.state.to_host();
+  std::vector<GridState> before = b.states();
   for (int t = 0; t < 600; ++t) {
-    gridworld_policy(Backend::cpu, ScriptedPolicy::random, p, b.state.data(), b.actions.data(), b.n, uint32_t(t));
-    gridworld_step(Backend::cpu, p, b.state.data(), b.actions.data(), b.out(), b.n, uint32_t(t));
-    const std::vector<GridState> after = b.state.to_host();
+    b.random_step(uint32_t(t));
+    const std::vector<GridState> after = b.states();
     const auto end = b.session_end.to_host(), trunc = b.truncated.to_host();
     for (int64_t i = 0; i < b.n; ++i) {
       if (end[i] && !trunc[i]) {
@@ -268,14 +288,14 @@ TEST(Gridworld, OracleWalksShortestPath) {
 TEST(Gridworld, ScriptedPolicyReturns) {
   // oracle: the ceiling; SPEC expects about 44.4 with reset_on_switch and about 50 without
   GridParams p;
-  const RolloutSummary oracle = run_scripted_rollout(Backend::cpu, p, ScriptedPolicy::oracle, 2048, 10);
+  const RolloutSummary oracle = grid_rollout(Backend::cpu, p, ScriptedPolicy::oracle, 2048, 10);
   EXPECT_EQ(oracle.episodes, 20480);
   EXPECT_NEAR(oracle.mean_return, 44.4, 0.5);
   EXPECT_DOUBLE_EQ(oracle.mean_sessions, 4.0);
-  const RolloutSummary random = run_scripted_rollout(Backend::cpu, p, ScriptedPolicy::random, 2048, 10);
+  const RolloutSummary random = grid_rollout(Backend::cpu, p, ScriptedPolicy::random, 2048, 10);
   EXPECT_LT(random.mean_return, 0.0);
   EXPECT_GT(random.mean_return, -6.0);
   p.session.reset_on_switch = false;
-  const RolloutSummary no_reset = run_scripted_rollout(Backend::cpu, p, ScriptedPolicy::oracle, 2048, 10);
+  const RolloutSummary no_reset = grid_rollout(Backend::cpu, p, ScriptedPolicy::oracle, 2048, 10);
   EXPECT_NEAR(no_reset.mean_return, 50.0, 0.7);
 }

@@ -14,10 +14,8 @@ using namespace dyn;
 namespace {
 
 void compare_cpu_learners(uint32_t seed_a, uint32_t seed_b) {
-  GridParams a, b;
-  a.seed = seed_a;
-  b.seed = seed_b;
-  GridPpo first(Backend::cpu, a, 64, PpoConfig{}), second(Backend::cpu, b, 64, PpoConfig{});
+  const EnvConfig a = default_env_config("gridworld", seed_a), b = default_env_config("gridworld", seed_b);
+  PpoLearner first(Backend::cpu, a, 64, PpoConfig{}), second(Backend::cpu, b, 64, PpoConfig{});
   dyn_test::expect_iterations_match_cpu(first, second, 2, 60, 64, a.session.horizon, 1.1);
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "algo/belief_learner.h"
+#include "algo/episode_stats.h"
 #include "algo/gae.h"
 #include "algo/ppo.h"
 #include "algo/ppo_common.h"
@@ -53,20 +54,19 @@ TEST(RewardScale, DiscountedReturnRestartsAtEpisodeEnds) {
   const float r[T][N] = {{1, 2}, {3, 4}, {5, 6}, {7, 8}, {9, 10}};
   const uint8_t trunc[T][N] = {{0, 0}, {1, 0}, {0, 0}, {0, 0}, {0, 0}};
   const uint8_t term[T][N] = {{0, 0}, {0, 0}, {0, 0}, {0, 1}, {0, 0}};
-  Buffer<float> disc(Backend::cpu, N), ep(Backend::cpu, N), disc_t(Backend::cpu, size_t(T) * N), rb(Backend::cpu, N);
+  Buffer<float> disc(Backend::cpu, N), disc_t(Backend::cpu, size_t(T) * N), rb(Backend::cpu, N);
   Buffer<uint8_t> tb(Backend::cpu, N), mb(Backend::cpu, N);
-  Buffer<double> sums(Backend::cpu, 2 * N);
+  EpisodeStats episodes(Backend::cpu, N);
   disc.zero();
-  ep.zero();
-  sums.zero();
   for (int t = 0; t < T; ++t) {
     for (int i = 0; i < N; ++i) {
       rb.data()[i] = r[t][i];
       tb.data()[i] = trunc[t][i];
       mb.data()[i] = term[t][i];
     }
-    track_returns(Backend::cpu, N, gamma, rb.data(), tb.data(), mb.data(), disc.data(), disc_t.data() + t * N,
-                  ep.data(), sums.data());
+    track_discounted_return(Backend::cpu, N, gamma, rb.data(), tb.data(), mb.data(), disc.data(),
+                            disc_t.data() + t * N);
+    episodes.after_step(rb.data(), tb.data(), mb.data(), nullptr);
   }
   // reference: d_t = γ d_{t−1} + r_t, restarting from 0 after an episode end
   for (int i = 0; i < N; ++i) {
@@ -78,13 +78,14 @@ TEST(RewardScale, DiscountedReturnRestartsAtEpisodeEnds) {
     }
   }
   // finished episodes: env 0 returned 1 + 3, env 1 returned 2 + 4 + 6 + 8
-  EXPECT_EQ(sums.data()[0], 4.0);
-  EXPECT_EQ(sums.data()[1], 1.0);
-  EXPECT_EQ(sums.data()[2], 20.0);
-  EXPECT_EQ(sums.data()[3], 1.0);
-  int64_t episodes = 0;
-  EXPECT_DOUBLE_EQ(mean_episode_return(sums, N, &episodes), 12.0);
-  EXPECT_EQ(episodes, 2);
+  const EpisodeSums* sums = episodes.sums();
+  EXPECT_EQ(sums[0].ret, 4.0);
+  EXPECT_EQ(sums[0].episodes, 1.0);
+  EXPECT_EQ(sums[1].ret, 20.0);
+  EXPECT_EQ(sums[1].episodes, 1.0);
+  const EvalStats s = episodes.summary();
+  EXPECT_DOUBLE_EQ(s.mean_return, 12.0);
+  EXPECT_EQ(s.episodes, 2);
 }
 
 namespace {
@@ -137,12 +138,20 @@ TEST(Gae, SeveralEnvsWithDifferentEndsAndNormalisation) {
 }
 
 TEST(EvalStats, MeanAndCiOfConstructedEpisodes) {
-  // two envs: returns {1, 3} and {5}; mean 3, sample std 2, CI 1.96 · 2 / √3
-  Buffer<double> sums = Buffer<double>::copy_of(Backend::cpu, std::vector<double>{4, 10, 2, 5, 25, 1});
-  const EvalStats s = eval_stats(sums, 2);
+  // two envs: returns {1, 3} (env 0, episodes of one step) and {5} (env 1); mean 3, sample std 2, CI 1.96 · 2 / √3
+  EpisodeStats episodes(Backend::cpu, 2);
+  const auto r1 = Buffer<float>::copy_of(Backend::cpu, std::vector<float>{1, 5});
+  const auto r2 = Buffer<float>::copy_of(Backend::cpu, std::vector<float>{3, 0});
+  const auto done1 = Buffer<uint8_t>::copy_of(Backend::cpu, std::vector<uint8_t>{1, 1});
+  const auto done2 = Buffer<uint8_t>::copy_of(Backend::cpu, std::vector<uint8_t>{1, 0});
+  const auto sid = Buffer<int32_t>::copy_of(Backend::cpu, std::vector<int32_t>{2, 0});
+  episodes.after_step(r1.data(), done1.data(), nullptr, sid.data());
+  episodes.after_step(r2.data(), done2.data(), nullptr, sid.data());
+  const EvalStats s = episodes.summary();
   EXPECT_EQ(s.episodes, 3);
   EXPECT_DOUBLE_EQ(s.mean_return, 3.0);
   EXPECT_NEAR(s.ci95, 1.96 * 2.0 / std::sqrt(3.0), 1e-12);
+  EXPECT_DOUBLE_EQ(s.mean_sessions, 7.0 / 3.0);  // session ids + 1: 3, 3, 1
 }
 
 TEST(PpoLoss, HandComputedCases) {
@@ -220,6 +229,11 @@ TEST(ConfigKeys, EveryBeliefKeyReachesBeliefConfig) {
                                                                  {"belief.latent", "7"},
                                                                  {"belief.embed", "12"},
                                                                  {"belief.hidden", "48"},
+                                                                 {"belief.trunk", "40"},
+                                                                 {"belief.normalize_obs", "true"},
+                                                                 {"belief.state_decoder", "true"},
+                                                                 {"belief.elbo_samples", "20"},
+                                                                 {"belief.decode_samples", "30"},
                                                                  {"belief.replay_episodes", "500"},
                                                                  {"belief.batch_episodes", "9"},
                                                                  {"belief.updates", "2"}};
@@ -236,7 +250,11 @@ TEST(ConfigKeys, EveryBeliefKeyReachesBeliefConfig) {
   EXPECT_EQ(b.shape.latent, 7);
   EXPECT_EQ(b.shape.embed, 12);
   EXPECT_EQ(b.shape.hidden, 48);
-  EXPECT_EQ(b.shape.trunk, 48);
+  EXPECT_EQ(b.shape.trunk, 40);
+  EXPECT_TRUE(b.normalize_obs);
+  EXPECT_TRUE(b.shape.state_decoder);
+  EXPECT_EQ(b.loss.elbo_samples, 20);
+  EXPECT_EQ(b.loss.decode_samples, 30);
   EXPECT_EQ(b.replay_episodes, 500);
   EXPECT_EQ(b.batch_episodes, 9);
   EXPECT_EQ(b.updates_per_iteration, 2);
@@ -269,21 +287,19 @@ void expect_deterministic(Make make) {
   EXPECT_TRUE(differs) << "another seed gives other metrics";
 }
 
-GridParams seeded(uint32_t s) {
-  GridParams p;
-  p.seed = s;
-  return p;
-}
+EnvConfig seeded(uint32_t s) { return default_env_config("gridworld", s); }
 
 }  // namespace
 
 TEST(LearnerDeterminism, SameSeedSameMetrics) {
-  expect_deterministic([](uint32_t s) { return std::make_unique<GridPpo>(Backend::cpu, seeded(s), 16, PpoConfig{}); });
-  expect_deterministic([](uint32_t s) { return std::make_unique<GridRl2>(Backend::cpu, seeded(s), 16, PpoConfig{}); });
+  expect_deterministic(
+      [](uint32_t s) { return std::make_unique<PpoLearner>(Backend::cpu, seeded(s), 16, PpoConfig{}); });
+  expect_deterministic(
+      [](uint32_t s) { return std::make_unique<Rl2Learner>(Backend::cpu, seeded(s), 16, PpoConfig{}); });
   for (bool varibad : {false, true}) {
     BeliefConfig bc = varibad ? BeliefConfig::varibad() : BeliefConfig::dynamite();
     bc.batch_episodes = 8;  // belief steps from the first update
     expect_deterministic(
-        [&](uint32_t s) { return std::make_unique<GridBelief>(Backend::cpu, seeded(s), 16, PpoConfig{}, bc); });
+        [&](uint32_t s) { return std::make_unique<BeliefLearner>(Backend::cpu, seeded(s), 16, PpoConfig{}, bc); });
   }
 }

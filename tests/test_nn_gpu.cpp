@@ -243,17 +243,15 @@ TEST(DistributionsParity, CudaMatchesCpu) {
 
 TEST(PpoParity, IterationsMatchCpu) {
   DYN_REQUIRE_CUDA();
-  GridParams env;
-  env.seed = 5;
-  GridPpo cpu(Backend::cpu, env, 256, PpoConfig{}), gpu(Backend::cuda, env, 256, PpoConfig{});
+  EnvConfig env = default_env_config("gridworld", 5);
+  PpoLearner cpu(Backend::cpu, env, 256, PpoConfig{}), gpu(Backend::cuda, env, 256, PpoConfig{});
   dyn_test::expect_iterations_match_cpu(cpu, gpu, 4, 60, 256, env.session.horizon, 1.1);  // rewards +1 / −0.1
 }
 
 TEST(Rl2Parity, IterationsMatchCpu) {
   DYN_REQUIRE_CUDA();
-  GridParams env;
-  env.seed = 6;
-  GridRl2 cpu(Backend::cpu, env, 64, PpoConfig{}), gpu(Backend::cuda, env, 64, PpoConfig{});
+  EnvConfig env = default_env_config("gridworld", 6);
+  Rl2Learner cpu(Backend::cpu, env, 64, PpoConfig{}), gpu(Backend::cuda, env, 64, PpoConfig{});
   dyn_test::expect_iterations_match_cpu(cpu, gpu, 4, 60, 64, env.session.horizon, 1.1);
 }
 
@@ -263,8 +261,7 @@ namespace {
 // collect graphs, one per phase, besides the advantages and the update.
 template <class Learner>
 void check_graph_replay(int64_t envs, int rollout_steps, int iterations) {
-  GridParams env;
-  env.seed = 8;
+  EnvConfig env = default_env_config("gridworld", 8);
   PpoConfig graphed_cfg, eager_cfg;
   graphed_cfg.rollout_steps = eager_cfg.rollout_steps = rollout_steps;
   eager_cfg.cuda_graphs = false;
@@ -280,15 +277,15 @@ void check_graph_replay(int64_t envs, int rollout_steps, int iterations) {
 
 TEST(GraphReplay, PpoMatchesEager) {
   DYN_REQUIRE_CUDA();
-  check_graph_replay<GridPpo>(512, 60, 4);
+  check_graph_replay<PpoLearner>(512, 60, 4);
 }
 
 TEST(GraphReplay, PpoCollectsInTwoHorizonPhases) {
   DYN_REQUIRE_CUDA();
-  check_graph_replay<GridPpo>(512, 30, 6);
+  check_graph_replay<PpoLearner>(512, 30, 6);
 }
 
 TEST(GraphReplay, Rl2CollectsInTwoHorizonPhases) {
   DYN_REQUIRE_CUDA();
-  check_graph_replay<GridRl2>(64, 30, 6);
+  check_graph_replay<Rl2Learner>(64, 30, 6);
 }

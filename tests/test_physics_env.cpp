@@ -8,6 +8,7 @@
 
 #include "kernels/buffer.h"
 #include "sim/physics_env.h"
+#include "tests/env_helpers.h"
 
 using namespace dyn;
 
@@ -30,8 +31,8 @@ struct OneEnv {
     physics_observe(p, p.model, s, obs.data());
   }
   void step(const std::vector<float>& a) {
-    const PhysicsOut o{obs.data(), &reward, &session_end, &truncated, &terminated, &session_id, final_obs.data()};
-    physics_step(p, p.model, s, a.data(), 0, step_index++, o);
+    const StepRow o{obs.data(), &reward, &terminated, &truncated, &session_end, &session_id, final_obs.data(), nullptr};
+    env_step(PhysicsEnv<>{p, &p.model}, s, 0, a.data(), 0, step_index++, o);
   }
 };
 
@@ -79,27 +80,27 @@ TEST(PhysicsEnv, CheetahDirRewardAndSwitchMatrix) {
   p.seed = 5;
   p.session.horizon = 40;  // short episodes: the switches, not the physics, are under test
   const int64_t n = 2048;
-  Buffer<PhysicsEnvState> state(Backend::cpu, n);
   Buffer<float> obs(Backend::cpu, n * kCheetahObsDim), actions(Backend::cpu, n * kCheetahActions),
       reward(Backend::cpu, n);
   Buffer<uint8_t> send(Backend::cpu, n), trunc(Backend::cpu, n), term(Backend::cpu, n);
   Buffer<int32_t> sid(Backend::cpu, n);
   actions.zero();
-  const PhysicsEnvBatch envs(Backend::cpu, p);
-  envs.reset(state.data(), obs.data(), n, 0);
+  PhysicsBatchEnv envs(Backend::cpu, p, n);
+  envs.reset(obs.data(), nullptr);
+  const PhysicsEnvState* state = envs.states();
   int positive = 0;
-  for (int64_t i = 0; i < n; ++i) positive += state.data()[i].dir > 0;
+  for (int64_t i = 0; i < n; ++i) positive += state[i].dir > 0;
   EXPECT_NEAR(positive / double(n), 0.5, 0.04);
-  const PhysicsBatchOut out{obs.data(), reward.data(), send.data(), trunc.data(), term.data(), sid.data(), nullptr};
+  const StepBatch out = StepBatch::of(obs.data(), reward.data(), term.data(), trunc.data(), send.data(), sid.data());
   std::vector<int8_t> dir(static_cast<size_t>(n));
   int switches = 0, stays = 0;
   for (uint32_t t = 0; t < 39; ++t) {  // one episode (its last step would reset)
-    for (int64_t i = 0; i < n; ++i) dir[size_t(i)] = state.data()[i].dir;
-    envs.step(state.data(), actions.data(), out, n, t);
+    for (int64_t i = 0; i < n; ++i) dir[size_t(i)] = state[i].dir;
+    envs.step(ActionBatch{nullptr, actions.data()}, out, t);
     for (int64_t i = 0; i < n; ++i)
       if (send.data()[i]) {
         ++switches;
-        stays += state.data()[i].dir == dir[size_t(i)];
+        stays += state[i].dir == dir[size_t(i)];
       }
   }
   EXPECT_GT(switches, 3 * n - 10);  // K = 4 sessions: three switches per episode
@@ -186,16 +187,16 @@ TEST(PhysicsEnv, RolloutsAreDeterministic) {
       p.seed = run < 2 ? 11 : 12;
       const int64_t n = 8;
       const int od = physics_obs_dim(task), ad = physics_action_dim(task);
-      Buffer<PhysicsEnvState> state(Backend::cpu, n);
       Buffer<float> obs(Backend::cpu, n * od), actions(Backend::cpu, n * ad), reward(Backend::cpu, n);
       Buffer<uint8_t> send(Backend::cpu, n), trunc(Backend::cpu, n), term(Backend::cpu, n);
       Buffer<int32_t> sid(Backend::cpu, n);
-      const PhysicsEnvBatch envs(Backend::cpu, p);
-      envs.reset(state.data(), obs.data(), n, 0);
-      const PhysicsBatchOut out{obs.data(), reward.data(), send.data(), trunc.data(), term.data(), sid.data(), nullptr};
+      PhysicsBatchEnv envs(Backend::cpu, p, n);
+      envs.reset(obs.data(), nullptr);
+      const StepBatch out =
+          StepBatch::of(obs.data(), reward.data(), term.data(), trunc.data(), send.data(), sid.data());
       for (uint32_t t = 0; t < 50; ++t) {
-        envs.policy(false, state.data(), actions.data(), n, t);
-        envs.step(state.data(), actions.data(), out, n, t);
+        envs.scripted(false, ActionBuffers{nullptr, actions.data()}, t);
+        envs.step(ActionBatch{nullptr, actions.data()}, out, t);
       }
       last[run] = obs.to_host();
     }
@@ -211,18 +212,17 @@ double reacher_oracle_return(Integrator integrator, int64_t n) {
   PhysicsEnvParams p = physics_env_params(PhysicsTask::reacher);
   p.model.integrator = integrator;
   p.seed = 31;
-  Buffer<PhysicsEnvState> state(Backend::cpu, n);
   Buffer<float> obs(Backend::cpu, n * kReacherObsDim), actions(Backend::cpu, n * kReacherActions),
       reward(Backend::cpu, n);
   Buffer<uint8_t> send(Backend::cpu, n), trunc(Backend::cpu, n), term(Backend::cpu, n);
   Buffer<int32_t> sid(Backend::cpu, n);
-  const PhysicsEnvBatch envs(Backend::cpu, p);
-  envs.reset(state.data(), obs.data(), n, 0);
-  const PhysicsBatchOut out{obs.data(), reward.data(), send.data(), trunc.data(), term.data(), sid.data(), nullptr};
+  PhysicsBatchEnv envs(Backend::cpu, p, n);
+  envs.reset(obs.data(), nullptr);
+  const StepBatch out = StepBatch::of(obs.data(), reward.data(), term.data(), trunc.data(), send.data(), sid.data());
   double total = 0;
   for (uint32_t t = 0; t < 400; ++t) {
-    envs.policy(true, state.data(), actions.data(), n, t);
-    envs.step(state.data(), actions.data(), out, n, t);
+    envs.scripted(true, ActionBuffers{nullptr, actions.data()}, t);
+    envs.step(ActionBatch{nullptr, actions.data()}, out, t);
     for (int64_t i = 0; i < n; ++i) total += reward.data()[i];
   }
   return total / double(n);

@@ -10,6 +10,7 @@
 #include "kernels/buffer.h"
 #include "sim/physics_env.h"
 #include "tests/bounds.h"
+#include "tests/env_helpers.h"
 #include "tests/gpu_guard.h"
 
 using namespace dyn;
@@ -26,18 +27,17 @@ Trace rollout(Backend b, PhysicsTask task, int64_t n, int steps) {
   PhysicsEnvParams p = physics_env_params(task);
   p.seed = 17;
   const int od = physics_obs_dim(task), ad = physics_action_dim(task);
-  Buffer<PhysicsEnvState> state(b, n);
   Buffer<float> obs(b, n * od), actions(b, n * ad), reward(b, n);
   Buffer<uint8_t> send(b, n), trunc(b, n), term(b, n);
   Buffer<int32_t> sid(b, n);
-  const PhysicsEnvBatch envs(b, p);
-  envs.reset(state.data(), obs.data(), n, 0);
-  const PhysicsBatchOut out{obs.data(), reward.data(), send.data(), trunc.data(), term.data(), sid.data(), nullptr};
+  PhysicsBatchEnv envs(b, p, n);
+  envs.reset(obs.data(), nullptr);
+  const StepBatch out = StepBatch::of(obs.data(), reward.data(), term.data(), trunc.data(), send.data(), sid.data());
   Trace tr;
   tr.obs.push_back(obs.to_host());
   for (int t = 0; t < steps; ++t) {
-    envs.policy(false, state.data(), actions.data(), n, uint32_t(t));
-    envs.step(state.data(), actions.data(), out, n, uint32_t(t));
+    envs.scripted(false, ActionBuffers{nullptr, actions.data()}, uint32_t(t));
+    envs.step(ActionBatch{nullptr, actions.data()}, out, uint32_t(t));
     tr.obs.push_back(obs.to_host());
     const std::vector<float> r = reward.to_host();
     tr.env_reward.resize(size_t(n));

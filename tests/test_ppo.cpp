@@ -79,10 +79,9 @@ TEST(PpoLoss, GradientsInDouble) {
 }
 
 TEST(PpoLearning, BeatsRandomOnGridworld) {
-  GridParams env;
-  env.seed = 1;
+  EnvConfig env = default_env_config("gridworld", 1);
   PpoConfig cfg;
-  GridPpo ppo(Backend::cpu, env, 16, cfg);
+  PpoLearner ppo(Backend::cpu, env, 16, cfg);
   const auto t0 = std::chrono::steady_clock::now();
   IterationStats st;
   for (int it = 0; it < 300; ++it) st = ppo.iterate();
@@ -96,10 +95,9 @@ TEST(PpoLearning, BeatsRandomOnGridworld) {
 
 TEST(Rl2Learning, BeatsPpoOnGridworld) {
   // RL² can infer which goal pays from its history; state-only PPO cannot. 800k frames, 16 envs, seed 3.
-  GridParams env;
-  env.seed = 3;
-  GridPpo ppo(Backend::cpu, env, 16, PpoConfig{});
-  GridRl2 rl2(Backend::cpu, env, 16, PpoConfig{});
+  EnvConfig env = default_env_config("gridworld", 3);
+  PpoLearner ppo(Backend::cpu, env, 16, PpoConfig{});
+  Rl2Learner rl2(Backend::cpu, env, 16, PpoConfig{});
   while (ppo.frames() < 800000) ppo.iterate();
   while (rl2.frames() < 800000) rl2.iterate();
   const EvalStats p = ppo.evaluate(256, 4, 4242), r = rl2.evaluate(256, 4, 4242);

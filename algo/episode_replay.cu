@@ -1,0 +1,159 @@
+// EpisodeReplay: the push and the gather as one parallel_for over (step, episode) rows each; sampling on the host.
+#include <numeric>
+#include <stdexcept>
+
+#include "algo/episode_replay.h"
+#include "kernels/parallel_for.cuh"
+
+namespace dyn {
+
+namespace {
+
+// The copy of one (step, episode) row between two episode layouts: src row → dst row.
+struct RowCopy {
+  int O, A, H;
+  bool discrete;
+  const float *so, *sl, *sr, *sv;
+  const int32_t *sa, *ss;
+  const uint8_t* sd;
+  float *dobs, *dl, *dr, *dv;
+  int32_t *da, *ds;
+  uint8_t* dd;
+  // obs rows (H + 1 per episode) and transition rows (H per episode) at their row indices
+  DYN_HD void copy(int64_t t, int64_t src_obs, int64_t dst_obs, int64_t src_tr, int64_t dst_tr) const {
+    for (int c = 0; c < O; ++c) dobs[dst_obs * O + c] = so[src_obs * O + c];
+    if (t == H) return;  // the final observation has no transition
+    if (sl)
+      for (int c = 0; c < O; ++c) dl[dst_tr * O + c] = sl[src_tr * O + c];
+    dr[dst_tr] = sr[src_tr];
+    if (discrete)
+      da[dst_tr] = sa[src_tr];
+    else
+      for (int c = 0; c < A; ++c) dv[dst_tr * A + c] = sv[src_tr * A + c];
+    ds[dst_tr] = ss[src_tr];
+    dd[dst_tr] = sd[src_tr];
+  }
+};
+
+// Assembly (time-major [·, N]) → ring slot (head + i) mod C (episode-major [C, ·]); one item per (step, env).
+struct PushRows {
+  RowCopy rc;
+  int64_t n, C;
+  const int32_t* head;
+  DYN_HD void operator()(int64_t k) const {
+    const int64_t t = k / n, i = k % n, slot = (head[0] + i) % C, H = rc.H;
+    rc.copy(t, k, slot * (H + 1) + t, k, slot * H + t);
+  }
+};
+
+struct AdvanceHead {
+  int32_t* head;
+  int64_t n, C;
+  DYN_HD void operator()(int64_t) const { head[0] = int32_t((head[0] + n) % C); }
+};
+
+// Ring slots pick[e] → the batch, time-major [·, B]; one item per (step, episode).
+struct GatherRows {
+  RowCopy rc;
+  int64_t B;
+  const int32_t* pick;
+  DYN_HD void operator()(int64_t i) const {
+    const int64_t t = i / B, e = i % B, slot = pick[e], H = rc.H;
+    rc.copy(t, slot * (H + 1) + t, i, slot * H + t, i);
+  }
+};
+
+RowCopy row_copy(int O, int A, int H, bool discrete, const float* so, const float* sl, const float* sr, const float* sv,
+                 const int32_t* sa, const int32_t* ss, const uint8_t* sd, float* dobs, float* dl, float* dr, float* dv,
+                 int32_t* da, int32_t* ds, uint8_t* dd) {
+  return RowCopy{O, A, H, discrete, so, sl, sr, sv, sa, ss, sd, dobs, dl, dr, dv, da, ds, dd};
+}
+
+}  // namespace
+
+void EpisodeReplay::Arrays::allocate(Backend b, int64_t episodes, int horizon, int obs_dim, bool discrete,
+                                     int action_dim, bool landing) {
+  const int64_t H = horizon;
+  obs = Buffer<float>(b, size_t(episodes * (H + 1) * obs_dim));
+  land = Buffer<float>(b, landing ? size_t(episodes * H * obs_dim) : 0);
+  rew = Buffer<float>(b, size_t(episodes * H));
+  act = Buffer<int32_t>(b, discrete ? size_t(episodes * H) : 0);
+  act_value = Buffer<float>(b, discrete ? 0 : size_t(episodes * H * action_dim));
+  sid = Buffer<int32_t>(b, size_t(episodes * H));
+  send = Buffer<uint8_t>(b, size_t(episodes * H));
+}
+
+EpisodeReplay::EpisodeReplay(Backend b, const EnvSpec& spec, int64_t capacity, int64_t n_envs, int max_batch,
+                             bool landing)
+    : b_(b),
+      H_(spec.horizon),
+      O_(spec.obs_dim),
+      A_(spec.action_dim),
+      discrete_(spec.discrete()),
+      landing_(landing),
+      n_(n_envs),
+      capacity_(capacity),
+      max_batch_(max_batch),
+      head_(b, 1),
+      pick_(b, size_t(max_batch)) {
+  if (max_batch > capacity)
+    throw std::invalid_argument("EpisodeReplay: a batch of " + std::to_string(max_batch) + " exceeds the capacity " +
+                                std::to_string(capacity));
+  as_.allocate(b, n_envs, H_, O_, discrete_, A_, landing);
+  rp_.allocate(b, capacity, H_, O_, discrete_, A_, landing);
+  bt_.allocate(b, max_batch, H_, O_, discrete_, A_, landing);
+  head_.zero();
+}
+
+ActionBuffers EpisodeReplay::action(int k) {
+  const int64_t o = int64_t(k) * n_;
+  return discrete_ ? ActionBuffers{as_.act.data() + o, nullptr} : ActionBuffers{nullptr, as_.act_value.data() + o * A_};
+}
+
+void EpisodeReplay::push() {
+  const RowCopy rc =
+      row_copy(O_, A_, H_, discrete_, as_.obs.data(), as_.land.data(), as_.rew.data(), as_.act_value.data(),
+               as_.act.data(), as_.sid.data(), as_.send.data(), rp_.obs.data(), rp_.land.data(), rp_.rew.data(),
+               rp_.act_value.data(), rp_.act.data(), rp_.sid.data(), rp_.send.data());
+  parallel_for(b_, int64_t(H_ + 1) * n_, PushRows{rc, n_, capacity_, head_.data()});
+  parallel_for(b_, 1, AdvanceHead{head_.data(), n_, capacity_});
+}
+
+std::vector<int32_t> EpisodeReplay::sample(int batch, std::mt19937_64& rng) const {
+  if (batch > count_)
+    throw std::invalid_argument("EpisodeReplay::sample: " + std::to_string(batch) + " episodes asked, " +
+                                std::to_string(count_) + " stored");
+  std::vector<int32_t> slots(static_cast<size_t>(count_));
+  std::iota(slots.begin(), slots.end(), 0);
+  for (size_t i = 0; i < size_t(batch); ++i) {  // partial Fisher–Yates
+    std::uniform_int_distribution<size_t> pick(i, slots.size() - 1);
+    std::swap(slots[i], slots[pick(rng)]);
+  }
+  slots.resize(size_t(batch));
+  return slots;
+}
+
+EpisodeBatchView<float> EpisodeReplay::gather(const std::vector<int32_t>& slots) {
+  const int B = int(slots.size());
+  if (B > max_batch_) throw std::invalid_argument("EpisodeReplay::gather: more slots than the batch holds");
+  if (pick_.size() != slots.size()) pick_ = Buffer<int32_t>(b_, slots.size());
+  pick_.from_host(slots);
+  const RowCopy rc =
+      row_copy(O_, A_, H_, discrete_, rp_.obs.data(), rp_.land.data(), rp_.rew.data(), rp_.act_value.data(),
+               rp_.act.data(), rp_.sid.data(), rp_.send.data(), bt_.obs.data(), bt_.land.data(), bt_.rew.data(),
+               bt_.act_value.data(), bt_.act.data(), bt_.sid.data(), bt_.send.data());
+  parallel_for(b_, int64_t(H_ + 1) * B, GatherRows{rc, B, pick_.data()});
+  EpisodeBatchView<float> v;
+  v.steps = H_;
+  v.batch = B;
+  v.obs = bt_.obs.data();
+  v.act = discrete_ ? bt_.act.data() : nullptr;
+  v.act_value = discrete_ ? nullptr : bt_.act_value.data();
+  v.rew = bt_.rew.data();
+  v.sid = bt_.sid.data();
+  v.send = bt_.send.data();
+  v.next_obs = landing_ ? bt_.land.data() : nullptr;
+  return v;
+}
+
+}  // namespace dyn

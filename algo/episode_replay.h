@@ -1,0 +1,68 @@
+// The replay of whole episodes the belief learners train on (SPEC §3): the N envs' current episodes assembled
+// time-major during the collect, pushed into a ring of the most recent `capacity` episodes at a head kept in backend
+// memory (so a captured collect pushes on replay), sampled uniformly without replacement on the host, and gathered
+// time-major into a batch. Per episode of H steps: observations s_0..s_H, actions, raw rewards, ground-truth session
+// ids and ends, and — only where an env can reset within an episode (reset_on_switch) — where each action led.
+// Size per episode: 4·obs·(H + 1) (+ 4·obs·H landing) + 4·A·H (discrete: 4·H) + 9·H bytes; a halfcheetah episode
+// (H = 400, obs 17, A = 6, no landing) is 40.5 kB, so the paper's 10,000-episode replay takes 405 MB.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "algo/belief_model.h"
+#include "kernels/buffer.h"
+#include "sim/env.h"
+
+namespace dyn {
+
+class EpisodeReplay {
+ public:
+  EpisodeReplay() = default;
+  EpisodeReplay(Backend b, const EnvSpec& spec, int64_t capacity, int64_t n_envs, int max_batch, bool landing);
+
+  // The episodes being assembled, time-major: step k (0..H) of env i at row k·N + i.
+  float* obs(int k) { return as_.obs.data() + int64_t(k) * n_ * O_; }                            // [N, obs], k ≤ H
+  float* landing(int k) { return landing_ ? as_.land.data() + int64_t(k) * n_ * O_ : nullptr; }  // [N, obs]
+  ActionBuffers action(int k);                                                                   // [N] or [N, A]
+  float* reward(int k) { return as_.rew.data() + int64_t(k) * n_; }                              // [N]
+  int32_t* session_id(int k) { return as_.sid.data() + int64_t(k) * n_; }                        // [N]
+  uint8_t* session_end(int k) { return as_.send.data() + int64_t(k) * n_; }                      // [N]
+
+  // Queues the copy of the N assembled episodes into the ring at the head (capturable), and advances the head.
+  void push();
+  // The host's count of filled slots, after a push was queued (or replayed).
+  void note_push() { count_ = count_ + n_ < capacity_ ? count_ + n_ : capacity_; }
+  int64_t count() const { return count_; }
+  int64_t capacity() const { return capacity_; }
+  // B distinct filled slots, uniformly (a partial Fisher–Yates with rng).
+  std::vector<int32_t> sample(int batch, std::mt19937_64& rng) const;
+  // The slots gathered time-major [T(+1), B, ·]; the view stays valid until the next gather.
+  EpisodeBatchView<float> gather(const std::vector<int32_t>& slots);
+  // The gathered batch's session ids [T, B] (one read, for the decode plan).
+  std::vector<int32_t> batch_session_ids() const { return bt_.sid.to_host(); }
+  // The gathered batch's observations [(T+1)·B, obs] and landings (nullptr without), for in-place normalisation.
+  float* batch_obs() { return bt_.obs.data(); }
+  float* batch_landing() { return landing_ ? bt_.land.data() : nullptr; }
+
+ private:
+  struct Arrays {  // E episodes; the order of the first two axes is the owner's
+    Buffer<float> obs, land, rew, act_value;
+    Buffer<int32_t> act, sid;
+    Buffer<uint8_t> send;
+    void allocate(Backend b, int64_t episodes, int horizon, int obs_dim, bool discrete, int action_dim, bool landing);
+  };
+  Backend b_ = Backend::cpu;
+  int H_ = 0, O_ = 0, A_ = 0;
+  bool discrete_ = true, landing_ = false;
+  int64_t n_ = 0, capacity_ = 0, count_ = 0;
+  int max_batch_ = 0;
+  Arrays as_;             // the assembly, time-major [·, N]
+  Arrays rp_;             // the ring, episode-major [C, ·]
+  Buffer<int32_t> head_;  // [1] next slot
+  Buffer<int32_t> pick_;  // [B] slots of the gathered batch
+  Arrays bt_;             // one batch, time-major [·, B]
+};
+
+}  // namespace dyn

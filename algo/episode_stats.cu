@@ -1,0 +1,79 @@
+// EpisodeStats: one functor per step over the envs; the summary reduces the per-env sums on the host (N records).
+#include <cmath>
+#include <limits>
+
+#include "algo/episode_stats.h"
+#include "kernels/parallel_for.cuh"
+
+namespace dyn {
+
+namespace {
+
+struct AccumulateEpisodes {
+  const float* r;
+  const uint8_t *trunc, *term;
+  const int32_t* sid;
+  float* running;
+  EpisodeSums* acc;
+  DYN_HD void operator()(int64_t i) const {
+    const float g = running[i] + r[i];
+    if ((trunc && trunc[i]) || (term && term[i])) {
+      acc[i].ret += g;
+      acc[i].ret_sq += double(g) * g;
+      acc[i].sessions += sid ? sid[i] + 1 : 1;
+      acc[i].episodes += 1;
+      running[i] = 0.0f;
+    } else {
+      running[i] = g;
+    }
+  }
+};
+
+}  // namespace
+
+double EvalStats::metric(const std::string& name) const {
+  for (const auto& [k, v] : extra)
+    if (k == name) return v;
+  return std::numeric_limits<double>::quiet_NaN();
+}
+
+EpisodeStats::EpisodeStats(Backend b, int64_t n) : b_(b), n_(n), running_(b, size_t(n)), sums_(b, size_t(n)) {
+  restart();
+}
+
+void EpisodeStats::clear() { sums_.zero(); }
+
+void EpisodeStats::restart() {
+  running_.zero();
+  sums_.zero();
+}
+
+void EpisodeStats::after_step(const float* reward, const uint8_t* truncated, const uint8_t* terminated,
+                              const int32_t* session_id) {
+  parallel_for(b_, n_, AccumulateEpisodes{reward, truncated, terminated, session_id, running_.data(), sums_.data()});
+}
+
+EvalStats EpisodeStats::summary() const {
+  EpisodeSums total{0, 0, 0, 0};
+  for (const EpisodeSums& s : sums_.to_host()) {
+    total.ret += s.ret;
+    total.ret_sq += s.ret_sq;
+    total.sessions += s.sessions;
+    total.episodes += s.episodes;
+  }
+  EvalStats out;
+  out.episodes = int64_t(total.episodes);
+  if (total.episodes <= 0) {
+    out.mean_return = std::numeric_limits<double>::quiet_NaN();
+    return out;
+  }
+  const double m = total.ret / total.episodes;
+  const double var = total.episodes > 1 ? (total.ret_sq - total.episodes * m * m) / (total.episodes - 1) : 0.0;
+  out.mean_return = m;
+  out.std = std::sqrt(var > 0 ? var : 0);
+  out.ci95 = 1.96 * out.std / std::sqrt(total.episodes);
+  out.mean_sessions = total.sessions / total.episodes;
+  return out;
+}
+
+}  // namespace dyn

@@ -1,0 +1,31 @@
+// The interface every learner offers the training driver (host/train.cpp): iterate, evaluate, frames. Learners are
+// built by name from the config (host/train.cpp); each composes the shared pieces of algo/: PpoCore, the env
+// contract (sim/env.h), AgentCarry, EpisodeStats, the evaluation driver (algo/evaluate.h) and, for the belief
+// learners, the episode replay.
+#pragma once
+
+#include <cstdint>
+
+#include "algo/episode_stats.h"
+#include "algo/ppo_config.h"
+#include "kernels/backend.h"
+
+namespace dyn {
+
+class Learner {
+ public:
+  virtual ~Learner() = default;
+  // One collect → advantages → update (→ belief steps), timed per stage.
+  virtual IterationStats iterate() = 0;
+  // Deterministic actions on fresh episodes of n_envs envs drawn with `seed`, the agent's state updated online; the
+  // summary (and learner-specific figures in EvalStats::extra).
+  virtual EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed) = 0;
+  virtual int64_t frames() const = 0;
+  virtual Backend backend() const = 0;
+  virtual int64_t graph_replays() const = 0;
+  virtual int64_t graphs_captured() const = 0;
+  // For tests: the discrete actions [T, N] of the last collect (backend memory; nullptr for continuous actions).
+  virtual const int32_t* rollout_actions() const = 0;
+};
+
+}  // namespace dyn

@@ -1,0 +1,46 @@
+// The policy's action distribution, chosen from the env spec (SPEC §4): a categorical over A logits for discrete
+// actions, or a diagonal Gaussian N(μ, exp(log σ)²) with a state-independent learned log-std for continuous ones.
+// The actor MLP outputs the logits or μ [n, A]; the log-std is one more view of the parameter blob. Sampled actions
+// are stored unclipped (the env clips them), so log-probabilities are those of the sample itself.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "kernels/buffer.h"
+#include "kernels/step_ref.h"
+#include "nn/params.h"
+#include "sim/env.h"
+
+namespace dyn {
+
+class PolicyHead {
+ public:
+  PolicyHead() = default;
+  // Registers "<prefix>.log_std" [A] (initialised to 0: σ = 1) for continuous actions.
+  PolicyHead(const EnvSpec& spec, ParamLayout& layout, const std::string& prefix);
+  bool discrete() const { return discrete_; }
+  int action_dim() const { return a_; }
+  int out_width() const { return a_; }  // the actor's output: logits or μ
+  size_t log_std_offset() const { return log_std_; }
+
+  // Actions from the actor's output out [n, A]: sampled with Philox(seed, kStreamPolicy, env, step), or the mode.
+  void act(Backend b, const float* params, const float* out, bool deterministic, uint32_t seed, StepRef step,
+           const ActionBuffers& actions, int64_t n) const;
+  // log π(a | s) [n] and the entropy [n] of the distributions at out; either may be nullptr.
+  void log_prob_entropy(Backend b, const float* params, const float* out, const ActionBatch& a, float* logp,
+                        float* entropy, int64_t n) const;
+  // From the per-sample gradients of the loss w.r.t. log π (g_logp [n]) and the entropy (g_ent [n]): d loss / d out
+  // into d_out [n, A] and, for the Gaussian, the log-std's gradient written (or, accumulate, added) into grads
+  // (scratch: [n, A]).
+  void backward(Backend b, const float* params, float* grads, const float* out, const ActionBatch& a,
+                const float* g_logp, const float* g_ent, float* d_out, float* scratch, int64_t n,
+                bool accumulate) const;
+
+ private:
+  bool discrete_ = true;
+  int a_ = 0;
+  size_t log_std_ = 0;
+};
+
+}  // namespace dyn

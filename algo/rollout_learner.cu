@@ -1,0 +1,79 @@
+// RolloutLearner: the collect's graph and bookkeeping, and the step-t views of the core's storage.
+#include <chrono>
+
+#include "algo/rollout_learner.h"
+#include "kernels/nvtx.h"
+
+namespace dyn {
+
+RolloutLearner::RolloutLearner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg)
+    : b_(b),
+      env_cfg_(env),
+      env_(make_batch_env(b, env, n_envs)),
+      n_(n_envs),
+      cfg_(cfg),
+      clock_{env_->spec().horizon, 0},
+      graphs_(b, cfg.cuda_graphs),
+      step_dev_(b, 1),
+      obs_(b, size_t(n_envs) * env_->spec().obs_dim),
+      final_obs_(b, size_t(n_envs) * env_->spec().obs_dim),
+      send_(b, size_t(n_envs)),
+      sid_(b, size_t(n_envs)) {
+  step_dev_.zero();
+}
+
+RolloutLearner::~RolloutLearner() = default;
+
+IterationStats RolloutLearner::iterate() {
+  using clock = std::chrono::steady_clock;
+  IterationStats st;
+  const auto t0 = clock::now();
+  collect(st);  // ends with a read of the episode statistics: the backend is idle here
+  const auto t1 = clock::now();
+  advantages();
+  synchronize(b_);
+  const auto t2 = clock::now();
+  update(st);  // ends with a read of the loss statistics
+  const auto t3 = clock::now();
+  st.collect_s = std::chrono::duration<double>(t1 - t0).count();
+  st.advantages_s = std::chrono::duration<double>(t2 - t1).count();
+  st.update_s = std::chrono::duration<double>(t3 - t2).count();
+  st.frames = frames_;
+  return st;
+}
+
+void RolloutLearner::collect(IterationStats& st) {
+  DYN_NVTX_RANGE("collect");
+  graphs_.run(clock_.phase(), [&] { collect_steps(); });
+  after_collect(st);
+  clock_.step += uint32_t(cfg_.rollout_steps);
+  frames_ += int64_t(cfg_.rollout_steps) * n_;
+  const EvalStats r = core_->rollout_stats();  // the episodes that finished in this rollout
+  st.train_return = r.mean_return;
+  st.episodes = r.episodes;
+}
+
+PolicyStep RolloutLearner::rollout_policy_step(int t) {
+  PolicyStep s;
+  s.in = core_->input(t);
+  s.n = n_;
+  s.seed = env_->seed();
+  s.step = StepRef(step_dev_.data(), uint32_t(t));
+  s.actions = core_->action(t);
+  s.logp = core_->log_prob(t);
+  s.values = core_->value(t);
+  return s;
+}
+
+StepBatch RolloutLearner::step_outputs(int t, float* latent) {
+  return StepBatch::of(obs_.data(), core_->reward(t), core_->terminated(t), core_->truncated(t), send_.data(),
+                       sid_.data(), final_obs_.data(), latent);
+}
+
+std::unique_ptr<BatchEnv> RolloutLearner::eval_env(int64_t n, uint32_t seed) const {
+  EnvConfig cfg = env_cfg_;
+  cfg.seed = seed;
+  return make_batch_env(b_, cfg, n);
+}
+
+}  // namespace dyn

@@ -1,0 +1,67 @@
+// The env registry: every environment by name, and the option getters of EnvConfig.
+#include "sim/env.h"
+
+#include <stdexcept>
+
+#include "sim/gridworld.h"
+#include "sim/physics_env.h"
+
+namespace dyn {
+
+namespace {
+
+std::unique_ptr<BatchEnv> make_gridworld(Backend b, const EnvConfig& cfg, int64_t n) {
+  return std::make_unique<GridBatchEnv>(b, grid_params(cfg), n);
+}
+
+std::unique_ptr<BatchEnv> make_physics(Backend b, const EnvConfig& cfg, int64_t n) {
+  return std::make_unique<PhysicsBatchEnv>(b, physics_env_params(cfg), n);
+}
+
+}  // namespace
+
+double EnvConfig::option(const std::string& key, double fallback) const {
+  auto it = options.find(key);
+  if (it == options.end()) return fallback;
+  size_t used = 0;
+  const double v = std::stod(it->second, &used);
+  if (used != it->second.size())
+    throw std::invalid_argument("env option " + key + " = '" + it->second + "' is not a number");
+  return v;
+}
+
+std::string EnvConfig::option(const std::string& key, const std::string& fallback) const {
+  auto it = options.find(key);
+  return it == options.end() ? fallback : it->second;
+}
+
+const std::vector<std::pair<std::string, EnvFactory>>& env_registry() {
+  static const std::vector<std::pair<std::string, EnvFactory>> all = {
+      {"gridworld", make_gridworld},          {"reacher", make_physics},
+      {"halfcheetah_vel", make_physics},      {"halfcheetah_dir", make_physics},
+      {"halfcheetah_wind_vel", make_physics},
+  };
+  return all;
+}
+
+EnvConfig default_env_config(const std::string& name, uint32_t seed) {
+  EnvConfig c;
+  c.name = name;
+  c.seed = seed;
+  if (name != "gridworld") {
+    c.session.horizon = 400;
+    c.session.reset_on_switch = false;
+  }
+  return c;
+}
+
+std::unique_ptr<BatchEnv> make_batch_env(Backend b, const EnvConfig& cfg, int64_t n) {
+  std::string known;
+  for (const auto& [name, make] : env_registry()) {
+    if (name == cfg.name) return make(b, cfg, n);
+    known += (known.empty() ? "" : ", ") + name;
+  }
+  throw std::invalid_argument("unknown env '" + cfg.name + "'; known: " + known);
+}
+
+}  // namespace dyn
