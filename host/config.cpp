@@ -74,6 +74,12 @@ const std::vector<KeySpec>& config_schema() {
        0,
        {},
        "CUDA: fused MLP / GRU kernels where the shape fits (false: the GEMM path everywhere)"},
+      {"run.cuda_graphs",
+       KeyKind::boolean,
+       0,
+       0,
+       {},
+       "CUDA: replay each training stage as a captured CUDA Graph (false: launch eagerly, e.g. to profile)"},
       // train: PPO (SPEC §4)
       {"train.frames", KeyKind::integer, 1, 1e12, {}, "env steps to train for, all envs together"},
       {"train.rollout_steps", KeyKind::integer, 1, 65535, {}, "steps per env per iteration"},

@@ -40,6 +40,7 @@ PpoConfig ppo_config_of(const Config& c) {
   p.adam.lr = float(c.get_real("train.lr"));
   p.adam.eps = float(c.get_real("train.adam_eps"));
   p.adam.max_grad_norm = float(c.get_real("train.max_grad_norm"));
+  p.cuda_graphs = c.get_bool("run.cuda_graphs");
   return p;
 }
 

@@ -213,6 +213,9 @@ TEST(ConfigKeys, EveryTrainKeyReachesPpoConfig) {
   EXPECT_FLOAT_EQ(p.vf_coef, 0.25f);
   EXPECT_FLOAT_EQ(p.entropy_coef, 0.03f);
   EXPECT_EQ(p.hidden, 96);
+  EXPECT_TRUE(p.cuda_graphs);
+  c.set_from_string("run.cuda_graphs", "false", "test");
+  EXPECT_FALSE(ppo_config_of(c).cuda_graphs);
 }
 
 TEST(ConfigKeys, EveryBeliefKeyReachesBeliefConfig) {
@@ -302,4 +305,60 @@ TEST(LearnerDeterminism, SameSeedSameMetrics) {
     expect_deterministic(
         [&](uint32_t s) { return std::make_unique<BeliefLearner>(Backend::cpu, seeded(s), 16, PpoConfig{}, bc); });
   }
+}
+
+// Every learner on every env, built from the env's shipped config as the command line builds it (small: 8 envs,
+// 40-step episodes, so the belief learners' replay fills and their belief steps run within the four iterations):
+// finite losses, returns and belief terms; identical metrics from the same seed, other ones from another; a finite
+// evaluation.
+TEST(EveryLearnerEveryEnv, FewIterationsFiniteAndDeterministic) {
+  for (const std::string& env : Config::builtin_envs())
+    for (const std::string algo : {"ppo", "oracle", "rl2", "dynamite", "varibad"}) {
+      SCOPED_TRACE(algo + " on " + env);
+      auto make = [&](uint32_t seed) {
+        Config c = Config::builtin(env);
+        const std::vector<std::pair<std::string, std::string>> sets = {{"run.algo", algo},
+                                                                       {"run.envs", "8"},
+                                                                       {"run.seed", std::to_string(seed)},
+                                                                       {"env.horizon", "40"},
+                                                                       {"train.rollout_steps", "20"},
+                                                                       {"train.hidden", "32"},
+                                                                       {"belief.hidden", "32"},
+                                                                       {"belief.trunk", "32"},
+                                                                       {"belief.batch_episodes", "4"},
+                                                                       {"belief.elbo_samples", "10"},
+                                                                       {"belief.decode_samples", "10"},
+                                                                       {"rl2.hidden", "32"}};
+        for (const auto& [k, v] : sets) c.set_from_string(k, v, "test");
+        c.validate();
+        return make_learner(c, Backend::cpu);
+      };
+      auto a = make(3u), b = make(3u), c = make(4u);
+      bool differs = false, finished = false, belief_ran = false;
+      for (int it = 0; it < 4; ++it) {
+        const IterationStats x = a->iterate(), y = b->iterate(), z = c->iterate();
+        for (double v : {x.policy_loss, x.value_loss, x.entropy, x.grad_norm}) EXPECT_TRUE(std::isfinite(v)) << it;
+        EXPECT_EQ(x.policy_loss, y.policy_loss) << it;
+        EXPECT_EQ(x.value_loss, y.value_loss) << it;
+        EXPECT_EQ(x.grad_norm, y.grad_norm) << it;
+        if (x.episodes > 0) {
+          finished = true;
+          EXPECT_TRUE(std::isfinite(x.train_return)) << it;
+          EXPECT_EQ(x.train_return, y.train_return) << it;
+        }
+        const double bl = x.metric("belief_loss");
+        if (!std::isnan(bl)) {
+          belief_ran = true;
+          EXPECT_TRUE(std::isfinite(bl)) << it;
+          EXPECT_EQ(bl, y.metric("belief_loss")) << it;
+        }
+        differs = differs || x.value_loss != z.value_loss || x.policy_loss != z.policy_loss;
+      }
+      EXPECT_TRUE(finished) << "episodes of 40 steps finish within 80";
+      EXPECT_EQ(belief_ran, algo == "dynamite" || algo == "varibad");
+      EXPECT_TRUE(differs) << "another seed gives other metrics";
+      const EvalStats ev = a->evaluate(4, 1, 5);
+      EXPECT_EQ(ev.episodes, 4);
+      EXPECT_TRUE(std::isfinite(ev.mean_return));
+    }
 }

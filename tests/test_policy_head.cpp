@@ -12,22 +12,13 @@
 #include "kernels/buffer.h"
 #include "nn/distributions.h"
 #include "nn/params.h"
+#include "tests/env_helpers.h"
 #include "tests/gradcheck.h"
 #include "tests/random_vectors.h"
 
 using namespace dyn;
 
 namespace {
-
-EnvSpec continuous_spec(int a) {
-  EnvSpec s;
-  s.name = "test";
-  s.obs_dim = 4;
-  s.action_kind = ActionKind::continuous;
-  s.action_dim = a;
-  s.horizon = 10;
-  return s;
-}
 
 // The PPO objective of a Gaussian policy over means mu [n, A] and a shared log-std [A]:
 // mean_i [policy_i + c_v · value_i − c_e · entropy], with its analytic gradients into dmu, dls, dv.
@@ -104,7 +95,7 @@ TEST(PolicyHead, FloatGaussianMatchesDoubleRows) {
   const int n = 64, a = 6;
   ParamLayout layout;
   layout.add("other", {5}, Init::zeros);  // the log-std is a view at an offset of a larger blob
-  const PolicyHead head(continuous_spec(a), layout, "actor");
+  const PolicyHead head(continuous_spec(4, a), layout, "actor");
   ASSERT_FALSE(head.discrete());
   ASSERT_EQ(head.out_width(), a);
   const std::vector<double> mu = randn(size_t(n) * a, 51, 0.7), ls = randn(a, 52, 0.3),
@@ -149,7 +140,7 @@ TEST(PolicyHead, FloatGaussianMatchesDoubleRows) {
 TEST(PolicyHead, GaussianModeIsTheMeanAndSamplesAreUnclipped) {
   const int n = 4096, a = 2;
   ParamLayout layout;
-  const PolicyHead head(continuous_spec(a), layout, "actor");
+  const PolicyHead head(continuous_spec(4, a), layout, "actor");
   std::vector<float> params(layout.total(), 0.0f);
   const float log_std[a] = {std::log(2.0f), std::log(0.5f)};
   for (int k = 0; k < a; ++k) params[head.log_std_offset() + k] = log_std[k];
