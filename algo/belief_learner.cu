@@ -49,32 +49,6 @@ struct CloseSessions {
   }
 };
 
-// The transition of step k into the assembled episodes: the action, reward, session, its end, and (where an env
-// can reset within an episode) where the action led.
-struct AssembleTransition {
-  int O, A;
-  bool discrete;
-  const int32_t* a_index;
-  const float *a_value, *r, *final_obs;
-  const int32_t* sid;
-  const uint8_t* send;
-  int32_t* e_index;
-  float *e_value, *e_r, *e_land;
-  int32_t* e_sid;
-  uint8_t* e_send;
-  DYN_HD void operator()(int64_t i) const {
-    if (discrete)
-      e_index[i] = a_index[i];
-    else
-      for (int k = 0; k < A; ++k) e_value[i * A + k] = a_value[i * A + k];
-    e_r[i] = r[i];
-    e_sid[i] = sid[i];
-    e_send[i] = send[i];
-    if (e_land)
-      for (int c = 0; c < O; ++c) e_land[i * O + c] = final_obs[i * O + c];
-  }
-};
-
 // The gridworld's goal probe: for env i and goal g, the decoder's input for "stand on goal g and stay", from the
 // belief's mean and the observation (the two goals' cells at obs[2..5]).
 struct GoalProbeRows {
@@ -118,12 +92,9 @@ struct AddHits {
   }
 };
 
-// The model's sizes from the env: observation width, actions (count or width) and their kind.
-BeliefConfig fit_to(const BeliefConfig& bc, const EnvSpec& spec) {
-  BeliefConfig c = bc;
-  c.shape.obs = spec.obs_dim;
-  c.shape.actions = spec.action_dim;
-  c.shape.discrete_actions = spec.discrete();
+// The config with the model's sizes from the env.
+BeliefConfig fit_to(BeliefConfig c, const EnvSpec& spec) {
+  c.shape = with_env_sizes(c.shape, spec);
   return c;
 }
 
@@ -261,15 +232,14 @@ void BeliefLearner::after_collect(IterationStats& st) {
 }
 
 void BeliefLearner::collect_steps() {
-  const int T = cfg_.rollout_steps, O = spec().obs_dim, A = spec().action_dim;
+  const int T = cfg_.rollout_steps;
   const int64_t n = n_;
-  const bool discrete = spec().discrete();
   core_->begin_rollout();
   term_counts_.zero();
   for (int t = 0; t < T; ++t) {
     const int k = clock_.index_in_episode(t);
     // the encoder's input is saved for the replay before the step
-    copy_values(b_, obs_.data(), replay_.obs(k), n * O);
+    replay_.record_obs(k, obs_.data());
     if (bc_.normalize_obs) enc_norm_.update(obs_.data(), n);
     // belief q_t from (s_t, a_{t−1}, r_{t−1}) and the carried state; a predicted (or true) session end closes the
     // session and carries its final belief into the conditioning input
@@ -285,15 +255,9 @@ void BeliefLearner::collect_steps() {
     core_->policy_step(roll_ws_, ps);
     const ActionBatch a = ps.actions.batch();
     env_->step(a, step_outputs(t), ps.step);
-    {  // the transition into the episode being assembled
-      const ActionBuffers ea = replay_.action(k);
-      parallel_for(b_, n,
-                   AssembleTransition{O, A, discrete, a.index, a.value, core_->reward(t), final_obs_.data(),
-                                      sid_.data(), send_.data(), ea.index, ea.value, replay_.reward(k),
-                                      replay_.landing(k), replay_.session_id(k), replay_.session_end(k)});
-    }
+    replay_.record_step(k, a, core_->reward(t), final_obs_.data(), sid_.data(), send_.data());
     if (clock_.truncates_after(t)) {  // time limit: the episode is complete
-      copy_values(b_, final_obs_.data(), replay_.obs(spec().horizon), n * O);
+      replay_.record_obs(spec().horizon, final_obs_.data());
       replay_.push();
       // bootstrap: V at the final observation with the belief after the final transition (one more encoder step
       // from the carried state, which is not advanced)

@@ -6,6 +6,8 @@
 
 #include "algo/agent_carry.h"
 #include "algo/belief_model.h"
+#include "algo/encoder_inputs.h"
+#include "kernels/copy.h"
 #include "kernels/gemm.h"
 #include "kernels/nvtx.h"
 #include "kernels/parallel_for.cuh"
@@ -16,88 +18,16 @@ namespace dyn {
 
 namespace {
 
-template <class T>
-void ensure(Buffer<T>& buf, Backend b, size_t n) {
-  if (buf.size() < n || buf.backend() != b || buf.data() == nullptr) buf = Buffer<T>(b, n < 1 ? 1 : n);
-}
-
-template <class T>
-void upload(Buffer<T>& buf, Backend b, const std::vector<T>& v) {
-  if (buf.size() != v.size() || buf.backend() != b) buf = Buffer<T>(b, v.size());
-  buf.from_host(v);
-}
-
-// Latent row i of whole episodes [T+1, B]: it sees a_{t−1} and r_{t−1} (row i − B); the first row of each starts.
-template <class T>
-struct EpisodeInputs {
-  int B, A;
-  const int32_t* act;
-  const T *act_value, *rew;
-  int32_t* pa;
-  T *pav, *pr;
-  uint8_t* st;
-  DYN_HD void operator()(int64_t i) const {
-    const bool first = i < B;
-    pa[i] = (first || !act) ? 0 : act[i - B];
-    if (act_value)
-      for (int k = 0; k < A; ++k) pav[i * A + k] = first ? T(0) : act_value[(i - B) * A + k];
-    pr[i] = first ? T(0) : rew[i - B];
-    st[i] = first ? 1 : 0;
-  }
-};
-
-// The encoder's per-latent inputs of whole episodes, [T+1, B]: latent t sees a_{t−1} and r_{t−1}; t = 0 starts.
+// The encoder's per-latent inputs of whole episodes into ws, [T+1, B].
 template <class T>
 void episode_inputs(Backend b, const EpisodeBatchView<T>& ep, BeliefLossWorkspace<T>& ws, int A) {
-  const int B = ep.batch;
-  const int64_t R = int64_t(ep.steps + 1) * B;
-  ensure(ws.prev_a, b, size_t(R));
-  ensure(ws.prev_r, b, size_t(R));
-  ensure(ws.start, b, size_t(R));
-  ensure(ws.prev_a_value, b, size_t(R) * A);
-  parallel_for(b, R,
-               EpisodeInputs<T>{B, A, ep.act, ep.act_value, ep.rew, ws.prev_a.data(), ws.prev_a_value.data(),
-                                ws.prev_r.data(), ws.start.data()});
+  const size_t R = size_t(ep.steps + 1) * size_t(ep.batch);
+  ws.prev_a.ensure(b, R);
+  ws.prev_r.ensure(b, R);
+  ws.start.ensure(b, R);
+  ws.prev_a_value.ensure(b, R * size_t(A));
+  episode_inputs(b, ep, A, ws.prev_a.data(), ws.prev_a_value.data(), ws.prev_r.data(), ws.start.data());
 }
-
-// Columns [c0, c0 + w) of src [rows, src_w] into dst [rows, w] (or back, with add into dst when `into_src`).
-template <class T>
-struct CopyColumns {
-  const T* src;
-  T* dst;
-  int64_t src_w, c0, w;
-  DYN_HD void operator()(int64_t r, int64_t c) const { dst[r * w + c] = src[r * src_w + c0 + c]; }
-};
-template <class T>
-struct PlaceColumns {
-  const T* src;
-  T* dst;
-  int64_t dst_w, c0, w;
-  DYN_HD void operator()(int64_t r, int64_t c) const { dst[r * dst_w + c0 + c] = src[r * w + c]; }
-};
-
-// The encoder's inputs of one row: s, the previous action's features (one-hot, or the vector) and r (zero where an
-// episode starts), and the GRU's reset.
-template <class T>
-struct EncoderInputs {
-  int O, A;
-  bool discrete;
-  const T* obs;
-  const int32_t* prev_a;
-  const T *prev_a_value, *prev_r;
-  const uint8_t* start;
-  T *xs, *xa, *xr;
-  uint8_t* reset;
-  DYN_HD void operator()(int64_t i) const {
-    for (int k = 0; k < O; ++k) xs[i * O + k] = obs[i * O + k];
-    for (int k = 0; k < A; ++k)
-      xa[i * A + k] =
-          action_feature(discrete, discrete ? prev_a[i] : 0,
-                         discrete ? static_cast<const T*>(nullptr) : prev_a_value + i * A, start[i] != 0, k);
-    xr[i] = start[i] ? T(0) : prev_r[i];
-    reset[i] = start[i];
-  }
-};
 
 }  // namespace
 
@@ -121,22 +51,21 @@ void BeliefModel<T>::embed_inputs(const T* params, const T* obs, const int32_t* 
                                   const T* prev_r, const uint8_t* start, int64_t R, EncoderWorkspace<T>& ws) const {
   const int O = s_.obs, A = s_.actions, E = s_.embed, W = s_.trunk_in();
   ws.rows = int(R);
-  ensure(ws.xs, b_, R * O);
-  ensure(ws.xa, b_, R * A);
-  ensure(ws.xr, b_, R);
-  ensure(ws.trunk_in, b_, R * W);
-  ensure(ws.reset, b_, R);
+  ws.xs.ensure(b_, R * O);
+  ws.xa.ensure(b_, R * A);
+  ws.xr.ensure(b_, R);
+  ws.trunk_in.ensure(b_, R * W);
+  ws.reset.ensure(b_, R);
   T *xs = ws.xs.data(), *xa = ws.xa.data(), *xr = ws.xr.data();
   uint8_t* reset = ws.reset.data();
-  parallel_for(
-      b_, R, EncoderInputs<T>{O, A, s_.discrete_actions, obs, prev_a, prev_a_value, prev_r, start, xs, xa, xr, reset});
+  encoder_inputs(b_, O, A, s_.discrete_actions, obs, prev_a, prev_a_value, prev_r, start, R, xs, xa, xr, reset);
   emb_s.forward(b_, params, xs, int(R), ws.es);
   emb_a.forward(b_, params, xa, int(R), ws.ea);
   emb_r.forward(b_, params, xr, int(R), ws.er);
   T* tin = ws.trunk_in.data();
-  parallel_for_2d(b_, R, E, PlaceColumns<T>{ws.es.act.back().data(), tin, W, 0, E});
-  parallel_for_2d(b_, R, E, PlaceColumns<T>{ws.ea.act.back().data(), tin, W, E, E});
-  parallel_for_2d(b_, R, E, PlaceColumns<T>{ws.er.act.back().data(), tin, W, 2 * E, E});
+  place_columns(b_, ws.es.act.back().data(), R, E, tin, W, 0);
+  place_columns(b_, ws.ea.act.back().data(), R, E, tin, W, E);
+  place_columns(b_, ws.er.act.back().data(), R, E, tin, W, 2 * E);
 }
 
 template <class T>
@@ -148,7 +77,7 @@ void BeliefModel<T>::encode(const T* params, const T* obs, const int32_t* prev_a
   const int E = s_.embed, C = s_.cond_dim(), W = s_.trunk_in();
   embed_inputs(params, obs, prev_a, prev_a_value, prev_r, start, R, ws);
   T* tin = ws.trunk_in.data();
-  if (C > 0) parallel_for_2d(b_, R, C, PlaceColumns<T>{cond, tin, W, 3 * E, C});
+  if (C > 0) place_columns(b_, cond, R, C, tin, W, 3 * E);
   trunk.forward(b_, params, tin, int(R), ws.trunk);
   gru.forward(b_, params, ws.trunk.act.back().data(), ws.reset.data(), static_cast<const T*>(nullptr), h0, steps, batch,
               ws.gru);
@@ -172,16 +101,16 @@ void BeliefModel<T>::encode_sessions(const T* params, const T* obs, const int32_
   ws.trunk.reserve(b_, trunk.shape(), int(R));
   ws.gru.reserve(b_, steps, batch, s_.hidden);
   ws.heads.reserve(b_, heads.shape(), int(R));
-  ensure(ws.carried, b_, size_t(batch) * C);
+  ws.carried.ensure(b_, size_t(batch) * C);
   ws.carried.zero();
   T *tin = ws.trunk_in.data(), *carried = ws.carried.data();
   for (int t = 0; t < steps; ++t) {  // then one time step of rows [t·B, (t+1)·B) at a time
     const int row0 = t * batch;
     T* tin_t = tin + int64_t(row0) * W;
-    parallel_for_2d(b_, batch, C, PlaceColumns<T>{carried, tin_t, W, 3 * E, C});
+    place_columns(b_, carried, batch, C, tin_t, W, 3 * E);
     if (cond_out) {
       T* co = cond_out + int64_t(row0) * C;
-      parallel_for(b_, int64_t(batch) * C, [=] DYN_LAMBDA(int64_t i) { co[i] = carried[i]; });
+      copy_values(b_, carried, co, int64_t(batch) * C);
     }
     trunk.forward_rows(b_, params, tin, row0, batch, ws.trunk);
     gru.project_input(b_, params, ws.trunk.act.back().data(), t, t + 1, ws.gru);
@@ -198,21 +127,21 @@ void BeliefModel<T>::encode_backward(const T* params, T* grads, const T* dq, Enc
   DYN_NVTX_RANGE("belief_encode_backward");
   const int64_t R = ws.rows;
   const int E = s_.embed, W = s_.trunk_in(), H = s_.hidden;
-  ensure(ws.dh, b_, R * H);
-  ensure(ws.d_trunk_in, b_, R * W);
-  for (Buffer<T>* buf : {&ws.d_es, &ws.d_ea, &ws.d_er}) ensure(*buf, b_, R * E);
+  ws.dh.ensure(b_, R * H);
+  ws.d_trunk_in.ensure(b_, R * W);
+  for (Buffer<T>* buf : {&ws.d_es, &ws.d_ea, &ws.d_er}) buf->ensure(b_, R * E);
   ws.dh.zero();
   heads.backward(b_, params, grads, ws.gru.h.data(), dq, ws.dh.data(), ws.heads, true);
   // the GRU's input gradient (written, not added) is the trunk's output gradient
-  ensure(ws.d_gru_in, b_, R * s_.trunk);
+  ws.d_gru_in.ensure(b_, R * s_.trunk);
   gru.backward(b_, params, grads, ws.trunk.act.back().data(), ws.reset.data(), ws.dh.data(), 0, ws.d_gru_in.data(),
                static_cast<T*>(nullptr), static_cast<T*>(nullptr), ws.gru);
   ws.d_trunk_in.zero();
   trunk.backward(b_, params, grads, ws.trunk_in.data(), ws.d_gru_in.data(), ws.d_trunk_in.data(), ws.trunk, true);
   const T* dti = ws.d_trunk_in.data();
-  parallel_for_2d(b_, R, E, CopyColumns<T>{dti, ws.d_es.data(), W, 0, E});
-  parallel_for_2d(b_, R, E, CopyColumns<T>{dti, ws.d_ea.data(), W, E, E});
-  parallel_for_2d(b_, R, E, CopyColumns<T>{dti, ws.d_er.data(), W, 2 * E, E});
+  take_columns(b_, dti, W, 0, R, E, ws.d_es.data());
+  take_columns(b_, dti, W, E, R, E, ws.d_ea.data());
+  take_columns(b_, dti, W, 2 * E, R, E, ws.d_er.data());
   emb_s.backward(b_, params, grads, ws.xs.data(), ws.d_es.data(), static_cast<T*>(nullptr), ws.es, true);
   emb_a.backward(b_, params, grads, ws.xa.data(), ws.d_ea.data(), static_cast<T*>(nullptr), ws.ea, true);
   emb_r.backward(b_, params, grads, ws.xr.data(), ws.d_er.data(), static_cast<T*>(nullptr), ws.er, true);
@@ -409,10 +338,10 @@ void pair_decoder_forward(Backend b, const Mlp& dec, const T* params, int d, con
                           int xw, int64_t P, BeliefLossWorkspace<T>& ws, PairDecoderWorkspace<T>& dw) {
   const MlpShape& sh = dec.shape();
   const int Hd = sh.sizes[1], DI = sh.sizes[0];
-  ensure(dw.u, b, size_t(R) * Hd);
-  ensure(dw.v, b, size_t(TB) * Hd);
+  dw.u.ensure(b, size_t(R) * Hd);
+  dw.v.ensure(b, size_t(TB) * Hd);
   dw.act.resize(size_t(sh.layers()));
-  for (int l = 0; l < sh.layers(); ++l) ensure(dw.act[size_t(l)], b, size_t(P) * sh.sizes[l + 1]);
+  for (int l = 0; l < sh.layers(); ++l) dw.act[size_t(l)].ensure(b, size_t(P) * sh.sizes[l + 1]);
   const T* w0 = params + dec.weight_offset(0);  // W_z and W_x are column blocks of W_0 [Hd, DI]
   gemm<T>(b, false, true, int(R), Hd, d, T(1), z, d, w0, DI, T(0), dw.u.data(), Hd);
   gemm<T>(b, false, true, int(TB), Hd, xw, T(1), ws.dec_x.data(), XW, w0 + d, DI, T(0), dw.v.data(), Hd);
@@ -435,10 +364,10 @@ void pair_decoder_backward(Backend b, const Mlp& dec, const T* params, T* grads,
   const int DI = sh.sizes[0];
   int widest = 1;
   for (int l = 1; l <= sh.layers(); ++l) widest = sh.sizes[l] > widest ? sh.sizes[l] : widest;
-  ensure(dw.ga, b, size_t(P) * widest);
-  ensure(dw.gb, b, size_t(P) * widest);
-  ensure(dw.du, b, size_t(R) * sh.sizes[1]);
-  ensure(dw.dv, b, size_t(TB) * sh.sizes[1]);
+  dw.ga.ensure(b, size_t(P) * widest);
+  dw.gb.ensure(b, size_t(P) * widest);
+  dw.du.ensure(b, size_t(R) * sh.sizes[1]);
+  dw.dv.ensure(b, size_t(TB) * sh.sizes[1]);
   // layers L−1 .. 1 over the pairs; g ends as d loss / d (first layer's pre-activation) [P, Hd]
   T *g = dw.ga.data(), *next = dw.gb.data();
   const T* dy = dw.dy.data();
@@ -475,7 +404,7 @@ void ground_truth_conditioning(const BeliefModel<T>& m, const T* params, const E
   const Backend b = m.backend();
   const BeliefShape& s = m.shape();
   const int B = ep.batch, T1 = ep.steps + 1, d2 = 2 * s.latent;
-  ensure(ws.cond, b, size_t(T1) * B * d2);
+  ws.cond.ensure(b, size_t(T1) * B * d2);
   ws.cond.zero();
   if (!s.conditioning) return;
   episode_inputs(b, ep, ws, s.actions);
@@ -505,13 +434,13 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
              s.conditioning ? cond : nullptr, static_cast<const T*>(nullptr), T1, B, ws.enc);
   const T* q = BeliefModel<T>::q(ws.enc);  // [R, 2d+1]
   // 2. the learned prior of every posterior, and one reparameterised sample per latent
-  ensure(ws.prior_in, b, R * 2 * d);
-  ensure(ws.dprior_in, b, R * 2 * d);
-  ensure(ws.dprior, b, R * 2 * d);
-  ensure(ws.z, b, R * d);
-  ensure(ws.dz, b, R * d);
-  ensure(ws.dq, b, R * qw);
-  parallel_for_2d(b, R, 2 * d, CopyColumns<T>{q, ws.prior_in.data(), qw, 0, 2 * d});
+  ws.prior_in.ensure(b, R * 2 * d);
+  ws.dprior_in.ensure(b, R * 2 * d);
+  ws.dprior.ensure(b, R * 2 * d);
+  ws.z.ensure(b, R * d);
+  ws.dz.ensure(b, R * d);
+  ws.dq.ensure(b, R * qw);
+  take_columns(b, q, qw, 0, R, 2 * d, ws.prior_in.data());
   m.prior.forward(b, params, ws.prior_in.data(), int(R), ws.prior);
   const T* prior = ws.prior.act.back().data();
   {
@@ -524,22 +453,22 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
   }
   // 3. reconstruction over the planned (latent, transition) pairs, each decoder's first layer split by input
   //    (pair_decoder_forward), then d loss / d output = 2 (output − target) / B back to dz (pair_decoder_backward)
-  upload(ws.offset, b, plan.offset);
-  upload(ws.pair_tr, b, plan.pair_tr);
-  upload(ws.tr_offset, b, plan.tr_offset);
-  upload(ws.tr_pair, b, plan.tr_pair);
-  upload(ws.elbo, b, plan.elbo);
+  ws.offset.assign(b, plan.offset);
+  ws.pair_tr.assign(b, plan.pair_tr);
+  ws.tr_offset.assign(b, plan.tr_offset);
+  ws.tr_pair.assign(b, plan.tr_pair);
+  ws.elbo.assign(b, plan.elbo);
   BeliefLossStats st;
   st.pairs = P;
-  ensure(ws.scalars, b, 4);
+  ws.scalars.ensure(b, 4);
   ws.dq.zero();
   ws.dprior.zero();
   if (P > 0) {
     // the pairs' rows and the transitions' decoder features [s_j, a_j, s_{j+1}]
     const int O = s.obs, XW = 2 * s.obs + s.actions;
     const int64_t TB = int64_t(steps) * B;
-    ensure(ws.pair_row, b, size_t(P));
-    ensure(ws.dec_x, b, size_t(TB) * XW);
+    ws.pair_row.ensure(b, size_t(P));
+    ws.dec_x.ensure(b, size_t(TB) * XW);
     parallel_for(b, R, PairRows{ws.offset.data(), ws.pair_row.data()});
     parallel_for(b, TB,
                  TransitionFeatures<T>{B, s.obs, s.actions, s.discrete_actions, ep.obs, ep.next_obs, ep.act,
@@ -549,7 +478,7 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
     // the reward decoder on [z_t, s_j, a_j, s_{j+1}]: residuals r̂ − r, their squares' sum, then 2 (r̂ − r) / B
     PairDecoderWorkspace<T>& rd = ws.reward_dec;
     pair_decoder_forward(b, m.decoder, params, d, ws.z.data(), R, TB, XW, XW, P, ws, rd);
-    ensure(rd.dy, b, size_t(P));
+    rd.dy.ensure(b, size_t(P));
     parallel_for(b, P, PairResidual<T>{ws.pair_tr.data(), rd.act.back().data(), ep.rew, rd.dy.data()});
     T* dy = rd.dy.data();
     sum_of_squares(b, dy, size_t(P), ws.scalars.data());
@@ -559,7 +488,7 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
     if (s.state_decoder) {
       PairDecoderWorkspace<T>& sd = ws.state_dec;
       pair_decoder_forward(b, m.state_decoder, params, d, ws.z.data(), R, TB, XW, O + s.actions, P, ws, sd);
-      ensure(sd.dy, b, size_t(P) * O);
+      sd.dy.ensure(b, size_t(P) * O);
       parallel_for_2d(
           b, P, O,
           PairStateResidual<T>{B, O, ws.pair_tr.data(), sd.act.back().data(), ep.obs, ep.next_obs, sd.dy.data()});
@@ -586,7 +515,7 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
   w.termination = cfg.termination > 0 ? T(cfg.termination / (double(steps) * B)) : T(0);
   w.session_kl = cfg.session_kl;
   w.conditioning = cfg.conditioning;
-  ensure(ws.sums, b, size_t(B) * 3);
+  ws.sums.ensure(b, size_t(B) * 3);
   {
     const int32_t* sid = ep.sid;
     const uint8_t* send = ep.send;

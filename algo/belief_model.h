@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "algo/encoder_inputs.h"
 #include "kernels/buffer.h"
 #include "nn/belief_terms.h"
 #include "nn/gru.h"
@@ -70,20 +71,6 @@ struct BeliefLossConfig {
     c.beta = c.termination = 0;
     return c;
   }
-};
-
-// A batch of B whole episodes of T transitions, time-major, on the model's backend.
-template <class T>
-struct EpisodeBatchView {
-  int steps = 0, batch = 0;       // T, B
-  const T* obs = nullptr;         // [T + 1, B, obs]: s_0 .. s_T (s_T: the observation the episode ended on)
-  const int32_t* act = nullptr;   // [T, B]
-  const T* rew = nullptr;         // [T, B] raw rewards
-  const int32_t* sid = nullptr;   // [T, B] ground-truth session of each transition
-  const uint8_t* send = nullptr;  // [T, B] ground truth: the transition ends its session
-  const T* next_obs = nullptr;    // [T, B, obs] where each action led (the decoder's s_{j+1}), when an auto-reset
-                                  // makes obs[j + 1] differ from it; nullptr: obs[j + 1]
-  const T* act_value = nullptr;   // [T, B, A] continuous actions (then act is unused)
 };
 
 // Loss values of one batch (unweighted sums as named, and the weighted total).

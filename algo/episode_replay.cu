@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "algo/episode_replay.h"
+#include "kernels/copy.h"
 #include "kernels/parallel_for.cuh"
 
 namespace dyn {
@@ -68,6 +69,32 @@ RowCopy row_copy(int O, int A, int H, bool discrete, const float* so, const floa
                  int32_t* da, int32_t* ds, uint8_t* dd) {
   return RowCopy{O, A, H, discrete, so, sl, sr, sv, sa, ss, sd, dobs, dl, dr, dv, da, ds, dd};
 }
+
+// The transition of step k into the assembled episodes: the action, reward, session, its end, and (where an env
+// can reset within an episode) where the action led.
+struct AssembleTransition {
+  int O, A;
+  bool discrete;
+  const int32_t* a_index;
+  const float *a_value, *r, *final_obs;
+  const int32_t* sid;
+  const uint8_t* send;
+  int32_t* e_index;
+  float *e_value, *e_r, *e_land;
+  int32_t* e_sid;
+  uint8_t* e_send;
+  DYN_HD void operator()(int64_t i) const {
+    if (discrete)
+      e_index[i] = a_index[i];
+    else
+      for (int k = 0; k < A; ++k) e_value[i * A + k] = a_value[i * A + k];
+    e_r[i] = r[i];
+    e_sid[i] = sid[i];
+    e_send[i] = send[i];
+    if (e_land)
+      for (int c = 0; c < O; ++c) e_land[i * O + c] = final_obs[i * O + c];
+  }
+};
 
 }  // namespace
 
@@ -154,6 +181,17 @@ EpisodeBatchView<float> EpisodeReplay::gather(const std::vector<int32_t>& slots)
   v.send = bt_.send.data();
   v.next_obs = landing_ ? bt_.land.data() : nullptr;
   return v;
+}
+
+void EpisodeReplay::record_obs(int k, const float* obs) { copy_values(b_, obs, this->obs(k), n_ * O_); }
+
+void EpisodeReplay::record_step(int k, const ActionBatch& a, const float* reward, const float* final_obs,
+                                const int32_t* session_id, const uint8_t* session_end) {
+  const ActionBuffers ea = action(k);
+  parallel_for(
+      b_, n_,
+      AssembleTransition{O_, A_, discrete_, a.index, a.value, reward, final_obs, session_id, session_end, ea.index,
+                         ea.value, this->reward(k), landing(k), this->session_id(k), this->session_end(k)});
 }
 
 }  // namespace dyn

@@ -30,6 +30,13 @@ class EpisodeReplay {
   int32_t* session_id(int k) { return as_.sid.data() + int64_t(k) * n_; }                        // [N]
   uint8_t* session_end(int k) { return as_.send.data() + int64_t(k) * n_; }                      // [N]
 
+  // After env step k of the episodes being assembled: the observation it started from (obs [N, obs]) was recorded
+  // with record_obs; this records the action, the raw reward, the session id and end, and where the action led
+  // (final_obs [N, obs], kept only with landings).
+  void record_obs(int k, const float* obs);
+  void record_step(int k, const ActionBatch& a, const float* reward, const float* final_obs, const int32_t* session_id,
+                   const uint8_t* session_end);
+
   // Queues the copy of the N assembled episodes into the ring at the head (capturable), and advances the head.
   void push();
   // The host's count of filled slots, after a push was queued (or replayed).

@@ -4,8 +4,10 @@
 #include <stdexcept>
 #include <string>
 
+#include "algo/minibatch.h"
 #include "algo/ppo_common.h"
 #include "algo/ppo_core.h"
+#include "kernels/copy.h"
 #include "kernels/nvtx.h"
 #include "kernels/parallel_for.cuh"
 
@@ -28,57 +30,6 @@ ParamLayout& build(ParamLayout& layout, const EnvSpec& env, const PolicyShape& s
   return layout;
 }
 
-struct CopyValues {
-  const float* v;
-  float* out;
-  DYN_HD void operator()(int64_t i) const { out[i] = v[i]; }
-};
-
-// Row j of the rollout into row i of the minibatch: the input, the action, and the update's per-sample data.
-struct SampleRows {
-  int D, A;
-  const float *in, *logp, *adv, *ret, *val, *act_value;
-  const int32_t* act_index;
-  const uint8_t* reset;
-  float *m_in, *m_logp, *m_adv, *m_ret, *m_v, *m_act_value;
-  int32_t* m_act_index;
-  uint8_t* m_reset;
-  DYN_HD void copy(int64_t i, int64_t j) const {
-    for (int k = 0; k < D; ++k) m_in[i * D + k] = in[j * D + k];
-    if (act_index) m_act_index[i] = act_index[j];
-    if (act_value)
-      for (int k = 0; k < A; ++k) m_act_value[i * A + k] = act_value[j * A + k];
-    if (reset) m_reset[i] = reset[j];
-    m_logp[i] = logp[j];
-    m_adv[i] = adv[j];
-    m_ret[i] = ret[j];
-    m_v[i] = val[j];
-  }
-};
-
-// Feed-forward minibatch: sample i is rollout row idx[i].
-struct GatherSamples {
-  SampleRows rows;
-  const int32_t* idx;
-  DYN_HD void operator()(int64_t i) const { rows.copy(i, idx[i]); }
-};
-
-// Recurrent minibatch [T, Nm]: row (t, j) is rollout row (t, envs[j]).
-struct GatherSequences {
-  SampleRows rows;
-  const int32_t* envs;
-  int64_t N, Nm;
-  DYN_HD void operator()(int64_t i) const { rows.copy(i, (i / Nm) * N + envs[i % Nm]); }
-};
-
-struct GatherStates {
-  const int32_t* envs;
-  int H;
-  const float* h0;
-  float* m_h0;
-  DYN_HD void operator()(int64_t i) const { m_h0[i] = h0[int64_t(envs[i / H]) * H + i % H]; }
-};
-
 }  // namespace
 
 PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_t n_envs, const PpoConfig& cfg,
@@ -93,16 +44,17 @@ PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_
       ret_norm_(b, 1),
       episodes_(b, n_envs),
       seed_(seed),
-      shuffler_(b, shape.recurrent ? n_envs : int64_t(cfg.rollout_steps) * n_envs),
+      plan_(shape.recurrent ? n_envs : int64_t(cfg.rollout_steps) * n_envs, cfg.minibatches),
+      shuffler_(b, plan_.items),
       graphs_(b, cfg.cuda_graphs),
       draws_(b, 1),
       disc_ret_(b, size_t(n_envs)) {
-  if (shape.recurrent && n_envs % cfg.minibatches != 0)
-    throw std::invalid_argument("recurrent PPO: minibatches (" + std::to_string(cfg.minibatches) +
-                                ") must divide the envs (" + std::to_string(n_envs) +
-                                "): minibatches are whole sequences");
+  if (shape.recurrent && !plan_.even())
+    throw std::invalid_argument("train.minibatches = " + std::to_string(cfg.minibatches) +
+                                " must divide run.envs = " + std::to_string(n_envs) +
+                                " for a recurrent policy: its minibatches are whole sequences");
   const int64_t T = cfg.rollout_steps, TN = T * n_, D = shape.in_dim, A = env.action_dim;
-  const int64_t M = shape.recurrent ? T * (n_ / cfg.minibatches) : TN / cfg.minibatches;
+  const int64_t M = shape.recurrent ? T * plan_.largest() : plan_.largest();  // the largest minibatch's samples
   in_buf_ = Buffer<float>(b, TN * D);
   act_index_ = Buffer<int32_t>(b, env.discrete() ? TN : 0);
   act_value_ = Buffer<float>(b, env.discrete() ? 0 : TN * A);
@@ -121,7 +73,7 @@ PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_
   mb_act_index_ = Buffer<int32_t>(b, env.discrete() ? M : 0);
   mb_act_value_ = Buffer<float>(b, env.discrete() ? 0 : M * A);
   mb_reset_ = Buffer<uint8_t>(b, shape.recurrent ? M : 0);
-  mb_h0_ = Buffer<float>(b, shape.recurrent ? (n_ / cfg.minibatches) * shape.rnn_hidden : 0);
+  mb_h0_ = Buffer<float>(b, shape.recurrent ? plan_.largest() * shape.rnn_hidden : 0);
   mb_dout_ = Buffer<float>(b, M * A);
   mb_dhead_ = Buffer<float>(b, env.discrete() ? 0 : M * A);
   mb_dfeat_ = Buffer<float>(b, shape.recurrent ? M * shape.rnn_hidden : 0);
@@ -129,6 +81,9 @@ PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_
   mb_terms_ = Buffer<float>(b, 5 * M);
   scalars_ = Buffer<float>(b, 8);
   term_acc_ = Buffer<double>(b, 5);
+  // the heads' workspaces at the largest minibatch (sizes differ by one), so a captured update never reallocates
+  upd_ws_.actor.reserve(b, actor_.shape(), int(M));
+  upd_ws_.critic.reserve(b, critic_.shape(), int(M));
   disc_ret_.zero();
   final_val_buf_.zero();
   draws_.zero();
@@ -146,7 +101,7 @@ void PpoCore::features(PolicyWorkspace& ws, const PolicyStep& s) {
   embed_.forward(b_, p, s.in, int(s.n), ws.embed);
   gru_.forward(b_, p, ws.embed.act.back().data(), s.start, static_cast<const float*>(nullptr), s.h, 1, int(s.n),
                ws.gru);
-  if (s.h_out) parallel_for(b_, s.n * shape_.rnn_hidden, CopyValues{ws.gru.h.data(), s.h_out});
+  if (s.h_out) copy_values(b_, ws.gru.h.data(), s.h_out, s.n * shape_.rnn_hidden);
 }
 
 void PpoCore::policy_step(PolicyWorkspace& ws, const PolicyStep& s) {
@@ -165,7 +120,7 @@ void PpoCore::policy_step(PolicyWorkspace& ws, const PolicyStep& s) {
   }
   if (s.values) {
     critic_.forward(b_, p, feats, int(s.n), ws.critic);
-    parallel_for(b_, s.n, CopyValues{ws.critic.act.back().data(), s.values});
+    copy_values(b_, ws.critic.act.back().data(), s.values, s.n);
   }
 }
 
@@ -205,8 +160,6 @@ void PpoCore::update(IterationStats& st) {
 void PpoCore::update_minibatches() {
   const bool rnn = shape_.recurrent;
   const int T = cfg_.rollout_steps, H = shape_.rnn_hidden, A = env_.action_dim;
-  const int64_t N = n_, TN = int64_t(T) * N, per_epoch = shuffler_.size();
-  const int64_t Nm = N / cfg_.minibatches, M = rnn ? int64_t(T) * Nm : TN / cfg_.minibatches;
   const SampleRows rows{shape_.in_dim,        A,
                         in_buf_.data(),       logp_buf_.data(),
                         adv_buf_.data(),      ret_buf_.data(),
@@ -223,17 +176,18 @@ void PpoCore::update_minibatches() {
   for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
     for (int mb = 0; mb < cfg_.minibatches; ++mb) {
       // gather: M samples, or the whole sequences [T, Nm] of Nm envs with their starting states
-      const int32_t* idx = perm_.data() + epoch * per_epoch + mb * (rnn ? Nm : M);
+      const int32_t* idx = perm_.data() + epoch * plan_.items + plan_.begin(mb);
+      const int64_t taken = plan_.count(mb);  // samples, or env sequences
+      const int64_t Nm = rnn ? taken : 0, M = rnn ? int64_t(T) * Nm : taken;
       const float* feats = mb_in_.data();
       if (rnn) {
-        parallel_for(b_, M, GatherSequences{rows, idx, N, Nm});
-        parallel_for(b_, Nm * H, GatherStates{idx, H, h0_buf_.data(), mb_h0_.data()});
+        gather_sequences(b_, rows, idx, T, n_, Nm, H, h0_buf_.data(), mb_h0_.data());
         embed_.forward(b_, p, mb_in_.data(), int(M), upd_ws_.embed);
         gru_.forward(b_, p, upd_ws_.embed.act.back().data(), mb_reset_.data(), static_cast<const float*>(nullptr),
                      mb_h0_.data(), T, int(Nm), upd_ws_.gru);
         feats = upd_ws_.gru.h.data();  // [T, Nm, H]
       } else {
-        parallel_for(b_, M, GatherSamples{rows, idx});
+        gather_samples(b_, rows, idx, M);
       }
       // forward: the heads, the log-probabilities and entropies, the per-sample loss terms and their gradients
       actor_.forward(b_, p, feats, int(M), upd_ws_.actor);
@@ -275,7 +229,7 @@ void check_rollout_size(int steps, int64_t envs) {
 void draw_shuffles(Backend b, PermutationSampler& sampler, uint32_t seed, int epochs, uint32_t* draws, int32_t* perm) {
   for (int epoch = 0; epoch < epochs; ++epoch)
     sampler.draw(seed, StepRef(draws, uint32_t(epoch)), perm + int64_t(epoch) * sampler.size());
-  parallel_for(b, 1, [=] DYN_LAMBDA(int64_t) { *draws += uint32_t(epochs); });
+  advance_counter(b, draws, uint32_t(epochs));
 }
 
 void read_update_stats(const Buffer<double>& term_acc, int updates, double grad_norm, IterationStats& st) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "algo/episode_stats.h"
+#include "algo/minibatch.h"
 #include "algo/policy_head.h"
 #include "algo/ppo_config.h"
 #include "kernels/shuffle.h"
@@ -114,7 +115,8 @@ class PpoCore {
   EpisodeStats episodes_;
   PolicyWorkspace upd_ws_;
   uint32_t seed_;
-  PermutationSampler shuffler_;  // over the T·N samples, or over the N env sequences (recurrent)
+  MinibatchPlan plan_;           // over the T·N samples, or over the N env sequences (recurrent)
+  PermutationSampler shuffler_;  // plan_.items
   StageGraphs graphs_;
   Buffer<uint32_t> draws_;     // [1] permutations drawn so far (the shuffles' Philox draw number)
   Buffer<float> disc_ret_;     // [N] discounted return for the reward scale

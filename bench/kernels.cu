@@ -16,6 +16,9 @@
 //   DynamiteIteration*, VaribadIteration*
 //                     the same for the belief learners (SPEC defaults: 3 belief steps of 25 episodes after each
 //                     PPO update), with the share of an iteration's time in collect, PPO update and belief update
+//   ContrabarIteration*
+//                     the same for ContraBAR (the reference's gridworld config: 30 CPC steps of 25 trajectories,
+//                     GRU 256, K = 10, 15 negatives), split into collect, PPO update and CPC update
 //
 //   ./build/release/bench/kernels --benchmark_filter=Gridworld
 #include <benchmark/benchmark.h>
@@ -230,15 +233,15 @@ void BM_Learner(benchmark::State& st, Backend b, std::string env, std::string al
     collect += s.collect_s;
     update += s.update_s;
     ppo += s.metric("ppo_update_s");
-    belief += s.metric("belief_update_s");
+    belief += algo == "contrabar" ? s.metric("cpc_update_s") : s.metric("belief_update_s");
   });
   const double n = double(st.iterations());
   st.counters["frames/s"] = benchmark::Counter(n * frames_per_iteration, benchmark::Counter::kIsRate);
   st.counters["collect_ms"] = 1e3 * collect / n;
   st.counters["update_ms"] = 1e3 * update / n;
-  if (algo == "dynamite" || algo == "varibad") {
+  if (algo == "dynamite" || algo == "varibad" || algo == "contrabar") {
     st.counters["ppo_update_ms"] = 1e3 * ppo / n;
-    st.counters["belief_update_ms"] = 1e3 * belief / n;
+    st.counters[algo == "contrabar" ? "cpc_update_ms" : "belief_update_ms"] = 1e3 * belief / n;
   }
 }
 
@@ -332,7 +335,8 @@ void register_all() {
     if (b == Backend::cpu)
       benchmark::RegisterBenchmark("MujocoHalfCheetah/cpu_1thread", BM_MujocoHalfCheetah)->UseRealTime();
 #endif
-    for (auto [name, algo] : {std::pair{"DynamiteIteration/", "dynamite"}, std::pair{"VaribadIteration/", "varibad"}})
+    for (auto [name, algo] : {std::pair{"DynamiteIteration/", "dynamite"}, std::pair{"VaribadIteration/", "varibad"},
+                              std::pair{"ContrabarIteration/", "contrabar"}})
       add(name + tag, b, BM_Learner, std::string("gridworld"), std::string(algo))
           ->Arg(16)
           ->Arg(4096)

@@ -39,7 +39,7 @@ const FlagKey kFlagKeys[] = {
     {"--seed", "run.seed", "Philox seed, 0..4294967295"},
     {"--device", "run.device", "auto | cpu | cuda"},
     {"--policy", "run.policy", "random | oracle (alone: roll the scripted policy out instead of training)"},
-    {"--algo", "run.algo", "none | ppo | oracle | rl2 | dynamite | varibad"},
+    {"--algo", "run.algo", "none | ppo | oracle | rl2 | dynamite | varibad | contrabar"},
     {"--frames", "train.frames", "training budget in env steps"},
 };
 

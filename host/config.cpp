@@ -65,7 +65,7 @@ const std::vector<KeySpec>& config_schema() {
        KeyKind::string,
        0,
        0,
-       {"none", "ppo", "oracle", "rl2", "dynamite", "varibad"},
+       {"none", "ppo", "oracle", "rl2", "dynamite", "varibad", "contrabar"},
        "learner to train (oracle: PPO that sees the current session's latent, the ceiling); none rolls out run.policy"},
       {"run.out_dir", KeyKind::string, 0, 0, {}, "where training run directories are created"},
       {"run.fused_kernels",
@@ -146,6 +146,30 @@ const std::vector<KeySpec>& config_schema() {
       // rl2: RL²'s recurrent policy
       {"rl2.embed", KeyKind::integer, 1, 4096, {}, "Linear + ReLU embedding of [s, a, r]"},
       {"rl2.hidden", KeyKind::integer, 1, 4096, {}, "GRU width"},
+      // contrabar: ContraBAR's CPC encoder and its training (prior-art §3)
+      {"contrabar.embed_s", KeyKind::integer, 1, 1024, {}, "Linear + ELU embedding of s"},
+      {"contrabar.embed_a", KeyKind::integer, 1, 1024, {}, "Linear + ELU embedding of the previous action"},
+      {"contrabar.embed_r", KeyKind::integer, 1, 1024, {}, "Linear + ELU embedding of the previous reward"},
+      {"contrabar.hidden", KeyKind::integer, 1, 4096, {}, "GRU width = the context the policy sees"},
+      {"contrabar.lookahead", KeyKind::integer, 1, 1000, {}, "CPC steps ahead K"},
+      {"contrabar.negatives", KeyKind::integer, 1, 1000, {}, "CPC negatives per anchor and step ahead"},
+      {"contrabar.lr", KeyKind::real, 1e-8, 1, {}, "CPC Adam learning rate"},
+      {"contrabar.lr_halve_after",
+       KeyKind::integer,
+       0,
+       1e9,
+       {},
+       "CPC steps before the learning rate halves (0: never)"},
+      {"contrabar.max_grad_norm", KeyKind::real, 0, 1e6, {}, "CPC gradient-norm clip (0: none)"},
+      {"contrabar.normalize_obs", KeyKind::boolean, 0, 0, {}, "the encoder sees running-normalised observations"},
+      {"contrabar.replay_episodes", KeyKind::integer, 2, 10000000, {}, "replay ring of recent whole episodes"},
+      {"contrabar.batch_episodes",
+       KeyKind::integer,
+       2,
+       100000,
+       {},
+       "trajectories per CPC step (negatives: the others)"},
+      {"contrabar.updates", KeyKind::integer, 0, 1000, {}, "CPC steps after each PPO update"},
   };
   return schema;
 }
@@ -388,18 +412,20 @@ void Config::validate() const {
                       "); allowed with run.algo = rl2: a divisor of run.envs = " + std::to_string(get_int("run.envs")) +
                       " (minibatches are whole env sequences)");
   const std::string algo = get_string("run.algo");
-  if (algo == "dynamite" || algo == "varibad") {
+  const bool replays = algo == "dynamite" || algo == "varibad" || algo == "contrabar";  // whole-episode replay
+  const std::string replay_section = algo == "contrabar" ? "contrabar" : "belief";
+  if (replays) {
     const Entry& rs = entry("train.rollout_steps");
     const int64_t T = get_int("train.rollout_steps"), H = get_int("env.horizon");
     if (T % H != 0 && H % T != 0)
       throw ConfigError("invalid value " + show(rs.value) + " for train.rollout_steps (from " + rs.source +
                         "); allowed with run.algo = " + algo + ": a divisor or a multiple of env.horizon = " +
-                        std::to_string(H) + " (whole episodes go to the belief replay)");
-    const Entry& be = entry("belief.batch_episodes");
-    if (get_int("belief.batch_episodes") > get_int("belief.replay_episodes"))
-      throw ConfigError(
-          "invalid value " + show(be.value) + " for belief.batch_episodes (from " + be.source +
-          "); allowed: at most belief.replay_episodes = " + std::to_string(get_int("belief.replay_episodes")));
+                        std::to_string(H) + " (whole episodes go to the episode replay)");
+    const Entry& be = entry(replay_section + ".batch_episodes");
+    if (get_int(replay_section + ".batch_episodes") > get_int(replay_section + ".replay_episodes"))
+      throw ConfigError("invalid value " + show(be.value) + " for " + replay_section + ".batch_episodes (from " +
+                        be.source + "); allowed: at most " + replay_section +
+                        ".replay_episodes = " + std::to_string(get_int(replay_section + ".replay_episodes")));
   }
   if (algo != "none") {  // int32 sample indices and GEMM row counts (PPO's shuffles, the GRU over T × N)
     const int64_t T = get_int("train.rollout_steps"), N = get_int("run.envs");
@@ -410,11 +436,12 @@ void Config::validate() const {
                         "); allowed: at most 2147483647 (a rollout's samples are indexed "
                         "by int32)");
   }
-  if (algo == "dynamite" || algo == "varibad") {  // the belief batch's encoder rows (H + 1) × B, an int GEMM size
-    const int64_t H = get_int("env.horizon"), B = get_int("belief.batch_episodes");
+  if (replays) {  // the replay batch's encoder rows (H + 1) × B, an int GEMM size
+    const int64_t H = get_int("env.horizon"), B = get_int(replay_section + ".batch_episodes");
     if ((H + 1) * B > int64_t(INT32_MAX))
-      throw ConfigError("(env.horizon + 1) * belief.batch_episodes = " + std::to_string((H + 1) * B) + " (from " +
-                        entry("env.horizon").source + " and " + entry("belief.batch_episodes").source +
+      throw ConfigError("(env.horizon + 1) * " + replay_section + ".batch_episodes = " + std::to_string((H + 1) * B) +
+                        " (from " + entry("env.horizon").source + " and " +
+                        entry(replay_section + ".batch_episodes").source +
                         "); allowed: at most 2147483647 (the encoder's rows are indexed by int32)");
   }
   const Entry& e = entry("run.episodes");

@@ -125,6 +125,24 @@ BeliefConfig belief_config_of(const Config& c) {
   return b;
 }
 
+ContrabarConfig contrabar_config_of(const Config& c) {
+  ContrabarConfig cc;
+  cc.shape.embed_s = int(c.get_int("contrabar.embed_s"));
+  cc.shape.embed_a = int(c.get_int("contrabar.embed_a"));
+  cc.shape.embed_r = int(c.get_int("contrabar.embed_r"));
+  cc.shape.hidden = int(c.get_int("contrabar.hidden"));
+  cc.shape.lookahead = int(c.get_int("contrabar.lookahead"));
+  cc.shape.negatives = int(c.get_int("contrabar.negatives"));
+  cc.adam.lr = float(c.get_real("contrabar.lr"));
+  cc.adam.max_grad_norm = float(c.get_real("contrabar.max_grad_norm"));
+  cc.lr_halve_after = int(c.get_int("contrabar.lr_halve_after"));
+  cc.normalize_obs = c.get_bool("contrabar.normalize_obs");
+  cc.replay_episodes = int(c.get_int("contrabar.replay_episodes"));
+  cc.batch_episodes = int(c.get_int("contrabar.batch_episodes"));
+  cc.updates_per_iteration = int(c.get_int("contrabar.updates"));
+  return cc;
+}
+
 std::unique_ptr<Learner> make_learner(const Config& c, Backend b) {
   const EnvConfig env = env_config_of(c);
   const int64_t n = c.get_int("run.envs");
@@ -136,6 +154,7 @@ std::unique_ptr<Learner> make_learner(const Config& c, Backend b) {
     return std::make_unique<Rl2Learner>(b, env, n, ppo,
                                         Rl2Shape{int(c.get_int("rl2.embed")), int(c.get_int("rl2.hidden"))});
   if (algo == "ppo" || algo == "oracle") return std::make_unique<PpoLearner>(b, env, n, ppo, algo == "oracle");
+  if (algo == "contrabar") return std::make_unique<ContrabarLearner>(b, env, n, ppo, contrabar_config_of(c));
   throw std::invalid_argument("make_learner: no learner for run.algo = '" + algo + "'");
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "algo/belief_learner.h"
+#include "algo/contrabar.h"
 #include "algo/learner.h"
 #include "algo/ppo_config.h"
 #include "host/config.h"
@@ -21,7 +22,9 @@ EnvConfig env_config_of(const Config& c);
 // PPO's hyperparameters from the train.* keys, and the belief model's from the belief.* keys and run.algo.
 PpoConfig ppo_config_of(const Config& c);
 BeliefConfig belief_config_of(const Config& c);
-// The learner run.algo names (ppo, oracle, rl2, dynamite, varibad) on the configured env.
+// The contrabar.* keys as the learner's config.
+ContrabarConfig contrabar_config_of(const Config& c);
+// The learner run.algo names (ppo, oracle, rl2, dynamite, varibad, contrabar) on the configured env.
 std::unique_ptr<Learner> make_learner(const Config& c, Backend b);
 
 // Returns the process exit status (0, or 1 when training fails); progress goes to stderr. The summary goes to the

@@ -79,6 +79,18 @@ class Buffer {
     return out;
   }
 
+  // Workspaces sized on use: reallocates (at least one element, contents undefined) unless the buffer already holds
+  // n elements on backend b.
+  void ensure(Backend b, size_t n) {
+    if (n_ < n || backend_ != b || ptr_ == nullptr) *this = Buffer(b, n < 1 ? 1 : n);
+  }
+
+  // Becomes exactly `src` on backend b (reallocating when the size or backend differs).
+  void assign(Backend b, const std::vector<T>& src) {
+    if (n_ != src.size() || backend_ != b) *this = Buffer(b, src.size());
+    from_host(src);
+  }
+
   // Copies host data in; `src` must hold size() elements.
   void from_host(const std::vector<T>& src) {
     if (src.size() != n_) throw std::invalid_argument("Buffer::from_host: size mismatch");

@@ -25,6 +25,7 @@ enum RngStream : uint32_t {
   kStreamBelief = 7,         // reparameterised belief samples in the belief loss
   kStreamShuffle = 8,        // sort keys of minibatch shuffles (kernels/shuffle.h)
   kStreamSubsample = 9,      // the belief loss's ELBO and decode subsampling (plan_decodes)
+  kStreamCpcNegatives = 10,  // ContraBAR: the negatives of each CPC anchor (plan_cpc)
 };
 
 struct Philox4 {

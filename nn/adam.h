@@ -38,6 +38,9 @@ class Adam {
   // Global L2 norm of the last step's gradients, before clipping (reads one scalar back).
   double last_grad_norm() const;
   int64_t steps() const { return t_; }
+  // A new learning rate from the next step on (schedules of eager, uncaptured steps: ContraBAR's CPC halving).
+  void set_lr(float lr) { cfg_.lr = lr; }
+  float lr() const { return cfg_.lr; }
 
  private:
   Backend b_;

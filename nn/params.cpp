@@ -78,6 +78,10 @@ void initialize_params(const ParamLayout& layout, uint32_t seed, std::vector<T>&
   for (size_t k = 0; k < layout.views().size(); ++k) {
     const ParamView& v = layout.views()[k];
     if (v.init == Init::zeros) continue;
+    if (v.init == Init::constant) {
+      for (size_t i = 0; i < v.size; ++i) out[v.offset + i] = T(v.scale);
+      continue;
+    }
     const int rows = v.shape.empty() ? 1 : v.shape[0];
     const int cols = int(v.size / size_t(rows));
     tmp.assign(v.size, 0.0);

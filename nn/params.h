@@ -1,6 +1,6 @@
 // Parameters: one flat blob per network with named views (so zeroing, copying and checkpointing are one call),
-// and initialisers — orthogonal with gain, normc, zeros — drawn from Philox on the host, so CPU and GPU start
-// from identical weights.
+// and initialisers — orthogonal with gain, normc, zeros, a constant — drawn from Philox on the host, so CPU and GPU
+// start from identical weights.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +11,7 @@
 
 namespace dyn {
 
-enum class Init { zeros, orthogonal, normc };
+enum class Init { zeros, orthogonal, normc, constant };  // constant: every value = scale (a LayerNorm gain)
 
 struct ParamView {
   std::string name;
@@ -19,7 +19,7 @@ struct ParamView {
   std::vector<int> shape;  // e.g. {out, in} for a weight, {out} for a bias
   size_t size = 0;
   Init init = Init::zeros;
-  double scale = 1.0;  // orthogonal: gain; normc: row norm
+  double scale = 1.0;  // orthogonal: gain; normc: row norm; constant: the value
 };
 
 class ParamLayout {

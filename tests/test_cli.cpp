@@ -253,6 +253,6 @@ TEST_F(Cli, FusedKernelsKeyIsABoolean) {
 TEST_F(Cli, ListValuesOfAChoiceKey) {  // what scripts/gpu-check discovers envs and learners with
   const Result r = run("--list-values run.algo");
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(r.out, "none\nppo\noracle\nrl2\ndynamite\nvaribad\n");
+  EXPECT_EQ(r.out, "none\nppo\noracle\nrl2\ndynamite\nvaribad\ncontrabar\n");
   expect_bad_input("--list-values run.envs", {"--list-values", "run.envs", "not a choice key", "env.name"});
 }

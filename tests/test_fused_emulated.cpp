@@ -203,6 +203,7 @@ TEST(FusedMlpEmulated, ForwardWidthsAndDepths) {
   check_forward({{20, 5}}, 64, 1);                 // a single layer
   check_forward({{40, 64, 64, 64, 1}}, 200, 128);  // 3 hidden layers
   check_forward({{12, 64, 64, 2}, Activation::tanh, Activation::tanh}, 129, 0);
+  check_forward({{12, 32, 32, 2}, Activation::elu, Activation::elu}, 129, 0);
   check_forward({{100, 32, 32, 1}}, 140, 40);  // input wider than the hidden width
   check_forward({{17, 128, 128, 6}}, 300, 150);
 }
@@ -212,6 +213,7 @@ TEST(FusedMlpEmulated, Backward) {
   check_backward({{20, 5}}, 64);
   check_backward({{40, 64, 64, 64, 1}}, 200);
   check_backward({{12, 64, 64, 2}, Activation::tanh, Activation::tanh}, 129);
+  check_backward({{12, 32, 32, 2}, Activation::elu, Activation::elu}, 129);
   check_backward({{17, 128, 128, 6}}, 300);
 }
 

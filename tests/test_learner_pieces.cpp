@@ -308,12 +308,12 @@ TEST(LearnerDeterminism, SameSeedSameMetrics) {
 }
 
 // Every learner on every env, built from the env's shipped config as the command line builds it (small: 8 envs,
-// 40-step episodes, so the belief learners' replay fills and their belief steps run within the four iterations):
-// finite losses, returns and belief terms; identical metrics from the same seed, other ones from another; a finite
-// evaluation.
+// 40-step episodes, so the belief learners' and ContraBAR's replays fill and their representation steps run within
+// the four iterations): finite losses, returns and belief / CPC terms; identical metrics from the same seed, other ones
+// from another; a finite evaluation.
 TEST(EveryLearnerEveryEnv, FewIterationsFiniteAndDeterministic) {
   for (const std::string& env : Config::builtin_envs())
-    for (const std::string algo : {"ppo", "oracle", "rl2", "dynamite", "varibad"}) {
+    for (const std::string algo : {"ppo", "oracle", "rl2", "dynamite", "varibad", "contrabar"}) {
       SCOPED_TRACE(algo + " on " + env);
       auto make = [&](uint32_t seed) {
         Config c = Config::builtin(env);
@@ -328,7 +328,10 @@ TEST(EveryLearnerEveryEnv, FewIterationsFiniteAndDeterministic) {
                                                                        {"belief.batch_episodes", "4"},
                                                                        {"belief.elbo_samples", "10"},
                                                                        {"belief.decode_samples", "10"},
-                                                                       {"rl2.hidden", "32"}};
+                                                                       {"rl2.hidden", "32"},
+                                                                       {"contrabar.hidden", "16"},
+                                                                       {"contrabar.batch_episodes", "4"},
+                                                                       {"contrabar.updates", "2"}};
         for (const auto& [k, v] : sets) c.set_from_string(k, v, "test");
         c.validate();
         return make_learner(c, Backend::cpu);
@@ -346,16 +349,17 @@ TEST(EveryLearnerEveryEnv, FewIterationsFiniteAndDeterministic) {
           EXPECT_TRUE(std::isfinite(x.train_return)) << it;
           EXPECT_EQ(x.train_return, y.train_return) << it;
         }
-        const double bl = x.metric("belief_loss");
+        const std::string term = algo == "contrabar" ? "cpc_loss" : "belief_loss";
+        const double bl = x.metric(term);
         if (!std::isnan(bl)) {
           belief_ran = true;
           EXPECT_TRUE(std::isfinite(bl)) << it;
-          EXPECT_EQ(bl, y.metric("belief_loss")) << it;
+          EXPECT_EQ(bl, y.metric(term)) << it;
         }
         differs = differs || x.value_loss != z.value_loss || x.policy_loss != z.policy_loss;
       }
       EXPECT_TRUE(finished) << "episodes of 40 steps finish within 80";
-      EXPECT_EQ(belief_ran, algo == "dynamite" || algo == "varibad");
+      EXPECT_EQ(belief_ran, algo == "dynamite" || algo == "varibad" || algo == "contrabar");
       EXPECT_TRUE(differs) << "another seed gives other metrics";
       const EvalStats ev = a->evaluate(4, 1, 5);
       EXPECT_EQ(ev.episodes, 4);

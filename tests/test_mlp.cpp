@@ -115,6 +115,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, MlpGrad,
                          ::testing::Values(MlpCase{{{5, 16, 16, 3}, Activation::relu, Activation::none}, 7},
                                            MlpCase{{{6, 32, 32, 32, 4}, Activation::tanh, Activation::tanh}, 5},
                                            MlpCase{{{4, 8, 2}, Activation::relu, Activation::relu}, 9},
+                                           MlpCase{{{7, 16, 16, 3}, Activation::elu, Activation::elu}, 6},
                                            MlpCase{{{3, 2}, Activation::relu, Activation::none}, 4}));
 
 TEST(Params, OrthogonalInitIsOrthogonalWithGain) {
@@ -150,6 +151,15 @@ TEST(Params, NormcRowsHaveTheGivenNormAndZerosAreZero) {
   for (int i = 0; i < 8; ++i) EXPECT_EQ(p[160 + i], 0.0f);
   EXPECT_EQ(layout.view("b").offset, 160u);
   EXPECT_THROW(layout.add("b", {1}, Init::zeros), std::invalid_argument);
+}
+
+TEST(Params, ConstantFillsTheValue) {  // a LayerNorm gain starts at 1
+  ParamLayout layout;
+  layout.add("g", {5}, Init::constant, 1.0);
+  layout.add("h", {3}, Init::constant, -0.5);
+  std::vector<double> p;
+  initialize_params(layout, 9, p);
+  EXPECT_EQ(p, (std::vector<double>{1, 1, 1, 1, 1, -0.5, -0.5, -0.5}));
 }
 
 TEST(Params, InitIsDeterministicPerSeed) {

@@ -1,0 +1,58 @@
+// The PPO update's minibatches: the plan that cuts each epoch's shuffle into minibatches, and the gathers that copy a
+// minibatch's rows (feed-forward: samples; recurrent: whole env sequences with their starting states) out of the
+// time-major rollout.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/backend.h"
+#include "kernels/hd.h"
+
+namespace dyn {
+
+// Each epoch shuffles the items — the T·N samples, or the N env sequences of a recurrent policy — and cuts the
+// shuffle into `minibatches` consecutive runs whose sizes differ by at most one, so every item is used exactly once
+// per epoch whatever T·N is.
+struct MinibatchPlan {
+  int64_t items = 0;
+  int minibatches = 1;
+  // Throws std::invalid_argument (naming train.minibatches) unless 1 <= minibatches <= items.
+  MinibatchPlan(int64_t items, int minibatches);
+  int64_t begin(int k) const { return items * k / minibatches; }  // minibatch k is shuffle[begin(k), begin(k + 1))
+  int64_t count(int k) const { return begin(k + 1) - begin(k); }
+  int64_t largest() const { return (items + minibatches - 1) / minibatches; }
+  bool even() const { return items % minibatches == 0; }
+};
+
+// Row j of the rollout into row i of the minibatch: the input, the action, and the update's per-sample data
+// (act_index or act_value may be null: the other action kind; reset is null for a feed-forward policy).
+struct SampleRows {
+  int in_dim, action_dim;
+  const float *in, *logp, *adv, *ret, *val, *act_value;  // [T·N, in], [T·N] ×4, [T·N, A]
+  const int32_t* act_index;                              // [T·N]
+  const uint8_t* reset;                                  // [T·N]
+  float *m_in, *m_logp, *m_adv, *m_ret, *m_v, *m_act_value;
+  int32_t* m_act_index;
+  uint8_t* m_reset;
+  DYN_HD void copy(int64_t i, int64_t j) const {
+    for (int k = 0; k < in_dim; ++k) m_in[i * in_dim + k] = in[j * in_dim + k];
+    if (act_index) m_act_index[i] = act_index[j];
+    if (act_value)
+      for (int k = 0; k < action_dim; ++k) m_act_value[i * action_dim + k] = act_value[j * action_dim + k];
+    if (reset) m_reset[i] = reset[j];
+    m_logp[i] = logp[j];
+    m_adv[i] = adv[j];
+    m_ret[i] = ret[j];
+    m_v[i] = val[j];
+  }
+};
+
+// Feed-forward minibatch of m samples: row i ← rollout row samples[i].
+void gather_samples(Backend b, const SampleRows& rows, const int32_t* samples, int64_t m);
+
+// Recurrent minibatch [T, Nm] of the whole sequences of envs[0..Nm) out of a rollout of N envs: row (t, j) ← rollout
+// row (t, envs[j]), and the starting states m_h0 [Nm, H] ← h0 [envs[j], H].
+void gather_sequences(Backend b, const SampleRows& rows, const int32_t* envs, int T, int64_t N, int64_t Nm, int H,
+                      const float* h0, float* m_h0);
+
+}  // namespace dyn

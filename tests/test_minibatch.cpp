@@ -1,0 +1,189 @@
+// The PPO update's minibatch plan on the CPU, through the very shuffles and gathers PpoCore runs: every sample
+// exactly once per epoch (also when the minibatches do not divide T·N), every field of a gathered row from the same
+// rollout row, and a recurrent policy's minibatches whole env sequences in time order with their starting states.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "algo/minibatch.h"
+#include "algo/ppo_config.h"
+#include "kernels/buffer.h"
+#include "kernels/shuffle.h"
+
+using namespace dyn;
+
+namespace {
+
+constexpr int kIn = 3, kAct = 2;
+
+// A rollout of `rows` rows whose every field encodes its row number j, and a minibatch buffer of `m` rows.
+struct Rollout {
+  std::vector<float> in, logp, adv, ret, val, act_value;
+  std::vector<int32_t> act_index;
+  std::vector<uint8_t> reset;
+  std::vector<float> m_in, m_logp, m_adv, m_ret, m_v, m_act_value;
+  std::vector<int32_t> m_act_index;
+  std::vector<uint8_t> m_reset;
+
+  Rollout(int64_t rows, int64_t m)
+      : in(size_t(rows) * kIn),
+        logp(rows),
+        adv(rows),
+        ret(rows),
+        val(rows),
+        act_value(size_t(rows) * kAct),
+        act_index(rows),
+        reset(rows),
+        m_in(size_t(m) * kIn, -1),
+        m_logp(m, -1),
+        m_adv(m, -1),
+        m_ret(m, -1),
+        m_v(m, -1),
+        m_act_value(size_t(m) * kAct, -1),
+        m_act_index(m, -1),
+        m_reset(m, 7) {
+    for (int64_t j = 0; j < rows; ++j) {
+      for (int k = 0; k < kIn; ++k) in[size_t(j * kIn + k)] = float(j * 10 + k);
+      for (int k = 0; k < kAct; ++k) act_value[size_t(j * kAct + k)] = float(j) + 0.25f * float(k + 1);
+      logp[size_t(j)] = float(j) + 0.1f;
+      adv[size_t(j)] = float(j) + 0.2f;
+      ret[size_t(j)] = float(j) + 0.3f;
+      val[size_t(j)] = float(j) + 0.4f;
+      act_index[size_t(j)] = int32_t(j % 5);
+      reset[size_t(j)] = uint8_t(j % 3 == 0);
+    }
+  }
+  SampleRows rows(bool recurrent) {
+    return {kIn,
+            kAct,
+            in.data(),
+            logp.data(),
+            adv.data(),
+            ret.data(),
+            val.data(),
+            act_value.data(),
+            act_index.data(),
+            recurrent ? reset.data() : nullptr,
+            m_in.data(),
+            m_logp.data(),
+            m_adv.data(),
+            m_ret.data(),
+            m_v.data(),
+            m_act_value.data(),
+            m_act_index.data(),
+            m_reset.data()};
+  }
+  // The rollout row that minibatch row i came from, after checking that every field of row i came from it.
+  int64_t source(int64_t i, bool recurrent) const {
+    const int64_t j = int64_t(m_in[size_t(i * kIn)]) / 10;
+    for (int k = 0; k < kIn; ++k) EXPECT_EQ(m_in[size_t(i * kIn + k)], in[size_t(j * kIn + k)]) << i;
+    for (int k = 0; k < kAct; ++k) EXPECT_EQ(m_act_value[size_t(i * kAct + k)], act_value[size_t(j * kAct + k)]) << i;
+    EXPECT_EQ(m_logp[size_t(i)], logp[size_t(j)]) << i;
+    EXPECT_EQ(m_adv[size_t(i)], adv[size_t(j)]) << i;
+    EXPECT_EQ(m_ret[size_t(i)], ret[size_t(j)]) << i;
+    EXPECT_EQ(m_v[size_t(i)], val[size_t(j)]) << i;
+    EXPECT_EQ(m_act_index[size_t(i)], act_index[size_t(j)]) << i;
+    if (recurrent) {
+      EXPECT_EQ(m_reset[size_t(i)], reset[size_t(j)]) << i;
+    }
+    return j;
+  }
+};
+
+// Every epoch's shuffle, drawn as PpoCore draws them.
+std::vector<int32_t> shuffles(int64_t items, int epochs, uint32_t seed) {
+  PermutationSampler sampler(Backend::cpu, items);
+  Buffer<uint32_t> draws(Backend::cpu, 1);
+  draws.zero();
+  Buffer<int32_t> perm(Backend::cpu, size_t(epochs) * size_t(items));
+  draw_shuffles(Backend::cpu, sampler, seed, epochs, draws.data(), perm.data());
+  EXPECT_EQ(draws.to_host()[0], uint32_t(epochs)) << "the draw counter advances by the epochs";
+  return perm.to_host();
+}
+
+}  // namespace
+
+TEST(MinibatchPlan, SizesDifferByAtMostOneAndCoverEveryItem) {
+  for (auto [items, k] : std::vector<std::pair<int64_t, int>>{{35, 4}, {40960, 8}, {7, 7}, {10, 1}, {1001, 32}}) {
+    const MinibatchPlan plan(items, k);
+    int64_t covered = 0, lo = items, hi = 0;
+    for (int mb = 0; mb < k; ++mb) {
+      EXPECT_EQ(plan.begin(mb), covered) << items << "/" << k << ": minibatches are consecutive runs of the shuffle";
+      covered += plan.count(mb);
+      lo = std::min(lo, plan.count(mb));
+      hi = std::max(hi, plan.count(mb));
+    }
+    EXPECT_EQ(covered, items) << items << "/" << k;
+    EXPECT_LE(hi - lo, 1) << items << "/" << k;
+    EXPECT_EQ(plan.largest(), hi) << items << "/" << k;
+    EXPECT_EQ(plan.even(), items % k == 0);
+  }
+}
+
+TEST(MinibatchPlan, RefusesMoreMinibatchesThanItemsNamingTheKey) {
+  for (int k : {0, -1, 36}) {
+    try {
+      MinibatchPlan(35, k);
+      ADD_FAILURE() << k << " accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("train.minibatches = " + std::to_string(k)), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("1 to 35"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// Feed-forward: T·N = 35 samples in 4 minibatches (8, 9, 9, 9) over 3 epochs.
+TEST(MinibatchPlan, FeedForwardUsesEverySampleOncePerEpoch) {
+  const int T = 7, N = 5, epochs = 3, k = 4;
+  const MinibatchPlan plan(int64_t(T) * N, k);
+  const std::vector<int32_t> perm = shuffles(plan.items, epochs, 11);
+  Rollout r(plan.items, plan.largest());
+  std::vector<std::vector<int64_t>> order(epochs);
+  for (int e = 0; e < epochs; ++e) {
+    std::vector<int> used(size_t(plan.items), 0);
+    for (int mb = 0; mb < k; ++mb) {
+      const int32_t* idx = perm.data() + e * plan.items + plan.begin(mb);
+      gather_samples(Backend::cpu, r.rows(false), idx, plan.count(mb));
+      for (int64_t i = 0; i < plan.count(mb); ++i) {
+        const int64_t j = r.source(i, false);
+        ASSERT_GE(j, 0);
+        ASSERT_LT(j, plan.items);
+        EXPECT_EQ(j, idx[i]);
+        ++used[size_t(j)];
+        order[size_t(e)].push_back(j);
+      }
+    }
+    for (int64_t j = 0; j < plan.items; ++j) EXPECT_EQ(used[size_t(j)], 1) << "epoch " << e << " sample " << j;
+  }
+  EXPECT_NE(order[0], order[1]) << "each epoch draws its own shuffle";
+  EXPECT_NE(order[1], order[2]);
+}
+
+// Recurrent: N = 8 env sequences of T = 6 steps in 4 minibatches of 2 whole sequences, starting states [N, H = 3].
+TEST(MinibatchPlan, RecurrentMinibatchesAreWholeSequencesWithTheirStartingStates) {
+  const int T = 6, N = 8, H = 3, epochs = 2, k = 4;
+  const MinibatchPlan plan(N, k);
+  ASSERT_TRUE(plan.even());
+  const std::vector<int32_t> perm = shuffles(N, epochs, 5);
+  Rollout r(int64_t(T) * N, int64_t(T) * plan.largest());
+  std::vector<float> h0(size_t(N) * H), m_h0(size_t(plan.largest()) * H, -1);
+  for (int n = 0; n < N; ++n)
+    for (int h = 0; h < H; ++h) h0[size_t(n * H + h)] = float(100 * n + h);
+  for (int e = 0; e < epochs; ++e) {
+    std::vector<int> used(N, 0);
+    for (int mb = 0; mb < k; ++mb) {
+      const int32_t* envs = perm.data() + e * plan.items + plan.begin(mb);
+      const int64_t Nm = plan.count(mb);
+      gather_sequences(Backend::cpu, r.rows(true), envs, T, N, Nm, H, h0.data(), m_h0.data());
+      for (int64_t j = 0; j < Nm; ++j) {
+        const int64_t env = envs[j];
+        ++used[size_t(env)];
+        for (int t = 0; t < T; ++t)  // row (t, j) of the minibatch [T, Nm] is step t of env `env`
+          EXPECT_EQ(r.source(t * Nm + j, true), int64_t(t) * N + env) << "epoch " << e << " mb " << mb << " t " << t;
+        for (int h = 0; h < H; ++h) EXPECT_EQ(m_h0[size_t(j * H + h)], h0[size_t(env * H + h)]) << "env " << env;
+      }
+    }
+    for (int n = 0; n < N; ++n) EXPECT_EQ(used[size_t(n)], 1) << "epoch " << e << " env " << n;
+  }
+}
