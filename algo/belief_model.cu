@@ -260,16 +260,15 @@ struct TransitionFeatures {
   }
 };
 
-// h1[p] = act(U[row p] + V[transition p] + b): the first layer of every pair.
-template <class T>
+// h1[p] = act(U[row p] + V[transition p] + b): the first layer of every pair (one instantiation per activation).
+template <class T, Activation A>
 struct PairFirstLayer {
   int Hd;
-  Activation a;
   const int32_t *row, *tr;
   const T *u, *v, *bias;
   T* h1;  // [P, Hd]
   DYN_HD void operator()(int64_t p, int64_t k) const {
-    h1[p * Hd + k] = activate(a, u[int64_t(row[p]) * Hd + k] + v[int64_t(tr[p]) * Hd + k] + bias[k]);
+    h1[p * Hd + k] = activate_as<A>(u[int64_t(row[p]) * Hd + k] + v[int64_t(tr[p]) * Hd + k] + bias[k]);
   }
 };
 
@@ -345,9 +344,11 @@ void pair_decoder_forward(Backend b, const Mlp& dec, const T* params, int d, con
   const T* w0 = params + dec.weight_offset(0);  // W_z and W_x are column blocks of W_0 [Hd, DI]
   gemm<T>(b, false, true, int(R), Hd, d, T(1), z, d, w0, DI, T(0), dw.u.data(), Hd);
   gemm<T>(b, false, true, int(TB), Hd, xw, T(1), ws.dec_x.data(), XW, w0 + d, DI, T(0), dw.v.data(), Hd);
-  parallel_for_2d(b, P, Hd,
-                  PairFirstLayer<T>{Hd, sh.layers() == 1 ? sh.output : sh.hidden, ws.pair_row.data(), ws.pair_tr.data(),
-                                    dw.u.data(), dw.v.data(), params + dec.bias_offset(0), dw.act[0].data()});
+  with_activation(sh.layers() == 1 ? sh.output : sh.hidden, [&](auto a) {
+    parallel_for_2d(b, P, Hd,
+                    PairFirstLayer<T, decltype(a)::value>{Hd, ws.pair_row.data(), ws.pair_tr.data(), dw.u.data(),
+                                                          dw.v.data(), params + dec.bias_offset(0), dw.act[0].data()});
+  });
   for (int l = 1; l < sh.layers(); ++l)
     linear_forward(b, dw.act[size_t(l - 1)].data(), params + dec.weight_offset(l), params + dec.bias_offset(l),
                    dw.act[size_t(l)].data(), int(P), sh.sizes[l], sh.sizes[l + 1],
