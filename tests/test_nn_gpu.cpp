@@ -341,7 +341,8 @@ Config physics_parity_config(const std::string& algo) {
                                                                  {"train.rollout_steps", "20"},
                                                                  {"belief.batch_episodes", "16"},
                                                                  {"belief.elbo_samples", "10"},
-                                                                 {"belief.decode_samples", "10"}};
+                                                                 {"belief.decode_samples", "10"},
+                                                                 {"contrabar.batch_episodes", "16"}};
   for (const auto& [k, v] : sets) c.set_from_string(k, v, "test");
   c.validate();
   return c;
@@ -355,7 +356,7 @@ Config physics_parity_config(const std::string& algo) {
 // the losses must agree to 5%.
 TEST(PhysicsLearnerParity, EveryLearnerMatchesCpu) {
   DYN_REQUIRE_CUDA();
-  for (const std::string algo : {"ppo", "oracle", "rl2", "dynamite", "varibad"}) {
+  for (const std::string algo : {"ppo", "oracle", "rl2", "dynamite", "varibad", "contrabar"}) {
     SCOPED_TRACE(algo);
     const Config c = physics_parity_config(algo);
     const std::unique_ptr<Learner> cpu = make_learner(c, Backend::cpu), gpu = make_learner(c, Backend::cuda);
@@ -370,9 +371,10 @@ TEST(PhysicsLearnerParity, EveryLearnerMatchesCpu) {
       DYN_EXPECT_WITHIN(at + "value_loss_rel_diff", std::fabs(y.value_loss - x.value_loss) / std::fabs(x.value_loss),
                         5e-2);
       DYN_EXPECT_WITHIN(at + "entropy_abs_diff", std::fabs(y.entropy - x.entropy), 1e-3 * std::fabs(x.entropy) + 1e-4);
-      const double bc = x.metric("belief_loss"), bg = y.metric("belief_loss");
+      const std::string term = algo == "contrabar" ? "cpc_loss" : "belief_loss";
+      const double bc = x.metric(term), bg = y.metric(term);
       EXPECT_EQ(std::isnan(bc), std::isnan(bg)) << at;
-      if (!std::isnan(bc)) DYN_EXPECT_WITHIN(at + "belief_loss_rel_diff", std::fabs(bg - bc) / std::fabs(bc), 5e-2);
+      if (!std::isnan(bc)) DYN_EXPECT_WITHIN(at + term + "_rel_diff", std::fabs(bg - bc) / std::fabs(bc), 5e-2);
     }
     const EvalStats ec = cpu->evaluate(64, 1, 3), eg = gpu->evaluate(64, 1, 3);
     DYN_EXPECT_WITHIN(algo + "/eval_return_rel_diff",
@@ -384,12 +386,12 @@ TEST(PhysicsLearnerParity, EveryLearnerMatchesCpu) {
 // on the same device, so the figures agree to the rounding of a few atomics.
 TEST(GraphReplay, PhysicsLearnersMatchEager) {
   DYN_REQUIRE_CUDA();
-  for (const std::string algo : {"ppo", "oracle", "rl2", "dynamite", "varibad"}) {
+  for (const std::string algo : {"ppo", "oracle", "rl2", "dynamite", "varibad", "contrabar"}) {
     SCOPED_TRACE(algo);
     Config graphed_cfg = physics_parity_config(algo), eager_cfg = physics_parity_config(algo);
     eager_cfg.set_from_string("run.cuda_graphs", "false", "test");
     const std::unique_ptr<Learner> graphed = make_learner(graphed_cfg, Backend::cuda),
                                    eager = make_learner(eager_cfg, Backend::cuda);
-    dyn_test::expect_graphs_match_eager(*graphed, *eager, 6, 2 + 2, {"belief_loss"});
+    dyn_test::expect_graphs_match_eager(*graphed, *eager, 6, 2 + 2, {"belief_loss", "cpc_loss"});
   }
 }
