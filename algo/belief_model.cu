@@ -29,6 +29,82 @@ void episode_inputs(Backend b, const EpisodeBatchView<T>& ep, BeliefLossWorkspac
   episode_inputs(b, ep, A, ws.prev_a.data(), ws.prev_a_value.data(), ws.prev_r.data(), ws.start.data());
 }
 
+// eps[i] ~ N(0, 1) from Philox(seed, kStreamBelief, i, step).
+template <class T>
+struct BeliefNoise {
+  uint32_t seed, step;
+  T* eps;
+  DYN_HD void operator()(int64_t i) const { eps[i] = T(Philox(seed, kStreamBelief, uint32_t(i), step).normal()); }
+};
+
+// cond[i] = (μ, log σ²) of latent row i where close[i].
+template <class T>
+struct CarryFinalBelief {
+  int d2, qw;
+  const T* q;
+  const uint8_t* close;
+  T* cond;
+  DYN_HD void operator()(int64_t i) const {
+    if (close[i])
+      for (int k = 0; k < d2; ++k) cond[i * d2 + k] = q[i * qw + k];
+  }
+};
+
+// z = μ + exp(½ log σ²) ε, one (row, latent unit) per item.
+template <class T>
+struct SampleLatent {
+  int d, qw;
+  const T *q, *eps;
+  T* z;
+  DYN_HD void operator()(int64_t r, int64_t k) const {
+    using std::exp;
+    z[r * d + k] = q[r * qw + k] + exp(T(0.5) * q[r * qw + d + k]) * eps[r * d + k];
+  }
+};
+
+// d loss / d (μ, log σ²) from d loss / d z through the sample.
+template <class T>
+struct SampleLatentBackward {
+  int d, qw;
+  const T *q, *eps, *dz;
+  T* dq;
+  DYN_HD void operator()(int64_t r, int64_t k) const {
+    using std::exp;
+    dq[r * qw + k] += dz[r * d + k];
+    dq[r * qw + d + k] += dz[r * d + k] * eps[r * d + k] * T(0.5) * exp(T(0.5) * q[r * qw + d + k]);
+  }
+};
+
+template <class T>
+struct Scale {
+  T by;
+  T* x;
+  DYN_HD void operator()(int64_t i) const { x[i] *= by; }
+};
+
+// The KL chain, consistency and termination terms of trajectory bb (nn/belief_terms.h).
+template <class T>
+struct BeliefTermsRows {
+  int B, steps, d;
+  const T *q, *prior;
+  const int32_t* sid;
+  const uint8_t *send, *elbo;
+  BeliefTermWeights<T> w;
+  T *dq, *dprior, *sums;
+  DYN_HD void operator()(int64_t bb) const {
+    belief_terms_row(int(bb), B, steps, d, q, prior, sid, send, elbo, w, dq, dprior, sums + bb * 3);
+  }
+};
+
+// dq[r, k] += dprior_in[r, k] for the 2d (μ, log σ²) columns.
+template <class T>
+struct AddPriorInputGrad {
+  int d2, qw;
+  const T* dpi;
+  T* dq;
+  DYN_HD void operator()(int64_t r, int64_t k) const { dq[r * qw + k] += dpi[r * d2 + k]; }
+};
+
 }  // namespace
 
 template <class T>
@@ -149,17 +225,13 @@ void BeliefModel<T>::encode_backward(const T* params, T* grads, const T* dq, Enc
 
 template <class T>
 void draw_belief_noise(Backend b, uint32_t seed, uint32_t step, int64_t n, T* eps) {
-  parallel_for(b, n,
-               [=] DYN_LAMBDA(int64_t i) { eps[i] = T(Philox(seed, kStreamBelief, uint32_t(i), step).normal()); });
+  parallel_for(b, n, BeliefNoise<T>{seed, step, eps});
 }
 
 template <class T>
 void carry_final_belief(Backend b, const T* q, const uint8_t* close, int64_t n, int latent, T* cond) {
   const int d2 = 2 * latent, qw = 2 * latent + 1;
-  parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) {
-    if (close[i])
-      for (int k = 0; k < d2; ++k) cond[i * d2 + k] = q[i * qw + k];
-  });
+  parallel_for(b, n, CarryFinalBelief<T>{d2, qw, q, close, cond});
 }
 
 DecodePlan plan_decodes(const std::vector<int32_t>& sid, int steps, int batch, bool session_recon, int elbo_samples,
@@ -447,10 +519,7 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
   {
     const T* eps = ws.eps.data();
     T* z = ws.z.data();
-    parallel_for_2d(b, R, d, [=] DYN_LAMBDA(int64_t r, int64_t k) {
-      using std::exp;
-      z[r * d + k] = q[r * qw + k] + exp(T(0.5) * q[r * qw + d + k]) * eps[r * d + k];
-    });
+    parallel_for_2d(b, R, d, SampleLatent<T>{d, qw, q, eps, z});
   }
   // 3. reconstruction over the planned (latent, transition) pairs, each decoder's first layer split by input
   //    (pair_decoder_forward), then d loss / d output = 2 (output − target) / B back to dz (pair_decoder_backward)
@@ -483,7 +552,7 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
     parallel_for(b, P, PairResidual<T>{ws.pair_tr.data(), rd.act.back().data(), ep.rew, rd.dy.data()});
     T* dy = rd.dy.data();
     sum_of_squares(b, dy, size_t(P), ws.scalars.data());
-    parallel_for(b, P, [=] DYN_LAMBDA(int64_t p) { dy[p] *= two_over_b; });
+    parallel_for(b, P, Scale<T>{two_over_b, dy});
     pair_decoder_backward(b, m.decoder, params, grads, d, ws.z.data(), R, TB, XW, XW, P, ws, rd);
     // the state decoder on [z_t, s_j, a_j] → s_{j+1} (halfcheetah_wind_vel: the wind changes the dynamics)
     if (s.state_decoder) {
@@ -497,17 +566,13 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
       const int64_t PO = P * O;
       sum_of_squares(b, sdy, size_t(PO), ws.scalars.data() + 1);
       const T coef = two_over_b * T(cfg.state_weight);
-      parallel_for(b, PO, [=] DYN_LAMBDA(int64_t i) { sdy[i] *= coef; });
+      parallel_for(b, PO, Scale<T>{coef, sdy});
       pair_decoder_backward(b, m.state_decoder, params, grads, d, ws.z.data(), R, TB, XW, O + s.actions, P, ws, sd);
     }
     // 4. d loss / d q through the sample z = μ + exp(½ log σ²) ε
     const T *dz = ws.dz.data(), *eps = ws.eps.data();
     T* dq = ws.dq.data();
-    parallel_for_2d(b, R, d, [=] DYN_LAMBDA(int64_t r, int64_t k) {
-      using std::exp;
-      dq[r * qw + k] += dz[r * d + k];
-      dq[r * qw + d + k] += dz[r * d + k] * eps[r * d + k] * T(0.5) * exp(T(0.5) * q[r * qw + d + k]);
-    });
+    parallel_for_2d(b, R, d, SampleLatentBackward<T>{d, qw, q, eps, dz, dq});
   }
   // then the KL chain, consistency and BCE rows
   BeliefTermWeights<T> w;
@@ -522,9 +587,7 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
     const uint8_t* send = ep.send;
     T *dq = ws.dq.data(), *dprior = ws.dprior.data(), *sums = ws.sums.data();
     const uint8_t* elbo = ws.elbo.data();
-    parallel_for(b, B, [=] DYN_LAMBDA(int64_t bb) {
-      belief_terms_row(int(bb), B, steps, d, q, prior, sid, send, elbo, w, dq, dprior, sums + bb * 3);
-    });
+    parallel_for(b, B, BeliefTermsRows<T>{B, steps, d, q, prior, sid, send, elbo, w, dq, dprior, sums});
   }
   // 5. the prior's gradient flows into its parameters and back into the posteriors it was computed from
   if (cfg.session_kl && cfg.conditioning) {
@@ -532,7 +595,7 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
     m.prior.backward(b, params, grads, ws.prior_in.data(), ws.dprior.data(), ws.dprior_in.data(), ws.prior, true);
     T* dq = ws.dq.data();
     const T* dpi = ws.dprior_in.data();
-    parallel_for_2d(b, R, 2 * d, [=] DYN_LAMBDA(int64_t r, int64_t k) { dq[r * qw + k] += dpi[r * 2 * d + k]; });
+    parallel_for_2d(b, R, 2 * d, AddPriorInputGrad<T>{2 * d, qw, dpi, dq});
   }
   // 6. through the heads, the GRU, the trunk and the embeddings
   m.encode_backward(params, grads, ws.dq.data(), ws.enc);
