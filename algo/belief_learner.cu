@@ -92,12 +92,6 @@ struct AddHits {
   }
 };
 
-// The config with the model's sizes from the env.
-BeliefConfig fit_to(BeliefConfig c, const EnvSpec& spec) {
-  c.shape = with_env_sizes(c.shape, spec);
-  return c;
-}
-
 }  // namespace
 
 // Evaluation: the belief updated online (never reset within an episode), sessions closed as in the rollout, the
@@ -172,7 +166,7 @@ class BeliefLearner::Agent : public EvalAgent {
 BeliefLearner::BeliefLearner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg,
                              const BeliefConfig& bc)
     : RolloutLearner(b, env, n_envs, cfg),
-      bc_(fit_to(bc, spec())),
+      bc_(with_env_shape(bc, spec())),
       d_(bc.shape.latent),
       in_dim_(spec().obs_dim + 2 * bc.shape.latent),
       in_norm_(b, in_dim_),

@@ -11,16 +11,6 @@
 
 namespace dyn {
 
-namespace {
-
-// The config with the model's sizes from the env.
-ContrabarConfig fit_to(ContrabarConfig c, const EnvSpec& spec) {
-  c.shape = with_env_sizes(c.shape, spec);
-  return c;
-}
-
-}  // namespace
-
 // Evaluation: the encoder's state updated online (restarted only where an episode starts), the mode of each step's
 // action distribution.
 class ContrabarLearner::Agent : public EvalAgent {
@@ -54,7 +44,7 @@ class ContrabarLearner::Agent : public EvalAgent {
 ContrabarLearner::ContrabarLearner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg,
                                    const ContrabarConfig& cc)
     : RolloutLearner(b, env, n_envs, cfg),
-      cc_(fit_to(cc, spec())),
+      cc_(with_env_shape(cc, spec())),
       in_dim_(spec().obs_dim + cc.shape.hidden),
       in_norm_(b, in_dim_),
       enc_norm_(b, spec().obs_dim),

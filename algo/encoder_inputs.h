@@ -48,4 +48,11 @@ Shape with_env_sizes(Shape s, const EnvSpec& spec) {
   return s;
 }
 
+// A learner's config (BeliefConfig, ContrabarConfig) with its encoder shape sized for the env.
+template <class LearnerConfig>
+LearnerConfig with_env_shape(LearnerConfig c, const EnvSpec& spec) {
+  c.shape = with_env_sizes(c.shape, spec);
+  return c;
+}
+
 }  // namespace dyn
