@@ -11,6 +11,8 @@
 //                     every learner on halfcheetah_wind_vel at 2048 envs with configs/halfcheetah_wind_vel.toml
 //   PhysicsStep*      reacher / halfcheetah env steps/s (random actions held for the step; a halfcheetah env step is
 //                     5 physics substeps, a reacher step 2 RK4 substeps) at 2048 … 262144 envs
+//   ScratchStep*      scratch_itch env steps/s (random actions held for the step: joint deltas, forward kinematics,
+//                     tool–arm contact, reward) at 32 (the paper's) … 262144 envs
 //   MujocoHalfCheetah MuJoCo 2.2.2 (linked into this benchmark only) on our halfcheetah MJCF, one env on one
 //                     thread: 5 × mj_step per env step, random controls — the side-by-side CPU reference
 //   DynamiteIteration*, VaribadIteration*
@@ -43,6 +45,7 @@
 #include "nn/mlp.h"
 #include "sim/gridworld.h"
 #include "sim/physics_env.h"
+#include "sim/scratch_itch.h"
 
 using namespace dyn;
 
@@ -245,17 +248,14 @@ void BM_Learner(benchmark::State& st, Backend b, std::string env, std::string al
   }
 }
 
-// Physics env steps: range(0) = task (0 reacher, 1 halfcheetah_vel), range(1) = envs. The actions are drawn once
-// (8 slices cycled through) so the figure is the env step alone.
-void BM_PhysicsStep(benchmark::State& st, Backend b) {
-  const PhysicsTask task = st.range(0) == 0 ? PhysicsTask::reacher : PhysicsTask::cheetah_vel;
-  const int64_t n = st.range(1);
-  const PhysicsEnvParams p = physics_env_params(task);
-  const int od = physics_obs_dim(task), ad = physics_action_dim(task);
+// Steps a continuous-action env batch for the benchmark's iterations with random actions drawn once (8 slices
+// cycled through), so the figure is the env step alone; sets env_steps/s and returns the env steps taken.
+double time_env_steps(benchmark::State& st, Backend b, BatchEnv& envs) {
+  const int64_t n = envs.size();
+  const int od = envs.spec().obs_dim, ad = envs.spec().action_dim;
   Buffer<float> obs(b, n * od), reward(b, n), actions(b, kActionSets * n * ad);  // [N, obs], [N], [8, N, A]
   Buffer<uint8_t> send(b, n), trunc(b, n), term(b, n);                           // [N]
   Buffer<int32_t> sid(b, n);                                                     // [N]
-  PhysicsBatchEnv envs(b, p, n);
   envs.reset(obs.data(), nullptr);
   for (int k = 0; k < kActionSets; ++k)
     envs.scripted(false, ActionBuffers{nullptr, actions.data() + k * n * ad}, uint32_t(k));
@@ -269,7 +269,22 @@ void BM_PhysicsStep(benchmark::State& st, Backend b) {
   });
   const double steps = double(st.iterations()) * steps_per_iter * double(n);
   st.counters["env_steps/s"] = benchmark::Counter(steps, benchmark::Counter::kIsRate);
+  return steps;
+}
+
+// Physics env steps: range(0) = task (0 reacher, 1 halfcheetah_vel), range(1) = envs.
+void BM_PhysicsStep(benchmark::State& st, Backend b) {
+  const PhysicsTask task = st.range(0) == 0 ? PhysicsTask::reacher : PhysicsTask::cheetah_vel;
+  const PhysicsEnvParams p = physics_env_params(task);
+  PhysicsBatchEnv envs(b, p, st.range(1));
+  const double steps = time_env_steps(st, b, envs);
   st.counters["substeps/s"] = benchmark::Counter(steps * p.model.substeps, benchmark::Counter::kIsRate);
+}
+
+// scratch_itch env steps: range(0) = envs.
+void BM_ScratchStep(benchmark::State& st, Backend b) {
+  ScratchBatchEnv envs(b, scratch_params(), st.range(0));
+  time_env_steps(st, b, envs);
 }
 
 #if defined(DYN_WITH_MUJOCO)
@@ -330,6 +345,11 @@ void register_all() {
       for (int task : {0, 1})
         for (int64_t envs : {int64_t(2048), int64_t(16384), int64_t(65536), int64_t(262144)})
           if (b == Backend::cuda || envs <= 16384) bm->Args({task, envs});
+    }
+    {
+      auto* bm = add("ScratchStep/" + tag, b, BM_ScratchStep)->ArgNames({"envs"})->Unit(benchmark::kMicrosecond);
+      for (int64_t envs : {int64_t(32), int64_t(4096), int64_t(65536), int64_t(262144)})
+        if (b == Backend::cuda || envs <= 4096) bm->Args({envs});
     }
 #if defined(DYN_WITH_MUJOCO)
     if (b == Backend::cpu)

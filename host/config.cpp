@@ -20,7 +20,7 @@ const std::vector<KeySpec>& config_schema() {
        KeyKind::string,
        0,
        0,
-       {"gridworld", "reacher", "halfcheetah_vel", "halfcheetah_dir", "halfcheetah_wind_vel"},
+       {"gridworld", "reacher", "halfcheetah_vel", "halfcheetah_dir", "halfcheetah_wind_vel", "scratch_itch"},
        "environment"},
       {"env.horizon", KeyKind::integer, 1, 65535, {}, "H, steps per episode"},
       {"env.sessions", KeyKind::integer, 1, 65535, {}, "K, sessions per episode (poisson, fixed); at most H"},
@@ -40,7 +40,7 @@ const std::vector<KeySpec>& config_schema() {
        0,
        {"zero", "random"},
        "sinusoidal session schedules: i as written, or offset by U{0..31} per episode",
-       {"reacher", "halfcheetah_vel", "halfcheetah_dir", "halfcheetah_wind_vel"}},
+       {"reacher", "halfcheetah_vel", "halfcheetah_dir", "halfcheetah_wind_vel", "scratch_itch"}},
       {"env.dir_stay_prob",
        KeyKind::real,
        0,
@@ -394,7 +394,8 @@ void Config::validate() const {
                         "; it belongs to " + join(s.envs));
   }
   const bool physics = env != "gridworld";
-  if (get_string("run.policy") == "oracle" && get_string("run.algo") == "none" && physics && env != "reacher")
+  if (get_string("run.policy") == "oracle" && get_string("run.algo") == "none" && physics && env != "reacher" &&
+      env != "scratch_itch")
     throw ConfigError("invalid value \"oracle\" for run.policy (from " + entry("run.policy").source +
                       "); allowed with env.name = " + env + ": random (no scripted oracle for the cheetah tasks)");
   const Entry& h = entry("env.horizon");

@@ -5,6 +5,7 @@
 
 #include "sim/gridworld.h"
 #include "sim/physics_env.h"
+#include "sim/scratch_itch.h"
 
 namespace dyn {
 
@@ -16,6 +17,10 @@ std::unique_ptr<BatchEnv> make_gridworld(Backend b, const EnvConfig& cfg, int64_
 
 std::unique_ptr<BatchEnv> make_physics(Backend b, const EnvConfig& cfg, int64_t n) {
   return std::make_unique<PhysicsBatchEnv>(b, physics_env_params(cfg), n);
+}
+
+std::unique_ptr<BatchEnv> make_scratch_itch(Backend b, const EnvConfig& cfg, int64_t n) {
+  return std::make_unique<ScratchBatchEnv>(b, scratch_params(cfg), n);
 }
 
 }  // namespace
@@ -39,7 +44,7 @@ const std::vector<std::pair<std::string, EnvFactory>>& env_registry() {
   static const std::vector<std::pair<std::string, EnvFactory>> all = {
       {"gridworld", make_gridworld},          {"reacher", make_physics},
       {"halfcheetah_vel", make_physics},      {"halfcheetah_dir", make_physics},
-      {"halfcheetah_wind_vel", make_physics},
+      {"halfcheetah_wind_vel", make_physics}, {"scratch_itch", make_scratch_itch},
   };
   return all;
 }
@@ -49,7 +54,7 @@ EnvConfig default_env_config(const std::string& name, uint32_t seed) {
   c.name = name;
   c.seed = seed;
   if (name != "gridworld") {
-    c.session.horizon = 400;
+    c.session.horizon = name == "scratch_itch" ? 200 : 400;
     c.session.reset_on_switch = false;
   }
   return c;

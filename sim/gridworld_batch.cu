@@ -4,36 +4,12 @@
 
 #include "kernels/nvtx.h"
 #include "kernels/parallel_for.cuh"
+#include "sim/env_rows.h"
 #include "sim/gridworld.h"
 
 namespace dyn {
 
 namespace {
-
-struct ResetGrids {
-  GridEnv e;
-  GridState* state;
-  float *obs, *latent;
-  DYN_HD void operator()(int64_t i) const {
-    e.reset(state[i], uint32_t(i), 0);
-    e.observe(state[i], obs + i * kGridObsDim);
-    if (latent) e.latent(state[i], latent + i * kGridLatentDim);
-  }
-};
-
-struct StepGrids {
-  GridEnv e;
-  GridState* state;
-  const int32_t* actions;
-  StepBatch out;
-  StepRef step;
-  DYN_HD void operator()(int64_t i) const {
-    GridState s = state[i];
-    env_step(e, s, actions[i], static_cast<const float*>(nullptr), uint32_t(i), step.get(),
-             StepRow::of(out, i, kGridObsDim, kGridLatentDim));
-    state[i] = s;
-  }
-};
 
 struct OracleGrids {
   const GridState* state;
@@ -74,13 +50,15 @@ GridBatchEnv::GridBatchEnv(Backend b, const GridParams& p, int64_t n)
 
 void GridBatchEnv::reset(float* obs, float* latent) {
   DYN_NVTX_RANGE("gridworld_reset");
-  parallel_for(b_, n_, ResetGrids{GridEnv{p_}, state_.data(), obs, latent});
+  parallel_for(b_, n_, ResetRows<GridEnv>{GridEnv{p_}, state_.data(), obs, latent, kGridObsDim, kGridLatentDim});
 }
 
 void GridBatchEnv::step(const ActionBatch& actions, const StepBatch& out, StepRef step) {
   DYN_NVTX_RANGE("gridworld_step");
   if (!actions.index) throw std::invalid_argument("gridworld: actions are indices (ActionBatch::index)");
-  parallel_for(b_, n_, StepGrids{GridEnv{p_}, state_.data(), actions.index, out, step});
+  parallel_for(b_, n_,
+               StepRows<GridEnv>{
+                   GridEnv{p_}, state_.data(), {actions.index, nullptr}, out, kGridObsDim, 0, kGridLatentDim, step});
 }
 
 void GridBatchEnv::scripted(bool oracle, const ActionBuffers& out, uint32_t step) {

@@ -7,6 +7,7 @@
 
 #include "kernels/nvtx.h"
 #include "kernels/parallel_for.cuh"
+#include "sim/env_rows.h"
 #include "sim/physics/models.h"
 #include "sim/physics_env.h"
 
@@ -23,35 +24,11 @@ constexpr int64_t kPhysicsMinCpuItems = 64;
 using ReacherDims = PlanarDims<3, 2, 1>;
 using CheetahDims = PlanarDims<7, 9, 54>;
 
-template <class E>
-struct ResetEnvs {
-  PhysicsEnv<E> e;
-  PhysicsEnvState* state;
-  float *obs, *latent;
-  int od, ld;
-  DYN_HD void operator()(int64_t i) const {
-    PhysicsEnvState s;
-    e.reset(s, uint32_t(i), 0);
-    e.observe(s, obs + i * od);
-    if (latent) e.latent(s, latent + i * ld);
-    state[i] = s;
-  }
-};
-
-template <class E>
-struct StepEnvs {
-  PhysicsEnv<E> e;
-  PhysicsEnvState* state;
-  const float* actions;
-  StepBatch out;
-  int od, ad, ld;
-  StepRef step;
-  DYN_HD void operator()(int64_t i) const {
-    PhysicsEnvState s = state[i];
-    env_step(e, s, 0, actions + i * ad, uint32_t(i), step.get(), StepRow::of(out, i, od, ld));
-    state[i] = s;
-  }
-};
+// The rows of the reset and step kernels for a task's engine (launch_for_task picks it).
+template <class Engine>
+using ResetEnvs = ResetRows<PhysicsEnv<Engine>>;
+template <class Engine>
+using StepEnvs = StepRows<PhysicsEnv<Engine>>;
 
 struct OracleActions {
   const PhysicsEnvState* state;
@@ -146,8 +123,8 @@ void PhysicsBatchEnv::reset(float* obs, float* latent) {
 void PhysicsBatchEnv::step(const ActionBatch& actions, const StepBatch& out, StepRef step) {
   DYN_NVTX_RANGE("physics_env_step");
   if (!actions.value) throw std::invalid_argument(spec_.name + ": actions are vectors (ActionBatch::value)");
-  launch_for_task<StepEnvs>(b_, p_, p_.model, model_.data(), n_, state_.data(), actions.value, out, spec_.obs_dim,
-                            spec_.action_dim, spec_.latent_dim, step);
+  launch_for_task<StepEnvs>(b_, p_, p_.model, model_.data(), n_, state_.data(), ActionBatch{nullptr, actions.value},
+                            out, spec_.obs_dim, spec_.action_dim, spec_.latent_dim, step);
 }
 
 void PhysicsBatchEnv::scripted(bool oracle, const ActionBuffers& out, uint32_t step) {

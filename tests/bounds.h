@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 inline void report_bound(const std::string& name, double measured, double bound) {
   const ::testing::TestInfo* t = ::testing::UnitTest::GetInstance()->current_test_info();
@@ -24,3 +25,13 @@ inline void report_bound(const std::string& name, double measured, double bound)
     EXPECT_LE(dyn_measured_, dyn_bound_) << (name) << " (NaN fails too)"; \
     EXPECT_FALSE(std::isnan(dyn_measured_)) << (name);                    \
   } while (0)
+
+// The largest |a_i − b_i| (infinite where either is not finite), for DYN_EXPECT_WITHIN.
+inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double x = std::fabs(double(a[i]) - double(b[i]));
+    d = std::isfinite(x) ? std::fmax(d, x) : INFINITY;
+  }
+  return d;
+}

@@ -1,9 +1,9 @@
 // Every CUDA kernel of the project, launched at least once at a small size (label gpu), for compute-sanitizer
 // (memcheck and racecheck, in scripts/gpu-check): the fused MLP forward at each (width, input width) pair and its
 // backward, the fused GRU at both widths, the column moments and the shuffles' sort, the physics reset, step and
-// policies of each task and integrator, the gridworld's scripted rollouts, and each learner for three iterations
-// (eager, captured, replayed) plus an evaluation. Correctness is the other GPU tests' job; these only check that
-// nothing crashes or is non-finite.
+// policies of each task and integrator, scratch_itch's, the gridworld's scripted rollouts, and each learner for three
+// iterations (eager, captured, replayed) plus an evaluation. Correctness is the other GPU tests' job; these only check
+// that nothing crashes or is non-finite.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,6 +18,7 @@
 #include "nn/gru.h"
 #include "nn/mlp.h"
 #include "sim/physics_env.h"
+#include "sim/scratch_itch.h"
 #include "tests/env_helpers.h"
 #include "tests/gpu_guard.h"
 #include "tests/random_vectors.h"
@@ -106,6 +107,18 @@ TEST(GpuSmoke, PhysicsEveryTaskAndIntegrator) {
       }
       EXPECT_TRUE(all_finite(obs.to_host())) << int(task) << " " << int(integrator);
     }
+}
+
+TEST(GpuSmoke, ScratchItchResetStepAndPolicies) {
+  DYN_REQUIRE_CUDA();
+  const Backend b = Backend::cuda;
+  ScratchParams p = scratch_params();
+  p.session.horizon = 8;  // episodes end (and reset) inside the run
+  ScratchBatchEnv envs(b, p, 300);
+  StepBuffers io(b, envs.spec(), 300);
+  io.reset(envs);
+  for (uint32_t t = 0; t < 10; ++t) io.scripted_step(envs, t % 2 == 0, t);
+  EXPECT_TRUE(all_finite(io.obs.to_host()));
 }
 
 TEST(GpuSmoke, GridworldScriptedRollouts) {

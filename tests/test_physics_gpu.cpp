@@ -47,15 +47,6 @@ Trace rollout(Backend b, PhysicsTask task, int64_t n, int steps) {
   return tr;
 }
 
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double d = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double x = std::fabs(double(a[i]) - double(b[i]));
-    d = std::isfinite(x) ? std::fmax(d, x) : INFINITY;
-  }
-  return d;
-}
-
 double std_over_envs(const Trace& t) {
   double s = 0;
   for (double r : t.env_reward) s += (r - t.mean_reward) * (r - t.mean_reward);

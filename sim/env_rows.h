@@ -1,0 +1,48 @@
+// The per-env rows of every BatchEnv's reset and step kernels, written once over an env's stages (sim/env.h): a
+// BatchEnv runs them with parallel_for (one env per CUDA thread or host loop iteration), instantiated for its own
+// env type E.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/hd.h"
+#include "kernels/step_ref.h"
+#include "sim/env.h"
+
+namespace dyn {
+
+// Env i starts an episode at global step 0: its state, first observation [N, obs] and, unless null, its latent.
+template <class E>
+struct ResetRows {
+  E e;
+  typename E::State* state;  // [N]
+  float *obs, *latent;
+  int obs_dim, latent_dim;
+  DYN_HD void operator()(int64_t i) const {
+    typename E::State s;
+    e.reset(s, uint32_t(i), 0);
+    e.observe(s, obs + i * obs_dim);
+    if (latent) e.latent(s, latent + i * latent_dim);
+    state[i] = s;
+  }
+};
+
+// Env i takes its action (an index or an action_dim-wide vector, whichever the batch holds) at the global step the
+// StepRef reads.
+template <class E>
+struct StepRows {
+  E e;
+  typename E::State* state;  // [N]
+  ActionBatch actions;
+  StepBatch out;
+  int obs_dim, action_dim, latent_dim;
+  StepRef step;
+  DYN_HD void operator()(int64_t i) const {
+    typename E::State s = state[i];
+    env_step(e, s, actions.index ? actions.index[i] : 0, actions.value ? actions.value + i * action_dim : nullptr,
+             uint32_t(i), step.get(), StepRow::of(out, i, obs_dim, latent_dim));
+    state[i] = s;
+  }
+};
+
+}  // namespace dyn
