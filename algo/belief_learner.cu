@@ -1,4 +1,5 @@
 // DynaMITE-RL / VariBAD on any env: online beliefs in the rollout, the episode replay, belief updates.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <stdexcept>
@@ -221,8 +222,8 @@ void BeliefLearner::after_collect(IterationStats& st) {
   for (int t = 0; t < cfg_.rollout_steps; ++t)  // host mirror of the ring: which collect steps pushed episodes
     if (clock_.truncates_after(t)) replay_.note_push();
   const std::vector<double> c = term_counts_.to_host();
-  st.extra.emplace_back("term_precision", c[0] + c[1] > 0 ? c[0] / (c[0] + c[1]) : std::nan(""));
-  st.extra.emplace_back("term_recall", c[0] + c[2] > 0 ? c[0] / (c[0] + c[2]) : std::nan(""));
+  st.add("term_precision", c[0] / (c[0] + c[1]), c[0] + c[1] > 0);
+  st.add("term_recall", c[0] / (c[0] + c[2]), c[0] + c[2] > 0);
 }
 
 void BeliefLearner::collect_steps() {
@@ -288,7 +289,7 @@ void BeliefLearner::update(IterationStats& st) {
     for (; steps < bc_.updates_per_iteration; ++steps) belief_step(acc);
   synchronize(b_);
   const char* names[5] = {"belief_loss", "belief_recon", "belief_kl", "belief_consistency", "belief_bce"};
-  for (int k = 0; k < 5; ++k) st.extra.emplace_back(names[k], steps > 0 ? acc[k] / steps : std::nan(""));
+  for (int k = 0; k < 5; ++k) st.add(names[k], acc[k] / std::max(steps, 1), steps > 0);
   // where the update's time goes: PPO's minibatches, then the belief steps
   st.extra.emplace_back("ppo_update_s", std::chrono::duration<double>(t1 - t0).count());
   st.extra.emplace_back("belief_update_s", std::chrono::duration<double>(clock::now() - t1).count());

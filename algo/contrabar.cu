@@ -1,4 +1,5 @@
 // ContraBAR on any env: the CPC encoder online in the rollout, the episode replay, CPC steps after each PPO update.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <stdexcept>
@@ -168,11 +169,10 @@ void ContrabarLearner::update(IterationStats& st) {
       for (int k = 0; k < K; ++k) acc_k[size_t(k)] += s.accuracy_k[size_t(k)];
     }
   synchronize(b_);
-  const double none = std::nan("");
-  st.extra.emplace_back("cpc_loss", steps > 0 ? loss / steps : none);
-  st.extra.emplace_back("cpc_accuracy", steps > 0 ? acc / steps : none);
-  for (int k = 0; k < K; ++k)
-    st.extra.emplace_back("cpc_accuracy_k" + std::to_string(k + 1), steps > 0 ? acc_k[size_t(k)] / steps : none);
+  const int over = std::max(steps, 1);
+  st.add("cpc_loss", loss / over, steps > 0);
+  st.add("cpc_accuracy", acc / over, steps > 0);
+  for (int k = 0; k < K; ++k) st.add("cpc_accuracy_k" + std::to_string(k + 1), acc_k[size_t(k)] / over, steps > 0);
   st.extra.emplace_back("cpc_lr", double(cadam_.lr()));
   // where the update's time goes: PPO's minibatches, then the CPC steps
   st.extra.emplace_back("ppo_update_s", std::chrono::duration<double>(t1 - t0).count());

@@ -61,6 +61,13 @@ struct IterationStats {
   double grad_norm = 0;                                  // before clipping, last minibatch
   double collect_s = 0, advantages_s = 0, update_s = 0;  // wall time of each stage (host clock)
   std::vector<std::pair<std::string, double>> extra;     // learner-specific metrics, the same keys every iteration
+  std::vector<std::string> unmeasured;  // the extra metrics with nothing to measure this iteration (NaN by design)
+  // Adds extra metric `name`: `value` where `measured`, else NaN, listed as unmeasured (a non-finite measured metric
+  // stops a training run; an unmeasured one does not).
+  void add(const std::string& name, double value, bool measured = true) {
+    extra.emplace_back(name, measured ? value : std::nan(""));
+    if (!measured) unmeasured.push_back(name);
+  }
   // The extra metric `name`; NaN when this learner does not report it.
   double metric(const std::string& name) const {
     for (const auto& [k, v] : extra)

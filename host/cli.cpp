@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "algo/scripted_rollout.h"
+#include "host/checked_io.h"
 #include "host/config.h"
 #include "host/train.h"
 #include "kernels/backend.h"
@@ -61,6 +63,8 @@ const SwitchKey kSwitchKeys[] = {
 }  // namespace
 
 int run_cli(int argc, char** argv) {
+  // a write past a file-size limit (RLIMIT_FSIZE) fails with EFBIG and is reported, instead of killing the process
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"dynamite_gpu: DLCMDP environments and meta-RL learners on the GPU (or the CPU)"};
   app.set_version_flag("--version", "dynamite_gpu 0.1.0");
   std::string env, config_path, out_path;
@@ -117,6 +121,7 @@ int run_cli(int argc, char** argv) {
   try {
     // 1. which env: --env, else env.name in --config
     std::string env_name = env;
+    if (!config_path.empty()) check_input_file(config_path, "--config");
     if (env_name.empty() && !config_path.empty()) env_name = Config::peek_env_name(config_path);
     if (env_name.empty()) {
       std::string all;
@@ -140,11 +145,25 @@ int run_cli(int argc, char** argv) {
       cfg.set_from_string(kv.substr(0, eq), kv.substr(eq + 1), "--set " + kv);
     }
     cfg.validate();
-    // --out's folder must exist before a run that may take hours
-    const std::filesystem::path out_dir = std::filesystem::path(out_path).parent_path();
-    if (!out_path.empty() && !out_dir.empty() && !std::filesystem::is_directory(out_dir))
-      throw ConfigError("--out '" + out_path + "': folder '" + out_dir.string() +
-                        "' does not exist; allowed: a file path in an existing folder");
+    // a flag that does not apply to what runs is an error, not ignored
+    const std::string algo = cfg.get_string("run.algo");
+    for (size_t i = 0; i < std::size(kSwitchKeys); ++i)
+      if (switches[i] && algo != "dynamite")
+        throw ConfigError(std::string(kSwitchKeys[i].flag) + " applies to --algo dynamite only; run.algo = " + algo);
+    if (app.count("--policy") && algo != "none")
+      throw ConfigError("--policy rolls out a scripted policy and applies only without a learner; run.algo = " + algo +
+                        " (drop --algo, or --algo none)");
+    if (app.count("--episodes") && algo != "none")
+      throw ConfigError("--episodes applies to scripted rollouts (run.algo = none); run.algo = " + algo +
+                        " trains to --frames (evaluations: train.eval_episodes)");
+    if (app.count("--frames") && algo == "none")
+      throw ConfigError("--frames applies to training (--algo); run.algo = none rolls out --episodes per env");
+    // every output target is checked before a run that may take hours
+    if (!out_path.empty()) check_output_file(out_path, "--out");
+    if (algo != "none") prepare_output_folder(cfg.get_string("run.out_dir"), "run.out_dir");
+  } catch (const TargetError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitBadInput;
   } catch (const ConfigError& e) {
     std::cerr << "error: " << e.what() << "\n";
     return kExitBadInput;
@@ -204,8 +223,20 @@ int run_cli(int argc, char** argv) {
       j["return_std"] = s.return_std;
       j["mean_sessions"] = s.mean_sessions;
       j["config"] = cfg.to_toml();
-      write_atomically(out_path, j.dump(2) + "\n");
+      write_file_atomically(out_path, j.dump(2) + "\n");
     }
+  } catch (const OutOfMemory& e) {
+    std::fprintf(stderr,
+                 "error: out of memory: %.1f MiB more on %s could not be allocated for --envs %lld (run.envs); "
+                 "allowed: fewer envs (or a smaller train.rollout_steps / replay)\n",
+                 double(e.bytes) / (1 << 20), backend_name(e.backend), (long long)cfg.get_int("run.envs"));
+    return kExitBadInput;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr,
+                 "error: out of memory while setting up --envs %lld (run.envs); allowed: fewer envs (or a smaller "
+                 "train.rollout_steps / replay)\n",
+                 (long long)cfg.get_int("run.envs"));
+    return kExitBadInput;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return kExitFailure;

@@ -4,9 +4,11 @@
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +18,7 @@
 #include "algo/belief_learner.h"
 #include "algo/ppo.h"
 #include "algo/rl2.h"
+#include "host/checked_io.h"
 #include "host/config.h"
 
 namespace dyn {
@@ -55,6 +58,25 @@ std::string timestamp() {
 
 double json_number(double x) { return std::isfinite(x) ? x : NAN; }
 
+// The name of the first non-finite loss, gradient norm or learner metric of an iteration (and of its evaluation),
+// else "". The train return is NaN by design in a rollout where no episode finished, so it is not checked.
+std::string first_non_finite(const IterationStats& st, const EvalStats* eval) {
+  const std::pair<const char*, double> core[] = {
+      {"policy_loss", st.policy_loss}, {"value_loss", st.value_loss},       {"entropy", st.entropy},
+      {"approx_kl", st.approx_kl},     {"clip_fraction", st.clip_fraction}, {"grad_norm", st.grad_norm}};
+  for (const auto& [name, v] : core)
+    if (!std::isfinite(v)) return name;
+  for (const auto& [name, v] : st.extra)
+    if (!std::isfinite(v) && std::find(st.unmeasured.begin(), st.unmeasured.end(), name) == st.unmeasured.end())
+      return name;
+  if (eval) {
+    if (!std::isfinite(eval->mean_return)) return "eval_return";
+    for (const auto& [name, v] : eval->extra)
+      if (!std::isfinite(v)) return name;
+  }
+  return "";
+}
+
 SessionParams session_params_from_config(const Config& c) {
   SessionParams s;
   const std::string& model = c.get_string("env.session_model");
@@ -85,6 +107,20 @@ EnvConfig env_config_of(const Config& c) {
 namespace {
 
 int train_loop(const Config& cfg, Learner& learner, const std::string& device, const std::string& out_path);
+
+// Fault injection for the tests (DYN_INJECT_NAN=<metric>@<iteration>): that metric of that iteration's statistics
+// becomes NaN, as a diverging loss would make it, so the test sees the run stop there.
+void inject_nan(IterationStats& st, int64_t iteration) {
+  static const char* spec = std::getenv("DYN_INJECT_NAN");
+  if (!spec) return;
+  const std::string s = spec;
+  const size_t at = s.find('@');
+  if (at == std::string::npos || std::stoll(s.substr(at + 1)) != iteration) return;
+  const std::string name = s.substr(0, at);
+  if (name == "policy_loss") st.policy_loss = NAN;
+  for (auto& [k, v] : st.extra)
+    if (k == name) v = NAN;
+}
 
 // The run's name: the algorithm plus its ablations (e.g. dynamite-no-consistency).
 std::string variant_of(const Config& cfg) {
@@ -158,17 +194,6 @@ std::unique_ptr<Learner> make_learner(const Config& c, Backend b) {
   throw std::invalid_argument("make_learner: no learner for run.algo = '" + algo + "'");
 }
 
-void write_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw std::runtime_error("cannot write '" + tmp + "'");
-    f << text;
-    if (!f.flush()) throw std::runtime_error("cannot write '" + tmp + "'");
-  }
-  std::filesystem::rename(tmp, path);
-}
-
 int run_training(const Config& cfg, Backend backend, const std::string& device, const std::string& out_path) {
   const std::unique_ptr<Learner> learner = make_learner(cfg, backend);
   return train_loop(cfg, *learner, device, out_path);
@@ -188,9 +213,11 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
   fs::path dir =
       fs::path(cfg.get_string("run.out_dir")) / (env + "-" + algo + "-" + std::to_string(seed) + "-" + timestamp());
   for (int k = 2; fs::exists(dir); ++k) dir = fs::path(dir.string() + "-" + std::to_string(k));
-  fs::create_directories(dir);
-  std::ofstream(dir / "config.toml") << cfg.to_toml();
-  std::ofstream jsonl(dir / "metrics.jsonl"), csv(dir / "metrics.csv");
+  std::error_code made;
+  fs::create_directories(dir, made);
+  if (made) throw WriteError("cannot create the run directory '" + dir.string() + "': " + made.message());
+  write_file_atomically((dir / "config.toml").string(), cfg.to_toml());
+  LineFile jsonl((dir / "metrics.jsonl").string()), csv((dir / "metrics.csv").string());
   std::vector<std::pair<std::string, double>> last_eval_extra;
 
   const bool tty = isatty(STDERR_FILENO);
@@ -207,6 +234,7 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
   while (ppo.frames() < budget) {
     st = ppo.iterate();
     ++iteration;
+    inject_nan(st, iteration);
     if (std::isfinite(st.train_return)) last_train_return = st.train_return;
     const bool final = ppo.frames() >= budget;
     const bool eval_now = final || (eval_interval > 0 && iteration % eval_interval == 0);
@@ -238,13 +266,14 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
       for (const auto& [k, v] : last_eval_extra) row[k] = json_number(v);
     }
     for (const auto& [k, v] : st.extra) row[k] = json_number(v);
-    jsonl << row.dump() << "\n" << std::flush;
+    jsonl.line(row.dump());
     if (iteration == 1) {  // the header, with the learner's own columns after the common ones
-      csv << "iteration,frames,seconds,fps,train_return,eval_return,eval_ci95,policy_loss,value_loss,entropy,"
-             "approx_kl,clip_fraction,grad_norm,lr";
-      for (const auto& kv : st.extra) csv << "," << kv.first;
-      for (const auto& kv : last_eval_extra) csv << "," << kv.first;
-      csv << "\n";
+      std::string header =
+          "iteration,frames,seconds,fps,train_return,eval_return,eval_ci95,policy_loss,value_loss,entropy,"
+          "approx_kl,clip_fraction,grad_norm,lr";
+      for (const auto& kv : st.extra) header += "," + kv.first;
+      for (const auto& kv : last_eval_extra) header += "," + kv.first;
+      csv.line(header);
     }
     char line[512];
     std::snprintf(line, sizeof line, "%lld,%lld,%.3f,%.1f,%.6g,%s,%s,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g",
@@ -252,18 +281,16 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
                   eval_now ? std::to_string(last_eval.mean_return).c_str() : "",
                   eval_now ? std::to_string(last_eval.ci95).c_str() : "", st.policy_loss, st.value_loss, st.entropy,
                   st.approx_kl, st.clip_fraction, st.grad_norm, cfg.get_real("train.lr"));
-    csv << line;
-    for (const auto& kv : st.extra) csv << "," << kv.second;
-    for (const auto& kv : last_eval_extra) csv << "," << (eval_now ? std::to_string(kv.second) : "");
-    csv << "\n" << std::flush;
+    std::string csv_row = line;
+    for (const auto& kv : st.extra) csv_row += "," + std::to_string(kv.second);
+    for (const auto& kv : last_eval_extra) csv_row += "," + (eval_now ? std::to_string(kv.second) : std::string());
+    csv.line(csv_row);
 
-    // errors are loud: a non-finite loss or gradient stops the run, with everything so far on disk
-    if (!std::isfinite(st.policy_loss) || !std::isfinite(st.value_loss) || !std::isfinite(st.grad_norm)) {
-      std::fprintf(stderr,
-                   "%serror: non-finite loss or gradient at iteration %lld (frames %lld): policy %g, value %g, "
-                   "grad norm %g; metrics so far are in %s\n",
-                   tty ? "\n" : "", (long long)iteration, (long long)st.frames, st.policy_loss, st.value_loss,
-                   st.grad_norm, dir.c_str());
+    // errors are loud: a non-finite loss, gradient or metric stops the run, with everything so far on disk
+    const std::string bad = first_non_finite(st, eval_now ? &last_eval : nullptr);
+    if (!bad.empty()) {
+      std::fprintf(stderr, "%serror: %s is not finite at iteration %lld (frames %lld); metrics so far are in %s\n",
+                   tty ? "\n" : "", bad.c_str(), (long long)iteration, (long long)st.frames, dir.c_str());
       return 1;
     }
     // progress: one line rewritten in place on a terminal; otherwise a line every 30 s and at the end
@@ -292,8 +319,8 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
   nlohmann::json full = summary;
   for (const auto& [k, v] : last_eval_extra) full[k] = json_number(v);
   for (const auto& [k, v] : st.extra) full["last_" + k] = json_number(v);
-  std::ofstream(dir / "summary.json") << full.dump(2) << "\n";
-  if (!out_path.empty()) write_atomically(out_path, full.dump(2) + "\n");
+  write_file_atomically((dir / "summary.json").string(), full.dump(2) + "\n");
+  if (!out_path.empty()) write_file_atomically(out_path, full.dump(2) + "\n");
   std::printf("device: %s\n", device.c_str());
   std::printf("trained %s on %s: %lld frames in %.1f s (%.0f frames/s)\n", algo.c_str(), env.c_str(),
               (long long)ppo.frames(), secs, double(ppo.frames()) / secs);

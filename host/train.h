@@ -31,7 +31,4 @@ std::unique_ptr<Learner> make_learner(const Config& c, Backend b);
 // run directory's summary.json and, when out_path is not empty, to out_path too (written atomically).
 int run_training(const Config& cfg, Backend backend, const std::string& device, const std::string& out_path);
 
-// Writes text to path through path.tmp and a rename, so a reader never sees half a file.
-void write_atomically(const std::string& path, const std::string& text);
-
 }  // namespace dyn

@@ -15,6 +15,14 @@
 
 namespace dyn {
 
+// An allocation that failed: how many bytes, on which backend (the command line names --envs with it).
+struct OutOfMemory : std::bad_alloc {
+  size_t bytes;
+  Backend backend;
+  OutOfMemory(size_t n, Backend b) : bytes(n), backend(b) {}
+  const char* what() const noexcept override { return "out of memory"; }
+};
+
 template <class T>
 class Buffer {
  public:
@@ -23,11 +31,16 @@ class Buffer {
     if (n == 0) return;
     if (b == Backend::cuda) {
       void* p = nullptr;
-      DYN_CUDA_CHECK(cudaMalloc(&p, n * sizeof(T)));
+      const cudaError_t e = cudaMalloc(&p, n * sizeof(T));
+      if (e == cudaErrorMemoryAllocation) {
+        cudaGetLastError();  // clear it: the process goes on to say what failed
+        throw OutOfMemory(n * sizeof(T), b);
+      }
+      DYN_CUDA_CHECK(e);
       ptr_ = static_cast<T*>(p);
     } else {
       ptr_ = static_cast<T*>(std::aligned_alloc(64, round_up(n * sizeof(T))));
-      if (!ptr_) throw std::bad_alloc();
+      if (!ptr_) throw OutOfMemory(n * sizeof(T), b);
     }
   }
   Buffer(const Buffer&) = delete;

@@ -15,9 +15,11 @@ struct CliResult {
   std::string out, err;
 };
 
-inline CliResult run_cli(const std::string& args, const std::filesystem::path& dir) {
+// `prefix` goes before the command in the shell line: environment variables, or "ulimit -f N; ".
+inline CliResult run_cli(const std::string& args, const std::filesystem::path& dir, const std::string& prefix = "") {
   const std::filesystem::path out = dir / "stdout", err = dir / "stderr";
-  const std::string cmd = std::string(DYN_BIN) + " " + args + " >" + out.string() + " 2>" + err.string();
+  const std::string cmd =
+      "(" + prefix + std::string(DYN_BIN) + " " + args + ") >" + out.string() + " 2>" + err.string();
   const int raw = std::system(cmd.c_str());
   return CliResult{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out), slurp(err)};
 }

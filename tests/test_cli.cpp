@@ -1,6 +1,7 @@
 // The dynamite_gpu command line: every bad-input path gives one clear message naming the key, the value and
 // what is allowed, exit status 2, nothing on stdout and no output file; a good run prints the summary.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
@@ -64,7 +65,7 @@ TEST_F(Cli, SessionsAboveHorizon) {
 }
 
 TEST_F(Cli, MissingConfigFile) {
-  expect_bad_input("--env gridworld --config /nonexistent/x.toml", {"/nonexistent/x.toml", "not found"});
+  expect_bad_input("--env gridworld --config /nonexistent/x.toml", {"--config", "/nonexistent/x.toml", "No such file"});
 }
 
 TEST_F(Cli, UnknownKeyInSet) {
@@ -255,4 +256,88 @@ TEST_F(Cli, ListValuesOfAChoiceKey) {  // what scripts/gpu-check discovers envs 
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "none\nppo\noracle\nrl2\ndynamite\nvaribad\ncontrabar\n");
   expect_bad_input("--list-values run.envs", {"--list-values", "run.envs", "not a choice key", "env.name"});
+}
+
+// Every target that cannot work is refused before any work, exit 2, one line naming the flag or key: a directory,
+// a device, a FIFO and a symlink as --out (and the thing there is left as it was), a directory as --config, a
+// run.out_dir that cannot be created.
+TEST_F(Cli, OutputTargetsThatCannotWork) {
+  fs::create_directories(dir_ / "adir");
+  ASSERT_EQ(::mkfifo((dir_ / "fifo").c_str(), 0644), 0);
+  write("target", "keep me");
+  fs::create_symlink(dir_ / "target", dir_ / "link");
+  const std::pair<std::string, std::string> cases[] = {{(dir_ / "adir").string(), "is a directory"},
+                                                       {"/dev/null", "is a character device"},
+                                                       {(dir_ / "fifo").string(), "is a FIFO"},
+                                                       {(dir_ / "link").string(), "is a symbolic link"},
+                                                       {(dir_ / "no" / "x.json").string(), "does not exist"}};
+  for (const auto& [out, why] : cases)
+    for (const char* what :
+         {"--env gridworld --policy random --envs 4 --episodes 1", "--env gridworld --algo ppo --frames 1000"}) {
+      const Result r = run(std::string(what) + " --set run.out_dir=" + (dir_ / "runs").string() + " --out " + out);
+      EXPECT_EQ(r.status, 2) << out << ": " << r.err;
+      EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+      EXPECT_NE(r.err.find("--out '" + out + "'"), std::string::npos) << r.err;
+      EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+      EXPECT_EQ(r.out, "");
+      EXPECT_FALSE(fs::exists(dir_ / "runs")) << "no work before the refusal";
+    }
+  EXPECT_TRUE(fs::is_directory(dir_ / "adir"));
+  EXPECT_TRUE(fs::is_fifo(fs::symlink_status(dir_ / "fifo")));
+  EXPECT_TRUE(fs::is_symlink(fs::symlink_status(dir_ / "link")));
+  EXPECT_EQ(slurp(dir_ / "target"), "keep me");
+  for (const auto& e : fs::directory_iterator(dir_))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << "left behind: " << e.path();
+
+  const Result config = run("--env gridworld --config " + (dir_ / "adir").string());
+  EXPECT_EQ(config.status, 2);
+  EXPECT_NE(config.err.find("--config '" + (dir_ / "adir").string() + "' is a directory"), std::string::npos)
+      << config.err;
+  const Result out_dir = run("--env gridworld --algo ppo --frames 1000 --set run.out_dir=" +
+                             (dir_ / "target" / "sub").string());  // under a regular file
+  EXPECT_EQ(out_dir.status, 2);
+  EXPECT_NE(out_dir.err.find("run.out_dir '" + (dir_ / "target" / "sub").string() + "': cannot create it"),
+            std::string::npos)
+      << out_dir.err;
+}
+
+// A flag that does not apply to what runs is an error, not ignored.
+TEST_F(Cli, FlagsThatDoNotApply) {
+  expect_bad_input("--env gridworld --algo ppo --no-consistency", {"--no-consistency", "dynamite", "ppo"});
+  expect_bad_input("--env gridworld --algo rl2 --policy oracle", {"--policy", "rl2"});
+  expect_bad_input("--env gridworld --algo ppo --episodes 3", {"--episodes", "ppo", "--frames"});
+  expect_bad_input("--env gridworld --policy random --frames 1000", {"--frames", "none"});
+}
+
+// A disk that fills during the run (here a file-size limit: the same ENOSPC-like failure, EFBIG): exit 1, the file
+// and the OS reason named, the metrics files holding whole lines only, no summary and no --out.
+TEST_F(Cli, DiskFullDuringTheRunStopsIt) {
+  const fs::path runs = dir_ / "runs", out = dir_ / "out.json";
+  const Result r =
+      run_cli("--env gridworld --algo ppo --frames 200000 --device cpu --set run.out_dir=" + runs.string() + " --out " +
+                  out.string(),
+              dir_, "ulimit -f 8; ");  // 8 blocks of 512 bytes
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot write '"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("File too large"), std::string::npos) << r.err;
+  const fs::path run_dir = fs::directory_iterator(runs)->path();
+  for (const char* f : {"metrics.jsonl", "metrics.csv"}) {
+    const std::string text = slurp(run_dir / f);
+    ASSERT_FALSE(text.empty()) << f;
+    EXPECT_EQ(text.back(), '\n') << f << " ends in a partial line";
+  }
+  EXPECT_FALSE(fs::exists(run_dir / "summary.json"));
+  EXPECT_FALSE(fs::exists(out));
+}
+
+// A NaN in a belief loss term stops the run at that iteration, naming the term.
+TEST_F(Cli, NanInABeliefLossStopsTheRun) {
+  const fs::path runs = dir_ / "runs";
+  const Result r =
+      run_cli("--env gridworld --algo dynamite --frames 20000 --device cpu --set run.out_dir=" + runs.string(), dir_,
+              "DYN_INJECT_NAN=belief_kl@4 ");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("belief_kl is not finite at iteration 4"), std::string::npos) << r.err;
+  const std::string jsonl = slurp(fs::directory_iterator(runs)->path() / "metrics.jsonl");
+  EXPECT_EQ(std::count(jsonl.begin(), jsonl.end(), '\n'), 4) << "rows up to the bad iteration";
 }
