@@ -8,6 +8,7 @@
 
 #include "kernels/buffer.h"
 #include "kernels/hd.h"
+#include "kernels/state_io.h"
 #include "sim/env.h"
 
 namespace dyn {
@@ -39,6 +40,14 @@ class AgentCarry {
   float* hidden() { return h_.data(); }                             // [N, hidden]
   float* cond() { return cond_.data(); }                            // [N, cond_dim]
   int64_t size() const { return n_; }
+  void visit_state(StateVisitor& v) {
+    v.buffer("prev_index", prev_index_);
+    v.buffer("prev_value", prev_value_);
+    v.buffer("prev_reward", prev_reward_);
+    v.buffer("start", start_);
+    v.buffer("hidden", h_);
+    v.buffer("cond", cond_);
+  }
 
  private:
   Backend b_ = Backend::cpu;

@@ -333,4 +333,21 @@ EvalStats BeliefLearner::evaluate(int64_t n, int episodes_per_env, uint32_t seed
   return st;
 }
 
+void BeliefLearner::visit_state(StateVisitor& v) {
+  RolloutLearner::visit_state(v);
+  const std::string saved = v.prefix;
+  v.prefix += "belief.";
+  v.part("input_norm", in_norm_);
+  v.part("encoder_norm", enc_norm_);
+  v.part("params", bparams_);
+  v.part("adam", badam_);
+  v.part("carry", carry_);
+  v.part("replay", replay_);
+  v.rng("sample_rng", sample_rng_);
+  v.value("steps", belief_steps_);
+  v.buffer("session_end_prev", send_prev_);
+  v.buffer("close", close_);
+  v.prefix = saved;
+}
+
 }  // namespace dyn

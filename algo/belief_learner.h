@@ -43,6 +43,7 @@ class BeliefLearner : public RolloutLearner {
   ~BeliefLearner() override;
   // Also eval_goal_accuracy in EvalStats::extra on the gridworld.
   EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed) override;
+  void visit_state(StateVisitor& v) override;
   void update(IterationStats& st) override;  // PPO update, then the belief steps
 
   // For tests: the belief model and its parameters; the replay's slots gathered time-major (env i's first episode

@@ -186,4 +186,19 @@ EvalStats ContrabarLearner::evaluate(int64_t n, int episodes_per_env, uint32_t s
   return run_evaluation(*env, episodes_per_env, agent);
 }
 
+void ContrabarLearner::visit_state(StateVisitor& v) {
+  RolloutLearner::visit_state(v);
+  const std::string saved = v.prefix;
+  v.prefix += "contrabar.";
+  v.part("input_norm", in_norm_);
+  v.part("encoder_norm", enc_norm_);
+  v.part("params", cparams_);
+  v.part("adam", cadam_);
+  v.part("carry", carry_);
+  v.part("replay", replay_);
+  v.rng("sample_rng", sample_rng_);
+  v.value("steps", cpc_steps_);
+  v.prefix = saved;
+}
+
 }  // namespace dyn

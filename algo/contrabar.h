@@ -32,6 +32,7 @@ class ContrabarLearner : public RolloutLearner {
   ContrabarLearner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg, const ContrabarConfig& cc);
   ~ContrabarLearner() override;
   EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed) override;
+  void visit_state(StateVisitor& v) override;
   void update(IterationStats& st) override;  // PPO update, then the CPC steps
 
   // For tests: the model, its parameters and the number of CPC steps taken.

@@ -98,6 +98,32 @@ struct AssembleTransition {
 
 }  // namespace
 
+void EpisodeReplay::visit_state(StateVisitor& v) {
+  const int64_t H = H_;
+  v.value("count", count_);
+  v.buffer("head", head_);
+  // the assembly: time-major [H(+1), N, ·], whole
+  v.buffer("assembly.obs", as_.obs);
+  v.buffer("assembly.landing", as_.land);
+  v.buffer("assembly.reward", as_.rew);
+  v.buffer("assembly.action", as_.act);
+  v.buffer("assembly.action_value", as_.act_value);
+  v.buffer("assembly.session_id", as_.sid);
+  v.buffer("assembly.session_end", as_.send);
+  // the ring: episode-major [C, ·]; its first `count` slots are the filled ones
+  const int64_t c = count_;
+  if (c == 0) return;
+  v.array("ring.obs", DType::f32, {c, H + 1, O_}, rp_.obs.data(), b_);
+  if (landing_) v.array("ring.landing", DType::f32, {c, H, O_}, rp_.land.data(), b_);
+  v.array("ring.reward", DType::f32, {c, H}, rp_.rew.data(), b_);
+  if (discrete_)
+    v.array("ring.action", DType::i32, {c, H}, rp_.act.data(), b_);
+  else
+    v.array("ring.action_value", DType::f32, {c, H, A_}, rp_.act_value.data(), b_);
+  v.array("ring.session_id", DType::i32, {c, H}, rp_.sid.data(), b_);
+  v.array("ring.session_end", DType::u8, {c, H}, rp_.send.data(), b_);
+}
+
 void EpisodeReplay::Arrays::allocate(Backend b, int64_t episodes, int horizon, int obs_dim, bool discrete,
                                      int action_dim, bool landing) {
   const int64_t H = horizon;

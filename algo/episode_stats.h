@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/buffer.h"
+#include "kernels/state_io.h"
 
 namespace dyn {
 
@@ -39,6 +40,10 @@ class EpisodeStats {
   // The finished episodes so far (one read).
   EvalStats summary() const;
   const EpisodeSums* sums() const { return sums_.data(); }  // [N] (backend)
+  void visit_state(StateVisitor& v) {
+    v.buffer("running", running_);
+    v.bytes("sums", sums_);
+  }
 
  private:
   Backend b_ = Backend::cpu;

@@ -9,6 +9,7 @@
 #include "algo/episode_stats.h"
 #include "algo/ppo_config.h"
 #include "kernels/backend.h"
+#include "kernels/state_io.h"
 
 namespace dyn {
 
@@ -21,6 +22,10 @@ class Learner {
   // summary (and learner-specific figures in EvalStats::extra).
   virtual EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed) = 0;
   virtual int64_t frames() const = 0;
+  // Everything that carries from one iteration to the next — networks, optimiser moments and steps, normalisers,
+  // env and agent states, replay, counters — for checkpoints: saved and loaded through the same visit, so a run
+  // resumed from it continues bit for bit on the CPU.
+  virtual void visit_state(StateVisitor& v) = 0;
   virtual Backend backend() const = 0;
   virtual int64_t graph_replays() const = 0;
   virtual int64_t graphs_captured() const = 0;

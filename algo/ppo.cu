@@ -103,4 +103,10 @@ EvalStats PpoLearner::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
   return run_evaluation(*env, episodes_per_env, agent);
 }
 
+void PpoLearner::visit_state(StateVisitor& v) {
+  RolloutLearner::visit_state(v);
+  v.buffer("latent", latent_);
+  v.part("input_norm", in_norm_);
+}
+
 }  // namespace dyn

@@ -17,6 +17,7 @@ class PpoLearner : public RolloutLearner {
   PpoLearner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg, bool with_latent = false);
   ~PpoLearner() override;
   EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed) override;
+  void visit_state(StateVisitor& v) override;
 
  private:
   class Agent;

@@ -242,4 +242,14 @@ void read_update_stats(const Buffer<double>& term_acc, int updates, double grad_
   st.grad_norm = grad_norm;
 }
 
+void PpoCore::visit_state(StateVisitor& v) {
+  v.part("params", params_);
+  v.part("adam", adam_);
+  v.part("reward_norm", ret_norm_);
+  v.part("episodes", episodes_);
+  v.buffer("shuffle_draws", draws_);
+  v.buffer("discounted_return", disc_ret_);
+  v.buffer("h0", h0_buf_);
+}
+
 }  // namespace dyn

@@ -95,6 +95,9 @@ class PpoCore {
   EvalStats rollout_stats() const { return episodes_.summary(); }
   void advantages();
   void update(IterationStats& st);
+  // The policy's parameters (each layer a named array), Adam, the reward scale, the episode statistics, the shuffle
+  // draw counter, the discounted returns and (recurrent) the state at the rollout's start.
+  void visit_state(StateVisitor& v);
 
  private:
   void update_minibatches();  // (captured)

@@ -126,4 +126,10 @@ EvalStats Rl2Learner::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
   return run_evaluation(*env, episodes_per_env, agent);
 }
 
+void Rl2Learner::visit_state(StateVisitor& v) {
+  RolloutLearner::visit_state(v);
+  v.part("obs_norm", obs_norm_);
+  v.part("carry", carry_);
+}
+
 }  // namespace dyn

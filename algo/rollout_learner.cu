@@ -76,4 +76,16 @@ std::unique_ptr<BatchEnv> RolloutLearner::eval_env(int64_t n, uint32_t seed) con
   return make_batch_env(b_, cfg, n);
 }
 
+void RolloutLearner::visit_state(StateVisitor& v) {
+  v.part("env", *env_);
+  v.buffer("obs", obs_);
+  v.buffer("final_obs", final_obs_);
+  v.buffer("session_end", send_);
+  v.buffer("session_id", sid_);
+  v.buffer("step", step_dev_);
+  v.value("clock_step", clock_.step);
+  v.value("frames", frames_);
+  v.part("ppo", *core_);
+}
+
 }  // namespace dyn

@@ -24,6 +24,9 @@ class RolloutLearner : public Learner {
   int64_t graphs_captured() const override { return graphs_.captured() + core_->graphs_captured(); }
   const int32_t* rollout_actions() const override { return core_->rollout_actions(); }
   const EnvSpec& spec() const { return env_->spec(); }
+  // The env, the observations and flags the next collect starts from, the step counter, the horizon clock, the
+  // frame count and the PPO core; learners add theirs.
+  void visit_state(StateVisitor& v) override;
 
   // The stages of iterate(), timed each: the collect (captured per horizon phase) with its statistics, GAE,
   // and the update.

@@ -8,6 +8,7 @@
 
 #include "kernels/buffer.h"
 #include "kernels/hd.h"
+#include "kernels/state_io.h"
 
 namespace dyn {
 
@@ -29,6 +30,7 @@ class RunningNorm {
   void update(const float* x, int64_t rows);
   // The statistics [2·dim + 1]: mean, var, count (one read; for tests and checkpoints).
   std::vector<double> stats() const { return stats_.to_host(); }
+  void visit_state(StateVisitor& v) { v.buffer("stats", stats_); }
   // y = clip((x − mean) / sqrt(var + 1e-8), ±clip) for x [rows, dim]; y may alias x.
   void normalize(const float* x, float* y, int64_t rows, float clip = 10.0f) const;
   // y = clip(x / sqrt(var + 1e-8), ±clip): scaling only (rewards by the std of the discounted return).

@@ -60,6 +60,31 @@ const SwitchKey kSwitchKeys[] = {
      "ground-truth session ends instead of the termination head"},
 };
 
+// --eval: the checkpoint's policy evaluated as a run's evaluations are, printed (and written to --out).
+int evaluate(const Config& cfg, Backend backend, const std::string& device, const Checkpoint& c,
+             const std::string& path, const std::string& out_path) {
+  const EvalStats e = evaluate_checkpoint(cfg, backend, c, "checkpoint '" + path + "'");
+  std::printf("device: %s\n", device.c_str());
+  std::printf("checkpoint: %s (%s on %s, seed %lld)\n", path.c_str(), cfg.get_string("run.algo").c_str(),
+              cfg.get_string("env.name").c_str(), (long long)cfg.get_int("run.seed"));
+  std::printf("eval return: %.3f ± %.3f  (deterministic, mean ± 95%% CI over %lld episodes)\n", e.mean_return, e.ci95,
+              (long long)e.episodes);
+  for (const auto& [k, v] : e.extra) std::printf("%s: %.4f\n", k.c_str(), v);
+  if (!out_path.empty()) {
+    nlohmann::json j = {{"checkpoint", path},
+                        {"env", cfg.get_string("env.name")},
+                        {"algo", cfg.get_string("run.algo")},
+                        {"seed", cfg.get_int("run.seed")},
+                        {"device", device},
+                        {"eval_return", e.mean_return},
+                        {"eval_ci95", e.ci95},
+                        {"eval_episodes", e.episodes}};
+    for (const auto& [k, v] : e.extra) j[k] = v;
+    write_file_atomically(out_path, j.dump(2) + "\n");
+  }
+  return 0;
+}
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -67,7 +92,7 @@ int run_cli(int argc, char** argv) {
   std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"dynamite_gpu: DLCMDP environments and meta-RL learners on the GPU (or the CPU)"};
   app.set_version_flag("--version", "dynamite_gpu 0.1.0");
-  std::string env, config_path, out_path;
+  std::string env, config_path, out_path, resume_dir, eval_path;
   std::vector<std::string> sets;
   bool print_config = false;
   std::string list_key;
@@ -85,6 +110,9 @@ int run_cli(int argc, char** argv) {
   app.add_option("--config", config_path, "TOML file merged over the env's built-in config (configs/<env>.toml)");
   app.add_option("--set", sets, "override any config key: --set env.horizon=30 (repeatable)")->take_all();
   app.add_option("--out", out_path, "write the summary as JSON to this file");
+  app.add_option("--resume", resume_dir,
+                 "continue the run in RUN_DIR from its checkpoint (its config; only --frames may change)");
+  app.add_option("--eval", eval_path, "evaluate the policy in a checkpoint (RUN_DIR/checkpoint.safetensors)");
   app.add_flag("--print-config", print_config, "print the resolved config as TOML and exit");
   app.add_option("--list-values", list_key,
                  "print the allowed values of a choice key, one per line, and exit (e.g. --list-values env.name)");
@@ -118,9 +146,32 @@ int run_cli(int argc, char** argv) {
   }
 
   Config cfg;
+  Checkpoint checkpoint;  // --eval's
   try {
     // 1. which env: --env, else env.name in --config
     std::string env_name = env;
+    // a resumed run and an evaluated checkpoint start from their own config
+    std::string saved_config, saved_source;
+    if (!resume_dir.empty() || !eval_path.empty()) {
+      if (!resume_dir.empty() && !eval_path.empty()) throw ConfigError("--resume and --eval: one or the other");
+      if (!config_path.empty()) throw ConfigError("--config with --resume or --eval: the run's own config is used");
+      if (!resume_dir.empty()) {
+        saved_source = (std::filesystem::path(resume_dir) / "config.toml").string();
+        check_input_file((std::filesystem::path(resume_dir) / kCheckpointFile).string(), "--resume");
+        saved_config = read_file(saved_source, "--resume");
+      } else {
+        saved_source = "--eval " + eval_path;
+        check_input_file(eval_path, "--eval");
+        checkpoint = read_checkpoint(eval_path);
+        const auto it = checkpoint.metadata.find("config");
+        if (it == checkpoint.metadata.end())
+          throw ConfigError("--eval '" + eval_path + "': no config in its metadata (not a dynamite_gpu checkpoint)");
+        saved_config = it->second;
+      }
+      Config saved;
+      saved.merge_toml(saved_config, saved_source);
+      if (env_name.empty()) env_name = saved.get_string("env.name");
+    }
     if (!config_path.empty()) check_input_file(config_path, "--config");
     if (env_name.empty() && !config_path.empty()) env_name = Config::peek_env_name(config_path);
     if (env_name.empty()) {
@@ -131,6 +182,7 @@ int run_cli(int argc, char** argv) {
     // 2. built-in config, 3. --config, 4. flags, 5. --set
     cfg = Config::builtin(env_name);
     if (!config_path.empty()) cfg.merge_file(config_path);
+    if (!saved_config.empty()) cfg.merge_toml(saved_config, saved_source);
     if (!env.empty()) cfg.set_from_string("env.name", env, "--env");
     for (size_t i = 0; i < std::size(kFlagKeys); ++i)
       if (flag_opts[i]->count()) cfg.set_from_string(kFlagKeys[i].key, flag_values[i], kFlagKeys[i].flag);
@@ -145,6 +197,18 @@ int run_cli(int argc, char** argv) {
       cfg.set_from_string(kv.substr(0, eq), kv.substr(eq + 1), "--set " + kv);
     }
     cfg.validate();
+    if (!resume_dir.empty()) {  // the same run: only the frame budget may change
+      Config saved = Config::builtin(env_name);
+      saved.merge_toml(saved_config, saved_source);
+      std::string differ;
+      for (const std::string& k : cfg.keys())
+        if (k != "train.frames" && (!saved.has(k) || saved.value_string(k) != cfg.value_string(k)))
+          differ += (differ.empty() ? "" : ", ") + k + " (run: " + (saved.has(k) ? saved.value_string(k) : "unset") +
+                    ", now: " + cfg.value_string(k) + ")";
+      if (!differ.empty())
+        throw ConfigError("--resume " + resume_dir + ": the config differs from the run's in " + differ +
+                          "; allowed: the run's config, with only train.frames (--frames) changed");
+    }
     // a flag that does not apply to what runs is an error, not ignored
     const std::string algo = cfg.get_string("run.algo");
     for (size_t i = 0; i < std::size(kSwitchKeys); ++i)
@@ -159,12 +223,18 @@ int run_cli(int argc, char** argv) {
     if (app.count("--frames") && algo == "none")
       throw ConfigError("--frames applies to training (--algo); run.algo = none rolls out --episodes per env");
     // every output target is checked before a run that may take hours
+    if (!eval_path.empty() && algo == "none")
+      throw ConfigError("--eval '" + eval_path + "': its config trains no learner (run.algo = none)");
     if (!out_path.empty()) check_output_file(out_path, "--out");
-    if (algo != "none") prepare_output_folder(cfg.get_string("run.out_dir"), "run.out_dir");
+    if (algo != "none" && resume_dir.empty() && eval_path.empty())
+      prepare_output_folder(cfg.get_string("run.out_dir"), "run.out_dir");
   } catch (const TargetError& e) {
     std::cerr << "error: " << e.what() << "\n";
     return kExitBadInput;
   } catch (const ConfigError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const std::runtime_error& e) {  // --resume / --eval of something that is not a checkpoint
     std::cerr << "error: " << e.what() << "\n";
     return kExitBadInput;
   }
@@ -188,7 +258,8 @@ int run_cli(int argc, char** argv) {
 
     const std::string device = backend == Backend::cuda ? "cuda: " + cuda_device_description()
                                                         : "cpu (" + std::to_string(omp_get_max_threads()) + " threads)";
-    if (cfg.get_string("run.algo") != "none") return run_training(cfg, backend, device, out_path);
+    if (!eval_path.empty()) return evaluate(cfg, backend, device, checkpoint, eval_path, out_path);
+    if (cfg.get_string("run.algo") != "none") return run_training(cfg, backend, device, out_path, resume_dir);
 
     const int64_t n_envs = cfg.get_int("run.envs"), episodes = cfg.get_int("run.episodes");
     const std::string& policy_name = cfg.get_string("run.policy");

@@ -95,6 +95,12 @@ const std::vector<KeySpec>& config_schema() {
       {"train.entropy_coef", KeyKind::real, 0, 1e3, {}, "entropy bonus weight"},
       {"train.hidden", KeyKind::integer, 1, 4096, {}, "actor and critic hidden width (2 layers)"},
       {"train.eval_interval", KeyKind::integer, 0, 1e9, {}, "iterations between evaluations (0: only at the end)"},
+      {"train.checkpoint_interval",
+       KeyKind::integer,
+       0,
+       1e9,
+       {},
+       "iterations between checkpoints in the run directory (0: only at the end)"},
       {"train.eval_envs", KeyKind::integer, 1, 16777216, {}, "parallel envs for evaluation"},
       {"train.eval_episodes", KeyKind::integer, 1, 100000, {}, "evaluation episodes per eval env"},
       // belief: the DynaMITE-RL / VariBAD belief model (SPEC §3)

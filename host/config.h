@@ -62,6 +62,12 @@ class Config {
   // Whether the key is set, and its value as text (numbers as TOML writes them, booleans true/false).
   bool has(const std::string& key) const { return values_.count(key) > 0; }
   std::string value_string(const std::string& key) const;
+  // Every key that is set.
+  std::vector<std::string> keys() const {
+    std::vector<std::string> k;
+    for (const auto& [key, e] : values_) k.push_back(key);
+    return k;
+  }
 
   // The resolved config as TOML.
   std::string to_toml() const;

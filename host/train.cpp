@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -19,6 +20,7 @@
 #include "algo/ppo.h"
 #include "algo/rl2.h"
 #include "host/checked_io.h"
+#include "host/checkpoint.h"
 #include "host/config.h"
 
 namespace dyn {
@@ -106,10 +108,16 @@ EnvConfig env_config_of(const Config& c) {
 
 namespace {
 
-int train_loop(const Config& cfg, Learner& learner, const std::string& device, const std::string& out_path);
+int train_loop(const Config& cfg, Learner& learner, const std::string& device, const std::string& out_path,
+               const std::string& resume_dir);
 
-// Fault injection for the tests (DYN_INJECT_NAN=<metric>@<iteration>): that metric of that iteration's statistics
-// becomes NaN, as a diverging loss would make it, so the test sees the run stop there.
+// Fault injection for the tests. DYN_INJECT_NAN=<metric>@<iteration>: that metric of that iteration's statistics
+// becomes NaN, as a diverging loss would make it. DYN_INJECT_SIGTERM=<iteration>: the process sends itself SIGTERM
+// during that iteration, as `kill` would.
+void inject_sigterm(int64_t iteration) {
+  static const char* spec = std::getenv("DYN_INJECT_SIGTERM");
+  if (spec && std::stoll(spec) == iteration) std::raise(SIGTERM);
+}
 void inject_nan(IterationStats& st, int64_t iteration) {
   static const char* spec = std::getenv("DYN_INJECT_NAN");
   if (!spec) return;
@@ -194,47 +202,133 @@ std::unique_ptr<Learner> make_learner(const Config& c, Backend b) {
   throw std::invalid_argument("make_learner: no learner for run.algo = '" + algo + "'");
 }
 
-int run_training(const Config& cfg, Backend backend, const std::string& device, const std::string& out_path) {
+int run_training(const Config& cfg, Backend backend, const std::string& device, const std::string& out_path,
+                 const std::string& resume_dir) {
   const std::unique_ptr<Learner> learner = make_learner(cfg, backend);
-  return train_loop(cfg, *learner, device, out_path);
+  return train_loop(cfg, *learner, device, out_path, resume_dir);
+}
+
+EvalStats evaluate_checkpoint(const Config& cfg, Backend backend, const Checkpoint& c, const std::string& what) {
+  const std::unique_ptr<Learner> learner = make_learner(cfg, backend);
+  restore_state(*learner, c, what);
+  return learner->evaluate(cfg.get_int("train.eval_envs"), int(cfg.get_int("train.eval_episodes")),
+                           uint32_t(cfg.get_int("run.seed")) + 1000003u);
 }
 
 namespace {
 
-int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const std::string& out_path) {
+// SIGINT / SIGTERM during training: the current iteration finishes, a checkpoint is written, the run exits 128 + n.
+volatile std::sig_atomic_t g_stop_signal = 0;
+void request_stop(int sig) { g_stop_signal = sig; }
+
+// The driver's own state in a checkpoint's metadata, beside the learner's arrays.
+struct DriverState {
+  int64_t iteration = 0;
+  double seconds = 0;  // training time before this process
+  double last_train_return = std::nan("");
+  int64_t jsonl_bytes = 0, csv_bytes = 0;  // the metrics files' lengths at the checkpoint
+};
+
+Metadata driver_metadata(const Config& cfg, const DriverState& d) {
+  char ret[64];
+  std::snprintf(ret, sizeof ret, "%.17g", d.last_train_return);
+  return {{"format", "dynamite_gpu checkpoint 1"},
+          {"config", cfg.to_toml()},
+          {"iteration", std::to_string(d.iteration)},
+          {"seconds", std::to_string(d.seconds)},
+          {"last_train_return", ret},
+          {"metrics_jsonl_bytes", std::to_string(d.jsonl_bytes)},
+          {"metrics_csv_bytes", std::to_string(d.csv_bytes)}};
+}
+
+DriverState driver_state_of(const Metadata& m, const std::string& what) {
+  auto get = [&](const std::string& k) {
+    const auto it = m.find(k);
+    if (it == m.end()) throw std::runtime_error(what + ": no '" + k + "' in its metadata (not a run checkpoint?)");
+    return it->second;
+  };
+  DriverState d;
+  d.iteration = std::stoll(get("iteration"));
+  d.seconds = std::stod(get("seconds"));
+  d.last_train_return = std::strtod(get("last_train_return").c_str(), nullptr);
+  d.jsonl_bytes = std::stoll(get("metrics_jsonl_bytes"));
+  d.csv_bytes = std::stoll(get("metrics_csv_bytes"));
+  return d;
+}
+
+int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const std::string& out_path,
+               const std::string& resume_dir) {
   const std::string env = cfg.get_string("env.name"), algo = variant_of(cfg);
   const uint32_t seed = uint32_t(cfg.get_int("run.seed"));
   const int64_t n_envs = cfg.get_int("run.envs"), budget = cfg.get_int("train.frames");
   const int64_t eval_interval = cfg.get_int("train.eval_interval");
+  const int64_t checkpoint_interval = cfg.get_int("train.checkpoint_interval");
   const int64_t eval_envs = cfg.get_int("train.eval_envs");
   const int eval_episodes = int(cfg.get_int("train.eval_episodes"));
 
-  // the run directory, with the resolved config written first
-  fs::path dir =
-      fs::path(cfg.get_string("run.out_dir")) / (env + "-" + algo + "-" + std::to_string(seed) + "-" + timestamp());
-  for (int k = 2; fs::exists(dir); ++k) dir = fs::path(dir.string() + "-" + std::to_string(k));
-  std::error_code made;
-  fs::create_directories(dir, made);
-  if (made) throw WriteError("cannot create the run directory '" + dir.string() + "': " + made.message());
-  write_file_atomically((dir / "config.toml").string(), cfg.to_toml());
-  LineFile jsonl((dir / "metrics.jsonl").string()), csv((dir / "metrics.csv").string());
+  // the run directory: a new one with the resolved config written first, or the resumed one with the learner at its
+  // checkpoint and the metrics cut back to what that checkpoint had written
+  fs::path dir;
+  DriverState driver;
+  if (resume_dir.empty()) {
+    dir = fs::path(cfg.get_string("run.out_dir")) / (env + "-" + algo + "-" + std::to_string(seed) + "-" + timestamp());
+    for (int k = 2; fs::exists(dir); ++k) dir = fs::path(dir.string() + "-" + std::to_string(k));
+    std::error_code made;
+    fs::create_directories(dir, made);
+    if (made) throw WriteError("cannot create the run directory '" + dir.string() + "': " + made.message());
+    write_file_atomically((dir / "config.toml").string(), cfg.to_toml());
+  } else {
+    dir = resume_dir;
+    const std::string path = (dir / kCheckpointFile).string();
+    const Checkpoint c = read_checkpoint(path);
+    restore_state(ppo, c, "checkpoint '" + path + "'");
+    driver = driver_state_of(c.metadata, "checkpoint '" + path + "'");
+  }
+  const std::string checkpoint_path = (dir / kCheckpointFile).string();
+  LineFile jsonl((dir / "metrics.jsonl").string(), resume_dir.empty() ? -1 : driver.jsonl_bytes);
+  LineFile csv((dir / "metrics.csv").string(), resume_dir.empty() ? -1 : driver.csv_bytes);
   std::vector<std::pair<std::string, double>> last_eval_extra;
 
   const bool tty = isatty(STDERR_FILENO);
-  std::fprintf(stderr, "training %s with %s on %s, %lld envs, %lld frames -> %s\n", env.c_str(), algo.c_str(),
-               device.c_str(), (long long)n_envs, (long long)budget, dir.c_str());
+  std::fprintf(stderr, "%s %s with %s on %s, %lld envs, %lld frames -> %s\n",
+               resume_dir.empty() ? "training" : "resuming", env.c_str(), algo.c_str(), device.c_str(),
+               (long long)n_envs, (long long)budget, dir.c_str());
+  if (!resume_dir.empty())
+    std::fprintf(stderr, "from iteration %lld, %lld frames\n", (long long)driver.iteration, (long long)ppo.frames());
+  g_stop_signal = 0;
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+  struct RestoreSignals {
+    ~RestoreSignals() {
+      std::signal(SIGINT, SIG_DFL);
+      std::signal(SIGTERM, SIG_DFL);
+    }
+  } restore_signals;
 
   const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return driver.seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  auto checkpoint = [&] {
+    jsonl.sync();
+    csv.sync();
+    DriverState d = driver;
+    d.seconds = elapsed();
+    d.jsonl_bytes = jsonl.size();
+    d.csv_bytes = csv.size();
+    save_checkpoint(checkpoint_path, ppo, driver_metadata(cfg, d));
+  };
   auto last_print = t0;
   EvalStats last_eval;
   bool have_eval = false;
-  int64_t iteration = 0;
+  int64_t& iteration = driver.iteration;
   IterationStats st;
-  double last_train_return = std::nan("");  // the progress line's: the last rollout in which episodes finished
+  double& last_train_return = driver.last_train_return;  // the progress line's: the last rollout with finished episodes
   while (ppo.frames() < budget) {
     st = ppo.iterate();
     ++iteration;
     inject_nan(st, iteration);
+    inject_sigterm(iteration);
     if (std::isfinite(st.train_return)) last_train_return = st.train_return;
     const bool final = ppo.frames() >= budget;
     const bool eval_now = final || (eval_interval > 0 && iteration % eval_interval == 0);
@@ -243,7 +337,7 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
       last_eval_extra = last_eval.extra;
       have_eval = true;
     }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs = elapsed();
     const double fps = double(st.frames) / secs;
     nlohmann::json row = {{"iteration", iteration},
                           {"frames", st.frames},
@@ -286,12 +380,26 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
     for (const auto& kv : last_eval_extra) csv_row += "," + (eval_now ? std::to_string(kv.second) : std::string());
     csv.line(csv_row);
 
-    // errors are loud: a non-finite loss, gradient or metric stops the run, with everything so far on disk
+    // errors are loud: a non-finite loss, gradient or metric stops the run, with everything so far on disk and the
+    // last good checkpoint kept
     const std::string bad = first_non_finite(st, eval_now ? &last_eval : nullptr);
     if (!bad.empty()) {
-      std::fprintf(stderr, "%serror: %s is not finite at iteration %lld (frames %lld); metrics so far are in %s\n",
-                   tty ? "\n" : "", bad.c_str(), (long long)iteration, (long long)st.frames, dir.c_str());
+      std::fprintf(stderr,
+                   "%serror: %s is not finite at iteration %lld (frames %lld); metrics so far are in %s; the last "
+                   "good checkpoint is %s (resume: dynamite_gpu --resume %s)\n",
+                   tty ? "\n" : "", bad.c_str(), (long long)iteration, (long long)st.frames, dir.c_str(),
+                   fs::exists(checkpoint_path) ? checkpoint_path.c_str() : "not written yet", dir.c_str());
       return 1;
+    }
+    if (final || g_stop_signal || (checkpoint_interval > 0 && iteration % checkpoint_interval == 0)) checkpoint();
+    if (g_stop_signal) {
+      const int sig = g_stop_signal;
+      std::fprintf(
+          stderr,
+          "%sstopped by %s after iteration %lld (frames %lld); checkpoint %s\nresume: dynamite_gpu --resume %s\n",
+          tty ? "\n" : "", sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)iteration, (long long)ppo.frames(),
+          checkpoint_path.c_str(), dir.c_str());
+      return 128 + sig;
     }
     // progress: one line rewritten in place on a terminal; otherwise a line every 30 s and at the end
     const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_print).count();
@@ -304,7 +412,7 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
     }
   }
   if (tty) std::fprintf(stderr, "\n");
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = elapsed();
   const nlohmann::json summary = {{"env", env},
                                   {"algo", algo},
                                   {"seed", seed},

@@ -11,6 +11,7 @@
 #include "algo/contrabar.h"
 #include "algo/learner.h"
 #include "algo/ppo_config.h"
+#include "host/checkpoint.h"
 #include "host/config.h"
 #include "kernels/backend.h"
 #include "sim/env.h"
@@ -27,8 +28,18 @@ ContrabarConfig contrabar_config_of(const Config& c);
 // The learner run.algo names (ppo, oracle, rl2, dynamite, varibad, contrabar) on the configured env.
 std::unique_ptr<Learner> make_learner(const Config& c, Backend b);
 
-// Returns the process exit status (0, or 1 when training fails); progress goes to stderr. The summary goes to the
-// run directory's summary.json and, when out_path is not empty, to out_path too (written atomically).
-int run_training(const Config& cfg, Backend backend, const std::string& device, const std::string& out_path);
+// The checkpoint file in a run directory: the learner's whole state and the driver's, written every
+// train.checkpoint_interval iterations, at the end, and on SIGINT / SIGTERM.
+inline constexpr const char* kCheckpointFile = "checkpoint.safetensors";
+
+// Returns the process exit status (0; 1 when training fails; 128 + signal when SIGINT or SIGTERM stopped it after a
+// checkpoint); progress goes to stderr. The summary goes to the run directory's summary.json and, when out_path is
+// not empty, to out_path too (written atomically). With resume_dir, the run continues there from its checkpoint
+// (cfg must be its config, the frame budget aside), appending to its metrics.
+int run_training(const Config& cfg, Backend backend, const std::string& device, const std::string& out_path,
+                 const std::string& resume_dir = "");
+// The deterministic evaluation (SPEC §5) of a checkpoint's policy: train.eval_envs × train.eval_episodes fresh
+// episodes, as a run's evaluations.
+EvalStats evaluate_checkpoint(const Config& cfg, Backend backend, const Checkpoint& c, const std::string& what);
 
 }  // namespace dyn

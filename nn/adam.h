@@ -8,6 +8,7 @@
 #include "kernels/buffer.h"
 #include "kernels/hd.h"
 #include "kernels/reduce.h"
+#include "kernels/state_io.h"
 
 namespace dyn {
 
@@ -41,6 +42,14 @@ class Adam {
   // A new learning rate from the next step on (schedules of eager, uncaptured steps: ContraBAR's CPC halving).
   void set_lr(float lr) { cfg_.lr = lr; }
   float lr() const { return cfg_.lr; }
+  // The moments, the step (device and host) and the learning rate, for checkpoints.
+  void visit_state(StateVisitor& v) {
+    v.buffer("m", m_);
+    v.buffer("v", v_);
+    v.buffer("state", state_);
+    v.value("t", t_);
+    v.value("lr", cfg_.lr);
+  }
 
  private:
   Backend b_;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/buffer.h"
+#include "kernels/state_io.h"
 
 namespace dyn {
 
@@ -52,6 +53,12 @@ struct ParamBlob {
     initialize_params(layout, seed, host);
     value.from_host(host);
     grad.zero();
+  }
+  // Each view as its own named array with its shape (a checkpoint's tensors read as the network's layers).
+  void visit_state(StateVisitor& v) {
+    for (const ParamView& view : layout.views())
+      v.array(view.name, dtype_of<T>(), std::vector<int64_t>(view.shape.begin(), view.shape.end()),
+              value.data() + view.offset, value.backend());
   }
 };
 

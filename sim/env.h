@@ -18,6 +18,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/hd.h"
+#include "kernels/state_io.h"
 #include "kernels/step_ref.h"
 #include "sim/session.h"
 
@@ -135,6 +136,8 @@ class BatchEnv {
   virtual void step(const ActionBatch& actions, const StepBatch& out, StepRef step) = 0;
   // Scripted actions for global step `step`: random, or the env's oracle (spec().has_oracle).
   virtual void scripted(bool oracle, const ActionBuffers& out, uint32_t step) = 0;
+  // The N envs' states (checkpoints).
+  virtual void visit_state(StateVisitor& v) = 0;
 
  protected:
   BatchEnv(Backend b, EnvSpec spec, int64_t n, uint32_t seed) : b_(b), spec_(std::move(spec)), n_(n), seed_(seed) {}

@@ -19,7 +19,7 @@ struct ResetRows {
   float *obs, *latent;
   int obs_dim, latent_dim;
   DYN_HD void operator()(int64_t i) const {
-    typename E::State s;
+    typename E::State s{};  // zero-initialised, padding included: a checkpoint's bytes are the state's alone
     e.reset(s, uint32_t(i), 0);
     e.observe(s, obs + i * obs_dim);
     if (latent) e.latent(s, latent + i * latent_dim);

@@ -147,6 +147,7 @@ class GridBatchEnv : public BatchEnv {
   void reset(float* obs, float* latent) override;
   void step(const ActionBatch& actions, const StepBatch& out, StepRef step) override;
   void scripted(bool oracle, const ActionBuffers& out, uint32_t step) override;
+  void visit_state(StateVisitor& v) override { v.bytes("state", state_); }
   const GridState* states() const { return state_.data(); }  // [N] (tests, probes)
 
  private:

@@ -67,7 +67,10 @@ struct PhysicsEnvState {
   float goal_angle = 0, goal_radius = 0;  // reacher: α and r of this episode
   int8_t dir = 1;                         // halfcheetah_dir: the current session's direction ±1
   uint8_t phase = 0;                      // latent_phase offset of this episode
+  uint8_t unused[2] = {0, 0};             // explicit padding: a checkpoint's bytes are the state's alone
 };
+static_assert(sizeof(PhysicsEnvState) == sizeof(PlanarState<float>) + sizeof(SessionState) + 12,
+              "PhysicsEnvState has no hidden padding");
 
 // ---- the session latents (SPEC §2) ----
 
@@ -256,6 +259,7 @@ class PhysicsBatchEnv : public BatchEnv {
   void reset(float* obs, float* latent) override;
   void step(const ActionBatch& actions, const StepBatch& out, StepRef step) override;
   void scripted(bool oracle, const ActionBuffers& out, uint32_t step) override;
+  void visit_state(StateVisitor& v) override { v.bytes("state", state_); }
   const PhysicsEnvState* states() const { return state_.data(); }  // [N] (tests)
 
  private:

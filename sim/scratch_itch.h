@@ -57,8 +57,11 @@ struct ScratchState {
   float force;             // total contact force on the tool after the last step (N)
   V3<float> last_scratch;  // where the last valid scratch touched the arm
   SessionState ss;
-  uint8_t phase = 0;  // latent_phase offset of this episode
+  uint8_t phase = 0;       // latent_phase offset of this episode
+  uint8_t unused[3] = {};  // explicit padding: a checkpoint's bytes are the state's alone
 };
+static_assert(sizeof(ScratchState) == 4 * (kArmJoints + 3 + 1 + 3) + sizeof(SessionState) + 4,
+              "ScratchState has no hidden padding");
 
 // ---- the session latent: where the itch is (SPEC §2) ----
 
@@ -272,6 +275,7 @@ class ScratchBatchEnv : public BatchEnv {
   void reset(float* obs, float* latent) override;
   void step(const ActionBatch& actions, const StepBatch& out, StepRef step) override;
   void scripted(bool oracle, const ActionBuffers& out, uint32_t step) override;
+  void visit_state(StateVisitor& v) override { v.bytes("state", state_); }
   const ScratchState* states() const { return state_.data(); }  // [N] (tests)
 
  private:

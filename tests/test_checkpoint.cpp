@@ -1,0 +1,240 @@
+// Runs that survive (label cpu): a run stopped by SIGTERM and resumed equals an uninterrupted one bit for bit on the
+// CPU (metrics without the timing columns, final evaluation, every array of the final checkpoint) for gridworld ppo,
+// rl2 and dynamite and the reacher with a small replay; kill -9 at random times always leaves a loadable checkpoint
+// and whole metrics lines, and the resumed run reaches the same end; the safetensors package (numpy) reads the
+// checkpoint's parameters as the run holds them; --eval evaluates a checkpoint; a resume with another config is
+// refused naming the keys.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "host/checkpoint.h"
+#include "host/train.h"
+#include "tests/cli_run.h"
+#include "tests/slurp.h"
+
+namespace fs = std::filesystem;
+using namespace dyn;
+
+namespace {
+
+class Checkpoints : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("dyn_ckpt_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // The one run directory under `runs`.
+  static fs::path run_dir(const fs::path& runs) { return fs::directory_iterator(runs)->path(); }
+  fs::path dir_;
+};
+
+// A run's metrics rows without the columns that time it (seconds, fps, *_s).
+std::vector<nlohmann::json> metrics_rows(const fs::path& run) {
+  std::vector<nlohmann::json> rows;
+  std::ifstream f(run / "metrics.jsonl");
+  for (std::string line; std::getline(f, line);) {
+    nlohmann::json j = nlohmann::json::parse(line), kept;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      const std::string& k = it.key();
+      if (k != "seconds" && k != "fps" && !(k.size() > 2 && k.substr(k.size() - 2) == "_s")) kept[k] = *it;
+    }
+    rows.push_back(kept);
+  }
+  return rows;
+}
+
+// Every array of two checkpoints equal, byte for byte; returns how many.
+size_t expect_same_arrays(const fs::path& a, const fs::path& b) {
+  const Checkpoint x = read_checkpoint(a.string()), y = read_checkpoint(b.string());
+  EXPECT_EQ(x.arrays.size(), y.arrays.size());
+  for (const auto& [name, arr] : x.arrays) {
+    const auto it = y.arrays.find(name);
+    if (it == y.arrays.end()) {
+      ADD_FAILURE() << "missing " << name;
+      continue;
+    }
+    EXPECT_TRUE(arr.bytes == it->second.bytes && arr.shape == it->second.shape) << name;
+  }
+  return x.arrays.size();
+}
+
+struct Case {
+  std::string name, args;
+};
+
+const Case kResumeCases[] = {
+    {"gridworld-ppo", "--env gridworld --algo ppo --frames 11520"},
+    {"gridworld-rl2", "--env gridworld --algo rl2 --frames 11520"},
+    {"gridworld-dynamite", "--env gridworld --algo dynamite --frames 11520"},
+    // a physics env with a small replay: 8 envs, 40-step episodes over two 20-step collects, a 24-episode ring
+    {"reacher-varibad",
+     "--env reacher --algo varibad --envs 8 --frames 1920 --set env.horizon=40 --set belief.replay_episodes=24 "
+     "--set belief.batch_episodes=4 --set belief.elbo_samples=10 --set belief.decode_samples=10 "
+     "--set train.eval_envs=8 --set train.eval_episodes=1"},
+};
+
+}  // namespace
+
+// 12 iterations with an evaluation every 3 and a checkpoint every 4; the interrupted run gets SIGTERM in iteration 6
+// (a checkpoint there, exit 143) and is resumed to the end.
+TEST_F(Checkpoints, ResumeIsBitIdentical) {
+  for (const Case& c : kResumeCases) {
+    SCOPED_TRACE(c.name);
+    const std::string common = c.args + " --device cpu --set train.eval_interval=3 --set train.checkpoint_interval=4";
+    const fs::path full = dir_ / (c.name + "-full"), part = dir_ / (c.name + "-part");
+    const CliResult a = run_cli(common + " --set run.out_dir=" + full.string(), dir_);
+    ASSERT_EQ(a.status, 0) << a.err;
+    const CliResult stopped = run_cli(common + " --set run.out_dir=" + part.string(), dir_, "DYN_INJECT_SIGTERM=6 ");
+    ASSERT_EQ(stopped.status, 143) << stopped.err;
+    EXPECT_NE(stopped.err.find("resume: dynamite_gpu --resume " + run_dir(part).string()), std::string::npos)
+        << stopped.err;
+    EXPECT_EQ(metrics_rows(run_dir(part)).size(), 6u);
+    const CliResult resumed = run_cli("--resume " + run_dir(part).string() + " --device cpu", dir_);
+    ASSERT_EQ(resumed.status, 0) << resumed.err;
+    const std::vector<nlohmann::json> x = metrics_rows(run_dir(full)), y = metrics_rows(run_dir(part));
+    ASSERT_EQ(x.size(), 12u);
+    ASSERT_EQ(y.size(), 12u);
+    for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(x[i], y[i]) << "iteration " << i + 1;
+    const nlohmann::json sx = nlohmann::json::parse(slurp(run_dir(full) / "summary.json")),
+                         sy = nlohmann::json::parse(slurp(run_dir(part) / "summary.json"));
+    EXPECT_EQ(sx["eval_return"], sy["eval_return"]);
+    EXPECT_EQ(sx["frames"], sy["frames"]);
+    EXPECT_GT(expect_same_arrays(run_dir(full) / kCheckpointFile, run_dir(part) / kCheckpointFile), 20u);
+  }
+}
+
+// kill -9 at random times, again and again: after each kill the run directory holds a checkpoint that loads and
+// metrics files of whole lines; resuming after each reaches the uninterrupted run's end.
+TEST_F(Checkpoints, SurvivesKillNineAtRandomTimes) {
+  const std::string common =
+      "--env gridworld --algo dynamite --frames 28800 --device cpu --set train.eval_interval=5 "
+      "--set train.checkpoint_interval=2";
+  const fs::path full = dir_ / "full", part = dir_ / "part";
+  ASSERT_EQ(run_cli(common + " --set run.out_dir=" + full.string(), dir_).status, 0);
+  std::mt19937 rng(5);
+  int kills = 0;
+  std::string args = common + " --set run.out_dir=" + part.string();
+  for (int attempt = 0; attempt < 12; ++attempt) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      const std::string cmd = std::string(DYN_BIN) + " " + args + " >/dev/null 2>" + (dir_ / "stderr").string();
+      execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    // the first run is killed once its first checkpoint exists; every run at a random time
+    if (attempt == 0)
+      for (int i = 0;
+           i < 600 && !(fs::exists(part) && !fs::is_empty(part) && fs::exists(run_dir(part) / kCheckpointFile)); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(50, 900)(rng)));
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) != pid) {  // still running: kill it
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+    }
+    if (WIFEXITED(status)) {  // it finished before the kill
+      ASSERT_EQ(WEXITSTATUS(status), 0) << slurp(dir_ / "stderr");
+      break;
+    }
+    ASSERT_TRUE(WIFSIGNALED(status)) << "attempt " << attempt;
+    ++kills;
+    const fs::path run = run_dir(part);
+    ASSERT_TRUE(fs::exists(run / kCheckpointFile)) << "no checkpoint after kill " << kills;
+    EXPECT_NO_THROW(read_checkpoint((run / kCheckpointFile).string())) << "kill " << kills;
+    for (const char* f : {"metrics.jsonl", "metrics.csv"}) {
+      const std::string text = slurp(run / f);
+      EXPECT_TRUE(text.empty() || text.back() == '\n') << f << " ends in a partial line after kill " << kills;
+    }
+    for (const auto& e : fs::directory_iterator(run))
+      EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos)
+          << "a temporary file is left after kill " << kills << " (harmless, but it should be cleaned)";
+    args = "--resume " + run.string() + " --device cpu";
+  }
+  EXPECT_GE(kills, 5) << "too few kills landed before the run finished";
+  if (fs::exists(run_dir(part) / kCheckpointFile) && !fs::exists(run_dir(part) / "summary.json")) {
+    const CliResult last = run_cli("--resume " + run_dir(part).string() + " --device cpu", dir_);  // to the end
+    ASSERT_EQ(last.status, 0) << last.err;
+  }
+  const std::vector<nlohmann::json> x = metrics_rows(run_dir(full)), y = metrics_rows(run_dir(part));
+  ASSERT_EQ(x.size(), y.size());
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(x[i], y[i]) << "iteration " << i + 1;
+  expect_same_arrays(run_dir(full) / kCheckpointFile, run_dir(part) / kCheckpointFile);
+  std::printf("[kill -9] %d kills survived\n", kills);
+}
+
+// The safetensors package (numpy backend) reads the checkpoint: every array's name, shape and values equal the run's.
+TEST_F(Checkpoints, SafetensorsPackageReadsIt) {
+  const fs::path runs = dir_ / "runs";
+  ASSERT_EQ(
+      run_cli("--env gridworld --algo dynamite --frames 2880 --device cpu --set run.out_dir=" + runs.string(), dir_)
+          .status,
+      0);
+  const fs::path file = run_dir(runs) / kCheckpointFile;
+  const fs::path script = dir_ / "read.py", out = dir_ / "read.json";
+  std::ofstream(script)
+      << "import json, sys\n"
+         "from safetensors.numpy import load_file\n"
+         "arrays = load_file(sys.argv[1])\n"
+         "json.dump({k: {'dtype': str(v.dtype), 'shape': list(v.shape), 'values': "
+         "v.astype('float64').ravel().tolist()} for k, v in arrays.items()}, open(sys.argv[2], 'w'))\n";
+  ASSERT_EQ(std::system(("python3 " + script.string() + " " + file.string() + " " + out.string()).c_str()), 0)
+      << "python3 with safetensors and numpy (scripts/setup installs them)";
+  const nlohmann::json py = nlohmann::json::parse(slurp(out));
+  const Checkpoint c = read_checkpoint(file.string());
+  ASSERT_EQ(py.size(), c.arrays.size());
+  int params = 0;
+  for (const auto& [name, a] : c.arrays) {
+    ASSERT_TRUE(py.contains(name)) << name;
+    EXPECT_EQ(py[name]["shape"].get<std::vector<int64_t>>(), a.shape) << name;
+    if (a.dtype != DType::f32) continue;
+    const std::vector<double> v = py[name]["values"].get<std::vector<double>>();
+    const float* ours = reinterpret_cast<const float*>(a.bytes.data());
+    ASSERT_EQ(v.size(), a.bytes.size() / 4) << name;
+    for (size_t i = 0; i < v.size(); ++i) ASSERT_EQ(float(v[i]), ours[i]) << name << "[" << i << "]";
+    EXPECT_EQ(py[name]["dtype"], "float32") << name;
+    params += name.find(".params.") != std::string::npos;
+  }
+  EXPECT_GT(params, 10) << "the networks' layers are named arrays";
+}
+
+// --eval: a checkpoint's policy evaluated without training gives the run's final evaluation; a resume with another
+// config is refused naming the keys; a file that is not a checkpoint is refused.
+TEST_F(Checkpoints, EvalAndRefusals) {
+  const fs::path runs = dir_ / "runs";
+  ASSERT_EQ(
+      run_cli("--env gridworld --algo ppo --frames 4800 --device cpu --set run.out_dir=" + runs.string(), dir_).status,
+      0);
+  const fs::path run = run_dir(runs);
+  const fs::path out = dir_ / "eval.json";
+  const CliResult e =
+      run_cli("--eval " + (run / kCheckpointFile).string() + " --device cpu --out " + out.string(), dir_);
+  ASSERT_EQ(e.status, 0) << e.err;
+  const nlohmann::json summary = nlohmann::json::parse(slurp(run / "summary.json"));
+  EXPECT_EQ(nlohmann::json::parse(slurp(out))["eval_return"], summary["eval_return"]);
+
+  const CliResult differ = run_cli("--resume " + run.string() + " --set train.lr=0.001 --envs 8", dir_);
+  EXPECT_EQ(differ.status, 2);
+  EXPECT_NE(differ.err.find("train.lr"), std::string::npos) << differ.err;
+  EXPECT_NE(differ.err.find("run.envs"), std::string::npos) << differ.err;
+
+  std::ofstream(dir_ / "junk.safetensors") << "not a checkpoint";
+  const CliResult junk = run_cli("--eval " + (dir_ / "junk.safetensors").string(), dir_);
+  EXPECT_EQ(junk.status, 2);
+  EXPECT_NE(junk.err.find("not a valid safetensors file"), std::string::npos) << junk.err;
+}
