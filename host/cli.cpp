@@ -1,6 +1,6 @@
 // The dynamite_gpu command line (CLI11): flags map onto config keys; every value goes through the same
-// validation, so `--envs 0` and `--set run.envs=0` give the same message. Nothing is written until the
-// run has succeeded, and --out is written atomically (temp file + rename).
+// validation, so `--envs 0` and `--set run.envs=0` give the same message. Every output target is checked before any
+// work (host/checked_io.h); --out is written atomically at the end. --resume and --eval start from a run's config.
 #include "host/cli.h"
 
 #include <omp.h>

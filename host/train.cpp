@@ -309,14 +309,18 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
   auto elapsed = [&] {
     return driver.seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
+  size_t checkpoint_bytes = 0;
+  double checkpoint_s = 0;
   auto checkpoint = [&] {
+    const auto c0 = std::chrono::steady_clock::now();
     jsonl.sync();
     csv.sync();
     DriverState d = driver;
     d.seconds = elapsed();
     d.jsonl_bytes = jsonl.size();
     d.csv_bytes = csv.size();
-    save_checkpoint(checkpoint_path, ppo, driver_metadata(cfg, d));
+    checkpoint_bytes = save_checkpoint(checkpoint_path, ppo, driver_metadata(cfg, d));
+    checkpoint_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count();
   };
   auto last_print = t0;
   EvalStats last_eval;
@@ -436,6 +440,8 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
               last_eval.ci95, (long long)last_eval.episodes);
   for (const auto& [k, v] : last_eval_extra) std::printf("%s: %.4f\n", k.c_str(), v);
   for (const auto& [k, v] : st.extra) std::printf("last iteration %s: %.4g\n", k.c_str(), v);
+  std::printf("checkpoint: %s (%.2f MiB, written in %.3f s)\n", checkpoint_path.c_str(),
+              double(checkpoint_bytes) / (1 << 20), checkpoint_s);
   std::printf("run directory: %s\n", dir.c_str());
   return 0;
 }

@@ -1,7 +1,9 @@
 // Training runs: builds the learner from the config, trains to the frame budget, evaluates every
 // train.eval_interval iterations and at the end, and writes a run directory
-//   <run.out_dir>/<env>-<algo>-<seed>-<YYYYmmdd-HHMMSS>/{config.toml, metrics.jsonl, metrics.csv, summary.json}
-// with one metrics row per iteration, flushed as it is written (a stopped run keeps everything so far).
+//   <run.out_dir>/<env>-<algo>-<seed>-<YYYYmmdd-HHMMSS>/{config.toml, metrics.jsonl, metrics.csv, summary.json,
+//                                                       checkpoint.safetensors}
+// with one metrics row per iteration, written whole as it comes (a stopped run keeps everything so far), and the
+// checkpoint a run resumes from.
 #pragma once
 
 #include <memory>
