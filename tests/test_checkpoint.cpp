@@ -1,9 +1,9 @@
 // Runs that survive (label cpu): a run stopped by SIGTERM and resumed equals an uninterrupted one bit for bit on the
 // CPU (metrics without the timing columns, final evaluation, every array of the final checkpoint) for gridworld ppo,
-// rl2 and dynamite and the reacher with a small replay; kill -9 at random times always leaves a loadable checkpoint
-// and whole metrics lines, and the resumed run reaches the same end; the safetensors package (numpy) reads the
-// checkpoint's parameters as the run holds them; --eval evaluates a checkpoint; a resume with another config is
-// refused naming the keys.
+// rl2 and dynamite, reacher varibad and scratch_itch contrabar with small replays; kill -9 at random times always
+// leaves a loadable checkpoint and whole metrics lines, and the resumed run reaches the same end; the safetensors
+// package (numpy) reads the checkpoint's parameters as the run holds them; --eval evaluates a checkpoint; a resume with
+// another config is refused naming the keys.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -87,6 +87,11 @@ const Case kResumeCases[] = {
      "--env reacher --algo varibad --envs 8 --frames 1920 --set env.horizon=40 --set belief.replay_episodes=24 "
      "--set belief.batch_episodes=4 --set belief.elbo_samples=10 --set belief.decode_samples=10 "
      "--set train.eval_envs=8 --set train.eval_episodes=1"},
+    // ContraBAR (CPC model, its Adam and lr schedule, its replay) on scratch_itch, small
+    {"scratch_itch-contrabar",
+     "--env scratch_itch --algo contrabar --envs 8 --frames 1920 --set env.horizon=40 --set train.rollout_steps=20 "
+     "--set contrabar.replay_episodes=24 --set contrabar.batch_episodes=4 --set contrabar.hidden=16 "
+     "--set contrabar.lr_halve_after=5 --set train.eval_envs=8 --set train.eval_episodes=1"},
 };
 
 }  // namespace
