@@ -1,5 +1,5 @@
-// The command line on a device (label gpu): training runs and a scripted physics rollout with --device cuda, each
-// ending with exit status 0 and finite figures in its summary.
+// The command line on a device (label gpu): training runs, a resume from a checkpoint and a scripted physics rollout
+// with --device cuda, each ending with exit status 0 and finite figures in its summary.
 #include <gtest/gtest.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
@@ -61,4 +61,31 @@ TEST(CliGpu, PhysicsRolloutOnCuda) {
   EXPECT_EQ(j["episodes"], 2048);
   EXPECT_TRUE(std::isfinite(j["mean_return"].get<double>()));
   fs::remove_all(dir);
+}
+
+// A run on CUDA stopped by SIGTERM (a checkpoint read back from device memory) and resumed on CUDA (written back into
+// it, the captured graphs reading the restored buffers) ends where an uninterrupted CUDA run does: the same frames and
+// an evaluation return within float noise (the device's reductions need not sum in one order from run to run).
+TEST(CliGpu, ResumeOnCuda) {
+  DYN_REQUIRE_CUDA();
+  for (const std::string algo : {"ppo", "dynamite"}) {
+    const fs::path dir = scratch_dir("resume_" + algo);
+    const std::string common = "--env gridworld --algo " + algo +
+                               " --frames 11520 --device cuda --set train.eval_interval=3 "
+                               "--set train.checkpoint_interval=4";
+    const CliResult full = run_cli(common + " --set run.out_dir=" + (dir / "full").string(), dir);
+    ASSERT_EQ(full.status, 0) << full.err;
+    const CliResult stopped =
+        run_cli(common + " --set run.out_dir=" + (dir / "part").string(), dir, "DYN_INJECT_SIGTERM=6 ");
+    ASSERT_EQ(stopped.status, 143) << stopped.err;
+    const fs::path part = fs::directory_iterator(dir / "part")->path();
+    const CliResult resumed = run_cli("--resume " + part.string() + " --device cuda", dir);
+    ASSERT_EQ(resumed.status, 0) << resumed.err;
+    const nlohmann::json a =
+        nlohmann::json::parse(slurp(fs::directory_iterator(dir / "full")->path() / "summary.json"));
+    const nlohmann::json b = nlohmann::json::parse(slurp(part / "summary.json"));
+    EXPECT_EQ(a["frames"], b["frames"]) << algo;
+    EXPECT_NEAR(a["eval_return"].get<double>(), b["eval_return"].get<double>(), 0.5) << algo;
+    fs::remove_all(dir);
+  }
 }
