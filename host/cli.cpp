@@ -152,6 +152,7 @@ int run_cli(int argc, char** argv) {
     std::string env_name = env;
     // a resumed run and an evaluated checkpoint start from their own config
     std::string saved_config, saved_source;
+    Config saved;  // the run's resolved config, every key (config.toml or the checkpoint's metadata)
     if (!resume_dir.empty() || !eval_path.empty()) {
       if (!resume_dir.empty() && !eval_path.empty()) throw ConfigError("--resume and --eval: one or the other");
       if (!config_path.empty()) throw ConfigError("--config with --resume or --eval: the run's own config is used");
@@ -168,7 +169,6 @@ int run_cli(int argc, char** argv) {
           throw ConfigError("--eval '" + eval_path + "': no config in its metadata (not a dynamite_gpu checkpoint)");
         saved_config = it->second;
       }
-      Config saved;
       saved.merge_toml(saved_config, saved_source);
       if (env_name.empty()) env_name = saved.get_string("env.name");
     }
@@ -198,8 +198,6 @@ int run_cli(int argc, char** argv) {
     }
     cfg.validate();
     if (!resume_dir.empty()) {  // the same run: only the frame budget may change
-      Config saved = Config::builtin(env_name);
-      saved.merge_toml(saved_config, saved_source);
       std::string differ;
       for (const std::string& k : cfg.keys())
         if (k != "train.frames" && (!saved.has(k) || saved.value_string(k) != cfg.value_string(k)))

@@ -8,6 +8,7 @@
 #include "kernels/nvtx.h"
 #include "kernels/parallel_for.cuh"
 #include "sim/env_rows.h"
+#include "sim/physics/planar_dynamics.h"
 #include "sim/scratch_itch.h"
 
 namespace dyn {
@@ -41,27 +42,6 @@ V3<double> world_to_robot(V3<double> w) {
 }
 
 V3<float> to_float(V3<double> v) { return {float(v.x), float(v.y), float(v.z)}; }
-
-// Solves the n × n system A x = b in place (Gaussian elimination with partial pivoting; A is well conditioned here:
-// J Jᵀ + λ² I).
-void solve_dense(double* A, double* b, int n) {
-  for (int c = 0; c < n; ++c) {
-    int pivot = c;
-    for (int r = c + 1; r < n; ++r)
-      if (std::fabs(A[r * n + c]) > std::fabs(A[pivot * n + c])) pivot = r;
-    for (int k = 0; k < n; ++k) std::swap(A[c * n + k], A[pivot * n + k]);
-    std::swap(b[c], b[pivot]);
-    for (int r = c + 1; r < n; ++r) {
-      const double f = A[r * n + c] / A[c * n + c];
-      for (int k = c; k < n; ++k) A[r * n + k] -= f * A[c * n + k];
-      b[r] -= f * b[c];
-    }
-  }
-  for (int r = n - 1; r >= 0; --r) {
-    for (int k = r + 1; k < n; ++k) b[r] -= A[r * n + k] * b[k];
-    b[r] /= A[r * n + r];
-  }
-}
 
 // The pose error of the end effector: position (3) and orientation ½ Σᵢ cur_i × goal_i (3).
 void ee_error(const ChainPose<double>& pose, V3<double> ee, const Mat3<double>& goal, double* e) {
@@ -133,7 +113,8 @@ void jaco_start_pose(const ChainModel<double>& arm, V3<double> ee, double* q) {
           A[r * 6 + c] = s;
         }
       }
-      solve_dense(A, y, 6);
+      cholesky_factor(A, 6);  // J Jᵀ + λ² I is symmetric positive definite
+      cholesky_solve(A, y, 6);
       for (int j = 0; j < kArmJoints; ++j) {
         double dq = 0;
         for (int r = 0; r < 6; ++r) dq += J[r][j] * y[r];
