@@ -38,7 +38,8 @@ class AgentCarry {
   const float* prev_reward() const { return prev_reward_.data(); }  // [N]
   const uint8_t* start() const { return start_.data(); }            // [N]
   float* hidden() { return h_.data(); }                             // [N, hidden]
-  float* cond() { return cond_.data(); }                            // [N, cond_dim]
+  const float* hidden() const { return h_.data(); }
+  float* cond() { return cond_.data(); }  // [N, cond_dim]
   int64_t size() const { return n_; }
   void visit_state(StateVisitor& v) {
     v.buffer("prev_index", prev_index_);

@@ -124,6 +124,7 @@ class BeliefLearner::Agent : public EvalAgent {
     l_.encode_step(enc_, obs, carry_.prev_action(), carry_.prev_reward(), carry_.start(), carry_.cond(),
                    carry_.hidden(), n_, carry_.hidden(), raw_.data(), obs_enc_.data());
     const float* q = BeliefModel<float>::q(enc_);
+    q_ = q;
     l_.close_sessions(q, carry_.start(), send_prev_.data(), n_, close_.data(), carry_.cond(),
                       static_cast<double*>(nullptr));
     if (probe_) goal_probe(q, obs, latent);
@@ -134,11 +135,20 @@ class BeliefLearner::Agent : public EvalAgent {
     copy_values(l_.b_, out.session_end, send_prev_.data(), n_);
     carry_.after_step(a, out.reward, out.truncated, out.terminated);
   }
-  double goal_accuracy() const {
-    const std::vector<double> h = hits_.to_host();
-    return h[1] > 0 ? h[0] / h[1] : std::nan("");
+  // the belief q_t = [μ, log σ², termination logit] of the last act(), and on the gridworld the decoded reward of
+  // standing on each goal
+  std::vector<AgentColumns> columns() const override {
+    const int d = l_.d_, qw = 2 * d + 1;
+    std::vector<AgentColumns> c = {
+        {"belief_mean", q_, qw, 0, d}, {"belief_logvar", q_, qw, d, d}, {"termination_logit", q_, qw, 2 * d, 1}};
+    if (probe_) c.push_back({"goal_reward", dec_ws_.act.back().data(), 2, 0, 2});
+    return c;
   }
-  bool probes() const { return probe_; }
+  void add_figures(EvalStats& st) const override {
+    if (!probe_) return;
+    const std::vector<double> h = hits_.to_host();
+    st.extra.emplace_back("eval_goal_accuracy", h[1] > 0 ? h[0] / h[1] : std::nan(""));
+  }
 
  private:
   void goal_probe(const float* q, const float* obs, const float* latent) {
@@ -162,6 +172,7 @@ class BeliefLearner::Agent : public EvalAgent {
   EncoderWorkspace<float> enc_;
   PolicyWorkspace ws_;
   MlpWorkspace<float> dec_ws_;
+  const float* q_ = nullptr;  // [n, 2d + 1] the last act()'s belief (in enc_)
 };
 
 BeliefLearner::BeliefLearner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg,
@@ -324,14 +335,7 @@ void BeliefLearner::belief_step(double* acc) {
   acc[4] += s.bce;
 }
 
-EvalStats BeliefLearner::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
-  DYN_NVTX_RANGE("belief_evaluate");
-  const std::unique_ptr<BatchEnv> env = eval_env(n, seed);
-  Agent agent(*this, env->spec(), n);
-  EvalStats st = run_evaluation(*env, episodes_per_env, agent);
-  if (agent.probes()) st.extra.emplace_back("eval_goal_accuracy", agent.goal_accuracy());
-  return st;
-}
+std::unique_ptr<EvalAgent> BeliefLearner::eval_agent(int64_t n) { return std::make_unique<Agent>(*this, spec(), n); }
 
 void BeliefLearner::visit_state(StateVisitor& v) {
   RolloutLearner::visit_state(v);

@@ -42,7 +42,7 @@ class BeliefLearner : public RolloutLearner {
   BeliefLearner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg, const BeliefConfig& bc);
   ~BeliefLearner() override;
   // Also eval_goal_accuracy in EvalStats::extra on the gridworld.
-  EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed) override;
+  std::unique_ptr<EvalAgent> eval_agent(int64_t n) override;
   void visit_state(StateVisitor& v) override;
   void update(IterationStats& st) override;  // PPO update, then the belief steps
 

@@ -32,6 +32,11 @@ class ContrabarLearner::Agent : public EvalAgent {
   void after_step(const ActionBatch& a, const StepBatch& out) override {
     carry_.after_step(a, out.reward, out.truncated, out.terminated);
   }
+  // the context c_t (the encoder GRU's state) after act()
+  std::vector<AgentColumns> columns() const override {
+    const int H = l_.cc_.shape.hidden;
+    return {{"context", carry_.hidden(), H, 0, H}};
+  }
 
  private:
   ContrabarLearner& l_;
@@ -179,12 +184,7 @@ void ContrabarLearner::update(IterationStats& st) {
   st.extra.emplace_back("cpc_update_s", std::chrono::duration<double>(clock::now() - t1).count());
 }
 
-EvalStats ContrabarLearner::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
-  DYN_NVTX_RANGE("contrabar_evaluate");
-  const std::unique_ptr<BatchEnv> env = eval_env(n, seed);
-  Agent agent(*this, env->spec(), n);
-  return run_evaluation(*env, episodes_per_env, agent);
-}
+std::unique_ptr<EvalAgent> ContrabarLearner::eval_agent(int64_t n) { return std::make_unique<Agent>(*this, spec(), n); }
 
 void ContrabarLearner::visit_state(StateVisitor& v) {
   RolloutLearner::visit_state(v);

@@ -31,7 +31,7 @@ class ContrabarLearner : public RolloutLearner {
  public:
   ContrabarLearner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg, const ContrabarConfig& cc);
   ~ContrabarLearner() override;
-  EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed) override;
+  std::unique_ptr<EvalAgent> eval_agent(int64_t n) override;
   void visit_state(StateVisitor& v) override;
   void update(IterationStats& st) override;  // PPO update, then the CPC steps
 

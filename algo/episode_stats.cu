@@ -55,13 +55,16 @@ void EpisodeStats::after_step(const float* reward, const uint8_t* truncated, con
 
 EvalStats EpisodeStats::summary() const {
   EpisodeSums total{0, 0, 0, 0};
-  for (const EpisodeSums& s : sums_.to_host()) {
+  EvalStats out;
+  const std::vector<EpisodeSums> sums = sums_.to_host();
+  out.env_returns.reserve(sums.size());
+  for (const EpisodeSums& s : sums) {
+    out.env_returns.push_back(s.episodes > 0 ? s.ret / s.episodes : std::numeric_limits<double>::quiet_NaN());
     total.ret += s.ret;
     total.ret_sq += s.ret_sq;
     total.sessions += s.sessions;
     total.episodes += s.episodes;
   }
-  EvalStats out;
   out.episodes = int64_t(total.episodes);
   if (total.episodes <= 0) {
     out.mean_return = std::numeric_limits<double>::quiet_NaN();

@@ -23,6 +23,8 @@ struct EvalStats {
   double mean_return = 0, ci95 = 0, std = 0;
   double mean_sessions = 0;
   std::vector<std::pair<std::string, double>> extra;  // learner-specific figures (e.g. the goal probe's accuracy)
+  std::vector<EvalStats> per_episode;                 // an evaluation's k-th episode of every env (algo/evaluate.h)
+  std::vector<double> env_returns;                    // [N] each env's mean return over its finished episodes
   double metric(const std::string& name) const;       // an extra figure; NaN when absent
 };
 

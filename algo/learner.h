@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "algo/episode_stats.h"
+#include "algo/evaluate.h"
 #include "algo/ppo_config.h"
 #include "kernels/backend.h"
 #include "kernels/state_io.h"
@@ -18,9 +19,10 @@ class Learner {
   virtual ~Learner() = default;
   // One collect → advantages → update (→ belief steps), timed per stage.
   virtual IterationStats iterate() = 0;
-  // Deterministic actions on fresh episodes of n_envs envs drawn with `seed`, the agent's state updated online; the
-  // summary (and learner-specific figures in EvalStats::extra).
-  virtual EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed) = 0;
+  // Deterministic actions on fresh episodes of n_envs envs drawn with `seed`, the agent's state updated online
+  // (restarted at each episode start, or carried across episodes; an observer may watch: algo/evaluate.h); the
+  // summary, per episode index, and learner-specific figures in EvalStats::extra.
+  virtual EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed, const EvalMode& mode = {}) = 0;
   virtual int64_t frames() const = 0;
   // Everything that carries from one iteration to the next — networks, optimiser moments and steps, normalisers,
   // env and agent states, replay, counters — for checkpoints: saved and loaded through the same visit, so a run

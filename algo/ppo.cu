@@ -96,12 +96,7 @@ void PpoLearner::collect_steps() {
   core_->finish_rollout();
 }
 
-EvalStats PpoLearner::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
-  DYN_NVTX_RANGE("ppo_evaluate");
-  const std::unique_ptr<BatchEnv> env = eval_env(n, seed);
-  Agent agent(*this, n);
-  return run_evaluation(*env, episodes_per_env, agent);
-}
+std::unique_ptr<EvalAgent> PpoLearner::eval_agent(int64_t n) { return std::make_unique<Agent>(*this, n); }
 
 void PpoLearner::visit_state(StateVisitor& v) {
   RolloutLearner::visit_state(v);

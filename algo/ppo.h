@@ -16,7 +16,7 @@ class PpoLearner : public RolloutLearner {
   // with_latent: the policy's input is [s, latent] (the oracle PPO), else [s].
   PpoLearner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg, bool with_latent = false);
   ~PpoLearner() override;
-  EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed) override;
+  std::unique_ptr<EvalAgent> eval_agent(int64_t n) override;
   void visit_state(StateVisitor& v) override;
 
  private:

@@ -46,6 +46,11 @@ class Rl2Learner::Agent : public EvalAgent {
   void after_step(const ActionBatch& a, const StepBatch& out) override {
     carry_.after_step(a, out.reward, out.truncated, out.terminated);
   }
+  // the recurrent state h_t after act()
+  std::vector<AgentColumns> columns() const override {
+    const int H = l_.shape_.hidden;
+    return {{"hidden", carry_.hidden(), H, 0, H}};
+  }
 
  private:
   Rl2Learner& l_;
@@ -119,12 +124,7 @@ void Rl2Learner::collect_steps() {
   core_->finish_rollout();
 }
 
-EvalStats Rl2Learner::evaluate(int64_t n, int episodes_per_env, uint32_t seed) {
-  DYN_NVTX_RANGE("rl2_evaluate");
-  const std::unique_ptr<BatchEnv> env = eval_env(n, seed);
-  Agent agent(*this, env->spec(), n);
-  return run_evaluation(*env, episodes_per_env, agent);
-}
+std::unique_ptr<EvalAgent> Rl2Learner::eval_agent(int64_t n) { return std::make_unique<Agent>(*this, spec(), n); }
 
 void Rl2Learner::visit_state(StateVisitor& v) {
   RolloutLearner::visit_state(v);

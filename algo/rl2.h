@@ -21,7 +21,7 @@ class Rl2Learner : public RolloutLearner {
  public:
   Rl2Learner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg, Rl2Shape shape = {});
   ~Rl2Learner() override;
-  EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed) override;
+  std::unique_ptr<EvalAgent> eval_agent(int64_t n) override;
   void visit_state(StateVisitor& v) override;
 
  private:

@@ -70,10 +70,13 @@ StepBatch RolloutLearner::step_outputs(int t, float* latent) {
                        sid_.data(), final_obs_.data(), latent);
 }
 
-std::unique_ptr<BatchEnv> RolloutLearner::eval_env(int64_t n, uint32_t seed) const {
+EvalStats RolloutLearner::evaluate(int64_t n, int episodes_per_env, uint32_t seed, const EvalMode& mode) {
+  DYN_NVTX_RANGE("evaluate_learner");
   EnvConfig cfg = env_cfg_;
   cfg.seed = seed;
-  return make_batch_env(b_, cfg, n);
+  const std::unique_ptr<BatchEnv> env = make_batch_env(b_, cfg, n);
+  const std::unique_ptr<EvalAgent> agent = eval_agent(n);
+  return run_evaluation(*env, episodes_per_env, *agent, mode);
 }
 
 void RolloutLearner::visit_state(StateVisitor& v) {

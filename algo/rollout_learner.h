@@ -23,6 +23,8 @@ class RolloutLearner : public Learner {
   int64_t graph_replays() const override { return graphs_.replays() + core_->graph_replays(); }
   int64_t graphs_captured() const override { return graphs_.captured() + core_->graphs_captured(); }
   const int32_t* rollout_actions() const override { return core_->rollout_actions(); }
+  // The one evaluate of every learner: a fresh env of the training kind, the learner's eval_agent, run_evaluation.
+  EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed, const EvalMode& mode = {}) override;
   const EnvSpec& spec() const { return env_->spec(); }
   // The env, the observations and flags the next collect starts from, the step counter, the horizon clock, the
   // frame count and the PPO core; learners add theirs.
@@ -44,8 +46,9 @@ class RolloutLearner : public Learner {
   PolicyStep rollout_policy_step(int t);
   // What env step t writes: the core's reward and flags of step t, this object's observation buffers.
   StepBatch step_outputs(int t, float* latent = nullptr);
-  // A fresh env of the training kind with `n` envs and `seed` (evaluations).
-  std::unique_ptr<BatchEnv> eval_env(int64_t n, uint32_t seed) const;
+  // The learner's evaluation agent for n envs of the training env's spec: deterministic actions from the trained
+  // networks and its own online state.
+  virtual std::unique_ptr<EvalAgent> eval_agent(int64_t n) = 0;
 
   Backend b_;
   EnvConfig env_cfg_;

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include "algo/scripted_rollout.h"
 #include "host/checked_io.h"
 #include "host/config.h"
+#include "host/eval_trace.h"
 #include "host/train.h"
 #include "kernels/backend.h"
 
@@ -60,26 +62,40 @@ const SwitchKey kSwitchKeys[] = {
      "ground-truth session ends instead of the termination head"},
 };
 
-// --eval: the checkpoint's policy evaluated as a run's evaluations are, printed (and written to --out).
+// --eval: the checkpoint's policy evaluated as a run's evaluations are (single episodes, then episodes with the
+// agent's state carried), printed (and written to --out); --trace records the single-episode evaluation's first envs.
+constexpr int64_t kTraceEnvs = 4;
+
 int evaluate(const Config& cfg, Backend backend, const std::string& device, const Checkpoint& c,
-             const std::string& path, const std::string& out_path) {
-  const EvalStats e = evaluate_checkpoint(cfg, backend, c, "checkpoint '" + path + "'");
+             const std::string& path, const std::string& out_path, const std::string& trace_path) {
+  const int64_t traced = std::min<int64_t>(kTraceEnvs, cfg.get_int("train.eval_envs"));
+  EvalTrace trace(backend, traced);
+  const CheckpointEvaluation e =
+      evaluate_checkpoint(cfg, backend, c, "checkpoint '" + path + "'", trace_path.empty() ? nullptr : &trace);
   std::printf("device: %s\n", device.c_str());
   std::printf("checkpoint: %s (%s on %s, seed %lld)\n", path.c_str(), cfg.get_string("run.algo").c_str(),
               cfg.get_string("env.name").c_str(), (long long)cfg.get_int("run.seed"));
-  std::printf("eval return: %.3f ± %.3f  (deterministic, mean ± 95%% CI over %lld episodes)\n", e.mean_return, e.ci95,
-              (long long)e.episodes);
-  for (const auto& [k, v] : e.extra) std::printf("%s: %.4f\n", k.c_str(), v);
+  std::printf("eval return: %.3f ± %.3f  (deterministic, mean ± 95%% CI over %lld episodes)\n", e.single.mean_return,
+              e.single.ci95, (long long)e.single.episodes);
+  for (const auto& [k, v] : e.single.extra) std::printf("%s: %.4f\n", k.c_str(), v);
+  if (!e.carried.per_episode.empty()) print_per_episode(e.carried, "eval, state carried across episodes");
+  if (!trace_path.empty()) {
+    write_file_atomically(trace_path, trace.jsonl());
+    std::printf("trace: %s (%lld records: %lld envs x %lld steps)\n", trace_path.c_str(), (long long)trace.records(),
+                (long long)traced, (long long)(trace.records() / traced));
+  }
   if (!out_path.empty()) {
     nlohmann::json j = {{"checkpoint", path},
                         {"env", cfg.get_string("env.name")},
                         {"algo", cfg.get_string("run.algo")},
                         {"seed", cfg.get_int("run.seed")},
                         {"device", device},
-                        {"eval_return", e.mean_return},
-                        {"eval_ci95", e.ci95},
-                        {"eval_episodes", e.episodes}};
-    for (const auto& [k, v] : e.extra) j[k] = v;
+                        {"eval_return", e.single.mean_return},
+                        {"eval_ci95", e.single.ci95},
+                        {"eval_episodes", e.single.episodes},
+                        {"eval_per_episode", per_episode_json(e.single)}};
+    if (!e.carried.per_episode.empty()) j["eval_carried"] = per_episode_json(e.carried);
+    for (const auto& [k, v] : e.single.extra) j[k] = v;
     write_file_atomically(out_path, j.dump(2) + "\n");
   }
   return 0;
@@ -92,7 +108,7 @@ int run_cli(int argc, char** argv) {
   std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"dynamite_gpu: DLCMDP environments and meta-RL learners on the GPU (or the CPU)"};
   app.set_version_flag("--version", "dynamite_gpu 0.1.0");
-  std::string env, config_path, out_path, resume_dir, eval_path;
+  std::string env, config_path, out_path, resume_dir, eval_path, trace_path;
   std::vector<std::string> sets;
   bool print_config = false;
   std::string list_key;
@@ -113,6 +129,9 @@ int run_cli(int argc, char** argv) {
   app.add_option("--resume", resume_dir,
                  "continue the run in RUN_DIR from its checkpoint (its config; only --frames may change)");
   app.add_option("--eval", eval_path, "evaluate the policy in a checkpoint (RUN_DIR/checkpoint.safetensors)");
+  app.add_option("--trace", trace_path,
+                 "with --eval: write per-step records of the first 4 eval envs' episodes to this file (JSON Lines; "
+                 "scripts/inspect draws them)");
   app.add_flag("--print-config", print_config, "print the resolved config as TOML and exit");
   app.add_option("--list-values", list_key,
                  "print the allowed values of a choice key, one per line, and exit (e.g. --list-values env.name)");
@@ -199,10 +218,16 @@ int run_cli(int argc, char** argv) {
     cfg.validate();
     if (!resume_dir.empty()) {  // the same run: only the frame budget may change
       std::string differ;
-      for (const std::string& k : cfg.keys())
-        if (k != "train.frames" && (!saved.has(k) || saved.value_string(k) != cfg.value_string(k)))
-          differ += (differ.empty() ? "" : ", ") + k + " (run: " + (saved.has(k) ? saved.value_string(k) : "unset") +
+      for (const std::string& k : cfg.keys()) {
+        if (!saved.has(k)) {  // a key added since the run started: its default, said aloud
+          std::cerr << "notice: --resume: " << k << " is not in the run's config (added since); using "
+                    << cfg.value_string(k) << "\n";
+          continue;
+        }
+        if (k != "train.frames" && saved.value_string(k) != cfg.value_string(k))
+          differ += (differ.empty() ? "" : ", ") + k + " (run: " + saved.value_string(k) +
                     ", now: " + cfg.value_string(k) + ")";
+      }
       if (!differ.empty())
         throw ConfigError("--resume " + resume_dir + ": the config differs from the run's in " + differ +
                           "; allowed: the run's config, with only train.frames (--frames) changed");
@@ -223,7 +248,10 @@ int run_cli(int argc, char** argv) {
     // every output target is checked before a run that may take hours
     if (!eval_path.empty() && algo == "none")
       throw ConfigError("--eval '" + eval_path + "': its config trains no learner (run.algo = none)");
+    if (!trace_path.empty() && eval_path.empty())
+      throw ConfigError("--trace '" + trace_path + "' applies to --eval CHECKPOINT only");
     if (!out_path.empty()) check_output_file(out_path, "--out");
+    if (!trace_path.empty()) check_output_file(trace_path, "--trace");
     if (algo != "none" && resume_dir.empty() && eval_path.empty())
       prepare_output_folder(cfg.get_string("run.out_dir"), "run.out_dir");
   } catch (const TargetError& e) {
@@ -256,7 +284,7 @@ int run_cli(int argc, char** argv) {
 
     const std::string device = backend == Backend::cuda ? "cuda: " + cuda_device_description()
                                                         : "cpu (" + std::to_string(omp_get_max_threads()) + " threads)";
-    if (!eval_path.empty()) return evaluate(cfg, backend, device, checkpoint, eval_path, out_path);
+    if (!eval_path.empty()) return evaluate(cfg, backend, device, checkpoint, eval_path, out_path, trace_path);
     if (cfg.get_string("run.algo") != "none") return run_training(cfg, backend, device, out_path, resume_dir);
 
     const int64_t n_envs = cfg.get_int("run.envs"), episodes = cfg.get_int("run.episodes");

@@ -103,6 +103,13 @@ const std::vector<KeySpec>& config_schema() {
        "iterations between checkpoints in the run directory (0: only at the end)"},
       {"train.eval_envs", KeyKind::integer, 1, 16777216, {}, "parallel envs for evaluation"},
       {"train.eval_episodes", KeyKind::integer, 1, 100000, {}, "evaluation episodes per eval env"},
+      {"train.eval_carried_episodes",
+       KeyKind::integer,
+       0,
+       100000,
+       {},
+       "at the end of a run: consecutive episodes per eval env with the agent's state carried across them (Fig. 6; "
+       "0: none)"},
       // belief: the DynaMITE-RL / VariBAD belief model (SPEC §3)
       {"belief.consistency", KeyKind::boolean, 0, 0, {}, "dynamite: session-consistency loss (--no-consistency)"},
       {"belief.conditioning",

@@ -208,11 +208,36 @@ int run_training(const Config& cfg, Backend backend, const std::string& device, 
   return train_loop(cfg, *learner, device, out_path, resume_dir);
 }
 
-EvalStats evaluate_checkpoint(const Config& cfg, Backend backend, const Checkpoint& c, const std::string& what) {
+CheckpointEvaluation evaluate_checkpoint(const Config& cfg, Backend backend, const Checkpoint& c,
+                                         const std::string& what, EvalObserver* observer) {
   const std::unique_ptr<Learner> learner = make_learner(cfg, backend);
   restore_state(*learner, c, what);
-  return learner->evaluate(cfg.get_int("train.eval_envs"), int(cfg.get_int("train.eval_episodes")),
-                           uint32_t(cfg.get_int("run.seed")) + 1000003u);
+  const int64_t envs = cfg.get_int("train.eval_envs");
+  const uint32_t seed = uint32_t(cfg.get_int("run.seed")) + 1000003u;
+  CheckpointEvaluation e;
+  e.single = learner->evaluate(envs, int(cfg.get_int("train.eval_episodes")), seed, EvalMode{false, observer});
+  if (const int carried = int(cfg.get_int("train.eval_carried_episodes")); carried > 0)
+    e.carried = learner->evaluate(envs, carried, seed, EvalMode{true, nullptr});
+  return e;
+}
+
+nlohmann::json per_episode_json(const EvalStats& e) {
+  nlohmann::json a = nlohmann::json::array();
+  for (size_t k = 0; k < e.per_episode.size(); ++k) {
+    const EvalStats& p = e.per_episode[k];
+    a.push_back({{"episode", k + 1},
+                 {"return", json_number(p.mean_return)},
+                 {"ci95", json_number(p.ci95)},
+                 {"episodes", p.episodes}});
+  }
+  return a;
+}
+
+void print_per_episode(const EvalStats& e, const char* what) {
+  std::printf("%s:", what);
+  for (size_t k = 0; k < e.per_episode.size(); ++k)
+    std::printf("%s episode %zu %.3f ± %.3f", k ? "," : "", k + 1, e.per_episode[k].mean_return, e.per_episode[k].ci95);
+  std::printf("\n");
 }
 
 namespace {
@@ -416,6 +441,11 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
     }
   }
   if (tty) std::fprintf(stderr, "\n");
+  // Fig. 6: consecutive episodes with the agent's state carried across them (not part of the run's time)
+  const int carried_episodes = int(cfg.get_int("train.eval_carried_episodes"));
+  EvalStats carried;
+  if (carried_episodes > 0)
+    carried = ppo.evaluate(eval_envs, carried_episodes, seed + 1000003u, EvalMode{true, nullptr});
   const double secs = elapsed();
   const nlohmann::json summary = {{"env", env},
                                   {"algo", algo},
@@ -431,6 +461,12 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
   nlohmann::json full = summary;
   for (const auto& [k, v] : last_eval_extra) full[k] = json_number(v);
   for (const auto& [k, v] : st.extra) full["last_" + k] = json_number(v);
+  full["eval_per_episode"] = per_episode_json(last_eval);
+  // each eval env's return (its mean over train.eval_episodes): Fig. 8's rollouts
+  nlohmann::json env_returns = nlohmann::json::array();
+  for (const double r : last_eval.env_returns) env_returns.push_back(json_number(r));
+  full["eval_env_returns"] = env_returns;
+  if (carried_episodes > 0) full["eval_carried"] = per_episode_json(carried);
   write_file_atomically((dir / "summary.json").string(), full.dump(2) + "\n");
   if (!out_path.empty()) write_file_atomically(out_path, full.dump(2) + "\n");
   std::printf("device: %s\n", device.c_str());
@@ -439,6 +475,7 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
   std::printf("eval return: %.3f ± %.3f  (deterministic, mean ± 95%% CI over %lld episodes)\n", last_eval.mean_return,
               last_eval.ci95, (long long)last_eval.episodes);
   for (const auto& [k, v] : last_eval_extra) std::printf("%s: %.4f\n", k.c_str(), v);
+  if (carried_episodes > 0) print_per_episode(carried, "eval, state carried across episodes");
   for (const auto& [k, v] : st.extra) std::printf("last iteration %s: %.4g\n", k.c_str(), v);
   std::printf("checkpoint: %s (%.2f MiB, written in %.3f s)\n", checkpoint_path.c_str(),
               double(checkpoint_bytes) / (1 << 20), checkpoint_s);

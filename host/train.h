@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "algo/belief_learner.h"
 #include "algo/contrabar.h"
 #include "algo/learner.h"
@@ -40,8 +42,17 @@ inline constexpr const char* kCheckpointFile = "checkpoint.safetensors";
 // (cfg must be its config, the frame budget aside), appending to its metrics.
 int run_training(const Config& cfg, Backend backend, const std::string& device, const std::string& out_path,
                  const std::string& resume_dir = "");
-// The deterministic evaluation (SPEC §5) of a checkpoint's policy: train.eval_envs × train.eval_episodes fresh
-// episodes, as a run's evaluations.
-EvalStats evaluate_checkpoint(const Config& cfg, Backend backend, const Checkpoint& c, const std::string& what);
+// The deterministic evaluations (SPEC §5) of a checkpoint's policy, as a run's: train.eval_envs ×
+// train.eval_episodes fresh episodes (watched by `observer` when given: a trace), and train.eval_carried_episodes
+// consecutive episodes with the agent's state carried (none when 0).
+struct CheckpointEvaluation {
+  EvalStats single, carried;
+};
+CheckpointEvaluation evaluate_checkpoint(const Config& cfg, Backend backend, const Checkpoint& c,
+                                         const std::string& what, EvalObserver* observer = nullptr);
+// An evaluation's per-episode figures as JSON, [{"episode": k, "return": mean, "ci95": ..., "episodes": n}, ...]
+// (k from 1), and printed one line each.
+nlohmann::json per_episode_json(const EvalStats& e);
+void print_per_episode(const EvalStats& e, const char* what);
 
 }  // namespace dyn

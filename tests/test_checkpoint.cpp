@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -231,7 +232,32 @@ TEST_F(Checkpoints, EvalAndRefusals) {
       run_cli("--eval " + (run / kCheckpointFile).string() + " --device cpu --out " + out.string(), dir_);
   ASSERT_EQ(e.status, 0) << e.err;
   const nlohmann::json summary = nlohmann::json::parse(slurp(run / "summary.json"));
-  EXPECT_EQ(nlohmann::json::parse(slurp(out))["eval_return"], summary["eval_return"]);
+  const nlohmann::json evaluated = nlohmann::json::parse(slurp(out));
+  EXPECT_EQ(evaluated["eval_return"], summary["eval_return"]);
+  // Fig. 6: five consecutive episodes with the state carried, in the run's summary and --eval's, the same figures
+  ASSERT_EQ(summary["eval_carried"].size(), 5u) << summary.dump();
+  EXPECT_EQ(evaluated["eval_carried"], summary["eval_carried"]);
+  EXPECT_EQ(summary["eval_carried"][4]["episode"], 5);
+  EXPECT_EQ(summary["eval_carried"][0]["episodes"], 256) << "one episode of each of train.eval_envs";
+  ASSERT_EQ(summary["eval_per_episode"].size(), 4u) << "train.eval_episodes";
+
+  // --trace: the first 4 eval envs' steps, one JSON object each
+  const fs::path trace = dir_ / "trace.jsonl";
+  const CliResult traced = run_cli("--eval " + (run / kCheckpointFile).string() + " --trace " + trace.string(), dir_);
+  ASSERT_EQ(traced.status, 0) << traced.err;
+  std::istringstream lines(slurp(trace));
+  std::string line;
+  int records = 0;
+  while (std::getline(lines, line)) {
+    const nlohmann::json r = nlohmann::json::parse(line);
+    EXPECT_TRUE(r.contains("reward") && r.contains("session_id") && r.contains("latent")) << line;
+    EXPECT_LT(int(r["env"]), 4);
+    ++records;
+  }
+  EXPECT_EQ(records, 4 * 4 * 60) << "4 envs x train.eval_episodes 4 x H 60";
+  const CliResult stray = run_cli("--env gridworld --algo ppo --trace " + trace.string(), dir_);
+  EXPECT_EQ(stray.status, 2);
+  EXPECT_NE(stray.err.find("--trace"), std::string::npos) << stray.err;
 
   const CliResult differ = run_cli("--resume " + run.string() + " --set train.lr=0.001 --envs 8", dir_);
   EXPECT_EQ(differ.status, 2);

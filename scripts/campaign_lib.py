@@ -1,0 +1,263 @@
+"""What scripts/campaign, scripts/reproduce and scripts/table share: a queue of dynamite_gpu training runs run side by
+side and resumably, the matching of finished runs, and the statistics over seeds.
+
+A job is one run: env, algorithm (with its flags, e.g. "dynamite --no-consistency"), seed, the folder its run
+directory goes in, the frame budget and --set overrides. A job whose finished run (summary.json) exists is skipped;
+an unfinished run directory with a checkpoint is resumed (dynamite_gpu --resume); one without a checkpoint is removed
+and started again. SIGINT / SIGTERM to the queue stops the runs (each writes a checkpoint) so that the next call
+resumes them.
+"""
+import json
+import math
+import os
+import pathlib
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import tomllib
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# two-sided 95% t quantiles for n − 1 degrees of freedom
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def ci95(values):
+    """Half-width of the 95% confidence interval of the mean (t-distribution); NaN for fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return float("nan")
+    return T95.get(n - 1, 1.96) * statistics.stdev(values) / math.sqrt(n)
+
+
+def variant(algo):
+    """The run's name as dynamite_gpu writes it: "dynamite --no-consistency" -> "dynamite-no-consistency"."""
+    words = shlex.split(algo)
+    return "-".join([words[0]] + [w.lstrip("-") for w in words[1:]])
+
+
+class Job:
+    def __init__(self, env, algo, seed, runs_dir, frames=0, sets=(), log_dir=None):
+        self.env, self.algo, self.seed = env, algo, int(seed)
+        self.runs_dir = pathlib.Path(runs_dir)
+        self.frames = int(frames)
+        self.sets = list(sets)
+        self.log_dir = pathlib.Path(log_dir) if log_dir else self.runs_dir.parent
+
+    def __str__(self):
+        sets = f" [{' '.join(self.sets)}]" if self.sets else ""
+        return f"{self.env} | {self.algo} | seed {self.seed}{sets}"
+
+    def prefix(self):
+        return f"{self.env}-{variant(self.algo)}-{self.seed}-"
+
+    def log_path(self):
+        tag = "-".join(s.replace("=", "").replace(".", "") for s in self.sets if not s.startswith("run.out_dir"))
+        return self.log_dir / f"{self.env}-{self.algo.replace(' ', '')}-{self.seed}{'-' + tag if tag else ''}.log"
+
+    def command(self, binary, device, resume=None):
+        if resume:
+            cmd = [str(binary), "--resume", str(resume), "--device", device]
+        else:
+            cmd = [str(binary), "--env", self.env, "--algo", *shlex.split(self.algo), "--seed", str(self.seed),
+                   "--device", device, "--set", f"run.out_dir={self.runs_dir}"]
+            for s in self.sets:
+                cmd += ["--set", s]
+        if self.frames:
+            cmd += ["--frames", str(self.frames)]
+        return cmd
+
+
+def run_config(run_dir):
+    """A run directory's resolved config (config.toml), as nested dicts."""
+    try:
+        return tomllib.loads((run_dir / "config.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def config_value(config, key):
+    node = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def same_value(ours, theirs):
+    """A --set value (text) against a config's value (TOML-typed)."""
+    if theirs is None:
+        return False
+    if isinstance(theirs, bool):
+        return ours.lower() == str(theirs).lower()
+    if isinstance(theirs, (int, float)):
+        try:
+            return float(ours) == float(theirs)
+        except ValueError:
+            return False
+    return ours.strip('"') == str(theirs)
+
+
+def matches(run_dir, job):
+    """The run directory holds this job's run: its name, and every --set key of the job at the job's value."""
+    if not run_dir.name.startswith(job.prefix()):
+        return False
+    config = run_config(run_dir)
+    for s in job.sets:
+        key, _, value = s.partition("=")
+        if key == "run.out_dir":
+            continue
+        if not same_value(value, config_value(config, key)):
+            return False
+    return True
+
+
+def finished(job, search=()):
+    """The run directory of a finished run of this job (its folder first, then the folders in `search`), else None."""
+    for runs in [job.runs_dir, *map(pathlib.Path, search)]:
+        if not runs.exists():
+            continue
+        for d in sorted(runs.iterdir()):
+            s = d / "summary.json"
+            if s.exists() and matches(d, job):
+                j = json.loads(s.read_text())
+                if j.get("algo") == variant(job.algo) and j.get("seed") == job.seed and \
+                        j.get("frames", 0) >= job.frames:
+                    return d
+    return None
+
+
+def unfinished_dirs(job):
+    if not job.runs_dir.exists():
+        return []
+    return [d for d in sorted(job.runs_dir.iterdir())
+            if d.is_dir() and matches(d, job) and not (d / "summary.json").exists()]
+
+
+def scripted_references(binary, env, out, device="cpu"):
+    """out/random.json, and out/oracle.json where the env has a scripted oracle (the ceiling): dynamite_gpu --policy
+    P, 256 envs x 4 episodes."""
+    out.mkdir(parents=True, exist_ok=True)
+    for policy in ("random", "oracle"):
+        path = out / f"{policy}.json"
+        if path.exists():
+            continue
+        cmd = [str(binary), "--env", env, "--policy", policy, "--envs", "256", "--episodes", "4", "--device", device,
+               "--out", str(path)]
+        print("+", " ".join(cmd), flush=True)
+        done = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0 and policy == "random":
+            sys.exit(f"{pathlib.Path(sys.argv[0]).name}: {' '.join(cmd)} failed: {done.stderr.strip()}")
+        # no scripted oracle on this env (dynamite_gpu refuses --policy oracle): no ceiling line
+
+
+class Stopped(Exception):
+    """SIGINT / SIGTERM reached the queue; the runs were stopped with a checkpoint each."""
+
+    def __init__(self, sig):
+        super().__init__(f"stopped by signal {sig}")
+        self.sig = sig
+
+
+def run_queue(jobs, binary, workers=2, device="cpu", threads=1, commands_file=None, after_each=None,
+              delete_finished_checkpoints=True, search=()):
+    """Runs the jobs that have no finished run, `workers` at a time (each with OMP_NUM_THREADS=threads). Returns the
+    number of failed runs. after_each(job, returncode) is called as each ends; every command line launched is
+    appended to commands_file. On SIGINT / SIGTERM the running runs get SIGTERM (they checkpoint and exit) and Stopped
+    is raised."""
+    binary = pathlib.Path(binary)
+    todo = [j for j in jobs if not finished(j, search)]
+    print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished, {len(todo)} to run with {workers} workers",
+          flush=True)
+    for j in todo:
+        print(f"  {j}")
+    if not todo:
+        return 0
+    if not binary.exists():
+        sys.exit(f"{pathlib.Path(sys.argv[0]).name}: {binary} not found; build first (cmake --workflow --preset "
+                 "release)")
+    stop = {"sig": 0}
+
+    def on_signal(sig, _frame):
+        stop["sig"] = sig
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    running = []  # (process, job, log file, start time)
+    queue = list(todo)
+    failures = 0
+    try:
+        while (queue or running) and not stop["sig"]:
+            while queue and len(running) < workers and not stop["sig"]:
+                job = queue.pop(0)
+                # an unfinished run with a checkpoint (a stopped session) continues from it; one without starts again
+                resume = None
+                for d in unfinished_dirs(job):
+                    if resume is None and (d / "checkpoint.safetensors").exists():
+                        resume = d
+                        continue
+                    print(f"removing the unfinished run {d} (no checkpoint)", flush=True)
+                    shutil.rmtree(d)
+                job.runs_dir.mkdir(parents=True, exist_ok=True)
+                job.log_dir.mkdir(parents=True, exist_ok=True)
+                if resume:
+                    print(f"resuming {resume} from its checkpoint", flush=True)
+                cmd = job.command(binary, device, resume)
+                line = " ".join(shlex.quote(c) for c in cmd)
+                print("+", line, flush=True)
+                if commands_file:
+                    with open(commands_file, "a") as f:
+                        f.write(f"OMP_NUM_THREADS={threads} {line}\n")
+                log = open(job.log_path(), "a" if resume else "w")
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                        env=dict(os.environ, OMP_NUM_THREADS=str(threads)), start_new_session=True)
+                running.append((proc, job, log, time.time()))
+            time.sleep(1)
+            for item in list(running):
+                proc, job, log, t0 = item
+                if proc.poll() is None:
+                    continue
+                running.remove(item)
+                log.close()
+                status = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}; see {log.name})"
+                if proc.returncode == 0 and delete_finished_checkpoints:
+                    # a finished run's checkpoint (a physics run's is ~0.5 GiB) is not a result: its metrics are
+                    done_dir = finished(job)
+                    if done_dir and (done_dir / "checkpoint.safetensors").exists():
+                        (done_dir / "checkpoint.safetensors").unlink()
+                failures += proc.returncode != 0
+                print(f"{job}: {status} in {time.time() - t0:.0f} s", flush=True)
+                if after_each:
+                    after_each(job, proc.returncode)
+        if stop["sig"]:
+            for proc, job, log, _ in running:
+                proc.send_signal(signal.SIGTERM)  # the run finishes its iteration and writes a checkpoint
+            for proc, job, log, _ in running:
+                proc.wait()
+                log.close()
+                print(f"{job}: stopped with a checkpoint (exit {proc.returncode})", flush=True)
+            raise Stopped(stop["sig"])
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    return failures
+
+
+def load_run(run_dir):
+    """A finished run: its summary and its evaluation curve [(frames, eval return)]."""
+    run_dir = pathlib.Path(run_dir)
+    s = json.loads((run_dir / "summary.json").read_text())
+    curve = []
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.exists():
+        with open(metrics) as f:
+            for line in f:
+                m = json.loads(line)
+                if m.get("eval_return") is not None:
+                    curve.append((m["frames"], m["eval_return"]))
+    return {"summary": s, "curve": curve, "dir": run_dir}
