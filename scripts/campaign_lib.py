@@ -41,8 +41,9 @@ def variant(algo):
 
 
 class Job:
-    def __init__(self, env, algo, seed, runs_dir, frames=0, sets=(), log_dir=None):
+    def __init__(self, env, algo, seed, runs_dir, frames=0, sets=(), log_dir=None, config=None):
         self.env, self.algo, self.seed = env, algo, int(seed)
+        self.config = config  # a TOML merged over the env's config (--config), e.g. a preset
         self.runs_dir = pathlib.Path(runs_dir)
         self.frames = int(frames)
         self.sets = list(sets)
@@ -50,7 +51,8 @@ class Job:
 
     def __str__(self):
         sets = f" [{' '.join(self.sets)}]" if self.sets else ""
-        return f"{self.env} | {self.algo} | seed {self.seed}{sets}"
+        config = f" --config {self.config}" if self.config else ""
+        return f"{self.env} | {self.algo} | seed {self.seed}{config}{sets}"
 
     def prefix(self):
         return f"{self.env}-{variant(self.algo)}-{self.seed}-"
@@ -65,6 +67,8 @@ class Job:
         else:
             cmd = [str(binary), "--env", self.env, "--algo", *shlex.split(self.algo), "--seed", str(self.seed),
                    "--device", device, "--set", f"run.out_dir={self.runs_dir}"]
+            if self.config:
+                cmd += ["--config", str(ROOT / self.config)]
             for s in self.sets:
                 cmd += ["--set", s]
         if self.frames:
