@@ -6,6 +6,8 @@
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -167,13 +169,19 @@ TEST_F(Cli, TrainingWritesRunDirectory) {
   EXPECT_EQ(run_dir.filename().string().rfind("gridworld-ppo-0-", 0), 0u) << run_dir;
   for (const char* f : {"config.toml", "metrics.jsonl", "metrics.csv", "summary.json"})
     EXPECT_TRUE(fs::exists(run_dir / f)) << f;
-  // 2000 frames at 16 envs × 60 steps = 3 iterations: 3 JSON rows, a CSV header and 3 rows
+  // 2000 frames at 16 envs × 60 steps = 3 iterations: 3 JSON rows, a CSV header and 3 rows; each row's evaluation
+  // (train.eval_interval = 1) a finite number (NaN is written as null), frames rising by one iteration's 960
   std::ifstream jsonl(run_dir / "metrics.jsonl");
   int rows = 0;
+  int64_t last_frames = 0;
   for (std::string line; std::getline(jsonl, line); ++rows) {
     const nlohmann::json j = nlohmann::json::parse(line);
-    EXPECT_TRUE(j.contains("eval_return"));
-    EXPECT_TRUE(j.contains("fps"));
+    ASSERT_TRUE(j.contains("eval_return")) << line;
+    ASSERT_TRUE(j["eval_return"].is_number()) << line;
+    EXPECT_TRUE(std::isfinite(j["eval_return"].get<double>())) << line;
+    EXPECT_GT(j["fps"].get<double>(), 0.0) << line;
+    EXPECT_EQ(j["frames"].get<int64_t>(), last_frames + 960) << line;
+    last_frames = j["frames"].get<int64_t>();
   }
   EXPECT_EQ(rows, 3);
   const std::string csv = slurp(run_dir / "metrics.csv");
@@ -340,4 +348,43 @@ TEST_F(Cli, NanInABeliefLossStopsTheRun) {
   EXPECT_NE(r.err.find("belief_kl is not finite at iteration 4"), std::string::npos) << r.err;
   const std::string jsonl = slurp(fs::directory_iterator(runs)->path() / "metrics.jsonl");
   EXPECT_EQ(std::count(jsonl.begin(), jsonl.end(), '\n'), 4) << "rows up to the bad iteration";
+}
+
+// The physics envs through the command line, their options from a config file: each env's scripted random policy
+// with latent_phase = random (and wind_mode = drift on halfcheetah_wind_vel) rolls out, the options reach the run
+// (the resolved config says so, and the return differs from the default options' with the same seed), and one
+// short PPO run trains on it.
+TEST_F(Cli, PhysicsEnvsWithOptionsFromAConfigFile) {
+  for (const std::string env : {"reacher", "halfcheetah_vel", "halfcheetah_dir", "halfcheetah_wind_vel"}) {
+    SCOPED_TRACE(env);
+    const bool wind = env == "halfcheetah_wind_vel";
+    write(env + ".toml", "[env]\nname = \"" + env + "\"\nlatent_phase = \"random\"\n" +
+                             (wind ? "wind_mode = \"drift\"\n" : "") +
+                             "[run]\nenvs = 8\n[train]\neval_envs = 8\neval_episodes = 1\neval_carried_episodes = 2\n");
+    const fs::path with = dir_ / (env + "-options.json"), plain = dir_ / (env + "-default.json");
+    const Result r =
+        run("--config " + (dir_ / (env + ".toml")).string() + " --policy random --episodes 1 --out " + with.string());
+    ASSERT_EQ(r.status, 0) << r.err;
+    ASSERT_EQ(run("--env " + env + " --envs 8 --policy random --episodes 1 --out " + plain.string()).status, 0);
+    const nlohmann::json j = nlohmann::json::parse(slurp(with)), d = nlohmann::json::parse(slurp(plain));
+    const std::string config = j["config"];
+    EXPECT_NE(config.find("latent_phase = 'random'"), std::string::npos) << config;
+    if (wind) {
+      EXPECT_NE(config.find("wind_mode = 'drift'"), std::string::npos) << config;
+    }
+    EXPECT_EQ(j["episodes"], 8);
+    EXPECT_TRUE(std::isfinite(j["mean_return"].get<double>()));
+    // the phase offsets the sinusoidal schedules; halfcheetah_dir's direction is a Markov chain, which it leaves alone
+    if (env != "halfcheetah_dir") {
+      EXPECT_NE(j["mean_return"].get<double>(), d["mean_return"].get<double>()) << "the options change the episodes";
+    }
+  }
+  const fs::path runs = dir_ / "runs";
+  const Result t = run("--config " + (dir_ / "halfcheetah_wind_vel.toml").string() +
+                       " --algo ppo --frames 320 --device cpu --set run.out_dir=" + runs.string());
+  ASSERT_EQ(t.status, 0) << t.err;
+  const nlohmann::json summary = nlohmann::json::parse(slurp(fs::directory_iterator(runs)->path() / "summary.json"));
+  EXPECT_EQ(summary["env"], "halfcheetah_wind_vel");
+  EXPECT_EQ(summary["frames"], 320) << "8 envs x 20 rollout steps x 2 iterations";
+  EXPECT_TRUE(std::isfinite(summary["eval_return"].get<double>()));
 }
