@@ -6,7 +6,15 @@ directory goes in, the frame budget and --set overrides. A job whose finished ru
 an unfinished run directory with a checkpoint is resumed (dynamite_gpu --resume); one without a checkpoint is removed
 and started again. SIGINT / SIGTERM to the queue stops the runs (each writes a checkpoint) so that the next call
 resumes them.
+
+On Slurm (submit_slurm) the jobs become one job array, a task per run; each task is this file run as
+
+  python3 scripts/campaign_lib.py run-task TASKS.json INDEX --binary B --device D [--threads T]
+
+which is the same queue with one job: a requeued task (preemption, `scontrol requeue`) resumes its run from the
+checkpoint the run wrote on Slurm's SIGTERM, or skips it when it had finished.
 """
+import argparse
 import json
 import math
 import os
@@ -228,13 +236,20 @@ def run_queue(jobs, binary, workers=2, device="cpu", threads=1, commands_file=No
                     continue
                 running.remove(item)
                 log.close()
-                status = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}; see {log.name})"
+                # 130 / 143: the run was stopped by SIGINT / SIGTERM (a scheduler's preemption or requeue) after
+                # writing a checkpoint; the next call resumes it
+                stopped = proc.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM)
+                status = "done" if proc.returncode == 0 else \
+                    f"stopped with a checkpoint (exit {proc.returncode})" if stopped else \
+                    f"FAILED (exit {proc.returncode}; see {log.name})"
                 if proc.returncode == 0 and delete_finished_checkpoints:
                     # a finished run's checkpoint (a physics run's is ~0.5 GiB) is not a result: its metrics are
                     done_dir = finished(job)
                     if done_dir and (done_dir / "checkpoint.safetensors").exists():
                         (done_dir / "checkpoint.safetensors").unlink()
-                failures += proc.returncode != 0
+                failures += proc.returncode != 0 and not stopped
+                if stopped:
+                    stop["sig"] = stop["sig"] or proc.returncode - 128
                 print(f"{job}: {status} in {time.time() - t0:.0f} s", flush=True)
                 if after_each:
                     after_each(job, proc.returncode)
@@ -265,3 +280,85 @@ def load_run(run_dir):
                 if m.get("eval_return") is not None:
                     curve.append((m["frames"], m["eval_return"]))
     return {"summary": s, "curve": curve, "dir": run_dir}
+
+
+def job_spec(job):
+    """A job as JSON-ready data (a Slurm task's description)."""
+    return {"env": job.env, "algo": job.algo, "seed": job.seed, "runs_dir": str(job.runs_dir), "frames": job.frames,
+            "sets": job.sets, "log_dir": str(job.log_dir), "config": job.config}
+
+
+def submit_slurm(jobs, binary, device, threads, slurm_dir, sbatch_args=(), name="dynamite", then=None,
+                 delete_finished_checkpoints=True, commands_file=None):
+    """Submits the jobs without a finished run as one Slurm job array (a task per run, requeueable) and, with
+    `then` (a command line), a job that runs it once every task has ended (afterany). Returns the array's job id,
+    or None when every run had finished."""
+    todo = [j for j in jobs if not finished(j)]
+    print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished, {len(todo)} to submit to Slurm", flush=True)
+    slurm_dir = pathlib.Path(slurm_dir)
+    slurm_dir.mkdir(parents=True, exist_ok=True)
+    if not todo:
+        return None
+    tasks = slurm_dir / "tasks.json"
+    tasks.write_text(json.dumps([job_spec(j) for j in todo], indent=1) + "\n")
+    extra = [] if delete_finished_checkpoints else ["--keep-checkpoints"]
+    if commands_file:
+        extra += ["--commands", str(pathlib.Path(commands_file).resolve())]
+    task_cmd = [sys.executable, str(pathlib.Path(__file__).resolve()), "run-task", str(tasks)]
+    task_opts = ["--binary", str(pathlib.Path(binary).resolve()), "--device", device, "--threads", str(threads), *extra]
+    task_line = " ".join(map(shlex.quote, task_cmd)) + ' "$SLURM_ARRAY_TASK_ID" ' + " ".join(map(shlex.quote, task_opts))
+    script = slurm_dir / "array.sh"
+    script.write_text("#!/bin/bash\n"
+                      f"#SBATCH --job-name={name}\n"
+                      f"#SBATCH --array=0-{len(todo) - 1}\n"
+                      f"#SBATCH --cpus-per-task={threads}\n"
+                      "#SBATCH --requeue\n"
+                      "#SBATCH --open-mode=append\n"
+                      f"#SBATCH --output={slurm_dir}/task-%A_%a.out\n"
+                      f"cd {shlex.quote(str(ROOT))}\n"
+                      "exec " + task_line + "\n")
+    out = subprocess.run(["sbatch", "--parsable", *sbatch_args, str(script)], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"{pathlib.Path(sys.argv[0]).name}: sbatch {script} failed: {out.stderr.strip()}")
+    array_id = out.stdout.strip().split(";")[0]
+    print(f"submitted Slurm job array {array_id}: {len(todo)} tasks ({script})", flush=True)
+    if then:
+        dep = subprocess.run(["sbatch", "--parsable", *sbatch_args, f"--dependency=afterany:{array_id}",
+                              f"--job-name={name}-table", f"--output={slurm_dir}/table-%j.out", f"--chdir={ROOT}",
+                              "--wrap", then], capture_output=True, text=True)
+        if dep.returncode != 0:
+            sys.exit(f"{pathlib.Path(sys.argv[0]).name}: sbatch of the table job failed: {dep.stderr.strip()}")
+        print(f"submitted Slurm job {dep.stdout.strip()}: tables once the array has ended", flush=True)
+    return array_id
+
+
+def run_task(argv):
+    """One Slurm array task: the queue with the task's one job."""
+    p = argparse.ArgumentParser(prog="campaign_lib.py run-task")
+    p.add_argument("tasks")
+    p.add_argument("index", type=int)
+    p.add_argument("--binary", required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--keep-checkpoints", action="store_true")
+    p.add_argument("--commands", help="append the launched command line here")
+    args = p.parse_args(argv)
+    specs = json.loads(pathlib.Path(args.tasks).read_text())
+    if not 0 <= args.index < len(specs):
+        sys.exit(f"run-task: index {args.index}: allowed 0..{len(specs) - 1} ({args.tasks})")
+    job = Job(**specs[args.index])
+    try:
+        failures = run_queue([job], args.binary, workers=1, device=args.device, threads=args.threads,
+                             commands_file=args.commands,
+                             delete_finished_checkpoints=not args.keep_checkpoints)
+    except Stopped as e:
+        sys.exit(128 + e.sig)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "run-task":
+        run_task(sys.argv[2:])
+    else:
+        sys.exit("usage: python3 scripts/campaign_lib.py run-task TASKS.json INDEX --binary B [--device D] "
+                 "(a Slurm array task; scripts/reproduce and scripts/campaign import the rest)")
