@@ -288,6 +288,21 @@ def job_spec(job):
             "sets": job.sets, "log_dir": str(job.log_dir), "config": job.config}
 
 
+def argv_without(argv, option):
+    """argv without `option` and its value (either "--opt v" or "--opt=v")."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == option:
+            skip = True
+            continue
+        if not a.startswith(option + "="):
+            out.append(a)
+    return out
+
+
 def submit_slurm(jobs, binary, device, threads, slurm_dir, sbatch_args=(), name="dynamite", then=None,
                  delete_finished_checkpoints=True, commands_file=None):
     """Submits the jobs without a finished run as one Slurm job array (a task per run, requeueable) and, with

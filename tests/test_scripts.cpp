@@ -158,3 +158,32 @@ TEST_F(Scripts, ReproduceResumesAStoppedCampaign) {
   }
   EXPECT_EQ(runs, 1) << "resumed in place, not started again";
 }
+
+TEST_F(Scripts, SweepRunsTheGridAndTabulatesEachPoint) {
+  // 2 x 2 grid points x 1 seed, 3 iterations each: one folder per point, each run's config at its point's values
+  const fs::path out = dir_ / "sweep";
+  const std::string cmd =
+      "scripts/sweep --env gridworld --algo ppo --grid train.lr=3e-4,1e-3 --grid train.clip=0.1,0.2 "
+      "--seeds 1 --frames 2000 --device cpu --binary " DYN_BIN " --out " +
+      out.string();
+  const ScriptRun r = run_script(cmd, dir_);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string table = slurp(out / "table.md");
+  for (const char* point : {"train.lr=3e-4,train.clip=0.1", "train.lr=3e-4,train.clip=0.2",
+                            "train.lr=1e-3,train.clip=0.1", "train.lr=1e-3,train.clip=0.2"}) {
+    EXPECT_NE(table.find(std::string("| ") + point + " | 1 |"), std::string::npos) << point << "\n" << table;
+    const fs::path runs = out / point / "runs";
+    ASSERT_TRUE(fs::exists(runs)) << point;
+    const std::string config = slurp(fs::directory_iterator(runs)->path() / "config.toml");
+    const std::string lr = std::string(point).substr(9, 4) == "3e-4" ? "lr = 0.00029999999999999997" : "lr = 0.001";
+    EXPECT_NE(config.find("[train]"), std::string::npos);
+    EXPECT_NE(config.substr(config.find("[train]")).find(lr), std::string::npos) << point << "\n" << config;
+  }
+  const ScriptRun again = run_script(cmd, dir_);
+  EXPECT_NE(again.output.find("4 of 4 runs already finished"), std::string::npos) << again.output;
+  const ScriptRun bad = run_script("scripts/sweep --env gridworld --algo ppo --grid train.lr --out " +
+                                       (dir_ / "bad").string() + " --binary " DYN_BIN,
+                                   dir_);
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.output.find("KEY=V1,V2"), std::string::npos) << bad.output;
+}
