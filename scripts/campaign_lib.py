@@ -66,8 +66,10 @@ class Job:
         return f"{self.env}-{variant(self.algo)}-{self.seed}-"
 
     def log_path(self):
-        tag = "-".join(s.replace("=", "").replace(".", "") for s in self.sets if not s.startswith("run.out_dir"))
-        return self.log_dir / f"{self.env}-{self.algo.replace(' ', '')}-{self.seed}{'-' + tag if tag else ''}.log"
+        """LOG_DIR/<env>-<algo>-<seed>[-K<sessions>].log (the number of sessions tells Fig. 8's runs apart)."""
+        sessions = [s.partition("=")[2] for s in self.sets if s.startswith("env.sessions=")]
+        tag = f"-K{sessions[-1]}" if sessions else ""
+        return self.log_dir / f"{self.env}-{self.algo.replace(' ', '')}-{self.seed}{tag}.log"
 
     def command(self, binary, device, resume=None):
         if resume:
