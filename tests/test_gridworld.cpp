@@ -12,6 +12,7 @@
 #include "kernels/buffer.h"
 #include "sim/gridworld.h"
 #include "tests/env_helpers.h"
+#include "tests/stat_laws.h"
 #include "tests/stats.h"
 
 using namespace dyn;
@@ -82,6 +83,116 @@ struct Batch {
     env.step(ActionBatch{actions.data(), nullptr}, out(), t);
   }
 };
+
+// ---- exact expected returns of the scripted policies, from the rules (SPEC §1–2) and the session-length law ----
+
+// E[Σ_t r_t] over an episode when the expected reward of the s-th step of a session (s = 1, 2, …) is reward_at[s]
+// whatever the session (the agent restarts at (0, 0) each session: reset_on_switch) and the rewarding goal is, per
+// session, uniform over the 21 goal cells: Σ_i Σ_l P(l_i = l) Σ_{s ≤ l} reward_at[s].
+double episode_return_from_step_rewards(const GridParams& p, const std::vector<double>& reward_at) {
+  const int h = p.session.horizon, k = p.session.sessions;
+  const SessionLengthLaw law = session_length_law(h, k, kMaxSessionAttempts);
+  double ret = 0, cum = 0;
+  for (int l = 1; l <= h; ++l) {
+    cum += reward_at[l];
+    ret += ((k - 1) * law.first[l] + law.last[l]) * cum;
+  }
+  return ret;
+}
+
+// Random policy with reset_on_switch: the agent's cell after s steps of a session is the s-step law of the clipped
+// uniform random walk from (0, 0); the rewarding goal is uniform over the 21 cells (each goal is marginally uniform,
+// and which one rewards is uniform and independent of where they are), so P(on it) = Σ_{cells c} P_s(c) / 21.
+double random_policy_return(const GridParams& p) {
+  const int h = p.session.horizon;
+  std::vector<double> cell(kGridSize * kGridSize, 0.0), reward_at(size_t(h) + 1, 0.0);
+  cell[0] = 1.0;
+  for (int s = 1; s <= h; ++s) {
+    std::vector<double> next(cell.size(), 0.0);
+    for (int c = 0; c < kGridSize * kGridSize; ++c)
+      for (int a = 0; a < kGridActions; ++a) {
+        GridState g{};
+        g.ax = uint8_t(c % kGridSize);
+        g.ay = uint8_t(c / kGridSize);
+        grid_apply_action(g, a);
+        next[g.ay * kGridSize + g.ax] += cell[c] / kGridActions;
+      }
+    cell = next;
+    double on_goal = 0;
+    for (int c = 0; c < kGridSize * kGridSize; ++c)
+      if (c % kGridSize >= 2 || c / kGridSize >= 2) on_goal += cell[c] / kGridGoalCells;
+    reward_at[s] = p.step_reward + (p.goal_reward - p.step_reward) * on_goal;
+  }
+  return episode_return_from_step_rewards(p, reward_at);
+}
+
+// Oracle: walks a shortest path (Manhattan distance D from where the session starts) and stays, so step s of a
+// session pays the goal reward iff s ≥ D. With reset_on_switch every session starts at (0, 0) (D = x + y of a
+// uniform goal cell); without it a session starts where the previous one ended — exactly, by a forward pass over
+// (goal pair, steps used, agent cell, rewarding goal) with the session-length probabilities of the rejection rule
+// (the fixed-length fallback, P ≈ 1e-111, left out).
+double oracle_return(const GridParams& p) {
+  const int h = p.session.horizon, k = p.session.sessions, cells = kGridSize * kGridSize;
+  const double lambda = double(float(h) / float(k)), stay = p.goal_stay_prob;
+  std::vector<double> q(size_t(h) + 1, 0.0);
+  for (int l = 1; l < h; ++l) q[l] = poisson_pmf(l, lambda);
+  // one oracle step from cell `at` towards `to` (x first, then y), and its reward
+  auto step = [&](int& at, int to, double& reward) {
+    int x = at % kGridSize, y = at / kGridSize;
+    const int tx = to % kGridSize, ty = to / kGridSize;
+    if (x != tx)
+      x += x < tx ? 1 : -1;
+    else if (y != ty)
+      y += y < ty ? 1 : -1;
+    at = y * kGridSize + x;
+    reward += at == to ? p.goal_reward : p.step_reward;
+  };
+  // W[(t · cells + cell) · 2 + m]: probability mass and mass × return so far, t steps into the episode
+  double mass_total = 0, return_total = 0;
+  for (int g0 = 0; g0 < kGridGoalCells; ++g0)
+    for (int g1 = 0; g1 < kGridGoalCells; ++g1) {
+      if (g0 == g1) continue;
+      uint8_t gx, gy;
+      int goal[2];
+      grid_goal_cell(g0, gx, gy);
+      goal[0] = gy * kGridSize + gx;
+      grid_goal_cell(g1, gx, gy);
+      goal[1] = gy * kGridSize + gx;
+      const size_t size = size_t(h) * cells * 2;
+      std::vector<double> w(size, 0.0), wr(size, 0.0);
+      const double pair = 1.0 / (kGridGoalCells * (kGridGoalCells - 1));
+      w[0] = w[1] = 0.5 * pair;  // t = 0, cell (0, 0), either goal rewarding
+      for (int i = 0; i < k; ++i) {
+        std::vector<double> nw(size, 0.0), nwr(size, 0.0);
+        for (int t = 0; t < h; ++t)
+          for (int c = 0; c < cells; ++c)
+            for (int m = 0; m < 2; ++m) {
+              const size_t at = (size_t(t) * cells + c) * 2 + m;
+              if (w[at] == 0) continue;
+              int at_cell = p.session.reset_on_switch ? 0 : c;
+              double r = 0;
+              if (i == k - 1) {  // the last session: the remainder
+                for (int l = 1; l <= h - t; ++l) step(at_cell, goal[m], r);
+                mass_total += w[at];
+                return_total += wr[at] + w[at] * r;
+                continue;
+              }
+              for (int l = 1; t + l < h; ++l) {
+                step(at_cell, goal[m], r);  // the session's first l steps
+                for (int m2 = 0; m2 < 2; ++m2) {
+                  const double pm = m2 == m ? stay : 1 - stay;
+                  const size_t to = (size_t(t + l) * cells + at_cell) * 2 + m2;
+                  nw[to] += w[at] * q[l] * pm;
+                  nwr[to] += (wr[at] + w[at] * r) * q[l] * pm;
+                }
+              }
+            }
+        w.swap(nw);
+        wr.swap(nwr);
+      }
+    }
+  return return_total / mass_total;  // mass_total: the acceptance probability
+}
 
 }  // namespace
 
@@ -285,17 +396,30 @@ TEST(Gridworld, OracleWalksShortestPath) {
   }
 }
 
+// The scripted policies' mean returns against their exact expectations (computed above from the rules and the
+// session-length law, not from the env code), within kSigmas = 5 standard errors of the mean of 20480 episodes
+// (SE = the episodes' std / √20480). Exact / measured / SE / z: oracle 44.354 / 44.301 / 0.036 / −1.5 (SPEC:
+// about 44.4; the former bound ±0.5), random −4.626 / −4.631 / 0.014 / −0.35 (the former bound (−6, 0)), oracle
+// without reset 50.337 / 50.292 / 0.034 / −1.3 (the former bound 50 ± 0.7). Caught now, passed before: a random
+// policy that never moves left (z = +40), a stay probability of 0.25 (no reset: z = +9.5), a step reward of −0.12
+// (oracle: z = −9.2, random: z = −81).
 TEST(Gridworld, ScriptedPolicyReturns) {
-  // oracle: the ceiling; SPEC expects about 44.4 with reset_on_switch and about 50 without
   GridParams p;
   const RolloutSummary oracle = grid_rollout(Backend::cpu, p, ScriptedPolicy::oracle, 2048, 10);
   EXPECT_EQ(oracle.episodes, 20480);
-  EXPECT_NEAR(oracle.mean_return, 44.4, 0.5);
   EXPECT_DOUBLE_EQ(oracle.mean_sessions, 4.0);
+  const double oracle_want = oracle_return(p), oracle_se = oracle.return_std / std::sqrt(double(oracle.episodes));
+  EXPECT_NEAR(oracle.mean_return, oracle_want, kSigmas * oracle_se)
+      << "z " << (oracle.mean_return - oracle_want) / oracle_se;
   const RolloutSummary random = grid_rollout(Backend::cpu, p, ScriptedPolicy::random, 2048, 10);
-  EXPECT_LT(random.mean_return, 0.0);
-  EXPECT_GT(random.mean_return, -6.0);
+  const double random_want = random_policy_return(p),
+               random_se = random.return_std / std::sqrt(double(random.episodes));
+  EXPECT_NEAR(random.mean_return, random_want, kSigmas * random_se)
+      << "z " << (random.mean_return - random_want) / random_se;
   p.session.reset_on_switch = false;
   const RolloutSummary no_reset = grid_rollout(Backend::cpu, p, ScriptedPolicy::oracle, 2048, 10);
-  EXPECT_NEAR(no_reset.mean_return, 50.0, 0.7);
+  const double no_reset_want = oracle_return(p),
+               no_reset_se = no_reset.return_std / std::sqrt(double(no_reset.episodes));
+  EXPECT_NEAR(no_reset.mean_return, no_reset_want, kSigmas * no_reset_se)
+      << "z " << (no_reset.mean_return - no_reset_want) / no_reset_se;
 }

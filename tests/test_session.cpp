@@ -2,9 +2,12 @@
 // stated laws, and the fallback for tiny H/K stays valid.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "sim/session.h"
+#include "tests/stat_laws.h"
 #include "tests/stats.h"
 
 using namespace dyn;
@@ -32,6 +35,9 @@ std::vector<int> episode_lengths(const SessionParams& p, uint32_t seed, uint32_t
   EXPECT_EQ(len, 0) << "the last step must close the last session";
   return lengths;
 }
+
+// χ² tests pass while P(χ²_df > statistic) > kChi2Tail: a correct sampler fails one run in a million.
+constexpr double kChi2Tail = 1e-6;
 
 SessionParams params(int h, int k, SessionModel m, float p = 0) {
   SessionParams sp;
@@ -89,17 +95,69 @@ TEST(Session, PoissonMeanIsHOverK) {
   EXPECT_NEAR(m.var, 100.0, kSigmas * se_var(100.0, 100.0 * 301.0, first.size()));
 }
 
-TEST(Session, PoissonMeanForGridworld) {
-  // H = 60, K = 4: λ = 15; the rejection of sums >= 60 (P ≈ 1.7%) lowers the mean slightly below 15
+// H = 60, K = 4 (gridworld): λ = 15, and the rejection of sums ≥ 60 (P = 1.87%) lowers the mean of the first K−1
+// lengths to E[l_i] = 14.8907 (tests/stat_laws.h, exact from the rule). The sample mean of 3 × 300000 lengths has
+// SE = sd(l_0 + l_1 + l_2) / (3 √300000) = 0.00385 (the three of an episode are dependent through the rejection);
+// measured 14.8940, z = +0.86; bound kSigmas = 5 SE (the former bound [14.7, 15) was 50 SE wide). Rejecting sums
+// ≥ H − 1 as well measures 14.8580 (z = −8.5); accepting sums = H would move the mean by +0.028 (7 SE).
+TEST(Session, PoissonMeanForGridworldMatchesTheRejectionRule) {
   const SessionParams p = params(60, 4, SessionModel::poisson);
-  std::vector<int> first;
-  for (uint32_t env = 0; env < 20000; ++env) {
+  const SessionLengthLaw law = session_length_law(60, 4, kMaxSessionAttempts);
+  const uint32_t episodes = 300000;
+  double sum = 0;
+  for (uint32_t env = 0; env < episodes; ++env) {
     const std::vector<int> l = episode_lengths(p, 6, env, 0);
-    first.insert(first.end(), l.begin(), l.end() - 1);
+    for (int i = 0; i < 3; ++i) sum += l[i];
   }
-  const Moments m = moments(first);
-  EXPECT_NEAR(m.mean, 15.0, 0.3);
-  EXPECT_LT(m.mean, 15.0);
+  const double mean = sum / (3.0 * episodes), se = std::sqrt(law.sum_var / episodes) / 3.0;
+  EXPECT_NEAR(law.first_mean, 14.8907, 1e-4) << "the exact law itself";
+  EXPECT_NEAR(mean, law.first_mean, kSigmas * se) << "z = " << (mean - law.first_mean) / se;
+}
+
+// The whole law of one episode's lengths, H = 60, K = 4: l_0 (a first length) and l_3 (the remainder) against the
+// exact probabilities of the rejection rule by χ², tails pooled to ≥ 5 expected; one episode gives one of each,
+// so the counts are multinomial. Bound: P(χ² > stat) > kChi2Tail = 1e-6. Measured: l_0 χ² = 29.5 on 28 df
+// (p = 0.39), l_3 χ² = 25.0 on 38 df (p = 0.95); rejecting sums ≥ H − 1 as well gives l_3 χ² = 757 (p = 2e-134).
+TEST(Session, PoissonLengthsFollowTheRejectionLaw) {
+  const SessionParams p = params(60, 4, SessionModel::poisson);
+  const SessionLengthLaw law = session_length_law(60, 4, kMaxSessionAttempts);
+  const uint32_t episodes = 100000;
+  std::vector<size_t> first(61, 0), last(61, 0);
+  for (uint32_t env = 0; env < episodes; ++env) {
+    const std::vector<int> l = episode_lengths(p, 8, env, 0);
+    ASSERT_EQ(l.size(), 4u);
+    ++first[l[0]];
+    ++last[l[3]];
+  }
+  const Chi2Fit f = chi2_fit(first, law.first, episodes), g = chi2_fit(last, law.last, episodes);
+  EXPECT_GT(f.p_value, kChi2Tail) << "l_0: χ² " << f.stat << " on " << f.df << " df";
+  EXPECT_GT(g.p_value, kChi2Tail) << "l_3: χ² " << g.stat << " on " << g.df << " df";
+}
+
+// The Poisson sampler's law, not only its mean and variance: χ² of 200000 draws (each from its own counter, as
+// session lengths are drawn) against the Poisson pmf, tails pooled to ≥ 5 expected, for the λ = H/K the code
+// uses — 2.5 and 8 by inversion (λ < 10), 15 (gridworld), 50 (scratch_itch), 100 (reacher, halfcheetah) by PTRS.
+// Bound: P(χ² > stat) > kChi2Tail = 1e-6 for each λ. Measured (χ² / df, p): 2.5: 16.8/11 (0.11), 8: 23.1/22 (0.40),
+// 15: 22.2/31 (0.88), 50: 43.9/56 (0.88), 100: 61.8/79 (0.92). A rounded normal approximation in place of PTRS
+// (right mean and variance: PoissonMeanIsHOverK passes it) gives χ² = 4274/31, 840/56, 442/79 at λ = 15, 50, 100.
+TEST(Session, PoissonSamplerFollowsThePmf) {
+  const int shapes[][2] = {{10, 4}, {400, 50}, {60, 4}, {200, 4}, {400, 4}};
+  const uint32_t n = 200000;
+  for (const auto& hk : shapes) {
+    const SessionParams p = params(hk[0], hk[1], SessionModel::poisson);
+    const double lambda = double(float(hk[0]) / float(hk[1]));
+    const int top = int(lambda + 12 * std::sqrt(lambda) + 20);  // counts[top] holds every draw ≥ top
+    std::vector<size_t> count(size_t(top) + 1, 0);
+    std::vector<double> pmf(size_t(top) + 1);
+    for (int k = 0; k <= top; ++k) pmf[k] = poisson_pmf(k, lambda);
+    for (uint32_t i = 0; i < n; ++i) {
+      const int k = poisson_session_draw(p, 9, i % 1000, i / 1000, 0, 0);
+      ASSERT_GE(k, 0);
+      ++count[std::min(k, top)];
+    }
+    const Chi2Fit fit = chi2_fit(count, pmf, n);
+    EXPECT_GT(fit.p_value, kChi2Tail) << "λ = " << lambda << ": χ² " << fit.stat << " on " << fit.df << " df";
+  }
 }
 
 TEST(Session, ConsecutiveEpisodesDrawNewLengths) {
