@@ -187,3 +187,28 @@ TEST_F(Scripts, SweepRunsTheGridAndTabulatesEachPoint) {
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.output.find("KEY=V1,V2"), std::string::npos) << bad.output;
 }
+
+TEST_F(Scripts, ReproduceFig8BoxesTwentyFiveRolloutsPerPolicy) {
+  // K = 1 and 4 on the gridworld (fig8's K list, 1..400, is for H = 400), one seed each of ppo and dynamite: each
+  // trained policy's final evaluation is 25 single-episode rollouts (train.eval_envs = 25), drawn as box plots
+  const fs::path out = dir_ / "fig8";
+  const ScriptRun r = run_script(reproduce("fig8", out, "--sessions 1 4 --algos ppo dynamite --seeds 1"), dir_);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string table = slurp(out / "table.md");
+  EXPECT_NE(table.find("| 1 | "), std::string::npos) << table;
+  EXPECT_NE(table.find("| 4 | "), std::string::npos) << table;
+  EXPECT_NE(table.find("| 25 | "), std::string::npos) << "25 rollouts per policy\n" << table;
+  EXPECT_TRUE(fs::is_regular_file(out / "curves.png"));
+  int runs = 0;
+  for (const auto& d : fs::directory_iterator(out / "runs")) {
+    ++runs;
+    const std::string config = slurp(d.path() / "config.toml");
+    EXPECT_TRUE(config.find("sessions = 1\n") != std::string::npos ||
+                config.find("sessions = 4\n") != std::string::npos)
+        << config;
+  }
+  EXPECT_EQ(runs, 4);
+  const ScriptRun stray = run_script(reproduce("table1", out, "--sessions 2 --algos ppo --seeds 1"), dir_);
+  EXPECT_NE(stray.status, 0);
+  EXPECT_NE(stray.output.find("--sessions applies to fig8 only"), std::string::npos) << stray.output;
+}

@@ -61,19 +61,20 @@ class Slurm : public ::testing::Test {
     fs::remove_all(dir_);
     for (const char* d : {"state", "spool", "log"}) fs::create_directories(dir_ / d);
     const std::string host = short_hostname(), d = dir_.string();
-    std::ofstream(dir_ / "slurm.conf") << "ClusterName=dyntest\nSlurmctldHost=" << host
-                                       << "\nSlurmUser=root\nAuthType=auth/munge\nProctrackType=proctrack/linuxproc\n"
-                                          "TaskPlugin=task/none\nSelectType=select/cons_tres\n"
-                                          "SelectTypeParameters=CR_CPU\nStateSaveLocation="
-                                       << d << "/state\nSlurmdSpoolDir=" << d << "/spool\nSlurmctldPidFile=" << d
-                                       << "/slurmctld.pid\nSlurmdPidFile=" << d << "/slurmd.pid\nSlurmctldLogFile=" << d
-                                       << "/log/slurmctld.log\nSlurmdLogFile=" << d
-                                       << "/log/slurmd.log\nSlurmctldPort=16917\nSlurmdPort=16918\nReturnToService=2\n"
-                                          "MpiDefault=none\nJobCompType=jobcomp/none\n"
-                                          "JobAcctGatherType=jobacct_gather/none\n"
-                                          "AccountingStorageType=accounting_storage/none\nNodeName="
-                                       << host << " CPUs=2 State=UNKNOWN\n"
-                                       << "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n";
+    std::ofstream(dir_ / "slurm.conf")
+        << "ClusterName=dyntest\nSlurmctldHost=" << host
+        << "(127.0.0.1)\nSlurmUser=root\nAuthType=auth/munge\nProctrackType=proctrack/linuxproc\n"
+           "TaskPlugin=task/none\nSelectType=select/cons_tres\n"
+           "SelectTypeParameters=CR_CPU\nStateSaveLocation="
+        << d << "/state\nSlurmdSpoolDir=" << d << "/spool\nSlurmctldPidFile=" << d
+        << "/slurmctld.pid\nSlurmdPidFile=" << d << "/slurmd.pid\nSlurmctldLogFile=" << d
+        << "/log/slurmctld.log\nSlurmdLogFile=" << d
+        << "/log/slurmd.log\nSlurmctldPort=16917\nSlurmdPort=16918\nReturnToService=2\n"
+           "MpiDefault=none\nJobCompType=jobcomp/none\n"
+           "JobAcctGatherType=jobacct_gather/none\n"
+           "AccountingStorageType=accounting_storage/none\nNodeName="
+        << host << " NodeAddr=127.0.0.1 CPUs=2 State=UNKNOWN\n"
+        << "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n";
     env_ = "SLURM_CONF=" + (dir_ / "slurm.conf").string() + " ";
     ASSERT_EQ(sh(env_ + "slurmctld -c -i"), 0) << slurp(dir_ / "log/slurmctld.log");
     ASSERT_EQ(sh(env_ + "slurmd -c"), 0) << slurp(dir_ / "log/slurmd.log");
