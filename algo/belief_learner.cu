@@ -124,7 +124,6 @@ class BeliefLearner::Agent : public EvalAgent {
     l_.encode_step(enc_, obs, carry_.prev_action(), carry_.prev_reward(), carry_.start(), carry_.cond(),
                    carry_.hidden(), n_, carry_.hidden(), raw_.data(), obs_enc_.data());
     const float* q = BeliefModel<float>::q(enc_);
-    q_ = q;
     l_.close_sessions(q, carry_.start(), send_prev_.data(), n_, close_.data(), carry_.cond(),
                       static_cast<double*>(nullptr));
     if (probe_) goal_probe(q, obs, latent);
@@ -139,8 +138,9 @@ class BeliefLearner::Agent : public EvalAgent {
   // standing on each goal
   std::vector<AgentColumns> columns() const override {
     const int d = l_.d_, qw = 2 * d + 1;
+    const float* q = BeliefModel<float>::q(enc_);
     std::vector<AgentColumns> c = {
-        {"belief_mean", q_, qw, 0, d}, {"belief_logvar", q_, qw, d, d}, {"termination_logit", q_, qw, 2 * d, 1}};
+        {"belief_mean", q, qw, 0, d}, {"belief_logvar", q, qw, d, d}, {"termination_logit", q, qw, 2 * d, 1}};
     if (probe_) c.push_back({"goal_reward", dec_ws_.act.back().data(), 2, 0, 2});
     return c;
   }
@@ -172,7 +172,6 @@ class BeliefLearner::Agent : public EvalAgent {
   EncoderWorkspace<float> enc_;
   PolicyWorkspace ws_;
   MlpWorkspace<float> dec_ws_;
-  const float* q_ = nullptr;  // [n, 2d + 1] the last act()'s belief (in enc_)
 };
 
 BeliefLearner::BeliefLearner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg,

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "kernels/copy.h"
+#include "kernels/buffer.h"
 
 namespace dyn {
 

@@ -208,17 +208,29 @@ int run_training(const Config& cfg, Backend backend, const std::string& device, 
   return train_loop(cfg, *learner, device, out_path, resume_dir);
 }
 
+namespace {
+
+// The evaluation envs' seed: the run's, offset so they never share the training envs' streams.
+uint32_t eval_seed(const Config& cfg) { return uint32_t(cfg.get_int("run.seed")) + 1000003u; }
+
+}  // namespace
+
+EvalStats single_episode_evaluation(const Config& cfg, Learner& learner, EvalObserver* observer) {
+  return learner.evaluate(cfg.get_int("train.eval_envs"), int(cfg.get_int("train.eval_episodes")), eval_seed(cfg),
+                          EvalMode{false, observer});
+}
+
+EvalStats carried_evaluation(const Config& cfg, Learner& learner) {
+  const int episodes = int(cfg.get_int("train.eval_carried_episodes"));
+  if (episodes <= 0) return {};
+  return learner.evaluate(cfg.get_int("train.eval_envs"), episodes, eval_seed(cfg), EvalMode{true, nullptr});
+}
+
 CheckpointEvaluation evaluate_checkpoint(const Config& cfg, Backend backend, const Checkpoint& c,
                                          const std::string& what, EvalObserver* observer) {
   const std::unique_ptr<Learner> learner = make_learner(cfg, backend);
   restore_state(*learner, c, what);
-  const int64_t envs = cfg.get_int("train.eval_envs");
-  const uint32_t seed = uint32_t(cfg.get_int("run.seed")) + 1000003u;
-  CheckpointEvaluation e;
-  e.single = learner->evaluate(envs, int(cfg.get_int("train.eval_episodes")), seed, EvalMode{false, observer});
-  if (const int carried = int(cfg.get_int("train.eval_carried_episodes")); carried > 0)
-    e.carried = learner->evaluate(envs, carried, seed, EvalMode{true, nullptr});
-  return e;
+  return {single_episode_evaluation(cfg, *learner, observer), carried_evaluation(cfg, *learner)};
 }
 
 nlohmann::json per_episode_json(const EvalStats& e) {
@@ -288,8 +300,6 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
   const int64_t n_envs = cfg.get_int("run.envs"), budget = cfg.get_int("train.frames");
   const int64_t eval_interval = cfg.get_int("train.eval_interval");
   const int64_t checkpoint_interval = cfg.get_int("train.checkpoint_interval");
-  const int64_t eval_envs = cfg.get_int("train.eval_envs");
-  const int eval_episodes = int(cfg.get_int("train.eval_episodes"));
 
   // the run directory: a new one with the resolved config written first, or the resumed one with the learner at its
   // checkpoint and the metrics cut back to what that checkpoint had written
@@ -362,7 +372,7 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
     const bool final = ppo.frames() >= budget;
     const bool eval_now = final || (eval_interval > 0 && iteration % eval_interval == 0);
     if (eval_now) {
-      last_eval = ppo.evaluate(eval_envs, eval_episodes, seed + 1000003u);
+      last_eval = single_episode_evaluation(cfg, ppo, nullptr);
       last_eval_extra = last_eval.extra;
       have_eval = true;
     }
@@ -442,10 +452,7 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
   }
   if (tty) std::fprintf(stderr, "\n");
   // Fig. 6: consecutive episodes with the agent's state carried across them (not part of the run's time)
-  const int carried_episodes = int(cfg.get_int("train.eval_carried_episodes"));
-  EvalStats carried;
-  if (carried_episodes > 0)
-    carried = ppo.evaluate(eval_envs, carried_episodes, seed + 1000003u, EvalMode{true, nullptr});
+  const EvalStats carried = carried_evaluation(cfg, ppo);
   const double secs = elapsed();
   const nlohmann::json summary = {{"env", env},
                                   {"algo", algo},
@@ -466,7 +473,7 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
   nlohmann::json env_returns = nlohmann::json::array();
   for (const double r : last_eval.env_returns) env_returns.push_back(json_number(r));
   full["eval_env_returns"] = env_returns;
-  if (carried_episodes > 0) full["eval_carried"] = per_episode_json(carried);
+  if (!carried.per_episode.empty()) full["eval_carried"] = per_episode_json(carried);
   write_file_atomically((dir / "summary.json").string(), full.dump(2) + "\n");
   if (!out_path.empty()) write_file_atomically(out_path, full.dump(2) + "\n");
   std::printf("device: %s\n", device.c_str());
@@ -475,7 +482,7 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
   std::printf("eval return: %.3f ± %.3f  (deterministic, mean ± 95%% CI over %lld episodes)\n", last_eval.mean_return,
               last_eval.ci95, (long long)last_eval.episodes);
   for (const auto& [k, v] : last_eval_extra) std::printf("%s: %.4f\n", k.c_str(), v);
-  if (carried_episodes > 0) print_per_episode(carried, "eval, state carried across episodes");
+  if (!carried.per_episode.empty()) print_per_episode(carried, "eval, state carried across episodes");
   for (const auto& [k, v] : st.extra) std::printf("last iteration %s: %.4g\n", k.c_str(), v);
   std::printf("checkpoint: %s (%.2f MiB, written in %.3f s)\n", checkpoint_path.c_str(),
               double(checkpoint_bytes) / (1 << 20), checkpoint_s);

@@ -45,6 +45,10 @@ int run_training(const Config& cfg, Backend backend, const std::string& device, 
 // The deterministic evaluations (SPEC §5) of a checkpoint's policy, as a run's: train.eval_envs ×
 // train.eval_episodes fresh episodes (watched by `observer` when given: a trace), and train.eval_carried_episodes
 // consecutive episodes with the agent's state carried (none when 0).
+// The run's evaluations of a learner: train.eval_envs x train.eval_episodes fresh episodes (watched by `observer`
+// when given), and train.eval_carried_episodes consecutive episodes with the agent's state carried (empty when 0).
+EvalStats single_episode_evaluation(const Config& cfg, Learner& learner, EvalObserver* observer);
+EvalStats carried_evaluation(const Config& cfg, Learner& learner);
 struct CheckpointEvaluation {
   EvalStats single, carried;
 };

@@ -4,6 +4,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -22,6 +23,19 @@ struct OutOfMemory : std::bad_alloc {
   OutOfMemory(size_t n, Backend b) : bytes(n), backend(b) {}
   const char* what() const noexcept override { return "out of memory"; }
 };
+
+// The first n values at src (backend memory) in a host vector (synchronous): Buffer::to_host, and small reads of
+// part of a buffer for logs and traces.
+template <class T>
+std::vector<T> read_values(Backend b, const T* src, int64_t n) {
+  std::vector<T> out(size_t(n > 0 ? n : 0));
+  if (out.empty()) return out;
+  if (b == Backend::cuda)
+    DYN_CUDA_CHECK(cudaMemcpy(out.data(), src, out.size() * sizeof(T), cudaMemcpyDeviceToHost));
+  else
+    std::memcpy(out.data(), src, out.size() * sizeof(T));
+  return out;
+}
 
 template <class T>
 class Buffer {
@@ -74,15 +88,7 @@ class Buffer {
   }
 
   // Copies the whole buffer to a host vector (synchronous).
-  std::vector<T> to_host() const {
-    std::vector<T> out(n_);
-    if (n_ == 0) return out;
-    if (backend_ == Backend::cuda)
-      DYN_CUDA_CHECK(cudaMemcpy(out.data(), ptr_, bytes(), cudaMemcpyDeviceToHost));
-    else
-      std::memcpy(out.data(), ptr_, bytes());
-    return out;
-  }
+  std::vector<T> to_host() const { return read_values(backend_, ptr_, int64_t(n_)); }
 
   // A new buffer on `b` holding `src` converted to T.
   template <class U = T>

@@ -1,9 +1,6 @@
 // copy_values, place_columns / take_columns and advance_counter: one parallel_for each.
-#include "kernels/check.h"
 #include "kernels/copy.h"
 #include "kernels/parallel_for.cuh"
-
-#include <cstring>
 
 namespace dyn {
 
@@ -47,17 +44,6 @@ void take_columns(Backend b, const T* src, int src_w, int c0, int64_t rows, int 
   parallel_for_2d(b, rows, width, MoveColumns<T>{src, dst, src_w, c0, width, 0});
 }
 
-template <class T>
-std::vector<T> read_values(Backend b, const T* src, int64_t n) {
-  std::vector<T> out(size_t(n > 0 ? n : 0));
-  if (out.empty()) return out;
-  if (b == Backend::cuda)
-    DYN_CUDA_CHECK(cudaMemcpy(out.data(), src, out.size() * sizeof(T), cudaMemcpyDeviceToHost));
-  else
-    std::memcpy(out.data(), src, out.size() * sizeof(T));
-  return out;
-}
-
 void advance_counter(Backend b, uint32_t* counter, uint32_t by) { parallel_for(b, 1, AdvanceCounter{counter, by}); }
 
 template void copy_values<float>(Backend, const float*, float*, int64_t);
@@ -68,8 +54,5 @@ template void place_columns<float>(Backend, const float*, int64_t, int, float*, 
 template void place_columns<double>(Backend, const double*, int64_t, int, double*, int, int);
 template void take_columns<float>(Backend, const float*, int, int, int64_t, int, float*);
 template void take_columns<double>(Backend, const double*, int, int, int64_t, int, double*);
-template std::vector<float> read_values<float>(Backend, const float*, int64_t);
-template std::vector<uint8_t> read_values<uint8_t>(Backend, const uint8_t*, int64_t);
-template std::vector<int32_t> read_values<int32_t>(Backend, const int32_t*, int64_t);
 
 }  // namespace dyn

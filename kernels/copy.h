@@ -1,10 +1,9 @@
 // Small backend operations every stage needs, queued on the backend's stream (so they can be captured into a CUDA
 // Graph): copying n values, moving a block of columns between row-major matrices, and advancing a counter in backend
-// memory by a fixed amount; and one synchronous read of a few values back to the host.
+// memory by a fixed amount.
 #pragma once
 
 #include <cstdint>
-#include <vector>
 
 #include "kernels/backend.h"
 
@@ -21,10 +20,6 @@ void place_columns(Backend b, const T* src, int64_t rows, int width, T* dst, int
 // dst[r, c] = src[r, c0 + c]: columns c0..c0 + width of src [rows, src_w] out into dst [rows, width].
 template <class T>
 void take_columns(Backend b, const T* src, int src_w, int c0, int64_t rows, int width, T* dst);
-
-// The first n values at src (backend memory) in a host vector (synchronous): small reads for logs and traces.
-template <class T>
-std::vector<T> read_values(Backend b, const T* src, int64_t n);
 
 // *counter += by, on the backend.
 void advance_counter(Backend b, uint32_t* counter, uint32_t by);

@@ -86,12 +86,19 @@ class Job:
         return cmd
 
 
+_configs = {}  # run directory -> its config, once read (a run's config.toml never changes after it is written)
+
+
 def run_config(run_dir):
-    """A run directory's resolved config (config.toml), as nested dicts."""
-    try:
-        return tomllib.loads((run_dir / "config.toml").read_text())
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
+    """A run directory's resolved config (config.toml), as nested dicts; read once per directory, since finished()
+    looks at every run directory for every job. A directory whose config is not written yet is not cached."""
+    key = str(run_dir)
+    if key not in _configs:
+        try:
+            _configs[key] = tomllib.loads((pathlib.Path(run_dir) / "config.toml").read_text())
+        except (OSError, tomllib.TOMLDecodeError):
+            return {}
+    return _configs[key]
 
 
 def config_value(config, key):
