@@ -23,7 +23,7 @@ size_t byte_count(DType dtype, const std::vector<int64_t>& shape) {
 void copy_bytes(void* dst, const void* src, size_t n, Backend b, cudaMemcpyKind kind) {
   if (n == 0) return;
   if (b == Backend::cuda)
-    DYN_CUDA_CHECK(cudaMemcpy(dst, src, n, kind));
+    cuda_copy(dst, src, n, kind);
   else
     std::memcpy(dst, src, n);
 }

@@ -41,6 +41,8 @@ const FlagKey kFlagKeys[] = {
     {"--envs", "run.envs", "parallel environments"},
     {"--episodes", "run.episodes", "episodes per environment"},
     {"--seed", "run.seed", "Philox seed, 0..4294967295"},
+    {"--seeds", "run.seeds",
+     "train several seeds side by side in one process, e.g. 0-15 or 0,3,7 (a run directory each)"},
     {"--device", "run.device", "auto | cpu | cuda"},
     {"--policy", "run.policy", "random | oracle (alone: roll the scripted policy out instead of training)"},
     {"--algo", "run.algo", "none | ppo | oracle | rl2 | dynamite | varibad | contrabar"},
@@ -245,6 +247,18 @@ int run_cli(int argc, char** argv) {
                         " trains to --frames (evaluations: train.eval_episodes)");
     if (app.count("--frames") && algo == "none")
       throw ConfigError("--frames applies to training (--algo); run.algo = none rolls out --episodes per env");
+    if (!cfg.get_string("run.seeds").empty()) {  // a seed batch: training, from the start, run.seed not set too
+      const std::string& from = cfg.value_string("run.seeds");
+      if (algo == "none")
+        throw ConfigError("run.seeds = '" + from +
+                          "' applies to training (--algo); run.algo = none rolls out one seed");
+      if (!resume_dir.empty() || !eval_path.empty())
+        throw ConfigError("run.seeds = '" + from +
+                          "' with --resume or --eval: those take one run; allowed: each seed's run directory "
+                          "(--resume RUN_DIR)");
+      if (app.count("--seed"))
+        throw ConfigError("--seed and run.seeds = '" + from + "': one or the other (run.seeds lists every seed)");
+    }
     // every output target is checked before a run that may take hours
     if (!eval_path.empty() && algo == "none")
       throw ConfigError("--eval '" + eval_path + "': its config trains no learner (run.algo = none)");

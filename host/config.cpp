@@ -3,8 +3,10 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -59,6 +61,13 @@ const std::vector<KeySpec>& config_schema() {
       {"run.envs", KeyKind::integer, 1, 67108864, {}, "parallel environments"},
       {"run.episodes", KeyKind::integer, 1, 1000000, {}, "episodes per environment"},
       {"run.seed", KeyKind::integer, 0, 4294967295.0, {}, "Philox seed"},
+      {"run.seeds",
+       KeyKind::string,
+       0,
+       0,
+       {},
+       "several seeds trained side by side in one process, each with its own run directory: a list such as 0-15 or "
+       "0,3,7 (empty: run.seed alone)"},
       {"run.device", KeyKind::string, 0, 0, {"auto", "cpu", "cuda"}, "backend"},
       {"run.policy", KeyKind::string, 0, 0, {"random", "oracle"}, "scripted policy to roll out (run.algo = none)"},
       {"run.algo",
@@ -67,7 +76,7 @@ const std::vector<KeySpec>& config_schema() {
        0,
        {"none", "ppo", "oracle", "rl2", "dynamite", "varibad", "contrabar"},
        "learner to train (oracle: PPO that sees the current session's latent, the ceiling); none rolls out run.policy"},
-      {"run.out_dir", KeyKind::string, 0, 0, {}, "where training run directories are created"},
+      {"run.out_dir", KeyKind::string, 1, 0, {}, "where training run directories are created"},
       {"run.fused_kernels",
        KeyKind::boolean,
        0,
@@ -278,7 +287,8 @@ std::string describe_allowed(const KeySpec& s) {
     case KeyKind::boolean:
       return "true or false";
     case KeyKind::string:
-      return "one of " + join(s.choices);
+      if (!s.choices.empty()) return "one of " + join(s.choices);
+      return s.min > 0 ? "a non-empty string" : "any string";
   }
   return "";
 }
@@ -312,7 +322,7 @@ void Config::set(const KeySpec& s, Value v, const std::string& source) {
     if (!std::isfinite(x) || x < s.min || x > s.max) bad_value(s, show(v), source);
   } else if (s.kind == KeyKind::string) {
     const std::string& x = std::get<std::string>(v);
-    bool ok = s.choices.empty() ? !x.empty() : false;  // no choices: any non-empty string (a path)
+    bool ok = s.choices.empty() ? double(x.size()) >= s.min : false;  // no choices: any string at least min long
     for (const std::string& c : s.choices) ok = ok || c == x;
     if (!ok) bad_value(s, show(v), source);
   }
@@ -458,10 +468,55 @@ void Config::validate() const {
                         entry(replay_section + ".batch_episodes").source +
                         "); allowed: at most 2147483647 (the encoder's rows are indexed by int32)");
   }
+  seeds();  // a bad run.seeds list throws here, before any work
   const Entry& e = entry("run.episodes");
   if (get_int("run.episodes") * get_int("env.horizon") > int64_t(UINT32_MAX))
     throw ConfigError("invalid value " + show(e.value) + " for run.episodes (from " + e.source +
                       "); allowed: run.episodes * env.horizon <= 4294967295 (the global step counter is 32-bit)");
+}
+
+namespace {
+
+// run.seeds: comma-separated items, each a seed N or a range A-B (A <= B), every seed in [0, 4294967295], none twice,
+// at most kMaxSeeds in all; throws ConfigError naming the key, the value, where it came from and the form allowed.
+constexpr size_t kMaxSeeds = 4096;
+std::vector<uint32_t> parse_seed_list(const std::string& text, const std::string& source) {
+  auto bad = [&](const std::string& why) {
+    throw ConfigError("invalid value '" + text + "' for run.seeds (from " + source + "): " + why +
+                      "; allowed: seeds N or ranges A-B (A <= B), comma-separated, each in [0, 4294967295], none "
+                      "twice, at most " +
+                      std::to_string(kMaxSeeds) + " (e.g. 0-15 or 0,3,7)");
+  };
+  auto number = [&](const std::string& t) {
+    if (t.empty() || t.find_first_not_of("0123456789") != std::string::npos) bad("'" + t + "' is not a seed");
+    if (t.size() > 10 || std::stoull(t) > UINT32_MAX) bad(t + " is past 4294967295");
+    return uint32_t(std::stoull(t));
+  };
+  std::vector<uint32_t> seeds;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    const size_t dash = item.find('-');
+    const uint32_t lo = number(item.substr(0, dash)),
+                   hi = dash == std::string::npos ? lo : number(item.substr(dash + 1));
+    if (hi < lo) bad("the range " + item + " runs backwards");
+    if (uint64_t(hi) - lo + seeds.size() >= kMaxSeeds) bad("more than " + std::to_string(kMaxSeeds) + " seeds");
+    for (uint64_t s = lo; s <= hi; ++s) {
+      if (std::find(seeds.begin(), seeds.end(), uint32_t(s)) != seeds.end())
+        bad(std::to_string(s) + " is listed twice");
+      seeds.push_back(uint32_t(s));
+    }
+    start = comma + 1;
+  }
+  return seeds;
+}
+
+}  // namespace
+
+std::vector<uint32_t> Config::seeds() const {
+  const std::string& text = get_string("run.seeds");
+  return text.empty() ? std::vector<uint32_t>{} : parse_seed_list(text, entry("run.seeds").source);
 }
 
 const Config::Entry& Config::entry(const std::string& key) const {

@@ -22,7 +22,7 @@ enum class KeyKind { integer, real, boolean, string };
 struct KeySpec {
   std::string key;
   KeyKind kind;
-  double min = 0, max = 0;           // integer / real: inclusive range
+  double min = 0, max = 0;           // integer / real: inclusive range; string without choices: min = shortest length
   std::vector<std::string> choices;  // string: allowed values
   std::string doc;
   std::vector<std::string> envs;  // the envs this key belongs to (empty: every env); required for those only
@@ -71,6 +71,9 @@ class Config {
 
   // The resolved config as TOML.
   std::string to_toml() const;
+
+  // The seeds run.seeds lists, in order (empty when run.seeds is empty: run.seed alone); validate() checks the list.
+  std::vector<uint32_t> seeds() const;
 
  private:
   struct Entry {

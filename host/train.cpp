@@ -1,13 +1,16 @@
 // Training driver: the loop, the run directory, metrics files and the progress line.
 #include "host/train.h"
 
+#include <omp.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -15,6 +18,7 @@
 #include <fstream>
 #include <iostream>
 #include <stdexcept>
+#include <thread>
 
 #include "algo/belief_learner.h"
 #include "algo/ppo.h"
@@ -108,9 +112,6 @@ EnvConfig env_config_of(const Config& c) {
 
 namespace {
 
-int train_loop(const Config& cfg, Learner& learner, const std::string& device, const std::string& out_path,
-               const std::string& resume_dir);
-
 // Fault injection for the tests. DYN_INJECT_NAN=<metric>@<iteration>: that metric of that iteration's statistics
 // becomes NaN, as a diverging loss would make it. DYN_INJECT_SIGTERM=<iteration>: the process sends itself SIGTERM
 // during that iteration, as `kill` would.
@@ -202,12 +203,6 @@ std::unique_ptr<Learner> make_learner(const Config& c, Backend b) {
   throw std::invalid_argument("make_learner: no learner for run.algo = '" + algo + "'");
 }
 
-int run_training(const Config& cfg, Backend backend, const std::string& device, const std::string& out_path,
-                 const std::string& resume_dir) {
-  const std::unique_ptr<Learner> learner = make_learner(cfg, backend);
-  return train_loop(cfg, *learner, device, out_path, resume_dir);
-}
-
 namespace {
 
 // The evaluation envs' seed: the run's, offset so they never share the training envs' streams.
@@ -245,12 +240,18 @@ nlohmann::json per_episode_json(const EvalStats& e) {
   return a;
 }
 
-void print_per_episode(const EvalStats& e, const char* what) {
-  std::printf("%s:", what);
-  for (size_t k = 0; k < e.per_episode.size(); ++k)
-    std::printf("%s episode %zu %.3f ± %.3f", k ? "," : "", k + 1, e.per_episode[k].mean_return, e.per_episode[k].ci95);
-  std::printf("\n");
+std::string per_episode_line(const EvalStats& e, const char* what) {
+  std::string line = what + std::string(":");
+  char item[128];
+  for (size_t k = 0; k < e.per_episode.size(); ++k) {
+    std::snprintf(item, sizeof item, "%s episode %zu %.3f ± %.3f", k ? "," : "", k + 1, e.per_episode[k].mean_return,
+                  e.per_episode[k].ci95);
+    line += item;
+  }
+  return line + "\n";
 }
+
+void print_per_episode(const EvalStats& e, const char* what) { std::fputs(per_episode_line(e, what).c_str(), stdout); }
 
 namespace {
 
@@ -293,91 +294,190 @@ DriverState driver_state_of(const Metadata& m, const std::string& what) {
   return d;
 }
 
-int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const std::string& out_path,
-               const std::string& resume_dir) {
-  const std::string env = cfg.get_string("env.name"), algo = variant_of(cfg);
-  const uint32_t seed = uint32_t(cfg.get_int("run.seed"));
-  const int64_t n_envs = cfg.get_int("run.envs"), budget = cfg.get_int("train.frames");
-  const int64_t eval_interval = cfg.get_int("train.eval_interval");
-  const int64_t checkpoint_interval = cfg.get_int("train.checkpoint_interval");
+// printf into a string (the end-of-run report is built whole, then printed at once: seed batches print from threads).
+void appendf(std::string& out, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+void appendf(std::string& out, const char* fmt, ...) {
+  char buf[1024];
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(buf, sizeof buf, fmt, args);
+  va_end(args);
+  out += buf;
+}
 
-  // the run directory: a new one with the resolved config written first, or the resumed one with the learner at its
-  // checkpoint and the metrics cut back to what that checkpoint had written
-  fs::path dir;
-  DriverState driver;
-  if (resume_dir.empty()) {
-    dir = fs::path(cfg.get_string("run.out_dir")) / (env + "-" + algo + "-" + std::to_string(seed) + "-" + timestamp());
-    for (int k = 2; fs::exists(dir); ++k) dir = fs::path(dir.string() + "-" + std::to_string(k));
-    std::error_code made;
-    fs::create_directories(dir, made);
-    if (made) throw WriteError("cannot create the run directory '" + dir.string() + "': " + made.message());
-    write_file_atomically((dir / "config.toml").string(), cfg.to_toml());
-  } else {
-    dir = resume_dir;
-    const std::string path = (dir / kCheckpointFile).string();
-    const Checkpoint c = read_checkpoint(path);
-    restore_state(ppo, c, "checkpoint '" + path + "'");
-    driver = driver_state_of(c.metadata, "checkpoint '" + path + "'");
+// One training run, an iteration at a time: the run directory (new, or resumed from its checkpoint), one metrics
+// row per iteration, evaluations, checkpoints, loud errors, and at the end the carried evaluation, summary.json and
+// the report. A run alone drives it in a loop (run_training); a seed batch steps several in lock step.
+class TrainingRun {
+ public:
+  // label: "" for a run alone (it owns the terminal: a progress line, rewritten in place on a tty); in a seed batch,
+  // "seed N: " before each of its messages, and no progress line of its own (the batch prints one for all).
+  TrainingRun(const Config& cfg, Learner& learner, const std::string& device, const std::string& resume_dir,
+              std::string label)
+      : cfg_(cfg),
+        learner_(learner),
+        device_(device),
+        label_(std::move(label)),
+        alone_(label_.empty()),
+        tty_(alone_ && isatty(STDERR_FILENO)),
+        env_(cfg.get_string("env.name")),
+        algo_(variant_of(cfg)),
+        budget_(cfg.get_int("train.frames")),
+        eval_interval_(cfg.get_int("train.eval_interval")),
+        checkpoint_interval_(cfg.get_int("train.checkpoint_interval")),
+        dir_(open_run_directory(resume_dir)),
+        checkpoint_path_((dir_ / kCheckpointFile).string()),
+        jsonl_((dir_ / "metrics.jsonl").string(), resume_dir.empty() ? -1 : driver_.jsonl_bytes),
+        csv_((dir_ / "metrics.csv").string(), resume_dir.empty() ? -1 : driver_.csv_bytes),
+        t0_(std::chrono::steady_clock::now()),
+        last_print_(t0_) {
+    std::fprintf(stderr, "%s%s %s with %s on %s, %lld envs, %lld frames -> %s\n", label_.c_str(),
+                 resume_dir.empty() ? "training" : "resuming", env_.c_str(), algo_.c_str(), device_.c_str(),
+                 (long long)cfg.get_int("run.envs"), (long long)budget_, dir_.c_str());
+    if (!resume_dir.empty())
+      std::fprintf(stderr, "%sfrom iteration %lld, %lld frames\n", label_.c_str(), (long long)driver_.iteration,
+                   (long long)learner_.frames());
   }
-  const std::string checkpoint_path = (dir / kCheckpointFile).string();
-  LineFile jsonl((dir / "metrics.jsonl").string(), resume_dir.empty() ? -1 : driver.jsonl_bytes);
-  LineFile csv((dir / "metrics.csv").string(), resume_dir.empty() ? -1 : driver.csv_bytes);
-  std::vector<std::pair<std::string, double>> last_eval_extra;
 
-  const bool tty = isatty(STDERR_FILENO);
-  std::fprintf(stderr, "%s %s with %s on %s, %lld envs, %lld frames -> %s\n",
-               resume_dir.empty() ? "training" : "resuming", env.c_str(), algo.c_str(), device.c_str(),
-               (long long)n_envs, (long long)budget, dir.c_str());
-  if (!resume_dir.empty())
-    std::fprintf(stderr, "from iteration %lld, %lld frames\n", (long long)driver.iteration, (long long)ppo.frames());
-  g_stop_signal = 0;
-  std::signal(SIGINT, request_stop);
-  std::signal(SIGTERM, request_stop);
-  struct RestoreSignals {
-    ~RestoreSignals() {
-      std::signal(SIGINT, SIG_DFL);
-      std::signal(SIGTERM, SIG_DFL);
-    }
-  } restore_signals;
-
-  const auto t0 = std::chrono::steady_clock::now();
-  auto elapsed = [&] {
-    return driver.seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  };
-  size_t checkpoint_bytes = 0;
-  double checkpoint_s = 0;
-  auto checkpoint = [&] {
-    const auto c0 = std::chrono::steady_clock::now();
-    jsonl.sync();
-    csv.sync();
-    DriverState d = driver;
-    d.seconds = elapsed();
-    d.jsonl_bytes = jsonl.size();
-    d.csv_bytes = csv.size();
-    checkpoint_bytes = save_checkpoint(checkpoint_path, ppo, driver_metadata(cfg, d));
-    checkpoint_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count();
-  };
-  auto last_print = t0;
-  EvalStats last_eval;
-  bool have_eval = false;
-  int64_t& iteration = driver.iteration;
-  IterationStats st;
-  double& last_train_return = driver.last_train_return;  // the progress line's: the last rollout with finished episodes
-  while (ppo.frames() < budget) {
-    st = ppo.iterate();
+  // One iteration with its metrics row, evaluation and checkpoint. False when the run is over: the budget reached
+  // (status 0: call finish), a non-finite figure (1) or a stop signal (128 + signal, after a checkpoint).
+  bool step() {
+    if (learner_.frames() >= budget_) return false;
+    int64_t& iteration = driver_.iteration;
+    st_ = learner_.iterate();
     ++iteration;
-    inject_nan(st, iteration);
+    inject_nan(st_, iteration);
     inject_sigterm(iteration);
-    if (std::isfinite(st.train_return)) last_train_return = st.train_return;
-    const bool final = ppo.frames() >= budget;
-    const bool eval_now = final || (eval_interval > 0 && iteration % eval_interval == 0);
+    if (std::isfinite(st_.train_return)) driver_.last_train_return = st_.train_return;
+    const bool final = learner_.frames() >= budget_;
+    const bool eval_now = final || (eval_interval_ > 0 && iteration % eval_interval_ == 0);
     if (eval_now) {
-      last_eval = single_episode_evaluation(cfg, ppo, nullptr);
-      last_eval_extra = last_eval.extra;
-      have_eval = true;
+      last_eval_ = single_episode_evaluation(cfg_, learner_, nullptr);
+      have_eval_ = true;
     }
     const double secs = elapsed();
-    const double fps = double(st.frames) / secs;
+    const double fps = double(st_.frames) / secs;
+    write_metrics(iteration, secs, fps, eval_now);
+
+    // errors are loud: a non-finite loss, gradient or metric stops the run, with everything so far on disk and the
+    // last good checkpoint kept
+    const std::string bad = first_non_finite(st_, eval_now ? &last_eval_ : nullptr);
+    if (!bad.empty()) {
+      std::fprintf(stderr,
+                   "%s%serror: %s is not finite at iteration %lld (frames %lld); metrics so far are in %s; the last "
+                   "good checkpoint is %s (resume: dynamite_gpu --resume %s)\n",
+                   tty_ ? "\n" : "", label_.c_str(), bad.c_str(), (long long)iteration, (long long)st_.frames,
+                   dir_.c_str(), fs::exists(checkpoint_path_) ? checkpoint_path_.c_str() : "not written yet",
+                   dir_.c_str());
+      status_ = 1;
+      return false;
+    }
+    if (final || g_stop_signal || (checkpoint_interval_ > 0 && iteration % checkpoint_interval_ == 0)) checkpoint();
+    if (g_stop_signal) {
+      const int sig = g_stop_signal;
+      std::fprintf(stderr,
+                   "%s%sstopped by %s after iteration %lld (frames %lld); checkpoint %s\n%sresume: dynamite_gpu "
+                   "--resume %s\n",
+                   tty_ ? "\n" : "", label_.c_str(), sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)iteration,
+                   (long long)learner_.frames(), checkpoint_path_.c_str(), label_.c_str(), dir_.c_str());
+      status_ = 128 + sig;
+      return false;
+    }
+    if (alone_) print_progress(fps, final);
+    return !final;
+  }
+
+  // 0 while the run goes on and when it reached its budget; 1 when it failed; 128 + signal when stopped.
+  int status() const { return status_; }
+  // Only for the seed batch's progress line (read across threads).
+  int64_t frames() const { return learner_.frames(); }
+
+  // After the budget: Fig. 6's carried evaluation, summary.json, and the report the command prints (returned as
+  // text, for the caller to print whole). Returns the summary.
+  nlohmann::json finish(std::string& report) {
+    if (tty_) std::fprintf(stderr, "\n");
+    // Fig. 6: consecutive episodes with the agent's state carried across them (not part of the run's time)
+    const EvalStats carried = carried_evaluation(cfg_, learner_);
+    const double secs = elapsed();
+    nlohmann::json full = {{"env", env_},
+                           {"algo", algo_},
+                           {"seed", uint32_t(cfg_.get_int("run.seed"))},
+                           {"device", device_},
+                           {"envs", cfg_.get_int("run.envs")},
+                           {"frames", learner_.frames()},
+                           {"seconds", secs},
+                           {"fps", double(learner_.frames()) / secs},
+                           {"eval_return", last_eval_.mean_return},
+                           {"eval_ci95", last_eval_.ci95},
+                           {"eval_episodes", last_eval_.episodes}};
+    for (const auto& [k, v] : last_eval_.extra) full[k] = json_number(v);
+    for (const auto& [k, v] : st_.extra) full["last_" + k] = json_number(v);
+    full["eval_per_episode"] = per_episode_json(last_eval_);
+    // each eval env's return (its mean over train.eval_episodes): Fig. 8's rollouts
+    nlohmann::json env_returns = nlohmann::json::array();
+    for (const double r : last_eval_.env_returns) env_returns.push_back(json_number(r));
+    full["eval_env_returns"] = env_returns;
+    if (!carried.per_episode.empty()) full["eval_carried"] = per_episode_json(carried);
+    write_file_atomically((dir_ / "summary.json").string(), full.dump(2) + "\n");
+
+    appendf(report, "device: %s\n", device_.c_str());
+    appendf(report, "trained %s on %s: %lld frames in %.1f s (%.0f frames/s)\n", algo_.c_str(), env_.c_str(),
+            (long long)learner_.frames(), secs, double(learner_.frames()) / secs);
+    appendf(report, "eval return: %.3f ± %.3f  (deterministic, mean ± 95%% CI over %lld episodes)\n",
+            last_eval_.mean_return, last_eval_.ci95, (long long)last_eval_.episodes);
+    for (const auto& [k, v] : last_eval_.extra) appendf(report, "%s: %.4f\n", k.c_str(), v);
+    if (!carried.per_episode.empty()) report += per_episode_line(carried, "eval, state carried across episodes");
+    for (const auto& [k, v] : st_.extra) appendf(report, "last iteration %s: %.4g\n", k.c_str(), v);
+    appendf(report, "checkpoint: %s (%.2f MiB, written in %.3f s)\n", checkpoint_path_.c_str(),
+            double(checkpoint_bytes_) / (1 << 20), checkpoint_s_);
+    appendf(report, "run directory: %s\n", dir_.c_str());
+    return full;
+  }
+
+ private:
+  // A new run directory with the resolved config written first, or the resumed one with the learner at its
+  // checkpoint (and driver_ at its state: the metrics files are cut back to what that checkpoint had written).
+  fs::path open_run_directory(const std::string& resume_dir) {
+    if (!resume_dir.empty()) {
+      const std::string path = (fs::path(resume_dir) / kCheckpointFile).string();
+      const Checkpoint c = read_checkpoint(path);
+      restore_state(learner_, c, "checkpoint '" + path + "'");
+      driver_ = driver_state_of(c.metadata, "checkpoint '" + path + "'");
+      return resume_dir;
+    }
+    fs::path dir = fs::path(cfg_.get_string("run.out_dir")) /
+                   (env_ + "-" + algo_ + "-" + std::to_string(cfg_.get_int("run.seed")) + "-" + timestamp());
+    // a fresh name, claimed by creating it (a seed batch creates several in the same second, from several threads)
+    std::error_code made;
+    fs::create_directories(dir.parent_path(), made);
+    if (made) throw WriteError("cannot create the folder '" + dir.parent_path().string() + "': " + made.message());
+    const fs::path base = dir;
+    for (int k = 2; !fs::create_directory(dir, made); ++k) {
+      if (made) throw WriteError("cannot create the run directory '" + dir.string() + "': " + made.message());
+      dir = fs::path(base.string() + "-" + std::to_string(k));
+    }
+    write_file_atomically((dir / "config.toml").string(), cfg_.to_toml());
+    return dir;
+  }
+
+  double elapsed() const {
+    return driver_.seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  }
+
+  void checkpoint() {
+    const auto c0 = std::chrono::steady_clock::now();
+    jsonl_.sync();
+    csv_.sync();
+    DriverState d = driver_;
+    d.seconds = elapsed();
+    d.jsonl_bytes = jsonl_.size();
+    d.csv_bytes = csv_.size();
+    checkpoint_bytes_ = save_checkpoint(checkpoint_path_, learner_, driver_metadata(cfg_, d));
+    checkpoint_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count();
+  }
+
+  void write_metrics(int64_t iteration, double secs, double fps, bool eval_now) {
+    const IterationStats& st = st_;
     nlohmann::json row = {{"iteration", iteration},
                           {"frames", st.frames},
                           {"seconds", secs},
@@ -392,104 +492,224 @@ int train_loop(const Config& cfg, Learner& ppo, const std::string& device, const
                           {"collect_s", st.collect_s},
                           {"advantages_s", st.advantages_s},
                           {"update_s", st.update_s},
-                          {"lr", cfg.get_real("train.lr")}};
+                          {"lr", cfg_.get_real("train.lr")}};
     if (eval_now) {
-      row["eval_return"] = last_eval.mean_return;
-      row["eval_ci95"] = last_eval.ci95;
-      for (const auto& [k, v] : last_eval_extra) row[k] = json_number(v);
+      row["eval_return"] = last_eval_.mean_return;
+      row["eval_ci95"] = last_eval_.ci95;
+      for (const auto& [k, v] : last_eval_.extra) row[k] = json_number(v);
     }
     for (const auto& [k, v] : st.extra) row[k] = json_number(v);
-    jsonl.line(row.dump());
+    jsonl_.line(row.dump());
     if (iteration == 1) {  // the header, with the learner's own columns after the common ones
       std::string header =
           "iteration,frames,seconds,fps,train_return,eval_return,eval_ci95,policy_loss,value_loss,entropy,"
           "approx_kl,clip_fraction,grad_norm,lr";
       for (const auto& kv : st.extra) header += "," + kv.first;
-      for (const auto& kv : last_eval_extra) header += "," + kv.first;
-      csv.line(header);
+      for (const auto& kv : last_eval_.extra) header += "," + kv.first;
+      csv_.line(header);
     }
-    char line[512];
-    std::snprintf(line, sizeof line, "%lld,%lld,%.3f,%.1f,%.6g,%s,%s,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g",
-                  (long long)iteration, (long long)st.frames, secs, fps, st.train_return,
-                  eval_now ? std::to_string(last_eval.mean_return).c_str() : "",
-                  eval_now ? std::to_string(last_eval.ci95).c_str() : "", st.policy_loss, st.value_loss, st.entropy,
-                  st.approx_kl, st.clip_fraction, st.grad_norm, cfg.get_real("train.lr"));
-    std::string csv_row = line;
+    std::string csv_row;
+    appendf(csv_row, "%lld,%lld,%.3f,%.1f,%.6g,%s,%s,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g", (long long)iteration,
+            (long long)st.frames, secs, fps, st.train_return,
+            eval_now ? std::to_string(last_eval_.mean_return).c_str() : "",
+            eval_now ? std::to_string(last_eval_.ci95).c_str() : "", st.policy_loss, st.value_loss, st.entropy,
+            st.approx_kl, st.clip_fraction, st.grad_norm, cfg_.get_real("train.lr"));
     for (const auto& kv : st.extra) csv_row += "," + std::to_string(kv.second);
-    for (const auto& kv : last_eval_extra) csv_row += "," + (eval_now ? std::to_string(kv.second) : std::string());
-    csv.line(csv_row);
-
-    // errors are loud: a non-finite loss, gradient or metric stops the run, with everything so far on disk and the
-    // last good checkpoint kept
-    const std::string bad = first_non_finite(st, eval_now ? &last_eval : nullptr);
-    if (!bad.empty()) {
-      std::fprintf(stderr,
-                   "%serror: %s is not finite at iteration %lld (frames %lld); metrics so far are in %s; the last "
-                   "good checkpoint is %s (resume: dynamite_gpu --resume %s)\n",
-                   tty ? "\n" : "", bad.c_str(), (long long)iteration, (long long)st.frames, dir.c_str(),
-                   fs::exists(checkpoint_path) ? checkpoint_path.c_str() : "not written yet", dir.c_str());
-      return 1;
-    }
-    if (final || g_stop_signal || (checkpoint_interval > 0 && iteration % checkpoint_interval == 0)) checkpoint();
-    if (g_stop_signal) {
-      const int sig = g_stop_signal;
-      std::fprintf(
-          stderr,
-          "%sstopped by %s after iteration %lld (frames %lld); checkpoint %s\nresume: dynamite_gpu --resume %s\n",
-          tty ? "\n" : "", sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)iteration, (long long)ppo.frames(),
-          checkpoint_path.c_str(), dir.c_str());
-      return 128 + sig;
-    }
-    // progress: one line rewritten in place on a terminal; otherwise a line every 30 s and at the end
-    const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_print).count();
-    if (tty || since >= 30.0 || final) {
-      const double eta = fps > 0 ? double(budget - st.frames) / fps : 0;
-      std::fprintf(stderr, "%s%lld/%lld frames  %.0f fps  train %.2f  eval %s  ETA %.0f s%s", tty ? "\r\033[K" : "",
-                   (long long)st.frames, (long long)budget, fps, last_train_return,
-                   have_eval ? std::to_string(last_eval.mean_return).substr(0, 6).c_str() : "-", eta, tty ? "" : "\n");
-      last_print = std::chrono::steady_clock::now();
-    }
+    for (const auto& kv : last_eval_.extra) csv_row += "," + (eval_now ? std::to_string(kv.second) : std::string());
+    csv_.line(csv_row);
   }
-  if (tty) std::fprintf(stderr, "\n");
-  // Fig. 6: consecutive episodes with the agent's state carried across them (not part of the run's time)
-  const EvalStats carried = carried_evaluation(cfg, ppo);
-  const double secs = elapsed();
-  const nlohmann::json summary = {{"env", env},
-                                  {"algo", algo},
-                                  {"seed", seed},
-                                  {"device", device},
-                                  {"envs", n_envs},
-                                  {"frames", ppo.frames()},
-                                  {"seconds", secs},
-                                  {"fps", double(ppo.frames()) / secs},
-                                  {"eval_return", last_eval.mean_return},
-                                  {"eval_ci95", last_eval.ci95},
-                                  {"eval_episodes", last_eval.episodes}};
-  nlohmann::json full = summary;
-  for (const auto& [k, v] : last_eval_extra) full[k] = json_number(v);
-  for (const auto& [k, v] : st.extra) full["last_" + k] = json_number(v);
-  full["eval_per_episode"] = per_episode_json(last_eval);
-  // each eval env's return (its mean over train.eval_episodes): Fig. 8's rollouts
-  nlohmann::json env_returns = nlohmann::json::array();
-  for (const double r : last_eval.env_returns) env_returns.push_back(json_number(r));
-  full["eval_env_returns"] = env_returns;
-  if (!carried.per_episode.empty()) full["eval_carried"] = per_episode_json(carried);
-  write_file_atomically((dir / "summary.json").string(), full.dump(2) + "\n");
-  if (!out_path.empty()) write_file_atomically(out_path, full.dump(2) + "\n");
-  std::printf("device: %s\n", device.c_str());
-  std::printf("trained %s on %s: %lld frames in %.1f s (%.0f frames/s)\n", algo.c_str(), env.c_str(),
-              (long long)ppo.frames(), secs, double(ppo.frames()) / secs);
-  std::printf("eval return: %.3f ± %.3f  (deterministic, mean ± 95%% CI over %lld episodes)\n", last_eval.mean_return,
-              last_eval.ci95, (long long)last_eval.episodes);
-  for (const auto& [k, v] : last_eval_extra) std::printf("%s: %.4f\n", k.c_str(), v);
-  if (!carried.per_episode.empty()) print_per_episode(carried, "eval, state carried across episodes");
-  for (const auto& [k, v] : st.extra) std::printf("last iteration %s: %.4g\n", k.c_str(), v);
-  std::printf("checkpoint: %s (%.2f MiB, written in %.3f s)\n", checkpoint_path.c_str(),
-              double(checkpoint_bytes) / (1 << 20), checkpoint_s);
-  std::printf("run directory: %s\n", dir.c_str());
+
+  // progress: one line rewritten in place on a terminal; otherwise a line every 30 s and at the end
+  void print_progress(double fps, bool final) {
+    const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_print_).count();
+    if (!(tty_ || since >= 30.0 || final)) return;
+    const double eta = fps > 0 ? double(budget_ - st_.frames) / fps : 0;
+    std::fprintf(stderr, "%s%lld/%lld frames  %.0f fps  train %.2f  eval %s  ETA %.0f s%s", tty_ ? "\r\033[K" : "",
+                 (long long)st_.frames, (long long)budget_, fps, driver_.last_train_return,
+                 have_eval_ ? std::to_string(last_eval_.mean_return).substr(0, 6).c_str() : "-", eta, tty_ ? "" : "\n");
+    last_print_ = std::chrono::steady_clock::now();
+  }
+
+  const Config& cfg_;
+  Learner& learner_;
+  const std::string device_, label_;
+  const bool alone_, tty_;
+  const std::string env_, algo_;
+  const int64_t budget_, eval_interval_, checkpoint_interval_;
+  DriverState driver_;  // before dir_: open_run_directory sets it when resuming
+  const fs::path dir_;
+  const std::string checkpoint_path_;
+  LineFile jsonl_, csv_;
+  const std::chrono::steady_clock::time_point t0_;
+  std::chrono::steady_clock::time_point last_print_;
+  IterationStats st_;
+  EvalStats last_eval_;
+  bool have_eval_ = false;
+  int status_ = 0;
+  size_t checkpoint_bytes_ = 0;
+  double checkpoint_s_ = 0;
+};
+
+// SIGINT / SIGTERM during training: every run finishes its iteration, writes a checkpoint and exits 128 + n.
+struct StopSignals {
+  StopSignals() {
+    g_stop_signal = 0;
+    std::signal(SIGINT, request_stop);
+    std::signal(SIGTERM, request_stop);
+  }
+  ~StopSignals() {
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+  }
+};
+
+int train_alone(const Config& cfg, Backend backend, const std::string& device, const std::string& out_path,
+                const std::string& resume_dir) {
+  const std::unique_ptr<Learner> learner = make_learner(cfg, backend);
+  const StopSignals signals;
+  TrainingRun run(cfg, *learner, device, resume_dir, "");
+  while (run.step()) {
+  }
+  if (run.status() != 0) return run.status();
+  std::string report;
+  const nlohmann::json summary = run.finish(report);
+  if (!out_path.empty()) write_file_atomically(out_path, summary.dump(2) + "\n");
+  std::fputs(report.c_str(), stdout);
   return 0;
 }
 
+// run.seeds: each seed's run in one process. Workers (host threads) each own a share of the seeds, build their
+// learners and step them in lock step; on the CPU min(S, OpenMP threads) workers with the threads shared out among
+// them, on CUDA one worker per seed, each with its own stream (kernels/backend.h), so the seeds' kernels overlap.
+// A run's results do not depend on the batch: each learner owns everything it touches (a CPU run is bit for bit
+// the run alone with the same threads per run). The batch's progress is one line; each run's report follows, in
+// seed order; the exit status is the worst run's (a stop signal's, else a failure's).
+int train_seed_batch(const Config& cfg, const std::vector<uint32_t>& seeds, Backend backend, const std::string& device,
+                     const std::string& out_path) {
+  const int S = int(seeds.size());
+  const int max_threads = omp_get_max_threads();
+  const int workers = backend == Backend::cpu ? std::min(S, max_threads) : S;
+  const int threads_per_worker = backend == Backend::cpu ? std::max(1, max_threads / workers) : 1;
+  const std::string batch_device = backend == Backend::cpu ? "cpu (" + std::to_string(threads_per_worker) + " thread" +
+                                                                 (threads_per_worker > 1 ? "s" : "") + " per run, " +
+                                                                 std::to_string(workers) + " runs at once)"
+                                                           : device + ", a stream per run";
+  std::vector<Config> configs(S, cfg);
+  for (int i = 0; i < S; ++i) {  // each run's config is what that seed alone would have written
+    configs[i].set_from_string("run.seed", std::to_string(seeds[i]), "run.seeds");
+    configs[i].set_from_string("run.seeds", "", "run.seeds");
+  }
+  struct Slot {
+    std::unique_ptr<Learner> learner;
+    std::unique_ptr<TrainingRun> run;
+    std::atomic<int64_t> frames{0};
+    std::atomic<bool> over{false};
+    int status = 0;
+    std::string report, error;
+    nlohmann::json summary;
+  };
+  std::vector<Slot> slots(S);
+  std::fprintf(stderr, "training %d seeds (%s) in one process on %s\n", S, cfg.get_string("run.seeds").c_str(),
+               batch_device.c_str());
+  const StopSignals signals;
+  auto work = [&](int w) {
+    omp_set_num_threads(threads_per_worker);
+    std::vector<int> mine;
+    for (int i = w; i < S; i += workers) mine.push_back(i);
+    auto fail = [&](Slot& s, const std::exception& e) {
+      s.error = e.what();
+      s.status = 1;
+      s.over = true;
+      std::fprintf(stderr, "seed %u: error: %s\n", seeds[&s - slots.data()], e.what());
+    };
+    for (const int i : mine) try {
+        slots[i].learner = make_learner(configs[i], backend);
+        slots[i].run = std::make_unique<TrainingRun>(configs[i], *slots[i].learner, batch_device, "",
+                                                     "seed " + std::to_string(seeds[i]) + ": ");
+      } catch (const std::exception& e) {
+        fail(slots[i], e);
+      }
+    for (bool any = true; any;) {  // lock step: one iteration of each run still going, in turn
+      any = false;
+      for (const int i : mine) {
+        Slot& s = slots[i];
+        if (s.over) continue;
+        try {
+          const bool more = s.run->step();
+          s.frames = s.run->frames();
+          if (more) {
+            any = true;
+            continue;
+          }
+          s.status = s.run->status();
+          if (s.status == 0) s.summary = s.run->finish(s.report);
+          s.run.reset();  // the learner's memory goes back as each run ends
+          s.learner.reset();
+          s.over = true;
+        } catch (const std::exception& e) {
+          fail(s, e);
+        }
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int w = 0; w < workers; ++w) pool.emplace_back(work, w);
+
+  // the batch's progress: one line for all runs, in place on a terminal, else every 30 s
+  const bool tty = isatty(STDERR_FILENO);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto last_print = t0;
+  const int64_t budget = cfg.get_int("train.frames");
+  auto all_over = [&] { return std::all_of(slots.begin(), slots.end(), [](const Slot& s) { return s.over.load(); }); };
+  while (!all_over()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const auto now = std::chrono::steady_clock::now();
+    if (!tty && std::chrono::duration<double>(now - last_print).count() < 30.0) continue;
+    if (tty && std::chrono::duration<double>(now - last_print).count() < 1.0) continue;
+    int64_t total = 0, least = budget;
+    int going = 0;
+    for (const Slot& s : slots) {
+      total += s.frames;
+      if (!s.over) ++going, least = std::min<int64_t>(least, s.frames);
+    }
+    const double secs = std::chrono::duration<double>(now - t0).count();
+    std::fprintf(stderr, "%s%d of %d runs going, the slowest at %lld/%lld frames, %.0f frames/s in all%s",
+                 tty ? "\r\033[K" : "", going, S, (long long)least, (long long)budget, double(total) / secs,
+                 tty ? "" : "\n");
+    last_print = now;
+  }
+  for (std::thread& t : pool) t.join();
+  if (tty) std::fprintf(stderr, "\n");
+
+  int status = 0;
+  nlohmann::json summaries = nlohmann::json::array();
+  for (int i = 0; i < S; ++i) {
+    const Slot& s = slots[i];
+    if (s.status == 0) {
+      std::printf("seed %u:\n%s", seeds[i], s.report.c_str());
+      summaries.push_back(s.summary);
+    }
+    if (s.status > 128 || (s.status != 0 && status <= 128)) status = std::max(status, s.status);
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  int64_t frames = 0;
+  for (const Slot& s : slots) frames += s.frames;
+  std::printf("%d seeds in one process: %lld frames in %.1f s (%.0f frames/s in all); %zu finished\n", S,
+              (long long)frames, secs, double(frames) / secs, summaries.size());
+  // --out: the finished runs' summaries, one per seed (written whatever became of the others)
+  if (!out_path.empty() && !summaries.empty()) write_file_atomically(out_path, summaries.dump(2) + "\n");
+  return status;
+}
+
 }  // namespace
+
+int run_training(const Config& cfg, Backend backend, const std::string& device, const std::string& out_path,
+                 const std::string& resume_dir) {
+  const std::vector<uint32_t> seeds = cfg.seeds();
+  if (seeds.empty()) return train_alone(cfg, backend, device, out_path, resume_dir);
+  if (!resume_dir.empty())
+    throw std::invalid_argument("run_training: a seed batch resumes run by run (each seed's --resume RUN_DIR)");
+  return train_seed_batch(cfg, seeds, backend, device, out_path);
+}
 
 }  // namespace dyn

@@ -37,9 +37,11 @@ std::unique_ptr<Learner> make_learner(const Config& c, Backend b);
 inline constexpr const char* kCheckpointFile = "checkpoint.safetensors";
 
 // Returns the process exit status (0; 1 when training fails; 128 + signal when SIGINT or SIGTERM stopped it after a
-// checkpoint); progress goes to stderr. The summary goes to the run directory's summary.json and, when out_path is
-// not empty, to out_path too (written atomically). With resume_dir, the run continues there from its checkpoint
-// (cfg must be its config, the frame budget aside), appending to its metrics.
+// checkpoint); progress goes to stderr. With run.seeds, every listed seed's run trains in this process, each with
+// its own run directory, as that seed alone would (--out then gets a JSON array of the summaries). The summary goes to
+// the run directory's summary.json and, when out_path is not empty, to out_path too (written atomically). With
+// resume_dir, the run continues there from its checkpoint (cfg must be its config, the frame budget aside), appending
+// to its metrics.
 int run_training(const Config& cfg, Backend backend, const std::string& device, const std::string& out_path,
                  const std::string& resume_dir = "");
 // The deterministic evaluations (SPEC §5) of a checkpoint's policy, as a run's: train.eval_envs ×
@@ -57,6 +59,7 @@ CheckpointEvaluation evaluate_checkpoint(const Config& cfg, Backend backend, con
 // An evaluation's per-episode figures as JSON, [{"episode": k, "return": mean, "ci95": ..., "episodes": n}, ...]
 // (k from 1), and printed one line each.
 nlohmann::json per_episode_json(const EvalStats& e);
+std::string per_episode_line(const EvalStats& e, const char* what);
 void print_per_episode(const EvalStats& e, const char* what);
 
 }  // namespace dyn

@@ -48,16 +48,21 @@ bool fused_kernels_enabled() { return g_fused_kernels; }
 void set_fused_kernels(bool enabled) { g_fused_kernels = enabled; }
 
 void synchronize(Backend b) {
-  if (b == Backend::cuda) DYN_CUDA_CHECK(cudaDeviceSynchronize());
+  if (b == Backend::cuda) DYN_CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
 }
 
 cudaStream_t cuda_stream() {
-  static const cudaStream_t stream = [] {
+  thread_local const cudaStream_t stream = [] {
     cudaStream_t s = nullptr;
     DYN_CUDA_CHECK(cudaStreamCreate(&s));
     return s;
   }();
   return stream;
+}
+
+void cuda_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  DYN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, cuda_stream()));
+  DYN_CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));
 }
 
 }  // namespace dyn

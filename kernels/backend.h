@@ -31,12 +31,16 @@ Backend select_backend(const std::string& device, std::string* notice);
 bool fused_kernels_enabled();
 void set_fused_kernels(bool enabled);
 
-// Blocks until all work queued on the backend is done (no-op on the CPU).
+// Blocks until all work this host thread queued on the backend is done (no-op on the CPU).
 void synchronize(Backend b);
 
-// The one CUDA stream all our kernels, cuBLAS calls, CUB reductions and async fills go to (created on first use,
-// blocking with respect to the legacy default stream, so synchronous copies stay ordered after our work). A
-// named stream rather than stream 0 because only a named stream can be captured into a CUDA Graph.
+// The CUDA stream all our kernels, cuBLAS calls, CUB reductions and async fills go to: one per host thread (created
+// on first use), so the runs of a seed batch (host/train.h), one per thread, overlap on the GPU, and everything one
+// run queues stays in order. A named stream rather than stream 0 because only a named stream can be captured into a
+// CUDA Graph.
 cudaStream_t cuda_stream();
+
+// A copy between host and device memory, queued on this thread's stream after its work and waited for.
+void cuda_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
 
 }  // namespace dyn

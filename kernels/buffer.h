@@ -31,7 +31,7 @@ std::vector<T> read_values(Backend b, const T* src, int64_t n) {
   std::vector<T> out(size_t(n > 0 ? n : 0));
   if (out.empty()) return out;
   if (b == Backend::cuda)
-    DYN_CUDA_CHECK(cudaMemcpy(out.data(), src, out.size() * sizeof(T), cudaMemcpyDeviceToHost));
+    cuda_copy(out.data(), src, out.size() * sizeof(T), cudaMemcpyDeviceToHost);
   else
     std::memcpy(out.data(), src, out.size() * sizeof(T));
   return out;
@@ -115,7 +115,7 @@ class Buffer {
     if (src.size() != n_) throw std::invalid_argument("Buffer::from_host: size mismatch");
     if (n_ == 0) return;
     if (backend_ == Backend::cuda)
-      DYN_CUDA_CHECK(cudaMemcpy(ptr_, src.data(), bytes(), cudaMemcpyHostToDevice));
+      cuda_copy(ptr_, src.data(), bytes(), cudaMemcpyHostToDevice);
     else
       std::memcpy(ptr_, src.data(), bytes());
   }

@@ -14,11 +14,12 @@ namespace dyn {
 
 namespace {
 
-// A [n] vector of ones on the backend (for bias gradients as a GEMM), grown on demand; grown-out buffers stay
-// alive because a captured CUDA Graph may still read them.
+// A [n] vector of ones on the backend (for bias gradients as a GEMM), grown on demand, one per host thread (a seed
+// batch's runs grow theirs on their own streams); grown-out buffers stay alive because a captured CUDA Graph may
+// still read them.
 template <class T>
 const T* ones(Backend b, int n) {
-  static std::vector<Buffer<T>> cache[2];
+  thread_local std::vector<Buffer<T>> cache[2];
   std::vector<Buffer<T>>& bufs = cache[b == Backend::cuda];
   if (bufs.empty() || int(bufs.back().size()) < n) {
     bufs.emplace_back(b, size_t(n));

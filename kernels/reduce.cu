@@ -31,8 +31,9 @@ void transform_sum(Backend b, const T* x, size_t n, T* out, Op op) {
   size_t temp_bytes = 0;
   DYN_CUDA_CHECK(cub::DeviceReduce::TransformReduce(nullptr, temp_bytes, x, out, int64_t(n), ::cuda::std::plus<T>(), op,
                                                     T(0), cuda_stream()));
-  // Grown on demand, and a grown-out buffer is kept alive: a captured CUDA Graph may still point at it.
-  static std::vector<Buffer<uint8_t>> temps;
+  // Grown on demand, one per host thread (the seed batch's runs reduce on their own streams), and a grown-out buffer
+  // is kept alive: a captured CUDA Graph may still point at it.
+  thread_local std::vector<Buffer<uint8_t>> temps;
   if (temps.empty() || temps.back().size() < temp_bytes)
     temps.emplace_back(b, temp_bytes > (size_t(1) << 16) ? temp_bytes : (size_t(1) << 16));
   DYN_CUDA_CHECK(cub::DeviceReduce::TransformReduce(temps.back().data(), temp_bytes, x, out, int64_t(n),

@@ -23,6 +23,7 @@
 #include "host/checkpoint.h"
 #include "host/train.h"
 #include "tests/cli_run.h"
+#include "tests/run_compare.h"
 #include "tests/slurp.h"
 
 namespace fs = std::filesystem;
@@ -44,36 +45,6 @@ class Checkpoints : public ::testing::Test {
   static fs::path run_dir(const fs::path& runs) { return fs::directory_iterator(runs)->path(); }
   fs::path dir_;
 };
-
-// A run's metrics rows without the columns that time it (seconds, fps, *_s).
-std::vector<nlohmann::json> metrics_rows(const fs::path& run) {
-  std::vector<nlohmann::json> rows;
-  std::ifstream f(run / "metrics.jsonl");
-  for (std::string line; std::getline(f, line);) {
-    nlohmann::json j = nlohmann::json::parse(line), kept;
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      const std::string& k = it.key();
-      if (k != "seconds" && k != "fps" && !(k.size() > 2 && k.substr(k.size() - 2) == "_s")) kept[k] = *it;
-    }
-    rows.push_back(kept);
-  }
-  return rows;
-}
-
-// Every array of two checkpoints equal, byte for byte; returns how many.
-size_t expect_same_arrays(const fs::path& a, const fs::path& b) {
-  const Checkpoint x = read_checkpoint(a.string()), y = read_checkpoint(b.string());
-  EXPECT_EQ(x.arrays.size(), y.arrays.size());
-  for (const auto& [name, arr] : x.arrays) {
-    const auto it = y.arrays.find(name);
-    if (it == y.arrays.end()) {
-      ADD_FAILURE() << "missing " << name;
-      continue;
-    }
-    EXPECT_TRUE(arr.bytes == it->second.bytes && arr.shape == it->second.shape) << name;
-  }
-  return x.arrays.size();
-}
 
 struct Case {
   std::string name, args;
