@@ -89,3 +89,38 @@ TEST(CliGpu, ResumeOnCuda) {
     fs::remove_all(dir);
   }
 }
+
+// Four seeds in one process on CUDA (a host thread and a stream each, kernels overlapping) against each seed alone:
+// every run's first iteration within float noise (the same kernels in the same order; only the device's reduction
+// order may differ), and the runs different from each other.
+TEST(CliGpu, SeedBatchOnCudaMatchesSeedsAlone) {
+  DYN_REQUIRE_CUDA();
+  for (const std::string algo : {"ppo", "dynamite"}) {
+    const fs::path dir = scratch_dir("seeds_" + algo);
+    const std::string common = "--env gridworld --algo " + algo + " --frames 2880 --device cuda";
+    const CliResult batch = run_cli(common + " --seeds 0-3 --set run.out_dir=" + (dir / "batch").string(), dir);
+    ASSERT_EQ(batch.status, 0) << batch.err;
+    EXPECT_NE(batch.err.find("a stream per run"), std::string::npos) << batch.err;
+    for (int s = 0; s < 4; ++s)
+      ASSERT_EQ(run_cli(common + " --seed " + std::to_string(s) + " --set run.out_dir=" + (dir / "alone").string(), dir)
+                    .status,
+                0);
+    auto first_row = [](const fs::path& runs, int seed) {
+      for (const auto& e : fs::directory_iterator(runs))
+        if (e.path().filename().string().find("-" + std::to_string(seed) + "-2") != std::string::npos) {
+          std::string text = slurp(e.path() / "metrics.jsonl");
+          return nlohmann::json::parse(text.substr(0, text.find('\n')));
+        }
+      return nlohmann::json();
+    };
+    for (int s = 0; s < 4; ++s) {
+      const nlohmann::json a = first_row(dir / "batch", s), b = first_row(dir / "alone", s);
+      ASSERT_FALSE(a.is_null() || b.is_null()) << algo << " seed " << s;
+      for (const char* k : {"policy_loss", "value_loss", "entropy", "grad_norm"})
+        EXPECT_NEAR(a[k].get<double>(), b[k].get<double>(), 1e-4 * (1 + std::abs(b[k].get<double>())))
+            << algo << " seed " << s << " " << k;
+    }
+    EXPECT_NE(first_row(dir / "batch", 0)["policy_loss"], first_row(dir / "batch", 1)["policy_loss"]) << algo;
+    fs::remove_all(dir);
+  }
+}
