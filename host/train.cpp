@@ -612,6 +612,7 @@ int train_seed_batch(const Config& cfg, const std::vector<uint32_t>& seeds, Back
   std::fprintf(stderr, "training %d seeds (%s) in one process on %s\n", S, cfg.get_string("run.seeds").c_str(),
                batch_device.c_str());
   const StopSignals signals;
+  std::atomic<int> built{0};  // workers whose runs are built
   auto work = [&](int w) {
     omp_set_num_threads(threads_per_worker);
     std::vector<int> mine;
@@ -629,6 +630,10 @@ int train_seed_batch(const Config& cfg, const std::vector<uint32_t>& seeds, Back
       } catch (const std::exception& e) {
         fail(slots[i], e);
       }
+    // every run is built (its buffers allocated) before any steps: on CUDA a run's first iterations capture its
+    // graphs, and no other thread should be allocating device memory meanwhile
+    ++built;
+    while (built.load() < workers) std::this_thread::yield();
     for (bool any = true; any;) {  // lock step: one iteration of each run still going, in turn
       any = false;
       for (const int i : mine) {
