@@ -43,6 +43,10 @@ class BeliefLearner : public RolloutLearner {
   ~BeliefLearner() override;
   // Also eval_goal_accuracy in EvalStats::extra on the gridworld.
   std::unique_ptr<EvalAgent> eval_agent(int64_t n) override;
+  // the gridworld's goal probe: how often the decoded best goal is the true one (the eval agent's add_figures)
+  std::vector<std::string> eval_figure_names() const override {
+    return spec().name == "gridworld" ? std::vector<std::string>{"eval_goal_accuracy"} : std::vector<std::string>{};
+  }
   void visit_state(StateVisitor& v) override;
   void update(IterationStats& st) override;  // PPO update, then the belief steps
 

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "algo/episode_stats.h"
 #include "algo/evaluate.h"
@@ -24,6 +26,9 @@ class Learner {
   // summary, per episode index, and learner-specific figures in EvalStats::extra.
   virtual EvalStats evaluate(int64_t n_envs, int episodes_per_env, uint32_t seed, const EvalMode& mode = {}) = 0;
   virtual int64_t frames() const = 0;
+  // The names of the learner-specific figures its evaluations add (EvalStats::extra), known before the first
+  // evaluation: metrics.csv's columns are fixed at its header.
+  virtual std::vector<std::string> eval_figure_names() const { return {}; }
   // Everything that carries from one iteration to the next — networks, optimiser moments and steps, normalisers,
   // env and agent states, replay, counters — for checkpoints: saved and loaded through the same visit, so a run
   // resumed from it continues bit for bit on the CPU.

@@ -505,7 +505,7 @@ class TrainingRun {
           "iteration,frames,seconds,fps,train_return,eval_return,eval_ci95,policy_loss,value_loss,entropy,"
           "approx_kl,clip_fraction,grad_norm,lr";
       for (const auto& kv : st.extra) header += "," + kv.first;
-      for (const auto& kv : last_eval_.extra) header += "," + kv.first;
+      for (const std::string& name : learner_.eval_figure_names()) header += "," + name;
       csv_.line(header);
     }
     std::string csv_row;
@@ -515,7 +515,11 @@ class TrainingRun {
             eval_now ? std::to_string(last_eval_.ci95).c_str() : "", st.policy_loss, st.value_loss, st.entropy,
             st.approx_kl, st.clip_fraction, st.grad_norm, cfg_.get_real("train.lr"));
     for (const auto& kv : st.extra) csv_row += "," + std::to_string(kv.second);
-    for (const auto& kv : last_eval_.extra) csv_row += "," + (eval_now ? std::to_string(kv.second) : std::string());
+    for (const std::string& name : learner_.eval_figure_names()) {  // the header's columns, empty between evaluations
+      csv_row += ",";
+      for (const auto& [k, v] : last_eval_.extra)
+        if (eval_now && k == name) csv_row += std::to_string(v);
+    }
     csv_.line(csv_row);
   }
 

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include "kernels/backend.h"
@@ -228,6 +229,17 @@ TEST_F(Cli, DynamiteAblationRunNamesItselfAndLogsBeliefMetrics) {
   const std::string csv = slurp(run_dir / "metrics.csv");
   EXPECT_NE(csv.find(",belief_recon,"), std::string::npos) << csv.substr(0, 300);
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 5);
+  // every row has the header's columns, the evaluation's goal accuracy among them (empty between evaluations): the
+  // first evaluation (iteration 2) once added a column the header written at iteration 1 did not have
+  std::istringstream lines(csv);
+  std::vector<std::string> csv_rows;
+  for (std::string line; std::getline(lines, line);) csv_rows.push_back(line);
+  ASSERT_EQ(csv_rows.size(), 5u);
+  EXPECT_EQ(csv_rows[0].substr(csv_rows[0].rfind(',') + 1), "eval_goal_accuracy") << csv_rows[0];
+  for (const std::string& row : csv_rows)
+    EXPECT_EQ(std::count(row.begin(), row.end(), ','), std::count(csv_rows[0].begin(), csv_rows[0].end(), ',')) << row;
+  EXPECT_EQ(csv_rows[1].back(), ',') << "no evaluation at iteration 1: " << csv_rows[1];
+  EXPECT_NE(csv_rows[2].back(), ',') << "the evaluation at iteration 2: " << csv_rows[2];
 }
 
 TEST_F(Cli, OutInMissingFolder) {  // refused before training starts, not after
