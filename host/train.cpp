@@ -609,7 +609,7 @@ int train_seed_batch(const Config& cfg, const std::vector<uint32_t>& seeds, Back
     std::atomic<int64_t> frames{0};
     std::atomic<bool> over{false};
     int status = 0;
-    std::string report, error;
+    std::string report;
     nlohmann::json summary;
   };
   std::vector<Slot> slots(S);
@@ -622,7 +622,6 @@ int train_seed_batch(const Config& cfg, const std::vector<uint32_t>& seeds, Back
     std::vector<int> mine;
     for (int i = w; i < S; i += workers) mine.push_back(i);
     auto fail = [&](Slot& s, const std::exception& e) {
-      s.error = e.what();
       s.status = 1;
       s.over = true;
       std::fprintf(stderr, "seed %u: error: %s\n", seeds[&s - slots.data()], e.what());
