@@ -46,11 +46,11 @@ PolicyHead::PolicyHead(const EnvSpec& spec, ParamLayout& layout, const std::stri
 }
 
 void PolicyHead::act(Backend b, const float* params, const float* out, bool deterministic, uint32_t seed, StepRef step,
-                     const ActionBuffers& actions, int64_t n) const {
+                     const ActionBuffers& actions, int64_t n, uint32_t first_env) const {
   if (discrete_)
-    categorical_act(b, out, deterministic, seed, step, actions.index, n, a_);
+    categorical_act(b, out, deterministic, seed, step, actions.index, n, a_, first_env);
   else
-    gaussian_act(b, out, params + log_std_, deterministic, seed, step, actions.value, n, a_);
+    gaussian_act(b, out, params + log_std_, deterministic, seed, step, actions.value, n, a_, first_env);
 }
 
 void PolicyHead::log_prob_entropy(Backend b, const float* params, const float* out, const ActionBatch& a, float* logp,

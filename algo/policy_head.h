@@ -24,9 +24,10 @@ class PolicyHead {
   int out_width() const { return a_; }  // the actor's output: logits or μ
   size_t log_std_offset() const { return log_std_; }
 
-  // Actions from the actor's output out [n, A]: sampled with Philox(seed, kStreamPolicy, env, step), or the mode.
+  // Actions from the actor's output out [n, A]: sampled with Philox(seed, kStreamPolicy, first_env + row, step), or
+  // the mode.
   void act(Backend b, const float* params, const float* out, bool deterministic, uint32_t seed, StepRef step,
-           const ActionBuffers& actions, int64_t n) const;
+           const ActionBuffers& actions, int64_t n, uint32_t first_env = 0) const;
   // log π(a | s) [n] and the entropy [n] of the distributions at out; either may be nullptr.
   void log_prob_entropy(Backend b, const float* params, const float* out, const ActionBatch& a, float* logp,
                         float* entropy, int64_t n) const;

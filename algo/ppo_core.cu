@@ -115,7 +115,7 @@ void PpoCore::policy_step(PolicyWorkspace& ws, const PolicyStep& s) {
   if (acting || s.logp) {
     actor_.forward(b_, p, feats, int(s.n), ws.actor);
     const float* out = ws.actor.act.back().data();
-    if (acting) head_.act(b_, p, out, s.deterministic, s.seed, s.step, s.actions, s.n);
+    if (acting) head_.act(b_, p, out, s.deterministic, s.seed, s.step, s.actions, s.n, s.first_env);
     if (s.logp) head_.log_prob_entropy(b_, p, out, s.actions.batch(), s.logp, static_cast<float*>(nullptr), s.n);
   }
   if (s.values) {

@@ -35,6 +35,7 @@ struct PolicyStep {
   bool deterministic = false;      // the mode instead of a sample
   uint32_t seed = 0;
   StepRef step = 0;         // the Philox step of the sample
+  uint32_t first_env = 0;   // the global index of row 0 (the samples' Philox env index: a data-parallel rank's share)
   ActionBuffers actions;    // [n] or [n, A]
   float* logp = nullptr;    // [n]
   float* values = nullptr;  // [n]

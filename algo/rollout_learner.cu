@@ -59,6 +59,7 @@ PolicyStep RolloutLearner::rollout_policy_step(int t) {
   s.n = n_;
   s.seed = env_->seed();
   s.step = StepRef(step_dev_.data(), uint32_t(t));
+  s.first_env = env_->first_env();
   s.actions = core_->action(t);
   s.logp = core_->log_prob(t);
   s.values = core_->value(t);
@@ -74,6 +75,7 @@ EvalStats RolloutLearner::evaluate(int64_t n, int episodes_per_env, uint32_t see
   DYN_NVTX_RANGE("evaluate_learner");
   EnvConfig cfg = env_cfg_;
   cfg.seed = seed;
+  cfg.first_env = 0;  // the evaluation's own envs, whatever share of the training envs this process steps
   const std::unique_ptr<BatchEnv> env = make_batch_env(b_, cfg, n);
   const std::unique_ptr<EvalAgent> agent = eval_agent(n);
   return run_evaluation(*env, episodes_per_env, *agent, mode);

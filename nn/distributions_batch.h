@@ -19,10 +19,11 @@ template <class T>
 void categorical_backward(Backend b, const T* logits, const int32_t* actions, const T* g_logp, const T* g_entropy,
                           T* dlogits, int64_t n, int a);
 
-// actions [N]: the mode, or a sample drawn from Philox(seed, kStreamPolicy, row, step)
+// actions [N]: the mode, or a sample drawn from Philox(seed, kStreamPolicy, first_row + row, step) (first_row: the
+// global index of row 0, a data-parallel rank's first env)
 template <class T>
 void categorical_act(Backend b, const T* logits, bool deterministic, uint32_t seed, StepRef step, int32_t* actions,
-                     int64_t n, int a);
+                     int64_t n, int a, uint32_t first_row = 0);
 
 // mu [N, D], a state-independent log_std [D], x [N, D] -> log p(x) [N]
 template <class T>
@@ -33,10 +34,10 @@ template <class T>
 void gaussian_log_prob_backward(Backend b, const T* mu, const T* log_std, const T* x, const T* g, T* dmu,
                                 T* dlog_std_rows, int64_t n, int d);
 
-// x [N, D]: the mean, or mu + σ ⊙ eps with eps from Philox(seed, kStreamPolicy, row, step)
+// x [N, D]: the mean, or mu + σ ⊙ eps with eps from Philox(seed, kStreamPolicy, first_row + row, step)
 template <class T>
 void gaussian_act(Backend b, const T* mu, const T* log_std, bool deterministic, uint32_t seed, StepRef step, T* x,
-                  int64_t n, int d);
+                  int64_t n, int d, uint32_t first_row = 0);
 
 // kl [N] = KL(N(mu1, e^lv1) ‖ N(mu2, e^lv2)) per row; mu2 = lv2 = nullptr means N(0, I)
 template <class T>

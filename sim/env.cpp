@@ -63,7 +63,11 @@ EnvConfig default_env_config(const std::string& name, uint32_t seed) {
 std::unique_ptr<BatchEnv> make_batch_env(Backend b, const EnvConfig& cfg, int64_t n) {
   std::string known;
   for (const auto& [name, make] : env_registry()) {
-    if (name == cfg.name) return make(b, cfg, n);
+    if (name == cfg.name) {
+      std::unique_ptr<BatchEnv> env = make(b, cfg, n);
+      env->set_first_env(cfg.first_env);
+      return env;
+    }
     known += (known.empty() ? "" : ", ") + name;
   }
   throw std::invalid_argument("unknown env '" + cfg.name + "'; known: " + known);

@@ -115,6 +115,7 @@ struct EnvConfig {
   std::string name;
   SessionParams session;
   uint32_t seed = 0;
+  uint32_t first_env = 0;  // the global index of the batch's row 0 (a data-parallel rank's share starts there)
   std::map<std::string, std::string> options;  // e.g. {"goal_stay_prob", "0.2"}, {"wind_mode", "drift"}
   double option(const std::string& key, double fallback) const;
   std::string option(const std::string& key, const std::string& fallback) const;
@@ -128,6 +129,10 @@ class BatchEnv {
   Backend backend() const { return b_; }
   int64_t size() const { return n_; }
   uint32_t seed() const { return seed_; }
+  // The global index of row 0: row i is env first_env() + i, whose Philox streams (reset, session process,
+  // scripted actions, and the policy's samples) are keyed by that index (make_batch_env sets it from the config).
+  uint32_t first_env() const { return first_env_; }
+  void set_first_env(uint32_t first) { first_env_ = first; }
 
   // Every env starts an episode at global step 0: its first observation into obs [N, obs], and the latent of its
   // first session into latent [N, latent] unless nullptr.
@@ -145,6 +150,7 @@ class BatchEnv {
   EnvSpec spec_;
   int64_t n_;
   uint32_t seed_;
+  uint32_t first_env_ = 0;
 };
 
 // The registry: every env by name (sim/env.cpp).

@@ -11,6 +11,9 @@
 
 namespace dyn {
 
+// Row i of a batch is env first_env + i: its Philox streams are keyed by that global index, so a data-parallel
+// rank holding envs [first_env, first_env + N) steps exactly the envs one process with all of them would.
+
 // Env i starts an episode at global step 0: its state, first observation [N, obs] and, unless null, its latent.
 template <class E>
 struct ResetRows {
@@ -18,9 +21,10 @@ struct ResetRows {
   typename E::State* state;  // [N]
   float *obs, *latent;
   int obs_dim, latent_dim;
+  uint32_t first_env;
   DYN_HD void operator()(int64_t i) const {
     typename E::State s{};  // zero-initialised, padding included: a checkpoint's bytes are the state's alone
-    e.reset(s, uint32_t(i), 0);
+    e.reset(s, first_env + uint32_t(i), 0);
     e.observe(s, obs + i * obs_dim);
     if (latent) e.latent(s, latent + i * latent_dim);
     state[i] = s;
@@ -37,10 +41,11 @@ struct StepRows {
   StepBatch out;
   int obs_dim, action_dim, latent_dim;
   StepRef step;
+  uint32_t first_env;
   DYN_HD void operator()(int64_t i) const {
     typename E::State s = state[i];
     env_step(e, s, actions.index ? actions.index[i] : 0, actions.value ? actions.value + i * action_dim : nullptr,
-             uint32_t(i), step.get(), StepRow::of(out, i, obs_dim, latent_dim));
+             first_env + uint32_t(i), step.get(), StepRow::of(out, i, obs_dim, latent_dim));
     state[i] = s;
   }
 };

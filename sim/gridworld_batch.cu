@@ -18,9 +18,9 @@ struct OracleGrids {
 };
 
 struct RandomGrids {
-  uint32_t seed, step;
+  uint32_t seed, step, first_env;
   int32_t* actions;
-  DYN_HD void operator()(int64_t i) const { actions[i] = grid_random_action(seed, uint32_t(i), step); }
+  DYN_HD void operator()(int64_t i) const { actions[i] = grid_random_action(seed, first_env + uint32_t(i), step); }
 };
 
 }  // namespace
@@ -50,15 +50,17 @@ GridBatchEnv::GridBatchEnv(Backend b, const GridParams& p, int64_t n)
 
 void GridBatchEnv::reset(float* obs, float* latent) {
   DYN_NVTX_RANGE("gridworld_reset");
-  parallel_for(b_, n_, ResetRows<GridEnv>{GridEnv{p_}, state_.data(), obs, latent, kGridObsDim, kGridLatentDim});
+  parallel_for(b_, n_,
+               ResetRows<GridEnv>{GridEnv{p_}, state_.data(), obs, latent, kGridObsDim, kGridLatentDim, first_env_});
 }
 
 void GridBatchEnv::step(const ActionBatch& actions, const StepBatch& out, StepRef step) {
   DYN_NVTX_RANGE("gridworld_step");
   if (!actions.index) throw std::invalid_argument("gridworld: actions are indices (ActionBatch::index)");
-  parallel_for(b_, n_,
-               StepRows<GridEnv>{
-                   GridEnv{p_}, state_.data(), {actions.index, nullptr}, out, kGridObsDim, 0, kGridLatentDim, step});
+  parallel_for(
+      b_, n_,
+      StepRows<GridEnv>{
+          GridEnv{p_}, state_.data(), {actions.index, nullptr}, out, kGridObsDim, 0, kGridLatentDim, step, first_env_});
 }
 
 void GridBatchEnv::scripted(bool oracle, const ActionBuffers& out, uint32_t step) {
@@ -66,7 +68,7 @@ void GridBatchEnv::scripted(bool oracle, const ActionBuffers& out, uint32_t step
   if (oracle)
     parallel_for(b_, n_, OracleGrids{state_.data(), out.index});
   else
-    parallel_for(b_, n_, RandomGrids{p_.seed, step, out.index});
+    parallel_for(b_, n_, RandomGrids{p_.seed, step, first_env_, out.index});
 }
 
 }  // namespace dyn

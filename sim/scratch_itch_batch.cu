@@ -29,9 +29,9 @@ struct OracleArms {
 struct RandomArms {
   ScratchParams p;
   float* actions;
-  uint32_t step;
+  uint32_t step, first_env;
   DYN_HD void operator()(int64_t i) const {
-    scratch_random_action(p, uint32_t(i), step, actions + i * kScratchActions);
+    scratch_random_action(p, first_env + uint32_t(i), step, actions + i * kScratchActions);
   }
 };
 
@@ -169,18 +169,25 @@ ScratchBatchEnv::ScratchBatchEnv(Backend b, const ScratchParams& p, int64_t n)
 
 void ScratchBatchEnv::reset(float* obs, float* latent) {
   DYN_NVTX_RANGE("scratch_env_reset");
-  parallel_for_heavy(b_, n_, ResetRows<ScratchEnv>{{p_}, state_.data(), obs, latent, kScratchObsDim, kScratchLatentDim},
-                     kScratchMinCpuItems);
+  parallel_for_heavy(
+      b_, n_, ResetRows<ScratchEnv>{{p_}, state_.data(), obs, latent, kScratchObsDim, kScratchLatentDim, first_env_},
+      kScratchMinCpuItems);
 }
 
 void ScratchBatchEnv::step(const ActionBatch& actions, const StepBatch& out, StepRef step) {
   DYN_NVTX_RANGE("scratch_env_step");
   if (!actions.value) throw std::invalid_argument("scratch_itch: actions are vectors (ActionBatch::value)");
-  parallel_for_heavy(
-      b_, n_,
-      StepRows<ScratchEnv>{
-          {p_}, state_.data(), {nullptr, actions.value}, out, kScratchObsDim, kScratchActions, kScratchLatentDim, step},
-      kScratchMinCpuItems);
+  parallel_for_heavy(b_, n_,
+                     StepRows<ScratchEnv>{{p_},
+                                          state_.data(),
+                                          {nullptr, actions.value},
+                                          out,
+                                          kScratchObsDim,
+                                          kScratchActions,
+                                          kScratchLatentDim,
+                                          step,
+                                          first_env_},
+                     kScratchMinCpuItems);
 }
 
 void ScratchBatchEnv::scripted(bool oracle, const ActionBuffers& out, uint32_t step) {
@@ -188,7 +195,7 @@ void ScratchBatchEnv::scripted(bool oracle, const ActionBuffers& out, uint32_t s
   if (oracle)
     parallel_for_heavy(b_, n_, OracleArms{p_, state_.data(), out.value, step}, kScratchMinCpuItems);
   else
-    parallel_for(b_, n_, RandomArms{p_, out.value, step});
+    parallel_for(b_, n_, RandomArms{p_, out.value, step, first_env_});
 }
 
 }  // namespace dyn
