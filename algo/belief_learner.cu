@@ -199,7 +199,7 @@ BeliefLearner::BeliefLearner(Backend b, const EnvConfig& env, int64_t n_envs, co
   if (cfg.rollout_steps % H != 0 && H % cfg.rollout_steps != 0)
     throw std::invalid_argument("belief learners need rollout_steps and the horizon to divide one another; got " +
                                 std::to_string(cfg.rollout_steps) + " and " + std::to_string(H));
-  core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{in_dim_}, n_envs, cfg, env.seed);
+  core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{in_dim_}, n_envs, cfg, env.seed, env.first_env);
   lws_.eps = Buffer<float>(b, size_t(H + 1) * bc.batch_episodes * d_);
   for (Buffer<uint8_t>* buf : {&send_prev_, &close_, &no_start_}) buf->zero();
   env_->reset(obs_.data(), nullptr);

@@ -71,7 +71,7 @@ ContrabarLearner::ContrabarLearner(Backend b, const EnvConfig& env, int64_t n_en
   if (cc.batch_episodes < 2)
     throw std::invalid_argument("contrabar.batch_episodes = " + std::to_string(cc.batch_episodes) +
                                 ": CPC negatives come from the other trajectories of a batch, need at least 2");
-  core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{in_dim_}, n_envs, cfg, env.seed);
+  core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{in_dim_}, n_envs, cfg, env.seed, env.first_env);
   no_start_.zero();
   env_->reset(obs_.data(), nullptr);
 }

@@ -4,6 +4,7 @@
 
 #include "algo/minibatch.h"
 #include "kernels/parallel_for.cuh"
+#include "kernels/philox.h"
 
 namespace dyn {
 
@@ -30,12 +31,88 @@ struct GatherStates {
   DYN_HD void operator()(int64_t i) const { m_h0[i] = h0[int64_t(envs[i / H]) * H + i % H]; }
 };
 
+// Sample (t, e) of a feed-forward rollout [T, N]: its rank among env e's T keys is its place in e's order; the
+// minibatch k whose steps [T·k/M, T·(k+1)/M) hold that place puts it at begin(k) + e · count + (place − first step).
+struct PerEnvSteps {
+  uint32_t seed, first_env;
+  StepRef draw;
+  int T, M;
+  int64_t N;
+  int32_t* perm;
+  DYN_HD uint32_t key(int64_t e, int t) const {
+    return Philox(seed, kStreamShuffle, first_env + uint32_t(e), draw.get(), uint32_t(t)).next_u32();
+  }
+  DYN_HD void operator()(int64_t i) const {
+    const int t = int(i / N);
+    const int64_t e = i % N;
+    const uint32_t mine = key(e, t);
+    int place = 0;
+    for (int u = 0; u < T; ++u) {
+      const uint32_t other = key(e, u);
+      place += (other < mine || (other == mine && u < t)) ? 1 : 0;
+    }
+    int k = int(int64_t(place) * M / T);  // then adjusted to floor(T·k/M) <= place < floor(T·(k+1)/M)
+    while (k > 0 && int64_t(T) * k / M > place) --k;
+    while (int64_t(T) * (k + 1) / M <= place) ++k;
+    const int64_t first = int64_t(T) * k / M, count = int64_t(T) * (k + 1) / M - first;
+    perm[N * first + e * count + (place - first)] = int32_t(i);
+  }
+};
+
+// Env e of block e / M: its rank among the block's M keys is the minibatch that takes it.
+struct PerEnvBlocks {
+  uint32_t seed, first_env;
+  StepRef draw;
+  int M;
+  int64_t N;
+  int32_t* perm;
+  DYN_HD uint32_t key(int64_t e) const {
+    return Philox(seed, kStreamShuffle, first_env + uint32_t(e), draw.get()).next_u32();
+  }
+  DYN_HD void operator()(int64_t e) const {
+    const int64_t block = e / M, start = block * M;
+    const uint32_t mine = key(e);
+    int place = 0;
+    for (int64_t u = start; u < start + M; ++u) {
+      const uint32_t other = key(u);
+      place += (other < mine || (other == mine && u < e)) ? 1 : 0;
+    }
+    perm[place * (N / M) + block] = int32_t(e);
+  }
+};
+
 }  // namespace
 
-MinibatchPlan::MinibatchPlan(int64_t items_, int minibatches_) : items(items_), minibatches(minibatches_) {
+MinibatchPlan::MinibatchPlan(int64_t items_, int minibatches_)
+    : items(items_), minibatches(minibatches_), groups(items_) {
   if (minibatches < 1 || minibatches > items)
     throw std::invalid_argument("train.minibatches = " + std::to_string(minibatches) + ": allowed 1 to " +
                                 std::to_string(items) + " (the items each epoch shuffles)");
+}
+
+MinibatchPlan MinibatchPlan::per_env_steps(int steps, int64_t envs, int minibatches) {
+  if (minibatches < 1 || minibatches > steps)
+    throw std::invalid_argument("train.minibatches = " + std::to_string(minibatches) +
+                                " with train.shuffle = per_env: allowed 1 to train.rollout_steps = " +
+                                std::to_string(steps) + " (every minibatch takes steps of every env)");
+  MinibatchPlan p(int64_t(steps) * envs, minibatches);
+  p.groups = steps;
+  p.unit = envs;
+  return p;
+}
+
+void draw_per_env_steps(Backend b, uint32_t seed, StepRef draw, int steps, int64_t envs, int minibatches,
+                        uint32_t first_env, int32_t* perm) {
+  parallel_for(b, int64_t(steps) * envs, PerEnvSteps{seed, first_env, draw, steps, minibatches, envs, perm});
+}
+
+void draw_per_env_blocks(Backend b, uint32_t seed, StepRef draw, int64_t envs, int minibatches, uint32_t first_env,
+                         int32_t* perm) {
+  if (envs % minibatches != 0 || first_env % uint32_t(minibatches) != 0)
+    throw std::invalid_argument(
+        "train.shuffle = per_env with a recurrent policy: train.minibatches = " + std::to_string(minibatches) +
+        " must divide this process's " + std::to_string(envs) + " envs and its first env " + std::to_string(first_env));
+  parallel_for(b, envs, PerEnvBlocks{seed, first_env, draw, minibatches, envs, perm});
 }
 
 void gather_samples(Backend b, const SampleRows& rows, const int32_t* samples, int64_t m) {

@@ -7,22 +7,42 @@
 
 #include "kernels/backend.h"
 #include "kernels/hd.h"
+#include "kernels/step_ref.h"
 
 namespace dyn {
 
 // Each epoch shuffles the items — the T·N samples, or the N env sequences of a recurrent policy — and cuts the
 // shuffle into `minibatches` consecutive runs whose sizes differ by at most one, so every item is used exactly once
-// per epoch whatever T·N is.
+// per epoch whatever T·N is. The items come in `groups` of `unit` that a minibatch takes whole: one item each for a
+// global shuffle; for the per-env plan of a feed-forward rollout, the N samples of one shuffled step index (one of
+// every env), so minibatch k holds steps [T·k/M, T·(k+1)/M) of every env's shuffle.
 struct MinibatchPlan {
   int64_t items = 0;
   int minibatches = 1;
+  int64_t groups = 0, unit = 1;  // items = groups · unit
   // Throws std::invalid_argument (naming train.minibatches) unless 1 <= minibatches <= items.
   MinibatchPlan(int64_t items, int minibatches);
-  int64_t begin(int k) const { return items * k / minibatches; }  // minibatch k is shuffle[begin(k), begin(k + 1))
+  // The per-env plan of a feed-forward rollout of T steps × N envs; throws unless 1 <= minibatches <= T.
+  static MinibatchPlan per_env_steps(int steps, int64_t envs, int minibatches);
+  int64_t begin(int k) const {
+    return unit * (groups * k / minibatches);
+  }  // minibatch k: shuffle[begin(k), begin(k+1))
   int64_t count(int k) const { return begin(k + 1) - begin(k); }
-  int64_t largest() const { return (items + minibatches - 1) / minibatches; }
-  bool even() const { return items % minibatches == 0; }
+  int64_t largest() const { return unit * ((groups + minibatches - 1) / minibatches); }
+  bool even() const { return groups % minibatches == 0; }
 };
+
+// The per-env shuffles (train.shuffle = per_env), drawn on the backend with no sort: each item's place is its rank
+// among its group's Philox keys (ties broken by index), so a rank holding envs [first_env, first_env + N) draws
+// exactly its envs' part of what one process with every env draws.
+// Feed-forward: perm [T·N] ← env e's steps t in the order of keys Philox(seed, kStreamShuffle, first_env + e, draw, t);
+// minibatch k (MinibatchPlan::per_env_steps) is its slice of every env's order, env by env.
+void draw_per_env_steps(Backend b, uint32_t seed, StepRef draw, int steps, int64_t envs, int minibatches,
+                        uint32_t first_env, int32_t* perm);
+// Recurrent: perm [N] ← in every block of M = minibatches consecutive envs (first_env a multiple of M), the envs in
+// the order of keys Philox(seed, kStreamShuffle, first_env + e, draw); minibatch k takes the k-th env of every block.
+void draw_per_env_blocks(Backend b, uint32_t seed, StepRef draw, int64_t envs, int minibatches, uint32_t first_env,
+                         int32_t* perm);
 
 // Row j of the rollout into row i of the minibatch: the input, the action, and the update's per-sample data
 // (act_index or act_value may be null: the other action kind; reset is null for a feed-forward policy).

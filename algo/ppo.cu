@@ -56,7 +56,7 @@ PpoLearner::PpoLearner(Backend b, const EnvConfig& env, int64_t n_envs, const Pp
       in_norm_(b, raw_dim()),
       latent_(b, size_t(n_envs) * spec().latent_dim),
       raw_(b, size_t(n_envs) * raw_dim()) {
-  core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{raw_dim()}, n_envs, cfg, env.seed);
+  core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{raw_dim()}, n_envs, cfg, env.seed, env.first_env);
   env_->reset(obs_.data(), latent_.data());
 }
 

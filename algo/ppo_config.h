@@ -20,9 +20,15 @@
 
 namespace dyn {
 
+// How an epoch is cut into minibatches (algo/minibatch.h): one shuffle of every item, or per env (feed-forward: each
+// env's T steps shuffled, every minibatch a slice of every env's; recurrent: one env of every block of `minibatches`
+// envs), so a data-parallel rank's share of every minibatch is the same size on every rank.
+enum class ShufflePlan : uint8_t { global, per_env };
+
 struct PpoConfig {
   int rollout_steps = 60;  // T per iteration
   int epochs = 2, minibatches = 4;
+  ShufflePlan shuffle = ShufflePlan::global;
   float gamma = 0.99f, gae_lambda = 0.95f;
   float clip = 0.2f, vf_coef = 0.5f, entropy_coef = 0.01f;
   int hidden = 128;

@@ -32,8 +32,19 @@ ParamLayout& build(ParamLayout& layout, const EnvSpec& env, const PolicyShape& s
 
 }  // namespace
 
+namespace {
+
+MinibatchPlan plan_of(const PolicyShape& shape, int64_t n_envs, const PpoConfig& cfg) {
+  if (shape.recurrent) return MinibatchPlan(n_envs, cfg.minibatches);  // whole env sequences
+  if (cfg.shuffle == ShufflePlan::per_env)
+    return MinibatchPlan::per_env_steps(cfg.rollout_steps, n_envs, cfg.minibatches);
+  return MinibatchPlan(int64_t(cfg.rollout_steps) * n_envs, cfg.minibatches);
+}
+
+}  // namespace
+
 PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_t n_envs, const PpoConfig& cfg,
-                 uint32_t seed)
+                 uint32_t seed, uint32_t first_env)
     : b_((check_rollout_size(cfg.rollout_steps, n_envs), b)),
       env_(env),
       shape_(shape),
@@ -44,8 +55,9 @@ PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_
       ret_norm_(b, 1),
       episodes_(b, n_envs),
       seed_(seed),
-      plan_(shape.recurrent ? n_envs : int64_t(cfg.rollout_steps) * n_envs, cfg.minibatches),
-      shuffler_(b, plan_.items),
+      first_env_(first_env),
+      plan_(plan_of(shape, n_envs, cfg)),
+      shuffler_(b, cfg.shuffle == ShufflePlan::global ? plan_.items : 0),
       graphs_(b, cfg.cuda_graphs),
       draws_(b, 1),
       disc_ret_(b, size_t(n_envs)) {
@@ -65,7 +77,11 @@ PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_
   term_buf_ = Buffer<uint8_t>(b, TN);
   reset_buf_ = Buffer<uint8_t>(b, shape.recurrent ? TN : 0);
   h0_buf_ = Buffer<float>(b, shape.recurrent ? n_ * shape.rnn_hidden : 0);
-  perm_ = Buffer<int32_t>(b, int64_t(cfg.epochs) * shuffler_.size());
+  if (shape.recurrent && cfg.shuffle == ShufflePlan::per_env && first_env % uint32_t(cfg.minibatches) != 0)
+    throw std::invalid_argument(
+        "train.shuffle = per_env: the first env " + std::to_string(first_env) +
+        " of a recurrent policy's share must be a multiple of train.minibatches = " + std::to_string(cfg.minibatches));
+  perm_ = Buffer<int32_t>(b, int64_t(cfg.epochs) * plan_.items);
   mb_in_ = Buffer<float>(b, M * D);
   for (Buffer<float>* buf :
        {&mb_old_logp_, &mb_adv_, &mb_ret_, &mb_old_v_, &mb_logp_, &mb_ent_, &mb_glogp_, &mb_gent_, &mb_dv_})
@@ -151,10 +167,26 @@ void PpoCore::advantages() {
 void PpoCore::update(IterationStats& st) {
   DYN_NVTX_RANGE("ppo_update");
   graphs_.run(kGraphUpdate, [&] {
-    draw_shuffles(b_, shuffler_, seed_, cfg_.epochs, draws_.data(), perm_.data());  // samples or env sequences
+    draw_epoch_orders();  // samples or env sequences
     update_minibatches();
   });
   read_update_stats(term_acc_, cfg_.epochs * cfg_.minibatches, adam_.last_grad_norm(), st);
+}
+
+void PpoCore::draw_epoch_orders() {
+  if (cfg_.shuffle == ShufflePlan::global) {
+    draw_shuffles(b_, shuffler_, seed_, cfg_.epochs, draws_.data(), perm_.data());
+    return;
+  }
+  for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
+    const StepRef draw(draws_.data(), uint32_t(epoch));
+    int32_t* perm = perm_.data() + int64_t(epoch) * plan_.items;
+    if (shape_.recurrent)
+      draw_per_env_blocks(b_, seed_, draw, n_, cfg_.minibatches, first_env_, perm);
+    else
+      draw_per_env_steps(b_, seed_, draw, cfg_.rollout_steps, n_, cfg_.minibatches, first_env_, perm);
+  }
+  advance_counter(b_, draws_.data(), uint32_t(cfg_.epochs));
 }
 
 void PpoCore::update_minibatches() {

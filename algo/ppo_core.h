@@ -61,7 +61,10 @@ struct PolicyStep {
 
 class PpoCore {
  public:
-  PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_t n_envs, const PpoConfig& cfg, uint32_t seed);
+  // first_env: the global index of the first of the n_envs envs (a data-parallel rank's share; keys the per-env
+  // shuffles of train.shuffle = per_env).
+  PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_t n_envs, const PpoConfig& cfg, uint32_t seed,
+          uint32_t first_env = 0);
   int64_t graph_replays() const { return graphs_.replays(); }     // advantages and update graph launches
   int64_t graphs_captured() const { return graphs_.captured(); }  // of those two stages
   const PolicyShape& shape() const { return shape_; }
@@ -101,6 +104,7 @@ class PpoCore {
   void visit_state(StateVisitor& v);
 
  private:
+  void draw_epoch_orders();   // (captured) every epoch's order of the items into perm_, by the config's plan
   void update_minibatches();  // (captured)
   void features(PolicyWorkspace& ws, const PolicyStep& s);
 
@@ -118,9 +122,9 @@ class PpoCore {
   RunningNorm ret_norm_;
   EpisodeStats episodes_;
   PolicyWorkspace upd_ws_;
-  uint32_t seed_;
+  uint32_t seed_, first_env_;
   MinibatchPlan plan_;           // over the T·N samples, or over the N env sequences (recurrent)
-  PermutationSampler shuffler_;  // plan_.items
+  PermutationSampler shuffler_;  // plan_.items (train.shuffle = global)
   StageGraphs graphs_;
   Buffer<uint32_t> draws_;     // [1] permutations drawn so far (the shuffles' Philox draw number)
   Buffer<float> disc_ret_;     // [N] discounted return for the reward scale
@@ -131,7 +135,7 @@ class PpoCore {
   Buffer<float> val_buf_;                                                            // [T + 1, N]
   Buffer<uint8_t> trunc_buf_, term_buf_, reset_buf_;                                 // [T, N]
   Buffer<float> h0_buf_;                                                             // [N, H]
-  Buffer<int32_t> perm_;  // [epochs, T·N] or [epochs, N] this update's shuffles, drawn on the backend
+  Buffer<int32_t> perm_;  // [epochs, T·N] or [epochs, N] this update's orders, drawn on the backend
   // a minibatch of M samples: [M, ·] (recurrent: [T, Nm, ·], M = T·Nm)
   Buffer<float> mb_in_, mb_old_logp_, mb_adv_, mb_ret_, mb_old_v_, mb_h0_;
   Buffer<int32_t> mb_act_index_;

@@ -69,7 +69,7 @@ Rl2Learner::Rl2Learner(Backend b, const EnvConfig& env, int64_t n_envs, const Pp
       x_extra_(b, size_t(n_envs) * in_dim()),
       h_next_(b, size_t(n_envs) * shape.hidden) {
   core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{in_dim(), true, shape.embed, shape.hidden}, n_envs, cfg,
-                                    env.seed);
+                                    env.seed, env.first_env);
   env_->reset(obs_.data(), nullptr);
 }
 

@@ -94,6 +94,14 @@ const std::vector<KeySpec>& config_schema() {
       {"train.rollout_steps", KeyKind::integer, 1, 65535, {}, "steps per env per iteration"},
       {"train.epochs", KeyKind::integer, 1, 1000, {}, "PPO epochs per iteration"},
       {"train.minibatches", KeyKind::integer, 1, 65536, {}, "minibatches per epoch"},
+      {"train.shuffle",
+       KeyKind::string,
+       0,
+       0,
+       {"global", "per_env"},
+       "how an epoch is cut into minibatches: one shuffle of all samples (global), or each env's steps shuffled and "
+       "every minibatch a slice of every env's (per_env; rl2: one env of every block of train.minibatches envs), "
+       "which data-parallel ranks need"},
       {"train.lr", KeyKind::real, 1e-8, 1, {}, "Adam learning rate"},
       {"train.adam_eps", KeyKind::real, 1e-12, 1, {}, "Adam epsilon"},
       {"train.max_grad_norm", KeyKind::real, 0, 1e6, {}, "global gradient-norm clip (0: none)"},
@@ -435,6 +443,11 @@ void Config::validate() const {
     throw ConfigError("invalid value " + show(mbs.value) + " for train.minibatches (from " + mbs.source +
                       "); allowed with run.algo = rl2: a divisor of run.envs = " + std::to_string(get_int("run.envs")) +
                       " (minibatches are whole env sequences)");
+  if (get_string("train.shuffle") == "per_env" && get_string("run.algo") != "rl2" &&
+      get_int("train.minibatches") > get_int("train.rollout_steps"))
+    throw ConfigError("invalid value " + show(mbs.value) + " for train.minibatches (from " + mbs.source +
+                      "); allowed with train.shuffle = per_env: at most train.rollout_steps = " +
+                      std::to_string(get_int("train.rollout_steps")) + " (every minibatch takes steps of every env)");
   const std::string algo = get_string("run.algo");
   const bool replays = algo == "dynamite" || algo == "varibad" || algo == "contrabar";  // whole-episode replay
   const std::string replay_section = algo == "contrabar" ? "contrabar" : "belief";

@@ -40,6 +40,7 @@ PpoConfig ppo_config_of(const Config& c) {
   p.rollout_steps = int(c.get_int("train.rollout_steps"));
   p.epochs = int(c.get_int("train.epochs"));
   p.minibatches = int(c.get_int("train.minibatches"));
+  p.shuffle = c.get_string("train.shuffle") == "per_env" ? ShufflePlan::per_env : ShufflePlan::global;
   p.gamma = float(c.get_real("train.gamma"));
   p.gae_lambda = float(c.get_real("train.gae_lambda"));
   p.clip = float(c.get_real("train.clip"));

@@ -55,6 +55,7 @@ PermutationSampler::PermutationSampler(Backend b, int64_t n) : b_(b), n_(n) {
     pairs_ = Buffer<uint64_t>(b, size_t(n));
     return;
   }
+  if (n == 0) return;  // nothing to sort (a learner whose minibatches use another plan)
   keys_ = Buffer<uint32_t>(b, size_t(n));
   sorted_keys_ = Buffer<uint32_t>(b, size_t(n));
   iota_ = Buffer<int32_t>(b, size_t(n));

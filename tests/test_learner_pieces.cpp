@@ -216,6 +216,11 @@ TEST(ConfigKeys, EveryTrainKeyReachesPpoConfig) {
   EXPECT_TRUE(p.cuda_graphs);
   c.set_from_string("run.cuda_graphs", "false", "test");
   EXPECT_FALSE(ppo_config_of(c).cuda_graphs);
+  EXPECT_EQ(p.shuffle, ShufflePlan::global);
+  c.set_from_string("train.shuffle", "per_env", "test");
+  EXPECT_EQ(ppo_config_of(c).shuffle, ShufflePlan::per_env);
+  c.set_from_string("train.minibatches", "31", "test");  // more minibatches than the 30 steps: per_env refuses it
+  EXPECT_THROW(c.validate(), std::exception);
 }
 
 TEST(ConfigKeys, EveryBeliefKeyReachesBeliefConfig) {

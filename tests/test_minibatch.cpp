@@ -187,3 +187,68 @@ TEST(MinibatchPlan, RecurrentMinibatchesAreWholeSequencesWithTheirStartingStates
     for (int n = 0; n < N; ++n) EXPECT_EQ(used[size_t(n)], 1) << "epoch " << e << " env " << n;
   }
 }
+
+// train.shuffle = per_env, feed-forward: T = 20 steps × N = 16 envs in M = 8 minibatches (T/M = 2.5, so the slices
+// are 2 or 3 steps). Minibatch k holds the same number of steps of every env, every sample once per epoch; and a rank
+// with envs [8, 16) alone draws exactly the global minibatches' part from those envs, in the same order.
+TEST(MinibatchPlan, PerEnvStepsGiveEveryEnvTheSameShareAndSplitOverRanks) {
+  const int T = 20, M = 8;
+  const int64_t N = 16, half = 8;
+  const MinibatchPlan plan = MinibatchPlan::per_env_steps(T, N, M), local = MinibatchPlan::per_env_steps(T, half, M);
+  EXPECT_FALSE(plan.even());
+  EXPECT_EQ(plan.largest(), 3 * N);
+  std::vector<int32_t> whole(size_t(plan.items)), share(size_t(local.items)), other(size_t(plan.items));
+  for (uint32_t draw : {0u, 1u, 7u}) {
+    draw_per_env_steps(Backend::cpu, 5u, StepRef(draw), T, N, M, 0, whole.data());
+    draw_per_env_steps(Backend::cpu, 5u, StepRef(draw), T, half, M, uint32_t(half), share.data());
+    std::vector<int> used(size_t(plan.items), 0);
+    for (int k = 0; k < M; ++k) {
+      std::vector<int> per_env(size_t(N), 0);
+      for (int64_t i = plan.begin(k); i < plan.begin(k + 1); ++i) {
+        ASSERT_GE(whole[size_t(i)], 0);
+        ASSERT_LT(whole[size_t(i)], plan.items);
+        ++used[size_t(whole[size_t(i)])];
+        ++per_env[size_t(whole[size_t(i)] % N)];
+      }
+      for (int64_t e = 0; e < N; ++e) EXPECT_EQ(per_env[size_t(e)], plan.count(k) / N) << "minibatch " << k;
+      // the rank's minibatch k, as global sample indices (t·N + 8 + e), is the global minibatch's envs 8..15 part
+      std::vector<int32_t> mine, theirs;
+      for (int64_t i = local.begin(k); i < local.begin(k + 1); ++i) {
+        const int32_t j = share[size_t(i)];
+        mine.push_back(int32_t((j / half) * N + half + j % half));
+      }
+      for (int64_t i = plan.begin(k); i < plan.begin(k + 1); ++i)
+        if (whole[size_t(i)] % N >= half) theirs.push_back(whole[size_t(i)]);
+      EXPECT_EQ(mine, theirs) << "draw " << draw << " minibatch " << k;
+    }
+    for (int64_t j = 0; j < plan.items; ++j) EXPECT_EQ(used[size_t(j)], 1) << "sample " << j;
+  }
+  draw_per_env_steps(Backend::cpu, 5u, StepRef(1u), T, N, M, 0, other.data());
+  draw_per_env_steps(Backend::cpu, 5u, StepRef(0u), T, N, M, 0, whole.data());
+  EXPECT_NE(whole, other) << "each draw its own order";
+  EXPECT_THROW(MinibatchPlan::per_env_steps(T, N, T + 1), std::invalid_argument);
+}
+
+// train.shuffle = per_env, recurrent: N = 16 envs in M = 4 minibatches take one env of every block of 4; a rank with
+// envs [8, 16) draws the global minibatches' part from its blocks.
+TEST(MinibatchPlan, PerEnvBlocksTakeOneEnvOfEveryBlockAndSplitOverRanks) {
+  const int M = 4;
+  const int64_t N = 16, half = 8;
+  std::vector<int32_t> whole(N), share(half);
+  for (uint32_t draw : {0u, 3u}) {
+    draw_per_env_blocks(Backend::cpu, 9u, StepRef(draw), N, M, 0, whole.data());
+    draw_per_env_blocks(Backend::cpu, 9u, StepRef(draw), half, M, uint32_t(half), share.data());
+    std::vector<int> used(N, 0);
+    for (int k = 0; k < M; ++k)
+      for (int64_t b = 0; b < N / M; ++b) {
+        const int32_t e = whole[size_t(k * (N / M) + b)];
+        EXPECT_EQ(e / M, b) << "minibatch " << k << " takes one env of block " << b;
+        ++used[size_t(e)];
+        if (b >= half / M) {
+          EXPECT_EQ(share[size_t(k * (half / M) + b - half / M)] + half, e) << "minibatch " << k;
+        }
+      }
+    for (int64_t e = 0; e < N; ++e) EXPECT_EQ(used[size_t(e)], 1);
+  }
+  EXPECT_THROW(draw_per_env_blocks(Backend::cpu, 9u, StepRef(0u), half, M, 2u, share.data()), std::invalid_argument);
+}
