@@ -4,6 +4,7 @@
 #include "algo/gae.h"
 #include "algo/ppo_common.h"
 #include "algo/ppo_loss.h"
+#include "kernels/collective.h"
 #include "kernels/parallel_for.cuh"
 #include "kernels/reduce.h"
 
@@ -40,10 +41,12 @@ void advantages_normalized(Backend b, int steps, int64_t n, const float* r, cons
   const size_t total = size_t(steps) * n;
   reduce_sum(b, adv, total, scalars);
   sum_of_squares(b, adv, total, scalars + 1);
+  sum_over_ranks(b, scalars, 2);  // data parallel: the moments of every rank's advantages
+  const float all = float(total * size_t(data_parallel_ranks()));
   const float* s = scalars;
   parallel_for(b, int64_t(total), [=] DYN_LAMBDA(int64_t i) {
-    const float mean = s[0] / float(total);
-    const float var = s[1] / float(total) - mean * mean;
+    const float mean = s[0] / all;
+    const float var = s[1] / all - mean * mean;
     adv[i] = (adv[i] - mean) / (sqrtf(var > 0.0f ? var : 0.0f) + 1e-8f);
   });
 }

@@ -14,7 +14,7 @@ void track_discounted_return(Backend b, int64_t n, float gamma, const float* r, 
                              const uint8_t* term, float* disc, float* disc_t);
 
 // GAE over a [T, N] rollout (values [T + 1, N]), then advantages normalised over all T·N entries on the backend
-// (scalars: 2 backend floats of scratch).
+// (data parallel: over every rank's; scalars: 2 backend floats of scratch).
 void advantages_normalized(Backend b, int steps, int64_t n, const float* r, const float* v, const uint8_t* term,
                            const uint8_t* trunc, const float* final_v, float gamma, float lambda, float* adv,
                            float* ret, float* scalars);

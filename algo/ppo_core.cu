@@ -7,6 +7,7 @@
 #include "algo/minibatch.h"
 #include "algo/ppo_common.h"
 #include "algo/ppo_core.h"
+#include "kernels/collective.h"
 #include "kernels/copy.h"
 #include "kernels/nvtx.h"
 #include "kernels/parallel_for.cuh"
@@ -264,7 +265,9 @@ void draw_shuffles(Backend b, PermutationSampler& sampler, uint32_t seed, int ep
   advance_counter(b, draws, uint32_t(epochs));
 }
 
-void read_update_stats(const Buffer<double>& term_acc, int updates, double grad_norm, IterationStats& st) {
+void read_update_stats(Buffer<double>& term_acc, int updates, double grad_norm, IterationStats& st) {
+  sum_over_ranks(term_acc.backend(), term_acc.data(), int64_t(term_acc.size()));
+  updates *= data_parallel_ranks();
   const std::vector<double> sums = term_acc.to_host();  // the one read of the update
   st.policy_loss = sums[0] / updates;
   st.value_loss = sums[1] / updates;

@@ -1,7 +1,9 @@
 // RolloutLearner: the collect's graph and bookkeeping, and the step-t views of the core's storage.
 #include <chrono>
+#include <cmath>
 
 #include "algo/rollout_learner.h"
+#include "kernels/collective.h"
 #include "kernels/nvtx.h"
 
 namespace dyn {
@@ -47,10 +49,17 @@ void RolloutLearner::collect(IterationStats& st) {
   graphs_.run(clock_.phase(), [&] { collect_steps(); });
   after_collect(st);
   clock_.step += uint32_t(cfg_.rollout_steps);
-  frames_ += int64_t(cfg_.rollout_steps) * n_;
+  const int ranks = data_parallel_ranks();  // data parallel: every rank steps n_ of the run's envs
+  frames_ += int64_t(cfg_.rollout_steps) * n_ * ranks;
   const EvalStats r = core_->rollout_stats();  // the episodes that finished in this rollout
   st.train_return = r.mean_return;
   st.episodes = r.episodes;
+  if (ranks > 1) {  // every rank's finished episodes
+    double sums[2] = {r.episodes > 0 ? r.mean_return * double(r.episodes) : 0.0, double(r.episodes)};
+    sum_over_ranks(Backend::cpu, sums, 2);
+    st.episodes = int64_t(sums[1]);
+    st.train_return = sums[1] > 0 ? sums[0] / sums[1] : std::nan("");
+  }
 }
 
 PolicyStep RolloutLearner::rollout_policy_step(int t) {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "algo/running_norm.h"
+#include "kernels/collective.h"
 #include "kernels/moments.h"
 #include "kernels/parallel_for.cuh"
 
@@ -10,20 +11,29 @@ namespace dyn {
 
 namespace {
 
-// Feature k: the chunks' sums in chunk order, then the merge (every feature reads the old count; it is advanced
-// after, by CountRows).
-struct MergeChunks {
-  double* stats;  // [2·dim + 1]
-  const double* partial;
+// Feature k: the chunks' sums in chunk order, into chunk 0's place (each feature reads and writes its own entries).
+struct SumChunks {
+  double* partial;  // [chunks, dim, 2]
   int dim, chunks;
-  int64_t rows;
   DYN_HD void operator()(int64_t k) const {
     double s1 = 0, s2 = 0;
     for (int c = 0; c < chunks; ++c) {
       s1 += partial[(int64_t(c) * dim + k) * 2];
       s2 += partial[(int64_t(c) * dim + k) * 2 + 1];
     }
-    merge_batch_moments(stats[k], stats[dim + k], stats[2 * dim], double(rows), s1, s2);
+    partial[k * 2] = s1;
+    partial[k * 2 + 1] = s2;
+  }
+};
+
+// Feature k: the batch's sums merged in (every feature reads the old count; it is advanced after, by CountRows).
+struct MergeSums {
+  double* stats;       // [2·dim + 1]
+  const double* sums;  // [dim, 2]
+  int dim;
+  int64_t rows;
+  DYN_HD void operator()(int64_t k) const {
+    merge_batch_moments(stats[k], stats[dim + k], stats[2 * dim], double(rows), sums[k * 2], sums[k * 2 + 1]);
   }
 };
 
@@ -47,8 +57,12 @@ void RunningNorm::update(const float* x, int64_t rows) {
   if (rows <= 0) return;
   double* s = stats_.data();
   column_moments(b_, x, rows, dim_, s, partial_.data());  // about the running mean s[0, dim)
-  parallel_for(b_, dim_, MergeChunks{s, partial_.data(), dim_, moment_chunks(rows), rows});
-  parallel_for(b_, 1, CountRows{s + 2 * dim_, rows});
+  parallel_for(b_, dim_, SumChunks{partial_.data(), dim_, moment_chunks(rows)});
+  // data parallel: every rank passes the same number of rows about the same running mean; the sums add up
+  sum_over_ranks(b_, partial_.data(), int64_t(2) * dim_);
+  const int64_t all_rows = rows * data_parallel_ranks();
+  parallel_for(b_, dim_, MergeSums{s, partial_.data(), dim_, all_rows});
+  parallel_for(b_, 1, CountRows{s + 2 * dim_, all_rows});
 }
 
 void RunningNorm::normalize(const float* x, float* y, int64_t rows, float clip) const {

@@ -26,7 +26,7 @@ class RunningNorm {
  public:
   RunningNorm() = default;
   RunningNorm(Backend b, int dim);
-  // Merges the statistics of x [rows, dim].
+  // Merges the statistics of x [rows, dim] (data parallel: of every rank's x, each with the same rows).
   void update(const float* x, int64_t rows);
   // The statistics [2·dim + 1]: mean, var, count (one read; for tests and checkpoints).
   std::vector<double> stats() const { return stats_.to_host(); }

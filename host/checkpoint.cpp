@@ -93,6 +93,21 @@ ArrayMap capture_state(Learner& learner) {
   return std::move(v.arrays);
 }
 
+uint64_t shared_state_hash(Learner& learner) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](const std::string& bytes) {
+    for (const char c : bytes) h = (h ^ uint64_t(uint8_t(c))) * 1099511628211ull;
+  };
+  for (const auto& [name, a] : capture_state(learner)) {  // ArrayMap: in name order
+    if (name.find("params") == std::string::npos && name.find("adam") == std::string::npos &&
+        name.find("norm.stats") == std::string::npos)
+      continue;
+    mix(name);
+    mix(a.bytes);
+  }
+  return h;
+}
+
 size_t save_checkpoint(const std::string& path, Learner& learner, const Metadata& metadata) {
   const std::string file = encode_safetensors(capture_state(learner), metadata);
   write_file_atomically(path, file);

@@ -16,6 +16,9 @@ struct Checkpoint {
 
 // The learner's state now (copied out of backend memory).
 ArrayMap capture_state(Learner& learner);
+// FNV-1a over the arrays every data-parallel rank holds alike — the parameters (names with "params"), the optimisers'
+// state ("adam") and the normalisers ("norm.stats") — in name order: equal on every rank, or the ranks diverged.
+uint64_t shared_state_hash(Learner& learner);
 // Writes the learner's state and `metadata` to `path` atomically (the previous file stays until the new one is
 // whole); returns the file's size in bytes.
 size_t save_checkpoint(const std::string& path, Learner& learner, const Metadata& metadata);

@@ -89,6 +89,13 @@ const std::vector<KeySpec>& config_schema() {
        0,
        {},
        "CUDA: replay each training stage as a captured CUDA Graph (false: launch eagerly, e.g. to profile)"},
+      {"run.hash_interval",
+       KeyKind::integer,
+       0,
+       1e9,
+       {},
+       "data parallel (mpirun / srun): iterations between checks that every rank holds the same parameters (0: at "
+       "checkpoints only)"},
       // train: PPO (SPEC §4)
       {"train.frames", KeyKind::integer, 1, 1e12, {}, "env steps to train for, all envs together"},
       {"train.rollout_steps", KeyKind::integer, 1, 65535, {}, "steps per env per iteration"},

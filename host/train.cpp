@@ -26,6 +26,7 @@
 #include "host/checked_io.h"
 #include "host/checkpoint.h"
 #include "host/config.h"
+#include "kernels/collective.h"
 
 namespace dyn {
 
@@ -190,10 +191,30 @@ ContrabarConfig contrabar_config_of(const Config& c) {
 }
 
 std::unique_ptr<Learner> make_learner(const Config& c, Backend b) {
-  const EnvConfig env = env_config_of(c);
-  const int64_t n = c.get_int("run.envs");
+  EnvConfig env = env_config_of(c);
+  int64_t n = c.get_int("run.envs");
   const std::string algo = c.get_string("run.algo");
-  const PpoConfig ppo = ppo_config_of(c);
+  PpoConfig ppo = ppo_config_of(c);
+  const Collective& ranks = Collective::world();
+  if (ranks.distributed()) {  // data parallel: this rank's share of the envs, and minibatches every rank can share
+    const int R = ranks.size();
+    if (n % R != 0)
+      throw std::invalid_argument("run.envs = " + std::to_string(n) + " does not split over " + std::to_string(R) +
+                                  " data-parallel ranks: allowed a multiple of the ranks");
+    if (ppo.shuffle != ShufflePlan::per_env)
+      throw std::invalid_argument(
+          "train.shuffle = \"global\" with " + std::to_string(R) +
+          " data-parallel ranks: allowed \"per_env\" (--set train.shuffle=per_env), whose minibatches take the same "
+          "share from every rank");
+    n /= R;
+    if (algo == "rl2" && n % ppo.minibatches != 0)
+      throw std::invalid_argument("train.minibatches = " + std::to_string(ppo.minibatches) + " with " +
+                                  std::to_string(R) + " data-parallel ranks: allowed a divisor of each rank's " +
+                                  std::to_string(n) +
+                                  " envs (run.envs / ranks; rl2's minibatches are whole sequences)");
+    env.first_env = uint32_t(int64_t(ranks.rank()) * n);
+    ppo.cuda_graphs = false;  // the ranks' sums run inside the stages (MPI through host memory is not capturable)
+  }
   if (algo == "dynamite" || algo == "varibad")
     return std::make_unique<BeliefLearner>(b, env, n, ppo, belief_config_of(c));
   if (algo == "rl2")
@@ -266,6 +287,7 @@ struct DriverState {
   double seconds = 0;  // training time before this process
   double last_train_return = std::nan("");
   int64_t jsonl_bytes = 0, csv_bytes = 0;  // the metrics files' lengths at the checkpoint
+  int ranks = 1, rank = 0;                 // data parallel: each rank's checkpoint holds its share of the envs
 };
 
 Metadata driver_metadata(const Config& cfg, const DriverState& d) {
@@ -277,7 +299,9 @@ Metadata driver_metadata(const Config& cfg, const DriverState& d) {
           {"seconds", std::to_string(d.seconds)},
           {"last_train_return", ret},
           {"metrics_jsonl_bytes", std::to_string(d.jsonl_bytes)},
-          {"metrics_csv_bytes", std::to_string(d.csv_bytes)}};
+          {"metrics_csv_bytes", std::to_string(d.csv_bytes)},
+          {"ranks", std::to_string(d.ranks)},
+          {"rank", std::to_string(d.rank)}};
 }
 
 DriverState driver_state_of(const Metadata& m, const std::string& what) {
@@ -292,6 +316,8 @@ DriverState driver_state_of(const Metadata& m, const std::string& what) {
   d.last_train_return = std::strtod(get("last_train_return").c_str(), nullptr);
   d.jsonl_bytes = std::stoll(get("metrics_jsonl_bytes"));
   d.csv_bytes = std::stoll(get("metrics_csv_bytes"));
+  if (m.count("ranks")) d.ranks = std::stoi(get("ranks"));  // absent before data parallel: one rank
+  if (m.count("rank")) d.rank = std::stoi(get("rank"));
   return d;
 }
 
@@ -306,9 +332,19 @@ void appendf(std::string& out, const char* fmt, ...) {
   out += buf;
 }
 
+// The checkpoint file of a data-parallel rank in its run directory: rank 0's is the run's checkpoint.safetensors
+// (what --eval and the tools read), every other rank keeps its share of the envs beside it.
+std::string checkpoint_file_of(int rank) {
+  return rank == 0 ? kCheckpointFile : "checkpoint.rank" + std::to_string(rank) + ".safetensors";
+}
+
 // One training run, an iteration at a time: the run directory (new, or resumed from its checkpoint), one metrics
 // row per iteration, evaluations, checkpoints, loud errors, and at the end the carried evaluation, summary.json and
 // the report. A run alone drives it in a loop (run_training); a seed batch steps several in lock step.
+// Data parallel (mpirun / srun, kernels/collective.h): every rank runs one, in lock step through the learners' sums;
+// rank 0 alone creates the run directory, evaluates and writes the metrics, summary and report; every rank writes its
+// own checkpoint file (its envs differ) at the same iterations; the ranks agree on stop signals, compare their
+// parameters' hash every run.hash_interval iterations, and a failure on any rank ends them all with its message.
 class TrainingRun {
  public:
   // label: "" for a run alone (it owns the terminal: a progress line, rewritten in place on a tty); in a seed batch,
@@ -317,7 +353,9 @@ class TrainingRun {
               std::string label)
       : cfg_(cfg),
         learner_(learner),
-        device_(device),
+        device_(Collective::world().distributed()
+                    ? device + ", " + std::to_string(Collective::world().size()) + " data-parallel ranks"
+                    : device),
         label_(std::move(label)),
         alone_(label_.empty()),
         tty_(alone_ && isatty(STDERR_FILENO)),
@@ -326,12 +364,18 @@ class TrainingRun {
         budget_(cfg.get_int("train.frames")),
         eval_interval_(cfg.get_int("train.eval_interval")),
         checkpoint_interval_(cfg.get_int("train.checkpoint_interval")),
+        ranks_(Collective::world()),
+        writer_(ranks_.rank() == 0),
+        hash_interval_(cfg.get_int("run.hash_interval")),
         dir_(open_run_directory(resume_dir)),
-        checkpoint_path_((dir_ / kCheckpointFile).string()),
-        jsonl_((dir_ / "metrics.jsonl").string(), resume_dir.empty() ? -1 : driver_.jsonl_bytes),
-        csv_((dir_ / "metrics.csv").string(), resume_dir.empty() ? -1 : driver_.csv_bytes),
+        checkpoint_path_((dir_ / checkpoint_file_of(ranks_.rank())).string()),
+        jsonl_(writer_ ? LineFile((dir_ / "metrics.jsonl").string(), resume_dir.empty() ? -1 : driver_.jsonl_bytes)
+                       : LineFile()),
+        csv_(writer_ ? LineFile((dir_ / "metrics.csv").string(), resume_dir.empty() ? -1 : driver_.csv_bytes)
+                     : LineFile()),
         t0_(std::chrono::steady_clock::now()),
         last_print_(t0_) {
+    if (!writer_) return;
     std::fprintf(stderr, "%s%s %s with %s on %s, %lld envs, %lld frames -> %s\n", label_.c_str(),
                  resume_dir.empty() ? "training" : "resuming", env_.c_str(), algo_.c_str(), device_.c_str(),
                  (long long)cfg.get_int("run.envs"), (long long)budget_, dir_.c_str());
@@ -349,42 +393,49 @@ class TrainingRun {
     ++iteration;
     inject_nan(st_, iteration);
     inject_sigterm(iteration);
+    const int stop = agreed_stop_signal();
     if (std::isfinite(st_.train_return)) driver_.last_train_return = st_.train_return;
     const bool final = learner_.frames() >= budget_;
-    const bool eval_now = final || (eval_interval_ > 0 && iteration % eval_interval_ == 0);
+    const bool eval_now = writer_ && (final || (eval_interval_ > 0 && iteration % eval_interval_ == 0));
     if (eval_now) {
       last_eval_ = single_episode_evaluation(cfg_, learner_, nullptr);
       have_eval_ = true;
     }
     const double secs = elapsed();
     const double fps = double(st_.frames) / secs;
-    write_metrics(iteration, secs, fps, eval_now);
+    if (writer_) write_metrics(iteration, secs, fps, eval_now);
 
     // errors are loud: a non-finite loss, gradient or metric stops the run, with everything so far on disk and the
     // last good checkpoint kept
     const std::string bad = first_non_finite(st_, eval_now ? &last_eval_ : nullptr);
     if (!bad.empty()) {
-      std::fprintf(stderr,
-                   "%s%serror: %s is not finite at iteration %lld (frames %lld); metrics so far are in %s; the last "
-                   "good checkpoint is %s (resume: dynamite_gpu --resume %s)\n",
-                   tty_ ? "\n" : "", label_.c_str(), bad.c_str(), (long long)iteration, (long long)st_.frames,
-                   dir_.c_str(), fs::exists(checkpoint_path_) ? checkpoint_path_.c_str() : "not written yet",
-                   dir_.c_str());
+      std::string message;
+      appendf(message,
+              "%serror: %s is not finite at iteration %lld (frames %lld); metrics so far are in %s; the last good "
+              "checkpoint is %s (resume: dynamite_gpu --resume %s)",
+              label_.c_str(), bad.c_str(), (long long)iteration, (long long)st_.frames, dir_.c_str(),
+              fs::exists(checkpoint_path_) ? checkpoint_path_.c_str() : "not written yet", dir_.c_str());
+      if (ranks_.distributed()) ranks_.abort(1, message);  // the other ranks would wait for this one forever
+      std::fprintf(stderr, "%s%s\n", tty_ ? "\n" : "", message.c_str());
       status_ = 1;
       return false;
     }
-    if (final || g_stop_signal || (checkpoint_interval_ > 0 && iteration % checkpoint_interval_ == 0)) checkpoint();
-    if (g_stop_signal) {
-      const int sig = g_stop_signal;
-      std::fprintf(stderr,
-                   "%s%sstopped by %s after iteration %lld (frames %lld); checkpoint %s\n%sresume: dynamite_gpu "
-                   "--resume %s\n",
-                   tty_ ? "\n" : "", label_.c_str(), sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)iteration,
-                   (long long)learner_.frames(), checkpoint_path_.c_str(), label_.c_str(), dir_.c_str());
+    const bool checkpoint_now = final || stop || (checkpoint_interval_ > 0 && iteration % checkpoint_interval_ == 0);
+    if (ranks_.distributed() && (checkpoint_now || (hash_interval_ > 0 && iteration % hash_interval_ == 0)))
+      check_ranks_agree(iteration);
+    if (checkpoint_now) checkpoint();
+    if (stop) {
+      const int sig = stop;
+      if (writer_)
+        std::fprintf(stderr,
+                     "%s%sstopped by %s after iteration %lld (frames %lld); checkpoint %s\n%sresume: dynamite_gpu "
+                     "--resume %s\n",
+                     tty_ ? "\n" : "", label_.c_str(), sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)iteration,
+                     (long long)learner_.frames(), checkpoint_path_.c_str(), label_.c_str(), dir_.c_str());
       status_ = 128 + sig;
       return false;
     }
-    if (alone_) print_progress(fps, final);
+    if (alone_ && writer_) print_progress(fps, final);
     return !final;
   }
 
@@ -397,6 +448,7 @@ class TrainingRun {
   // text, for the caller to print whole). Returns the summary.
   nlohmann::json finish(std::string& report) {
     if (tty_) std::fprintf(stderr, "\n");
+    if (!writer_) return {};  // data parallel: rank 0 evaluates and reports
     // Fig. 6: consecutive episodes with the agent's state carried across them (not part of the run's time)
     const EvalStats carried = carried_evaluation(cfg_, learner_);
     const double secs = elapsed();
@@ -440,12 +492,26 @@ class TrainingRun {
   // checkpoint (and driver_ at its state: the metrics files are cut back to what that checkpoint had written).
   fs::path open_run_directory(const std::string& resume_dir) {
     if (!resume_dir.empty()) {
-      const std::string path = (fs::path(resume_dir) / kCheckpointFile).string();
+      const std::string path = (fs::path(resume_dir) / checkpoint_file_of(ranks_.rank())).string();
+      if (ranks_.rank() > 0 && !fs::exists(path))
+        throw std::runtime_error("rank " + std::to_string(ranks_.rank()) + " has no checkpoint '" + path +
+                                 "': resume a data-parallel run with as many ranks as wrote it");
       const Checkpoint c = read_checkpoint(path);
-      restore_state(learner_, c, "checkpoint '" + path + "'");
       driver_ = driver_state_of(c.metadata, "checkpoint '" + path + "'");
+      if (driver_.ranks != ranks_.size())
+        throw std::runtime_error("checkpoint '" + path + "' was written by " + std::to_string(driver_.ranks) +
+                                 " data-parallel rank(s); resume it with as many (mpirun -np " +
+                                 std::to_string(driver_.ranks) + "; this run has " + std::to_string(ranks_.size()) +
+                                 ")");
+      restore_state(learner_, c, "checkpoint '" + path + "'");
+      if (!ranks_.same_on_all(uint64_t(driver_.iteration)))
+        throw std::runtime_error("the ranks' checkpoints in '" + resume_dir +
+                                 "' are from different iterations (a rank was stopped while writing); this rank's "
+                                 "is from iteration " +
+                                 std::to_string(driver_.iteration));
       return resume_dir;
     }
+    if (!writer_) return fs::path(ranks_.broadcast(""));  // rank 0 names the new run directory
     fs::path dir = fs::path(cfg_.get_string("run.out_dir")) /
                    (env_ + "-" + algo_ + "-" + std::to_string(cfg_.get_int("run.seed")) + "-" + timestamp());
     // a fresh name, claimed by creating it (a seed batch creates several in the same second, from several threads)
@@ -458,7 +524,24 @@ class TrainingRun {
       dir = fs::path(base.string() + "-" + std::to_string(k));
     }
     write_file_atomically((dir / "config.toml").string(), cfg_.to_toml());
-    return dir;
+    return fs::path(ranks_.broadcast(dir.string()));
+  }
+
+  // A stop signal on any rank stops every rank after this iteration (each, at its own checkpoint).
+  int agreed_stop_signal() const {
+    const int mine = g_stop_signal;
+    if (!ranks_.distributed()) return mine;
+    double stops = mine ? 1.0 : 0.0;
+    sum_over_ranks(Backend::cpu, &stops, 1);
+    return mine ? mine : (stops > 0 ? SIGTERM : 0);
+  }
+
+  // Data parallel: the parameters, optimiser state and normalisers must be the same bits on every rank.
+  void check_ranks_agree(int64_t iteration) {
+    if (!ranks_.same_on_all(shared_state_hash(learner_)))
+      ranks_.abort(1, "the data-parallel ranks' parameters differ at iteration " + std::to_string(iteration) +
+                          " (a rank computed another update); the last checkpoint in " + dir_.string() +
+                          " is from before");
   }
 
   double elapsed() const {
@@ -467,9 +550,13 @@ class TrainingRun {
 
   void checkpoint() {
     const auto c0 = std::chrono::steady_clock::now();
-    jsonl_.sync();
-    csv_.sync();
+    if (writer_) {
+      jsonl_.sync();
+      csv_.sync();
+    }
     DriverState d = driver_;
+    d.ranks = ranks_.size();
+    d.rank = ranks_.rank();
     d.seconds = elapsed();
     d.jsonl_bytes = jsonl_.size();
     d.csv_bytes = csv_.size();
@@ -541,6 +628,9 @@ class TrainingRun {
   const bool alone_, tty_;
   const std::string env_, algo_;
   const int64_t budget_, eval_interval_, checkpoint_interval_;
+  Collective& ranks_;
+  const bool writer_;  // rank 0 (or the only rank): the run directory's files besides the other ranks' checkpoints
+  const int64_t hash_interval_;
   DriverState driver_;  // before dir_: open_run_directory sets it when resuming
   const fs::path dir_;
   const std::string checkpoint_path_;
@@ -578,7 +668,7 @@ int train_alone(const Config& cfg, Backend backend, const std::string& device, c
   if (run.status() != 0) return run.status();
   std::string report;
   const nlohmann::json summary = run.finish(report);
-  if (!out_path.empty()) write_file_atomically(out_path, summary.dump(2) + "\n");
+  if (!out_path.empty() && !summary.is_null()) write_file_atomically(out_path, summary.dump(2) + "\n");
   std::fputs(report.c_str(), stdout);
   return 0;
 }
@@ -715,6 +805,20 @@ int train_seed_batch(const Config& cfg, const std::vector<uint32_t>& seeds, Back
 int run_training(const Config& cfg, Backend backend, const std::string& device, const std::string& out_path,
                  const std::string& resume_dir) {
   const std::vector<uint32_t> seeds = cfg.seeds();
+  Collective& ranks = Collective::world();
+  if (ranks.distributed()) {  // data parallel: one run over the ranks; a failure on any rank ends them all
+    if (!seeds.empty())
+      throw std::invalid_argument("run.seeds = \"" + cfg.get_string("run.seeds") + "\" with " +
+                                  std::to_string(ranks.size()) +
+                                  " data-parallel ranks: allowed one seed per data-parallel run (run.seeds = \"\")");
+    int status = 0;
+    try {
+      status = train_alone(cfg, backend, device, out_path, resume_dir);
+    } catch (const std::exception& e) {
+      ranks.abort(1, std::string("error: ") + e.what());
+    }
+    return status;
+  }
   if (seeds.empty()) return train_alone(cfg, backend, device, out_path, resume_dir);
   if (!resume_dir.empty())
     throw std::invalid_argument("run_training: a seed batch resumes run by run (each seed's --resume RUN_DIR)");

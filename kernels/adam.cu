@@ -2,6 +2,7 @@
 // (nn/adam.h) in one pass, with no host round trip.
 #include <cmath>
 
+#include "kernels/collective.h"
 #include "kernels/nvtx.h"
 #include "kernels/parallel_for.cuh"
 #include "kernels/reduce.h"
@@ -37,6 +38,7 @@ template <class T>
 void Adam<T>::step(T* params, T* grads) {
   DYN_NVTX_RANGE("adam_step");
   ++t_;
+  average_over_ranks(b_, grads, int64_t(n_));  // data parallel: every rank steps with the mean gradient
   sum_of_squares(b_, grads, n_, norm_sq_.data());
   const T lr = T(cfg_.lr), b1 = T(cfg_.beta1), b2 = T(cfg_.beta2), eps = T(cfg_.eps);
   const T max_norm = T(cfg_.max_grad_norm);

@@ -9,6 +9,7 @@
 
 #include "kernels/buffer.h"
 #include "kernels/check.h"
+#include "kernels/copy.h"
 
 #ifdef DYN_WITH_MPI
 #include <mpi.h>
@@ -104,6 +105,17 @@ Collective::Collective() {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
   mpi_ = true;
+  // one GPU per rank: the ranks on one node take its devices in turn (their rank among the node's ranks)
+  MPI_Comm node;
+  int local = 0, devices = 0;
+  if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+    MPI_Comm_rank(node, &local);
+    MPI_Comm_free(&node);
+  }
+  if (cudaGetDeviceCount(&devices) == cudaSuccess && devices > 1)
+    cudaSetDevice(local % devices);
+  else
+    cudaGetLastError();  // no device here: the CPU backend (clears the sticky error of the query)
 #else
   std::fprintf(stderr,
                "warning: launched by mpirun / srun, but this dynamite_gpu was built without MPI (install "
@@ -196,5 +208,25 @@ void Collective::abort(int code, const std::string& message) {
 #endif
   std::exit(code);
 }
+
+int data_parallel_ranks() { return Collective::world().size(); }
+
+void sum_over_ranks(Backend b, float* x, int64_t n) { Collective::world().allreduce_sum(b, x, n); }
+void sum_over_ranks(Backend b, double* x, int64_t n) { Collective::world().allreduce_sum(b, x, n); }
+
+namespace {
+
+template <class T>
+void average(Backend b, T* x, int64_t n) {
+  Collective& ranks = Collective::world();
+  if (!ranks.distributed()) return;
+  ranks.allreduce_sum(b, x, n);
+  scale_values(b, x, T(1) / T(ranks.size()), n);
+}
+
+}  // namespace
+
+void average_over_ranks(Backend b, float* x, int64_t n) { average(b, x, n); }
+void average_over_ranks(Backend b, double* x, int64_t n) { average(b, x, n); }
 
 }  // namespace dyn

@@ -47,4 +47,13 @@ class Collective {
   void* nccl_ = nullptr;  // ncclComm_t, created on the first CUDA reduction
 };
 
+// The data-parallel run's ranks as the learners see them (Collective::world()): how many, and the sums every rank
+// takes part in — the same calls in the same order on every rank. With one rank, nothing happens.
+int data_parallel_ranks();
+void sum_over_ranks(Backend b, float* x, int64_t n);
+void sum_over_ranks(Backend b, double* x, int64_t n);
+// x ← the mean over ranks of x (gradients): the sum, then a scale by 1 / ranks on the backend.
+void average_over_ranks(Backend b, float* x, int64_t n);
+void average_over_ranks(Backend b, double* x, int64_t n);
+
 }  // namespace dyn

@@ -1,4 +1,4 @@
-// copy_values, place_columns / take_columns and advance_counter: one parallel_for each.
+// copy_values, scale_values, place_columns / take_columns and advance_counter: one parallel_for each.
 #include "kernels/copy.h"
 #include "kernels/parallel_for.cuh"
 
@@ -21,6 +21,13 @@ struct MoveColumns {  // dst[r, dc0 + c] = src[r, sc0 + c]
   DYN_HD void operator()(int64_t r, int64_t c) const { dst[r * dst_w + dc0 + c] = src[r * src_w + sc0 + c]; }
 };
 
+template <class T>
+struct ScaleValues {
+  T* x;
+  T factor;
+  DYN_HD void operator()(int64_t i) const { x[i] *= factor; }
+};
+
 struct AdvanceCounter {
   uint32_t* counter;
   uint32_t by;
@@ -32,6 +39,11 @@ struct AdvanceCounter {
 template <class T>
 void copy_values(Backend b, const T* src, T* dst, int64_t n) {
   parallel_for(b, n, CopyValues<T>{src, dst});
+}
+
+template <class T>
+void scale_values(Backend b, T* x, T factor, int64_t n) {
+  parallel_for(b, n, ScaleValues<T>{x, factor});
 }
 
 template <class T>
@@ -50,6 +62,8 @@ template void copy_values<float>(Backend, const float*, float*, int64_t);
 template void copy_values<uint8_t>(Backend, const uint8_t*, uint8_t*, int64_t);
 template void copy_values<int32_t>(Backend, const int32_t*, int32_t*, int64_t);
 template void copy_values<double>(Backend, const double*, double*, int64_t);
+template void scale_values<float>(Backend, float*, float, int64_t);
+template void scale_values<double>(Backend, double*, double, int64_t);
 template void place_columns<float>(Backend, const float*, int64_t, int, float*, int, int);
 template void place_columns<double>(Backend, const double*, int64_t, int, double*, int, int);
 template void take_columns<float>(Backend, const float*, int, int, int64_t, int, float*);

@@ -34,7 +34,9 @@ template <class T>
 class Adam {
  public:
   Adam(Backend b, size_t n, AdamConfig cfg);
-  // Clips grads to the global norm cfg.max_grad_norm (the norm stays on the backend) and takes one step.
+  // Clips grads to the global norm cfg.max_grad_norm (the norm stays on the backend) and takes one step. In a
+  // data-parallel run the grads are first replaced by their mean over the ranks (kernels/collective.h), so every
+  // rank takes the same step.
   void step(T* params, T* grads);
   // Global L2 norm of the last step's gradients, before clipping (reads one scalar back).
   double last_grad_norm() const;
