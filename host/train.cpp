@@ -245,7 +245,13 @@ EvalStats carried_evaluation(const Config& cfg, Learner& learner) {
 
 CheckpointEvaluation evaluate_checkpoint(const Config& cfg, Backend backend, const Checkpoint& c,
                                          const std::string& what, EvalObserver* observer) {
-  const std::unique_ptr<Learner> learner = make_learner(cfg, backend);
+  // a data-parallel rank's checkpoint holds its share of the training envs (evaluation uses envs of its own)
+  Config share = cfg;
+  const auto ranks = c.metadata.find("ranks");
+  if (ranks != c.metadata.end() && std::stoi(ranks->second) > 1)
+    share.set_from_string("run.envs", std::to_string(cfg.get_int("run.envs") / std::stoi(ranks->second)),
+                          what + " (one of " + ranks->second + " data-parallel ranks)");
+  const std::unique_ptr<Learner> learner = make_learner(share, backend);
   restore_state(*learner, c, what);
   return {single_episode_evaluation(cfg, *learner, observer), carried_evaluation(cfg, *learner)};
 }

@@ -152,6 +152,11 @@ TEST_F(DataParallel, TwoRanksOfEightEnvsTrainAsOneRankOfSixteen) {
     const size_t first = r2.out.find("eval return");
     EXPECT_NE(first, std::string::npos);
     EXPECT_EQ(r2.out.find("eval return", first + 1), std::string::npos) << r2.out;
+    // --eval of rank 0's checkpoint, in one process, repeats the run's final evaluation
+    const CliResult ev = run(1, "--eval " + (d2 / "checkpoint.safetensors").string(), "eval-" + algo);
+    ASSERT_EQ(ev.status, 0) << ev.err;
+    const std::string line = r2.out.substr(first, r2.out.find('\n', first) - first);
+    EXPECT_NE(ev.out.find(line), std::string::npos) << line << "\n" << ev.out;
   }
 }
 
