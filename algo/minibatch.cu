@@ -31,35 +31,40 @@ struct GatherStates {
   DYN_HD void operator()(int64_t i) const { m_h0[i] = h0[int64_t(envs[i / H]) * H + i % H]; }
 };
 
-// Sample (t, e) of a feed-forward rollout [T, N]: its rank among env e's T keys is its place in e's order; the
-// minibatch k whose steps [T·k/M, T·(k+1)/M) hold that place puts it at begin(k) + e · count + (place − first step).
+// Item `mine` of a group [first, first + count): its place in the group's order, the number of items whose key
+// (key(u)) is smaller, or equal with a smaller index.
+template <class Key>
+DYN_HD int place_in_group(const Key& key, int64_t first, int64_t count, int64_t mine) {
+  const uint32_t k = key(mine);
+  int place = 0;
+  for (int64_t u = first; u < first + count; ++u) {
+    const uint32_t other = key(u);
+    place += (other < k || (other == k && u < mine)) ? 1 : 0;
+  }
+  return place;
+}
+
+// Sample (t, e) of a feed-forward rollout [T, N]: its place in env e's order of steps falls in minibatch k, the last
+// k with floor(T·k/M) <= place, which puts it at begin(k) + e · count(k) + (place − floor(T·k/M)).
 struct PerEnvSteps {
   uint32_t seed, first_env;
   StepRef draw;
   int T, M;
   int64_t N;
   int32_t* perm;
-  DYN_HD uint32_t key(int64_t e, int t) const {
+  DYN_HD uint32_t key(int64_t e, int64_t t) const {  // step t's key in env e's order
     return Philox(seed, kStreamShuffle, first_env + uint32_t(e), draw.get(), uint32_t(t)).next_u32();
   }
   DYN_HD void operator()(int64_t i) const {
-    const int t = int(i / N);
-    const int64_t e = i % N;
-    const uint32_t mine = key(e, t);
-    int place = 0;
-    for (int u = 0; u < T; ++u) {
-      const uint32_t other = key(e, u);
-      place += (other < mine || (other == mine && u < t)) ? 1 : 0;
-    }
-    int k = int(int64_t(place) * M / T);  // then adjusted to floor(T·k/M) <= place < floor(T·(k+1)/M)
-    while (k > 0 && int64_t(T) * k / M > place) --k;
-    while (int64_t(T) * (k + 1) / M <= place) ++k;
+    const int64_t t = i / N, e = i % N;
+    const int place = place_in_group([&](int64_t u) { return key(e, u); }, 0, T, t);
+    const int64_t k = ((int64_t(place) + 1) * M - 1) / T;
     const int64_t first = int64_t(T) * k / M, count = int64_t(T) * (k + 1) / M - first;
     perm[N * first + e * count + (place - first)] = int32_t(i);
   }
 };
 
-// Env e of block e / M: its rank among the block's M keys is the minibatch that takes it.
+// Env e of block e / M: its place among the block's M keys is the minibatch that takes it.
 struct PerEnvBlocks {
   uint32_t seed, first_env;
   StepRef draw;
@@ -70,13 +75,8 @@ struct PerEnvBlocks {
     return Philox(seed, kStreamShuffle, first_env + uint32_t(e), draw.get()).next_u32();
   }
   DYN_HD void operator()(int64_t e) const {
-    const int64_t block = e / M, start = block * M;
-    const uint32_t mine = key(e);
-    int place = 0;
-    for (int64_t u = start; u < start + M; ++u) {
-      const uint32_t other = key(u);
-      place += (other < mine || (other == mine && u < e)) ? 1 : 0;
-    }
+    const int64_t block = e / M;
+    const int place = place_in_group([&](int64_t u) { return key(u); }, block * M, M, e);
     perm[place * (N / M) + block] = int32_t(e);
   }
 };

@@ -11,29 +11,26 @@ namespace dyn {
 
 namespace {
 
-// Feature k: the chunks' sums in chunk order, into chunk 0's place (each feature reads and writes its own entries).
-struct SumChunks {
+// Feature k: the chunks' sums in chunk order, then the merge (every feature reads the old count; it is advanced
+// after, by CountRows). Data parallel: first without the merge (stats null), the sums into chunk 0's place for the
+// ranks to add up, then again over that one chunk to merge.
+struct MergeChunks {
+  double* stats;    // [2·dim + 1], or null: keep the sums in partial[0, 2·dim)
   double* partial;  // [chunks, dim, 2]
   int dim, chunks;
+  int64_t rows;
   DYN_HD void operator()(int64_t k) const {
     double s1 = 0, s2 = 0;
     for (int c = 0; c < chunks; ++c) {
       s1 += partial[(int64_t(c) * dim + k) * 2];
       s2 += partial[(int64_t(c) * dim + k) * 2 + 1];
     }
-    partial[k * 2] = s1;
-    partial[k * 2 + 1] = s2;
-  }
-};
-
-// Feature k: the batch's sums merged in (every feature reads the old count; it is advanced after, by CountRows).
-struct MergeSums {
-  double* stats;       // [2·dim + 1]
-  const double* sums;  // [dim, 2]
-  int dim;
-  int64_t rows;
-  DYN_HD void operator()(int64_t k) const {
-    merge_batch_moments(stats[k], stats[dim + k], stats[2 * dim], double(rows), sums[k * 2], sums[k * 2 + 1]);
+    if (stats) {
+      merge_batch_moments(stats[k], stats[dim + k], stats[2 * dim], double(rows), s1, s2);
+    } else {
+      partial[k * 2] = s1;
+      partial[k * 2 + 1] = s2;
+    }
   }
 };
 
@@ -57,11 +54,15 @@ void RunningNorm::update(const float* x, int64_t rows) {
   if (rows <= 0) return;
   double* s = stats_.data();
   column_moments(b_, x, rows, dim_, s, partial_.data());  // about the running mean s[0, dim)
-  parallel_for(b_, dim_, SumChunks{partial_.data(), dim_, moment_chunks(rows)});
-  // data parallel: every rank passes the same number of rows about the same running mean; the sums add up
-  sum_over_ranks(b_, partial_.data(), int64_t(2) * dim_);
-  const int64_t all_rows = rows * data_parallel_ranks();
-  parallel_for(b_, dim_, MergeSums{s, partial_.data(), dim_, all_rows});
+  int chunks = moment_chunks(rows);
+  const int ranks = data_parallel_ranks();
+  if (ranks > 1) {  // every rank passes the same number of rows about the same running mean: the sums add up
+    parallel_for(b_, dim_, MergeChunks{nullptr, partial_.data(), dim_, chunks, rows});
+    sum_over_ranks(b_, partial_.data(), int64_t(2) * dim_);
+    chunks = 1;
+  }
+  const int64_t all_rows = rows * ranks;
+  parallel_for(b_, dim_, MergeChunks{s, partial_.data(), dim_, chunks, all_rows});
   parallel_for(b_, 1, CountRows{s + 2 * dim_, all_rows});
 }
 
