@@ -3,6 +3,10 @@
 //   Gridworld*        env steps/s at 1k, 64k and 1M envs
 //   Mlp*              samples/s and FLOP/s of an MLP w → w → w → w (two hidden layers), widths 64 and 128
 //   Gru*              time and FLOP/s per time step at hidden 64 and 128, input 64, batch 2048–16384
+//   SeedMlpStep*      one PPO-sized training step (forward, backward, Adam) of S seeds' MLPs 12 → 128 → 128 → 5
+//                     (the gridworld policy's width) on a 240-row minibatch each (16 envs × 60 steps / 4): as one
+//                     seed batch over [S, P] blobs (strided-batched GEMMs, one Adam) against S separate calls,
+//                     S = 1, 4, 16, 64
 //   PpoIteration*     training frames/s of one whole PPO iteration (collect + advantages + update) on the
 //                     gridworld at 16 and 4096 envs, configs/gridworld.toml (60-step rollouts, 2 epochs × 4
 //                     minibatches)
@@ -41,6 +45,7 @@
 #include "host/train.h"
 #include "kernels/buffer.h"
 #include "kernels/parallel_for.cuh"
+#include "nn/adam.h"
 #include "nn/gru.h"
 #include "nn/mlp.h"
 #include "sim/gridworld.h"
@@ -215,6 +220,51 @@ void BM_Gru(benchmark::State& st, Backend b, bool backward, bool fused) {
   st.counters["FLOP/s"] = benchmark::Counter(steps * flop_per_step, benchmark::Counter::kIsRate);
 }
 
+// range(0) = S seeds, range(1) = 1 for the seed batch, 0 for S separate calls; each seed steps its own MLP.
+void BM_SeedMlpStep(benchmark::State& st, Backend b) {
+  const int seeds = int(st.range(0)), rows = 240;
+  const bool batched = st.range(1) != 0;
+  ParamLayout layout;
+  const Mlp mlp({{12, 128, 128, 5}, Activation::tanh, Activation::none}, layout, "m");
+  const size_t P = layout.total();
+  std::vector<float> params, one;
+  for (int s = 0; s < seeds; ++s) {
+    initialize_params(layout, uint32_t(s), one);
+    params.insert(params.end(), one.begin(), one.end());
+  }
+  Buffer<float> p = Buffer<float>::copy_of(b, params), grads(b, P * seeds);
+  Buffer<float> x = Buffer<float>::copy_of(b, noise(size_t(seeds) * rows * 12, 2)),
+                dy = Buffer<float>::copy_of(b, noise(size_t(seeds) * rows * 5, 3));
+  AdamConfig cfg;
+  cfg.lr = 1e-6f;  // the weights barely move: every iteration does the same work
+  Adam<float> together(b, P, cfg, seeds);
+  std::vector<Adam<float>> each;
+  each.reserve(size_t(seeds));
+  for (int s = 0; s < seeds; ++s) each.emplace_back(b, P, cfg);
+  MlpWorkspace<float> ws;
+  std::vector<MlpWorkspace<float>> ws_each(static_cast<size_t>(seeds));
+  timed_loop(st, b, [&] {
+    if (batched) {
+      mlp.forward_seeds(b, p.data(), P, x.data(), seeds, rows, ws);
+      mlp.backward_seeds(b, p.data(), grads.data(), P, x.data(), dy.data(), static_cast<float*>(nullptr), seeds, ws,
+                         false);
+      together.step(p.data(), grads.data());
+      return;
+    }
+    for (int s = 0; s < seeds; ++s) {
+      float* ps = p.data() + s * P;
+      mlp.forward(b, ps, x.data() + size_t(s) * rows * 12, rows, ws_each[s]);
+      mlp.backward(b, ps, grads.data() + s * P, x.data() + size_t(s) * rows * 12, dy.data() + size_t(s) * rows * 5,
+                   static_cast<float*>(nullptr), ws_each[s], false);
+      each[s].step(ps, grads.data() + s * P);
+    }
+  });
+  const double seed_steps = double(st.iterations()) * seeds;
+  st.counters["seed_steps/s"] = benchmark::Counter(seed_steps, benchmark::Counter::kIsRate);
+  st.counters["time/seed_step"] =
+      benchmark::Counter(seed_steps, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 // One whole training iteration (collect + advantages + update, + belief steps) per benchmark iteration, of `algo`
 // on `env` as the command line builds it from configs/<env>.toml (its schedule, sizes and belief settings) with
 // range(0) envs. Counters: frames/s, and the mean seconds per iteration of collect, PPO update and belief update
@@ -367,6 +417,10 @@ void register_all() {
           std::string(algo))
           ->Arg(2048)
           ->Unit(benchmark::kMillisecond);
+    add("SeedMlpStep/" + tag, b, BM_SeedMlpStep)
+        ->ArgsProduct({{1, 4, 16, 64}, {0, 1}})
+        ->ArgNames({"seeds", "batched"})
+        ->Unit(benchmark::kMicrosecond);
     for (bool fused : {false, true}) {
       if (fused && b != Backend::cuda) continue;  // the fused kernels are CUDA-only
       const std::string suffix = tag + (fused ? "_fused" : "");

@@ -52,6 +52,16 @@ cublasStatus_t cublas_gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperati
                            float* c, int ldc) {
   return cublasSgemm(h, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
+cublasStatus_t cublas_gemm_strided(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                                   const float* alpha, const float* a, int lda, int64_t sa, const float* b, int ldb,
+                                   int64_t sb, const float* beta, float* c, int ldc, int64_t sc, int batch) {
+  return cublasSgemmStridedBatched(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+}
+cublasStatus_t cublas_gemm_strided(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                                   const double* alpha, const double* a, int lda, int64_t sa, const double* b, int ldb,
+                                   int64_t sb, const double* beta, double* c, int ldc, int64_t sc, int batch) {
+  return cublasDgemmStridedBatched(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+}
 cublasStatus_t cublas_gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                            const double* alpha, const double* a, int lda, const double* b, int ldb, const double* beta,
                            double* c, int ldc) {
@@ -71,20 +81,29 @@ void cpu_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, doubl
 // of C's rows (or columns, when C has few rows). OpenBLAS' own pthreads and an OpenMP team on the same cores
 // spin against each other: measured on the 2-core machine, PPO with 16 envs ran at 19k frames/s that way and
 // 66k with single-threaded OpenBLAS.
-template <class T>
-void cpu_gemm_parallel(bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* a, int lda, const T* b,
-                       int ldb, T beta, T* c, int ldc) {
+constexpr int64_t kMinParallelFlops = int64_t(1) << 22;
+constexpr int kMinBlock = 16;
+
+void single_threaded_openblas() {
   static const bool single = [] {
     openblas_set_num_threads(1);
     return true;
   }();
   (void)single;
+}
+
+// Whether cpu_gemm_parallel multiplies this shape on one thread: too few threads, FLOPs or rows and columns to split.
+bool gemm_on_one_thread(int m, int n, int k, int threads) {
+  return threads == 1 || 2 * int64_t(m) * n * k < kMinParallelFlops || (m < 2 * kMinBlock && n < 2 * kMinBlock);
+}
+
+template <class T>
+void cpu_gemm_parallel(bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* a, int lda, const T* b,
+                       int ldb, T beta, T* c, int ldc) {
+  single_threaded_openblas();
   const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
   const int threads = omp_get_max_threads();
-  const int64_t flops = 2 * int64_t(m) * n * k;
-  constexpr int64_t kMinParallelFlops = int64_t(1) << 22;
-  constexpr int kMinBlock = 16;
-  if (threads == 1 || flops < kMinParallelFlops || (m < 2 * kMinBlock && n < 2 * kMinBlock)) {
+  if (gemm_on_one_thread(m, n, k, threads)) {
     cpu_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
@@ -120,9 +139,43 @@ void gemm(Backend backend, bool trans_a, bool trans_b, int m, int n, int k, T al
                                trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb, a, lda, &beta, c, ldc));
 }
 
+template <class T>
+void gemm_strided_batched(Backend backend, bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* a,
+                          int lda, int64_t stride_a, const T* b, int ldb, int64_t stride_b, T beta, T* c, int ldc,
+                          int64_t stride_c, int batch) {
+  if (m == 0 || n == 0 || batch <= 0) return;
+  if (batch == 1) {  // one product: the plain call (on CUDA, cuBLAS' non-batched kernels)
+    gemm<T>(backend, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  if (backend == Backend::cuda) {
+    DYN_CUBLAS_CHECK(cublas_gemm_strided(cublas_handle(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                         trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb, stride_b, a, lda,
+                                         stride_a, &beta, c, ldc, stride_c, batch));
+    return;
+  }
+  const int threads = omp_get_max_threads();
+  if (batch > 1 && threads > 1 && gemm_on_one_thread(m, n, k, threads)) {
+    // each product is the one-thread call gemm() would make for it alone, so the results do not depend on the batch
+    single_threaded_openblas();
+    const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int s = 0; s < batch; ++s)
+      cpu_gemm(ta, tb, m, n, k, alpha, a + s * stride_a, lda, b + s * stride_b, ldb, beta, c + s * stride_c, ldc);
+    return;
+  }
+  for (int s = 0; s < batch; ++s)
+    cpu_gemm_parallel(trans_a, trans_b, m, n, k, alpha, a + s * stride_a, lda, b + s * stride_b, ldb, beta,
+                      c + s * stride_c, ldc);
+}
+
 template void gemm<float>(Backend, bool, bool, int, int, int, float, const float*, int, const float*, int, float,
                           float*, int);
 template void gemm<double>(Backend, bool, bool, int, int, int, double, const double*, int, const double*, int, double,
                            double*, int);
+template void gemm_strided_batched<float>(Backend, bool, bool, int, int, int, float, const float*, int, int64_t,
+                                          const float*, int, int64_t, float, float*, int, int64_t, int);
+template void gemm_strided_batched<double>(Backend, bool, bool, int, int, int, double, const double*, int, int64_t,
+                                           const double*, int, int64_t, double, double*, int, int64_t, int);
 
 }  // namespace dyn

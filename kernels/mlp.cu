@@ -33,13 +33,18 @@ const T* ones(Backend b, int n) {
 // __host__ __device__ lambda in a type-erased wrapper called through a pointer per element, which profiling
 // showed at ~15 % of an RL² iteration for the bias pass alone; a functor inlines into the OpenMP loop.
 
-// y[r, c] ← act(y[r, c] + bias[c]) over [batch, cols]; one instantiation per activation (with_activation).
+// y[r, c] ← act(y[r, c] + bias_s[c]) over [S · batch, cols], where row r is seed s = r / batch's and bias_s is at
+// bias + s · param_stride; one instantiation per activation (with_activation).
 template <class T, Activation A>
 struct BiasActivate {
   T* y;
   const T* bias;
-  int64_t cols;
-  DYN_HD void operator()(int64_t r, int64_t c) const { y[r * cols + c] = activate_as<A>(y[r * cols + c] + bias[c]); }
+  int64_t cols, batch;
+  size_t param_stride;
+  DYN_HD void operator()(int64_t r, int64_t c) const {
+    const size_t seed_offset = param_stride ? size_t(r / batch) * param_stride : 0;  // one seed: no division
+    y[r * cols + c] = activate_as<A>(y[r * cols + c] + bias[seed_offset + c]);
+  }
 };
 
 template <class T, Activation A>
@@ -52,21 +57,45 @@ struct ActivationBackward {
 }  // namespace
 
 template <class T>
+void linear_forward_seeds(Backend b, const T* x, const T* w, const T* bias, size_t param_stride, T* y, int seeds,
+                          int batch, int in, int out, Activation act) {
+  const int64_t ps = int64_t(param_stride);
+  // y_s = x_s W_sᵀ
+  gemm_strided_batched<T>(b, false, true, batch, out, in, T(1), x, in, int64_t(batch) * in, w, in, ps, T(0), y, out,
+                          int64_t(batch) * out, seeds);
+  with_activation(act, [&](auto a) {
+    parallel_for_2d(b, int64_t(seeds) * batch, out,
+                    BiasActivate<T, decltype(a)::value>{y, bias, out, batch > 0 ? batch : 1, param_stride});
+  });
+}
+
+template <class T>
+void linear_backward_seeds(Backend b, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db, size_t param_stride,
+                           int seeds, int batch, int in, int out, bool accumulate) {
+  const T beta = accumulate ? T(1) : T(0);
+  const int64_t ps = int64_t(param_stride), x_stride = int64_t(batch) * in, y_stride = int64_t(batch) * out;
+  // dW_s = dy_sᵀ x_s
+  gemm_strided_batched<T>(b, true, false, out, in, batch, T(1), dy, out, y_stride, x, in, x_stride, beta, dw, in, ps,
+                          seeds);
+  // db_s = 1ᵀ dy_s (one vector of ones for every seed: stride 0)
+  gemm_strided_batched<T>(b, false, false, 1, out, batch, T(1), ones<T>(b, batch), batch, 0, dy, out, y_stride, beta,
+                          db, out, ps, seeds);
+  // dx_s = dy_s W_s
+  if (dx)
+    gemm_strided_batched<T>(b, false, false, batch, in, out, T(1), dy, out, y_stride, w, in, ps, beta, dx, in, x_stride,
+                            seeds);
+}
+
+template <class T>
 void linear_forward(Backend b, const T* x, const T* w, const T* bias, T* y, int batch, int in, int out,
                     Activation act) {
-  gemm<T>(b, false, true, batch, out, in, T(1), x, in, w, in, T(0), y, out);  // y = x Wᵀ
-  with_activation(act, [&](auto a) {
-    parallel_for_2d(b, batch, out, BiasActivate<T, decltype(a)::value>{y, bias, out});
-  });
+  linear_forward_seeds(b, x, w, bias, 0, y, 1, batch, in, out, act);
 }
 
 template <class T>
 void linear_backward(Backend b, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db, int batch, int in, int out,
                      bool accumulate) {
-  const T beta = accumulate ? T(1) : T(0);
-  gemm<T>(b, true, false, out, in, batch, T(1), dy, out, x, in, beta, dw, in);                      // dW = dyᵀ x
-  gemm<T>(b, false, false, 1, out, batch, T(1), ones<T>(b, batch), batch, dy, out, beta, db, out);  // db = 1ᵀ dy
-  if (dx) gemm<T>(b, false, false, batch, in, out, T(1), dy, out, w, in, beta, dx, in);             // dx = dy W
+  linear_backward_seeds(b, x, w, dy, dx, dw, db, 0, 1, batch, in, out, accumulate);
 }
 
 template <class T>
@@ -157,42 +186,82 @@ void Mlp::forward_rows_impl(Backend b, const T* params, const T* x, int row0, in
 }
 
 template <class T>
+void Mlp::forward_seeds(Backend b, const T* params, size_t param_stride, const T* x, int seeds, int batch,
+                        MlpWorkspace<T>& ws) const {
+  DYN_NVTX_RANGE("mlp_forward_seeds");
+  if (seeds < 1 || batch < 0)
+    throw std::invalid_argument("Mlp::forward_seeds: need seeds >= 1 and batch >= 0, got seeds " +
+                                std::to_string(seeds) + ", batch " + std::to_string(batch));
+  if (shape_.layers() < 1) throw std::logic_error("Mlp::forward_seeds: the MLP has no layers");
+  ws.reserve(b, shape_, seeds * batch);
+  if (batch == 0) return;
+  if (!params || !x) throw std::invalid_argument("Mlp::forward_seeds: params and x must not be null");
+  const T* in = x;
+  for (int l = 0; l < shape_.layers(); ++l) {
+    const int n_in = shape_.sizes[l], n_out = shape_.sizes[l + 1];
+    T* y = ws.act[l].data();
+    linear_forward_seeds(b, in, params + w_off_[l], params + b_off_[l], param_stride, y, seeds, batch, n_in, n_out,
+                         l == shape_.layers() - 1 ? shape_.output : shape_.hidden);
+    in = y;
+  }
+}
+
+template <class T>
 void Mlp::backward(Backend b, const T* params, T* grads, const T* x, const T* dy, T* dx, MlpWorkspace<T>& ws,
                    bool accumulate) const {
   DYN_NVTX_RANGE("mlp_backward");
-  const int batch = ws.batch;
+  backward_seeds(b, params, grads, 0, x, dy, dx, 1, ws, accumulate);
+}
+
+template <class T>
+void Mlp::backward_seeds(Backend b, const T* params, T* grads, size_t param_stride, const T* x, const T* dy, T* dx,
+                         int seeds, MlpWorkspace<T>& ws, bool accumulate) const {
+  if (seeds < 1 || ws.batch % seeds != 0)
+    throw std::invalid_argument("Mlp::backward_seeds: the workspace's " + std::to_string(ws.batch) + " rows are not " +
+                                std::to_string(seeds) + " seeds' equal shares");
+  const int batch = ws.batch / seeds;  // rows per seed
+  const int64_t rows = ws.batch;
   T* g = ws.grad_a.data();     // gradient w.r.t. the current layer's pre-activation
   T* next = ws.grad_b.data();  // gradient w.r.t. the current layer's input
   for (int l = shape_.layers() - 1; l >= 0; --l) {
     const int n_in = shape_.sizes[l], n_out = shape_.sizes[l + 1];
     const Activation a = l == shape_.layers() - 1 ? shape_.output : shape_.hidden;
-    activation_backward(b, a, ws.act[l].data(), l == shape_.layers() - 1 ? dy : g, g, int64_t(batch) * n_out);
+    activation_backward(b, a, ws.act[l].data(), l == shape_.layers() - 1 ? dy : g, g, rows * n_out);
     const T* in = l == 0 ? x : ws.act[l - 1].data();
     T* d_in = l == 0 ? dx : next;
     // dx of the first layer follows `accumulate` like the parameter gradients; hidden ones are scratch
     if (l == 0) {
-      linear_backward(b, in, params + w_off_[l], g, d_in, grads + w_off_[l], grads + b_off_[l], batch, n_in, n_out,
-                      accumulate);
+      linear_backward_seeds(b, in, params + w_off_[l], g, d_in, grads + w_off_[l], grads + b_off_[l], param_stride,
+                            seeds, batch, n_in, n_out, accumulate);
     } else {
-      linear_backward(b, in, params + w_off_[l], g, static_cast<T*>(nullptr), grads + w_off_[l], grads + b_off_[l],
-                      batch, n_in, n_out, accumulate);
-      gemm<T>(b, false, false, batch, n_in, n_out, T(1), g, n_out, params + w_off_[l], n_in, T(0), d_in, n_in);
+      linear_backward_seeds(b, in, params + w_off_[l], g, static_cast<T*>(nullptr), grads + w_off_[l],
+                            grads + b_off_[l], param_stride, seeds, batch, n_in, n_out, accumulate);
+      gemm_strided_batched<T>(b, false, false, batch, n_in, n_out, T(1), g, n_out, int64_t(batch) * n_out,
+                              params + w_off_[l], n_in, int64_t(param_stride), T(0), d_in, n_in, int64_t(batch) * n_in,
+                              seeds);
     }
     std::swap(g, next);
   }
 }
 
-#define DYN_INSTANTIATE_MLP(T)                                                                              \
-  template void linear_forward<T>(Backend, const T*, const T*, const T*, T*, int, int, int, Activation);    \
-  template void linear_backward<T>(Backend, const T*, const T*, const T*, T*, T*, T*, int, int, int, bool); \
-  template void activation_backward<T>(Backend, Activation, const T*, const T*, T*, int64_t);               \
-  template void column_sums<T>(Backend, const T*, int, int, T*, bool);                                      \
-  template struct MlpWorkspace<T>;                                                                          \
-  template void Mlp::forward<T>(Backend, const T*, const T*, int, MlpWorkspace<T>&) const;                  \
-  template void Mlp::forward_rows<T>(Backend, const T*, const T*, int, int, MlpWorkspace<T>&) const;        \
-  template void Mlp::forward_rows_impl<T>(Backend, const T*, const T*, int, int, MlpWorkspace<T>&) const;   \
-  template OpPath Mlp::forward_path<T>(Backend) const;                                                      \
-  template void Mlp::backward<T>(Backend, const T*, T*, const T*, const T*, T*, MlpWorkspace<T>&, bool) const;
+#define DYN_INSTANTIATE_MLP(T)                                                                                       \
+  template void linear_forward<T>(Backend, const T*, const T*, const T*, T*, int, int, int, Activation);             \
+  template void linear_backward<T>(Backend, const T*, const T*, const T*, T*, T*, T*, int, int, int, bool);          \
+  template void activation_backward<T>(Backend, Activation, const T*, const T*, T*, int64_t);                        \
+  template void column_sums<T>(Backend, const T*, int, int, T*, bool);                                               \
+  template struct MlpWorkspace<T>;                                                                                   \
+  template void Mlp::forward<T>(Backend, const T*, const T*, int, MlpWorkspace<T>&) const;                           \
+  template void Mlp::forward_rows<T>(Backend, const T*, const T*, int, int, MlpWorkspace<T>&) const;                 \
+  template void Mlp::forward_rows_impl<T>(Backend, const T*, const T*, int, int, MlpWorkspace<T>&) const;            \
+  template OpPath Mlp::forward_path<T>(Backend) const;                                                               \
+  template void Mlp::backward<T>(Backend, const T*, T*, const T*, const T*, T*, MlpWorkspace<T>&, bool) const;       \
+  template void linear_forward_seeds<T>(Backend, const T*, const T*, const T*, size_t, T*, int, int, int, int,       \
+                                        Activation);                                                                 \
+  template void linear_backward_seeds<T>(Backend, const T*, const T*, const T*, T*, T*, T*, size_t, int, int, int,   \
+                                         int, bool);                                                                 \
+  template void Mlp::forward_seeds<T>(Backend, const T*, size_t, const T*, int, int, MlpWorkspace<T>&) const;        \
+  template void Mlp::backward_seeds<T>(Backend, const T*, T*, size_t, const T*, const T*, T*, int, MlpWorkspace<T>&, \
+                                       bool) const;
 DYN_INSTANTIATE_MLP(float)
 DYN_INSTANTIATE_MLP(double)
 

@@ -15,4 +15,10 @@ void reduce_sum(Backend b, const T* x, size_t n, T* out);
 template <class T>
 void sum_of_squares(Backend b, const T* x, size_t n, T* out);
 
+// out[s] = Σ x[s · n + i]² for each of `segments` consecutive segments of n values (a seed batch's [S, n] blob,
+// one sum per seed); on the CPU each is exactly sum_of_squares of its segment alone, on CUDA one segmented CUB
+// reduction.
+template <class T>
+void segment_sums_of_squares(Backend b, const T* x, size_t n, int segments, T* out);
+
 }  // namespace dyn

@@ -1,4 +1,5 @@
-// Adam (Kingma & Ba 2015) with global gradient-norm clipping over a whole parameter blob.
+// Adam (Kingma & Ba 2015) with global gradient-norm clipping over a whole parameter blob, or over a seed batch's
+// [S, P] blob with one clip norm per seed.
 #pragma once
 
 #include <cmath>
@@ -29,17 +30,20 @@ DYN_HD void adam_update(T& p, T& m, T& v, T g, T lr, T beta1, T beta2, T eps, T 
   p -= lr * (m / bias1) / (sqrt(v / bias2) + eps);
 }
 
-// Optimiser state for one blob of n parameters.
+// Optimiser state for one blob of n parameters, or for `seeds` blobs of n side by side ([S, n]: a seed batch's
+// parameters, stepped together, each clipped by its own norm; seed s's figures are those of an Adam of its own —
+// bit for bit on the CPU).
 template <class T>
 class Adam {
  public:
-  Adam(Backend b, size_t n, AdamConfig cfg);
-  // Clips grads to the global norm cfg.max_grad_norm (the norm stays on the backend) and takes one step. In a
-  // data-parallel run the grads are first replaced by their mean over the ranks (kernels/collective.h), so every
-  // rank takes the same step.
+  Adam(Backend b, size_t n, AdamConfig cfg, int seeds = 1);
+  // Clips each seed's grads to its global norm cfg.max_grad_norm (the norms stay on the backend) and takes one step.
+  // In a data-parallel run the grads are first replaced by their mean over the ranks (kernels/collective.h), so
+  // every rank takes the same step.
   void step(T* params, T* grads);
-  // Global L2 norm of the last step's gradients, before clipping (reads one scalar back).
-  double last_grad_norm() const;
+  // Global L2 norm of seed `seed`'s gradients in the last step, before clipping (reads one scalar back).
+  double last_grad_norm(int seed = 0) const;
+  int seeds() const { return seeds_; }
   int64_t steps() const { return t_; }
   // A new learning rate from the next step on (schedules of eager, uncaptured steps: ContraBAR's CPC halving).
   void set_lr(float lr) { cfg_.lr = lr; }
@@ -55,12 +59,13 @@ class Adam {
 
  private:
   Backend b_;
-  size_t n_;
+  size_t n_;  // parameters per seed
+  int seeds_;
   AdamConfig cfg_;
-  Buffer<T> m_, v_;
-  Buffer<T> norm_sq_;     // [1]
-  Buffer<double> state_;  // [4]: step t, 1 − β1^t, 1 − β2^t, clip scale — on the backend, so a graph replay
-                          // advances it
+  Buffer<T> m_, v_;       // [S, n]
+  Buffer<T> norm_sq_;     // [S]
+  Buffer<double> state_;  // [3 + S]: step t, 1 − β1^t, 1 − β2^t, each seed's clip scale — on the backend, so a
+                          // graph replay advances it
   int64_t t_ = 0;         // host mirror of t
 };
 

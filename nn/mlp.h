@@ -23,6 +23,18 @@ template <class T>
 void linear_backward(Backend b, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db, int batch, int in, int out,
                      bool accumulate);
 
+// The same two ops for a seed batch, S layers of one shape at once: seed s's weights and bias are at
+// s · param_stride from w and bias (its gradients likewise from dw and db: params and grads are [S, P] blobs), and
+// its rows are x [S, B, in], y / dy [S, B, out], dx [S, B, in]. One strided-batched GEMM per product and one
+// elementwise pass over all S · B rows; on the CPU each seed's figures are bit for bit those of the op alone (which
+// is this with S = 1).
+template <class T>
+void linear_forward_seeds(Backend b, const T* x, const T* w, const T* bias, size_t param_stride, T* y, int seeds,
+                          int batch, int in, int out, Activation act = Activation::none);
+template <class T>
+void linear_backward_seeds(Backend b, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db, size_t param_stride,
+                           int seeds, int batch, int in, int out, bool accumulate);
+
 // out [cols] = Σ_r x[r, :] (accumulate: +=) for x [rows, cols]: one GEMM against ones, on either backend.
 template <class T>
 void column_sums(Backend b, const T* x, int rows, int cols, T* out, bool accumulate);
@@ -91,6 +103,18 @@ class Mlp {
   template <class T>
   void backward(Backend b, const T* params, T* grads, const T* x, const T* dy, T* dx, MlpWorkspace<T>& ws,
                 bool accumulate) const;
+
+  // S copies of this MLP at once, one per seed of a seed batch: seed s's parameters (and gradients) are the blob at
+  // s · param_stride ([S, P]); x is [S, batch, in] and ws.act[l] [S, batch, out_l] (the workspace holds S · batch
+  // rows). Each layer is one strided-batched GEMM and one elementwise pass over all rows. Seed s's figures are
+  // forward(params_s, x_s, batch)'s — bit for bit on the CPU; on CUDA within rounding (the GEMM path, not the fused
+  // kernel). backward_seeds follows a forward_seeds: dy [S, batch, out], dx [S, batch, in] (nullptr to skip).
+  template <class T>
+  void forward_seeds(Backend b, const T* params, size_t param_stride, const T* x, int seeds, int batch,
+                     MlpWorkspace<T>& ws) const;
+  template <class T>
+  void backward_seeds(Backend b, const T* params, T* grads, size_t param_stride, const T* x, const T* dy, T* dx,
+                      int seeds, MlpWorkspace<T>& ws, bool accumulate) const;
 
  private:
   template <class T>

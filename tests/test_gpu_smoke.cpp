@@ -1,7 +1,8 @@
 // Every CUDA kernel of the project, launched at least once at a small size (label gpu), for compute-sanitizer
 // (memcheck and racecheck, in scripts/gpu-check): the fused MLP forward at each (width, input width) pair and its
 // backward, the fused GRU at both widths, the column moments and the shuffles' sort, the physics reset, step and
-// policies of each task and integrator, scratch_itch's, the gridworld's scripted rollouts, and each learner for three
+// policies of each task and integrator, scratch_itch's, the gridworld's scripted rollouts, the seed-batched ops
+// (strided-batched GEMMs, segmented norms, Adam per seed), and each learner for three
 // iterations (eager, captured, replayed) plus an evaluation. Correctness is the other GPU tests' job; these only check
 // that nothing crashes or is non-finite.
 #include <gtest/gtest.h>
@@ -15,6 +16,7 @@
 #include "algo/running_norm.h"
 #include "algo/scripted_rollout.h"
 #include "kernels/shuffle.h"
+#include "nn/adam.h"
 #include "nn/gru.h"
 #include "nn/mlp.h"
 #include "sim/physics_env.h"
@@ -81,6 +83,28 @@ TEST(GpuSmoke, ReductionsAndShuffles) {
   Buffer<int32_t> perm(Backend::cuda, 1000);
   s.draw(1, 0, perm.data());
   synchronize(Backend::cuda);
+}
+
+// The seed-batched ops: strided-batched GEMMs, the bias pass over S seeds' rows, the segmented norms and Adam per seed.
+TEST(GpuSmoke, SeedBatchedOps) {
+  DYN_REQUIRE_CUDA();
+  const int seeds = 3, batch = 50;
+  ParamLayout layout;
+  const Mlp mlp({{20, 64, 64, 4}, Activation::tanh, Activation::none}, layout, "m");
+  const size_t P = layout.total();
+  Buffer<float> p = Buffer<float>::copy_of(Backend::cuda, randn<float>(P * seeds, 6, 0.1)),
+                grads(Backend::cuda, P * seeds);
+  Buffer<float> x = Buffer<float>::copy_of(Backend::cuda, randn<float>(size_t(seeds) * batch * 20, 7));
+  Buffer<float> dy = Buffer<float>::copy_of(Backend::cuda, randn<float>(size_t(seeds) * batch * 4, 8));
+  Buffer<float> dx(Backend::cuda, size_t(seeds) * batch * 20);
+  MlpWorkspace<float> ws;
+  mlp.forward_seeds(Backend::cuda, p.data(), P, x.data(), seeds, batch, ws);
+  mlp.backward_seeds(Backend::cuda, p.data(), grads.data(), P, x.data(), dy.data(), dx.data(), seeds, ws, false);
+  Adam<float> adam(Backend::cuda, P, AdamConfig{}, seeds);
+  adam.step(p.data(), grads.data());
+  EXPECT_TRUE(all_finite(p.to_host()));
+  EXPECT_TRUE(all_finite(dx.to_host()));
+  for (int s = 0; s < seeds; ++s) EXPECT_TRUE(std::isfinite(adam.last_grad_norm(s)));
 }
 
 TEST(GpuSmoke, PhysicsEveryTaskAndIntegrator) {

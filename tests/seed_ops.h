@@ -1,0 +1,124 @@
+// Seed-batched ops against the same ops called once per seed: each function runs S seeds' worth of an op both ways on
+// one backend and returns the two results as flat vectors (batched, alone), for tests/test_seed_ops.cpp (CPU: bit
+// for bit) and tests/test_seed_ops_gpu.cpp (CUDA: within rounding).
+#pragma once
+
+#include <utility>
+#include <vector>
+
+#include "kernels/buffer.h"
+#include "kernels/copy.h"
+#include "kernels/gemm.h"
+#include "nn/adam.h"
+#include "nn/mlp.h"
+#include "tests/random_vectors.h"
+
+template <class T>
+using BatchedAndAlone = std::pair<std::vector<T>, std::vector<T>>;
+
+struct GemmCase {
+  bool trans_a, trans_b;
+  int m, n, k;
+  bool shared_b;  // stride_b = 0: every product multiplies the same B
+};
+
+// C_s = 0.5 op(A_s) op(B_s) + 0.25 C_s for S products, by gemm_strided_batched and by S gemm calls.
+template <class T>
+BatchedAndAlone<T> gemm_seeds(dyn::Backend b, const GemmCase& g, int seeds) {
+  using namespace dyn;
+  const int lda = g.trans_a ? g.m : g.k, ldb = g.trans_b ? g.k : g.n, ldc = g.n;
+  const int64_t sa = int64_t(g.m) * g.k, sb = g.shared_b ? 0 : int64_t(g.k) * g.n, sc = int64_t(g.m) * g.n;
+  const Buffer<T> a = Buffer<T>::copy_of(b, randn<T>(size_t(sa) * seeds, 11));
+  const Buffer<T> bm = Buffer<T>::copy_of(b, randn<T>(size_t(int64_t(g.k) * g.n) * (g.shared_b ? 1 : seeds), 12));
+  const std::vector<T> c0 = randn<T>(size_t(sc) * seeds, 13);
+  Buffer<T> batched = Buffer<T>::copy_of(b, c0), alone = Buffer<T>::copy_of(b, c0);
+  gemm_strided_batched<T>(b, g.trans_a, g.trans_b, g.m, g.n, g.k, T(0.5), a.data(), lda, sa, bm.data(), ldb, sb,
+                          T(0.25), batched.data(), ldc, sc, seeds);
+  for (int s = 0; s < seeds; ++s)
+    gemm<T>(b, g.trans_a, g.trans_b, g.m, g.n, g.k, T(0.5), a.data() + s * sa, lda, bm.data() + s * sb, ldb, T(0.25),
+            alone.data() + s * sc, ldc);
+  return {batched.to_host(), alone.to_host()};
+}
+
+// S copies of an MLP (each seed its own initial weights) forward and backward, gradients accumulated onto a
+// non-zero start: forward_seeds / backward_seeds over the [S, P] blob against forward / backward per seed. Each
+// result is the concatenation of the outputs, the parameter gradients and dx.
+template <class T>
+BatchedAndAlone<T> mlp_seeds(dyn::Backend b, const dyn::MlpShape& shape, int seeds, int batch) {
+  using namespace dyn;
+  ParamLayout layout;
+  const Mlp mlp(shape, layout, "m");
+  const size_t P = layout.total();
+  const int in = shape.sizes.front(), out = shape.sizes.back();
+  std::vector<T> params, one;
+  for (int s = 0; s < seeds; ++s) {
+    initialize_params(layout, uint32_t(100 + s), one);
+    params.insert(params.end(), one.begin(), one.end());
+  }
+  const std::vector<T> jitter = randn<T>(params.size(), 24, 0.1);  // non-zero biases, different in every seed
+  for (size_t i = 0; i < params.size(); ++i) params[i] += jitter[i];
+  const Buffer<T> p = Buffer<T>::copy_of(b, params);
+  const Buffer<T> x = Buffer<T>::copy_of(b, randn<T>(size_t(seeds) * batch * in, 21));
+  const Buffer<T> dy = Buffer<T>::copy_of(b, randn<T>(size_t(seeds) * batch * out, 22));
+  const std::vector<T> g0 = randn<T>(P * seeds, 23, 0.1);
+  auto run = [&](bool batched) {
+    Buffer<T> grads = Buffer<T>::copy_of(b, g0), dx(b, size_t(seeds) * batch * in), y(b, size_t(seeds) * batch * out);
+    dx.zero();
+    if (batched) {
+      MlpWorkspace<T> ws;
+      mlp.forward_seeds(b, p.data(), P, x.data(), seeds, batch, ws);
+      copy_values(b, ws.act.back().data(), y.data(), int64_t(seeds) * batch * out);
+      mlp.backward_seeds(b, p.data(), grads.data(), P, x.data(), dy.data(), dx.data(), seeds, ws, true);
+    } else {
+      for (int s = 0; s < seeds; ++s) {
+        MlpWorkspace<T> ws;
+        const T* xs = x.data() + size_t(s) * batch * in;
+        mlp.forward(b, p.data() + s * P, xs, batch, ws);
+        copy_values(b, ws.act.back().data(), y.data() + size_t(s) * batch * out, int64_t(batch) * out);
+        mlp.backward(b, p.data() + s * P, grads.data() + s * P, xs, dy.data() + size_t(s) * batch * out,
+                     dx.data() + size_t(s) * batch * in, ws, true);
+      }
+    }
+    std::vector<T> all = y.to_host(), g = grads.to_host(), d = dx.to_host();
+    all.insert(all.end(), g.begin(), g.end());
+    all.insert(all.end(), d.begin(), d.end());
+    return all;
+  };
+  return {run(true), run(false)};
+}
+
+// Three Adam steps of S seeds' blobs of n parameters: one Adam over [S, n] against S Adams. Seed s's gradients
+// (0.01 · N(0, 1)) are scaled by 4^s, so with max_grad_norm 1 and n = 1000 the first seed is not clipped and the
+// others are, each by its own
+// norm. Each result is the parameters after the steps followed by each seed's last gradient norm.
+template <class T>
+BatchedAndAlone<T> adam_seeds(dyn::Backend b, int seeds, size_t n) {
+  using namespace dyn;
+  AdamConfig cfg;
+  cfg.lr = 0.01f;
+  cfg.max_grad_norm = 1.0f;
+  const std::vector<T> p0 = randn<T>(n * seeds, 31);
+  std::vector<std::vector<T>> grads;  // per step, [S, n]
+  for (int step = 0; step < 3; ++step) {
+    std::vector<T> g = randn<T>(n * seeds, uint32_t(32 + step), 0.01);
+    for (int s = 0; s < seeds; ++s)
+      for (size_t i = 0; i < n; ++i) g[s * n + i] *= T(1 << (2 * s));
+    grads.push_back(g);
+  }
+  Buffer<T> batched = Buffer<T>::copy_of(b, p0), alone = Buffer<T>::copy_of(b, p0);
+  Adam<T> together(b, n, cfg, seeds);
+  std::vector<Adam<T>> each;
+  each.reserve(size_t(seeds));
+  for (int s = 0; s < seeds; ++s) each.emplace_back(b, n, cfg);
+  for (const std::vector<T>& g : grads) {
+    Buffer<T> g_batched = Buffer<T>::copy_of(b, g), g_alone = Buffer<T>::copy_of(b, g);
+    together.step(batched.data(), g_batched.data());
+    for (int s = 0; s < seeds; ++s) each[s].step(alone.data() + s * n, g_alone.data() + s * n);
+  }
+  std::vector<T> out_batched = batched.to_host(), out_alone = alone.to_host();
+  for (int s = 0; s < seeds; ++s) {
+    out_batched.push_back(T(together.last_grad_norm(s)));
+    out_alone.push_back(T(each[s].last_grad_norm()));
+  }
+  return {out_batched, out_alone};
+}
