@@ -1,4 +1,4 @@
-// copy_values, scale_values, place_columns / take_columns and advance_counter: one parallel_for each.
+// copy_values, add_values, scale_values, place_columns / take_columns and advance_counter: one parallel_for each.
 #include "kernels/copy.h"
 #include "kernels/parallel_for.cuh"
 
@@ -11,6 +11,13 @@ struct CopyValues {
   const T* src;
   T* dst;
   DYN_HD void operator()(int64_t i) const { dst[i] = src[i]; }
+};
+
+template <class T>
+struct AddValues {
+  const T* src;
+  T* dst;
+  DYN_HD void operator()(int64_t i) const { dst[i] += src[i]; }
 };
 
 template <class T>
@@ -42,6 +49,11 @@ void copy_values(Backend b, const T* src, T* dst, int64_t n) {
 }
 
 template <class T>
+void add_values(Backend b, const T* src, T* dst, int64_t n) {
+  parallel_for(b, n, AddValues<T>{src, dst});
+}
+
+template <class T>
 void scale_values(Backend b, T* x, T factor, int64_t n) {
   parallel_for(b, n, ScaleValues<T>{x, factor});
 }
@@ -62,6 +74,8 @@ template void copy_values<float>(Backend, const float*, float*, int64_t);
 template void copy_values<uint8_t>(Backend, const uint8_t*, uint8_t*, int64_t);
 template void copy_values<int32_t>(Backend, const int32_t*, int32_t*, int64_t);
 template void copy_values<double>(Backend, const double*, double*, int64_t);
+template void add_values<float>(Backend, const float*, float*, int64_t);
+template void add_values<double>(Backend, const double*, double*, int64_t);
 template void scale_values<float>(Backend, float*, float, int64_t);
 template void scale_values<double>(Backend, double*, double, int64_t);
 template void place_columns<float>(Backend, const float*, int64_t, int, float*, int, int);

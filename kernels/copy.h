@@ -1,6 +1,6 @@
 // Small backend operations every stage needs, queued on the backend's stream (so they can be captured into a CUDA
-// Graph): copying or scaling n values, moving a block of columns between row-major matrices, and advancing a counter in
-// backend memory by a fixed amount.
+// Graph): copying, adding or scaling n values, moving a block of columns between row-major matrices, and advancing a
+// counter in backend memory by a fixed amount.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +12,10 @@ namespace dyn {
 // dst[i] = src[i] for i < n (backend memory).
 template <class T>
 void copy_values(Backend b, const T* src, T* dst, int64_t n);
+
+// dst[i] += src[i] for i < n (backend memory).
+template <class T>
+void add_values(Backend b, const T* src, T* dst, int64_t n);
 
 // x[i] *= factor for i < n (backend memory).
 template <class T>

@@ -1,6 +1,7 @@
 // GRU over a sequence: T steps for N streams with a per-step reset mask (the hidden state is zeroed before a
 // step where an episode starts) and an optional per-step injection added to the input pre-activations; backward
-// through time, full or truncated every k steps. Either backend, float or double.
+// through time, full or truncated every k steps. Either backend, float or double. A seed batch runs S networks of one
+// shape at once over seed-major sequences [S, T, N, ·] (each seed's block is exactly a single run's [T, N, ·]).
 #pragma once
 
 #include <cstdint>
@@ -13,19 +14,20 @@
 
 namespace dyn {
 
+// Every sequence array has a leading seed axis S (1 unless a seed batch reserved it).
 template <class T>
 struct GruWorkspace {
-  int steps = 0, batch = 0;
-  Buffer<T> gi;     // [T, N, 3H] input pre-activations (W_ih x + b_ih + injection)
-  Buffer<T> gates;  // [T, N, 3H] r, z, n
-  Buffer<T> ghn;    // [T, N, H]  W_hn h + b_hn
-  Buffer<T> hprev;  // [T, N, H]  the hidden state each step started from (zero after a reset)
-  Buffer<T> h;      // [T, N, H]  outputs h_1..h_T
-  Buffer<T> gh;     // [N, 3H]    scratch
-  Buffer<T> dgi;    // [T, N, 3H] backward
-  Buffer<T> dgh;    // [T, N, 3H] backward
-  Buffer<T> carry;  // [N, H]     backward: d loss / d h flowing to the previous step
-  void reserve(Backend b, int steps, int batch, int hidden);
+  int steps = 0, batch = 0, seeds = 1;
+  Buffer<T> gi;     // [S, T, N, 3H] input pre-activations (W_ih x + b_ih + injection)
+  Buffer<T> gates;  // [S, T, N, 3H] r, z, n
+  Buffer<T> ghn;    // [S, T, N, H]  W_hn h + b_hn
+  Buffer<T> hprev;  // [S, T, N, H]  the hidden state each step started from (zero after a reset)
+  Buffer<T> h;      // [S, T, N, H]  outputs h_1..h_T
+  Buffer<T> gh;     // [S, N, 3H]    scratch
+  Buffer<T> dgi;    // [S, T, N, 3H] backward
+  Buffer<T> dgh;    // [S, T, N, 3H] backward
+  Buffer<T> carry;  // [S, N, H]     backward: d loss / d h flowing to the previous step
+  void reserve(Backend b, int steps, int batch, int hidden, int seeds = 1);
 };
 
 class Gru {
@@ -70,9 +72,26 @@ class Gru {
   void backward(Backend b, const T* params, T* grads, const T* x, const uint8_t* reset, const T* dh_out,
                 int truncate_every, T* dx, T* dinject, T* dh0, GruWorkspace<T>& ws) const;
 
+  // forward() and backward() of S copies of this GRU at once, one per seed: seed s's parameters (and gradients) are
+  // the blob at s · param_stride ([S, P]), and every sequence is seed-major: x [S, T, N, I], reset [S, T, N],
+  // inject [S, T, N, 3H], dh_out [S, T, N, H], ws.h [S, T, N, H]; h0 and dh0 are [S, N, H]. Per step, one
+  // strided-batched GEMM and one gate pass over all S · N streams; the input projection and the weight gradients
+  // are one strided-batched GEMM over each seed's T · N rows. Seed s's figures are those of forward / backward on
+  // its own block — bit for bit on the CPU; on CUDA within rounding (the GEMM path, never the fused kernel).
+  template <class T>
+  void forward_seeds(Backend b, const T* params, size_t param_stride, const T* x, const uint8_t* reset, const T* inject,
+                     const T* h0, int seeds, int steps, int batch, GruWorkspace<T>& ws) const;
+  template <class T>
+  void backward_seeds(Backend b, const T* params, T* grads, size_t param_stride, const T* x, const uint8_t* reset,
+                      const T* dh_out, int truncate_every, T* dx, T* dinject, T* dh0, GruWorkspace<T>& ws) const;
+
  private:
   template <class T>
   void check_steps(const char* op, int t0, int t1, const GruWorkspace<T>& ws, Backend b) const;
+  // The GEMM path of recur() for the workspace's seeds (recur: one seed, param_stride unused).
+  template <class T>
+  void recur_gemm(Backend b, const T* params, size_t param_stride, const uint8_t* reset, const T* h0, int t0, int t1,
+                  GruWorkspace<T>& ws) const;
   int input_ = 0, hidden_ = 0;
   size_t w_ih_ = 0, w_hh_ = 0, b_ih_ = 0, b_hh_ = 0;
 };

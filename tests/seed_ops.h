@@ -1,6 +1,6 @@
-// Seed-batched ops against the same ops called once per seed: each function runs S seeds' worth of an op both ways on
-// one backend and returns the two results as flat vectors (batched, alone), for tests/test_seed_ops.cpp (CPU: bit
-// for bit) and tests/test_seed_ops_gpu.cpp (CUDA: within rounding).
+// Seed-batched ops (GEMM, MLP, GRU, Adam) against the same ops called once per seed: each function runs S seeds' worth
+// of an op both ways on one backend and returns the two results as flat vectors (batched, alone), for
+// tests/test_seed_ops.cpp (CPU: bit for bit) and tests/test_seed_ops_gpu.cpp (CUDA: within rounding).
 #pragma once
 
 #include <utility>
@@ -10,6 +10,7 @@
 #include "kernels/copy.h"
 #include "kernels/gemm.h"
 #include "nn/adam.h"
+#include "nn/gru.h"
 #include "nn/mlp.h"
 #include "tests/random_vectors.h"
 
@@ -121,4 +122,55 @@ BatchedAndAlone<T> adam_seeds(dyn::Backend b, int seeds, size_t n) {
     out_alone.push_back(T(each[s].last_grad_norm()));
   }
   return {out_batched, out_alone};
+}
+
+// S copies of a GRU over seed-major sequences [S, T, N, ·] with episode resets, an injection, h0 and truncated
+// backpropagation: forward_seeds / backward_seeds against forward / backward on each seed's block. Each result is
+// the concatenation of h, the parameter gradients (accumulated onto a non-zero start), dx, dinject and dh0.
+template <class T>
+BatchedAndAlone<T> gru_seeds(dyn::Backend b, int input, int hidden, int seeds, int steps, int batch,
+                             int truncate_every) {
+  using namespace dyn;
+  ParamLayout layout;
+  const Gru gru(input, hidden, layout, "g");
+  const size_t P = layout.total(), H = size_t(hidden), rows = size_t(steps) * batch;
+  std::vector<T> params = randn<T>(P * seeds, 41, 0.3);  // every bias non-zero and different per seed
+  const Buffer<T> p = Buffer<T>::copy_of(b, params);
+  const Buffer<T> x = Buffer<T>::copy_of(b, randn<T>(seeds * rows * input, 42));
+  const Buffer<T> inject = Buffer<T>::copy_of(b, randn<T>(seeds * rows * 3 * H, 43, 0.1));
+  const Buffer<T> h0 = Buffer<T>::copy_of(b, randn<T>(seeds * batch * H, 44, 0.5));
+  const Buffer<T> dh_out = Buffer<T>::copy_of(b, randn<T>(seeds * rows * H, 45));
+  std::vector<uint8_t> resets(seeds * rows);
+  for (size_t i = 0; i < resets.size(); ++i) resets[i] = (i * 7919 % 13) == 0;  // scattered episode starts
+  const Buffer<uint8_t> reset = Buffer<uint8_t>::copy_of(b, resets);
+  const std::vector<T> g0 = randn<T>(P * seeds, 46, 0.1);
+  auto run = [&](bool batched) {
+    Buffer<T> grads = Buffer<T>::copy_of(b, g0), h(b, seeds * rows * H), dx(b, seeds * rows * input),
+              dinject(b, seeds * rows * 3 * H), dh0(b, seeds * batch * H);
+    if (batched) {
+      GruWorkspace<T> ws;
+      gru.forward_seeds(b, p.data(), P, x.data(), reset.data(), inject.data(), h0.data(), seeds, steps, batch, ws);
+      copy_values(b, static_cast<const T*>(ws.h.data()), h.data(), int64_t(seeds * rows * H));
+      gru.backward_seeds(b, p.data(), grads.data(), P, x.data(), reset.data(), dh_out.data(), truncate_every, dx.data(),
+                         dinject.data(), dh0.data(), ws);
+    } else {
+      for (int s = 0; s < seeds; ++s) {
+        GruWorkspace<T> ws;
+        const T* xs = x.data() + s * rows * input;
+        const uint8_t* rs = reset.data() + s * rows;
+        gru.forward(b, p.data() + s * P, xs, rs, inject.data() + s * rows * 3 * H, h0.data() + s * batch * H, steps,
+                    batch, ws);
+        copy_values(b, static_cast<const T*>(ws.h.data()), h.data() + s * rows * H, int64_t(rows * H));
+        gru.backward(b, p.data() + s * P, grads.data() + s * P, xs, rs, dh_out.data() + s * rows * H, truncate_every,
+                     dx.data() + s * rows * input, dinject.data() + s * rows * 3 * H, dh0.data() + s * batch * H, ws);
+      }
+    }
+    std::vector<T> all = h.to_host();
+    for (const Buffer<T>* part : {&grads, &dx, &dinject, &dh0}) {
+      const std::vector<T> v = part->to_host();
+      all.insert(all.end(), v.begin(), v.end());
+    }
+    return all;
+  };
+  return {run(true), run(false)};
 }

@@ -2,7 +2,7 @@
 // (memcheck and racecheck, in scripts/gpu-check): the fused MLP forward at each (width, input width) pair and its
 // backward, the fused GRU at both widths, the column moments and the shuffles' sort, the physics reset, step and
 // policies of each task and integrator, scratch_itch's, the gridworld's scripted rollouts, the seed-batched ops
-// (strided-batched GEMMs, segmented norms, Adam per seed), and each learner for three
+// (strided-batched GEMMs, segmented norms, Adam per seed, the GRU's seed-major steps), and each learner for three
 // iterations (eager, captured, replayed) plus an evaluation. Correctness is the other GPU tests' job; these only check
 // that nothing crashes or is non-finite.
 #include <gtest/gtest.h>
@@ -85,7 +85,8 @@ TEST(GpuSmoke, ReductionsAndShuffles) {
   synchronize(Backend::cuda);
 }
 
-// The seed-batched ops: strided-batched GEMMs, the bias pass over S seeds' rows, the segmented norms and Adam per seed.
+// The seed-batched ops: strided-batched GEMMs, the bias pass over S seeds' rows, the segmented norms and Adam per seed,
+// the GRU's seed-major steps.
 TEST(GpuSmoke, SeedBatchedOps) {
   DYN_REQUIRE_CUDA();
   const int seeds = 3, batch = 50;
@@ -105,6 +106,27 @@ TEST(GpuSmoke, SeedBatchedOps) {
   EXPECT_TRUE(all_finite(p.to_host()));
   EXPECT_TRUE(all_finite(dx.to_host()));
   for (int s = 0; s < seeds; ++s) EXPECT_TRUE(std::isfinite(adam.last_grad_norm(s)));
+  // the GRU over seed-major sequences [S, T, N, ·], with resets
+  const int steps = 6, hidden = 32;
+  ParamLayout gru_layout;
+  const Gru gru(20, hidden, gru_layout, "g");
+  const size_t G = gru_layout.total(), rows = size_t(seeds) * steps * batch;
+  Buffer<float> gp = Buffer<float>::copy_of(Backend::cuda, randn<float>(G * seeds, 9, 0.1)),
+                ggrad(Backend::cuda, G * seeds);
+  ggrad.zero();
+  Buffer<float> gx = Buffer<float>::copy_of(Backend::cuda, randn<float>(rows * 20, 10));
+  Buffer<float> gdh = Buffer<float>::copy_of(Backend::cuda, randn<float>(rows * hidden, 11)),
+                gdx(Backend::cuda, rows * 20);
+  std::vector<uint8_t> resets(rows);
+  for (size_t i = 0; i < rows; ++i) resets[i] = i % 7 == 0;
+  Buffer<uint8_t> reset = Buffer<uint8_t>::copy_of(Backend::cuda, resets);
+  GruWorkspace<float> gws;
+  gru.forward_seeds(Backend::cuda, gp.data(), G, gx.data(), reset.data(), static_cast<const float*>(nullptr),
+                    static_cast<const float*>(nullptr), seeds, steps, batch, gws);
+  gru.backward_seeds(Backend::cuda, gp.data(), ggrad.data(), G, gx.data(), reset.data(), gdh.data(), 0, gdx.data(),
+                     static_cast<float*>(nullptr), static_cast<float*>(nullptr), gws);
+  EXPECT_TRUE(all_finite(gws.h.to_host()));
+  EXPECT_TRUE(all_finite(ggrad.to_host()));
 }
 
 TEST(GpuSmoke, PhysicsEveryTaskAndIntegrator) {

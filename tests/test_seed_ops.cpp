@@ -1,5 +1,5 @@
-// The seed-batched ops on the CPU (issue 19: parameters as [S, P] blobs): strided-batched GEMM, MLP forward and
-// backward over a seed batch, and Adam with a clip norm per seed each give, for every seed, exactly the figures of
+// The seed-batched ops on the CPU (issue 19: parameters as [S, P] blobs): strided-batched GEMM, MLP and GRU forward
+// and backward over a seed batch, and Adam with a clip norm per seed each give, for every seed, exactly the figures of
 // the op called for that seed alone — bit for bit, in float and double. The CUDA side is tests/test_seed_ops_gpu.cpp.
 #include <gtest/gtest.h>
 
@@ -52,6 +52,13 @@ TEST(SeedOps, MlpForwardBackwardEqualsOneCallPerSeed) {
   expect_identical(mlp_seeds<float>(Backend::cpu, relu, 1, 9), "ReLU MLP, one seed");
 }
 
+TEST(SeedOps, GruForwardBackwardEqualsOneCallPerSeed) {
+  // the belief model's GRU width (64) over a short episode with resets, full and truncated backpropagation
+  expect_identical(gru_seeds<float>(Backend::cpu, 24, 64, 4, 12, 9, 0), "GRU 64, float");
+  expect_identical(gru_seeds<double>(Backend::cpu, 24, 64, 3, 12, 9, 5), "GRU 64, double, truncated every 5");
+  expect_identical(gru_seeds<float>(Backend::cpu, 5, 16, 1, 7, 3, 0), "GRU 16, one seed");
+}
+
 TEST(SeedOps, AdamWithANormPerSeedEqualsOneAdamPerSeed) {
   const BatchedAndAlone<float> r = adam_seeds<float>(Backend::cpu, 4, 1000);
   expect_identical(r, "adam, float");
@@ -79,6 +86,17 @@ TEST(SeedOps, RefusesUnevenSeedShares) {
                std::invalid_argument);
   EXPECT_THROW(mlp.forward_seeds(Backend::cpu, p.data(), layout.total(), x.data(), 0, 5, ws), std::invalid_argument);
   EXPECT_THROW(Adam<float>(Backend::cpu, 10, AdamConfig{}, 0), std::invalid_argument);
+  // a GRU workspace holding a seed batch is not a single run's
+  ParamLayout gru_layout;
+  const Gru gru(3, 4, gru_layout, "g");
+  Buffer<float> gp(Backend::cpu, gru_layout.total() * 2), gx(Backend::cpu, 2 * 6 * 3);
+  gp.zero();
+  gx.zero();
+  GruWorkspace<float> gws;
+  gru.forward_seeds(Backend::cpu, gp.data(), gru_layout.total(), gx.data(), nullptr, static_cast<const float*>(nullptr),
+                    static_cast<const float*>(nullptr), 2, 3, 2, gws);
+  EXPECT_THROW(gru.recur(Backend::cpu, gp.data(), nullptr, static_cast<const float*>(nullptr), 0, 3, gws),
+               std::invalid_argument);
   Adam<float> adam(Backend::cpu, 10, AdamConfig{}, 2);
   EXPECT_THROW(adam.last_grad_norm(2), std::out_of_range);
 }

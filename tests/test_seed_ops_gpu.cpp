@@ -1,5 +1,5 @@
-// The seed-batched ops on CUDA (label gpu; issue 19): cuBLAS' strided-batched GEMM, the MLP over a seed batch and
-// Adam with a norm per seed against the same ops called once per seed on the device, and against the CPU. cuBLAS
+// The seed-batched ops on CUDA (label gpu; issue 19): cuBLAS' strided-batched GEMM, the MLP and GRU over a seed batch
+// and Adam with a norm per seed against the same ops called once per seed on the device, and against the CPU. cuBLAS
 // picks other kernels for a batched call, so agreement is to float rounding (relative L2), not bit for bit.
 #include <gtest/gtest.h>
 
@@ -49,6 +49,15 @@ TEST(SeedOpsGpu, MlpForwardBackwardMatchesOneCallPerSeed) {
                "policy MLP float");
   expect_close(mlp_seeds<double>(Backend::cuda, policy, 4, 37), mlp_seeds<double>(Backend::cpu, policy, 4, 37), 1e-12,
                "policy MLP double");
+}
+
+TEST(SeedOpsGpu, GruForwardBackwardMatchesOneCallPerSeed) {
+  DYN_REQUIRE_CUDA();
+  // hidden 64: the single-seed forward takes the fused kernel, the seed batch the GEMM path
+  expect_close(gru_seeds<float>(Backend::cuda, 24, 64, 16, 60, 16, 0),
+               gru_seeds<float>(Backend::cpu, 24, 64, 16, 60, 16, 0), 1e-4, "GRU 64 float");
+  expect_close(gru_seeds<double>(Backend::cuda, 24, 64, 4, 12, 9, 5),
+               gru_seeds<double>(Backend::cpu, 24, 64, 4, 12, 9, 5), 1e-11, "GRU 64 double, truncated");
 }
 
 TEST(SeedOpsGpu, AdamWithANormPerSeedMatchesOneAdamPerSeed) {
