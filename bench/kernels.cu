@@ -7,6 +7,8 @@
 //                     (the gridworld policy's width) on a 240-row minibatch each (16 envs × 60 steps / 4): as one
 //                     seed batch over [S, P] blobs (strided-batched GEMMs, one Adam) against S separate calls,
 //                     S = 1, 4, 16, 64
+//   SeedGruStep*      the same for S seeds' GRUs (input 24, hidden 64: the gridworld belief model's) forward and
+//                     backward over one rollout each (60 steps × 16 envs), seed-major [S, T, N, ·]
 //   PpoIteration*     training frames/s of one whole PPO iteration (collect + advantages + update) on the
 //                     gridworld at 16 and 4096 envs, configs/gridworld.toml (60-step rollouts, 2 epochs × 4
 //                     minibatches)
@@ -44,6 +46,7 @@
 #include "host/config.h"
 #include "host/train.h"
 #include "kernels/buffer.h"
+#include "kernels/copy.h"
 #include "kernels/parallel_for.cuh"
 #include "nn/adam.h"
 #include "nn/gru.h"
@@ -265,6 +268,43 @@ void BM_SeedMlpStep(benchmark::State& st, Backend b) {
       benchmark::Counter(seed_steps, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
+// range(0) = S seeds, range(1) = 1 for the seed batch, 0 for S separate calls; each seed runs its own GRU.
+void BM_SeedGruStep(benchmark::State& st, Backend b) {
+  const int seeds = int(st.range(0)), T = 60, N = 16, I = 24, H = 64;
+  const bool batched = st.range(1) != 0;
+  ParamLayout layout;
+  const Gru gru(I, H, layout, "g");
+  const size_t P = layout.total(), rows = size_t(T) * N;
+  Buffer<float> p = Buffer<float>::copy_of(b, noise(P * seeds, 1)), grads(b, P * seeds);
+  scale_values(b, p.data(), 0.1f, int64_t(P * seeds));
+  Buffer<float> x = Buffer<float>::copy_of(b, noise(seeds * rows * I, 2)),
+                dh = Buffer<float>::copy_of(b, noise(seeds * rows * H, 3));
+  GruWorkspace<float> ws;
+  std::vector<GruWorkspace<float>> ws_each(static_cast<size_t>(seeds));
+  timed_loop(st, b, [&] {
+    grads.zero();
+    if (batched) {
+      gru.forward_seeds(b, p.data(), P, x.data(), nullptr, static_cast<const float*>(nullptr),
+                        static_cast<const float*>(nullptr), seeds, T, N, ws);
+      gru.backward_seeds(b, p.data(), grads.data(), P, x.data(), nullptr, dh.data(), 0, static_cast<float*>(nullptr),
+                         static_cast<float*>(nullptr), static_cast<float*>(nullptr), ws);
+      return;
+    }
+    for (int s = 0; s < seeds; ++s) {
+      const float* xs = x.data() + s * rows * I;
+      gru.forward(b, p.data() + s * P, xs, nullptr, static_cast<const float*>(nullptr),
+                  static_cast<const float*>(nullptr), T, N, ws_each[s]);
+      gru.backward(b, p.data() + s * P, grads.data() + s * P, xs, nullptr, dh.data() + s * rows * H, 0,
+                   static_cast<float*>(nullptr), static_cast<float*>(nullptr), static_cast<float*>(nullptr),
+                   ws_each[s]);
+    }
+  });
+  const double seed_steps = double(st.iterations()) * seeds;
+  st.counters["seed_steps/s"] = benchmark::Counter(seed_steps, benchmark::Counter::kIsRate);
+  st.counters["time/seed_step"] =
+      benchmark::Counter(seed_steps, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 // One whole training iteration (collect + advantages + update, + belief steps) per benchmark iteration, of `algo`
 // on `env` as the command line builds it from configs/<env>.toml (its schedule, sizes and belief settings) with
 // range(0) envs. Counters: frames/s, and the mean seconds per iteration of collect, PPO update and belief update
@@ -417,10 +457,11 @@ void register_all() {
           std::string(algo))
           ->Arg(2048)
           ->Unit(benchmark::kMillisecond);
-    add("SeedMlpStep/" + tag, b, BM_SeedMlpStep)
-        ->ArgsProduct({{1, 4, 16, 64}, {0, 1}})
-        ->ArgNames({"seeds", "batched"})
-        ->Unit(benchmark::kMicrosecond);
+    for (auto [name, fn] : {std::pair{"SeedMlpStep/", &BM_SeedMlpStep}, std::pair{"SeedGruStep/", &BM_SeedGruStep}})
+      add(name + tag, b, fn)
+          ->ArgsProduct({{1, 4, 16, 64}, {0, 1}})
+          ->ArgNames({"seeds", "batched"})
+          ->Unit(benchmark::kMicrosecond);
     for (bool fused : {false, true}) {
       if (fused && b != Backend::cuda) continue;  // the fused kernels are CUDA-only
       const std::string suffix = tag + (fused ? "_fused" : "");
