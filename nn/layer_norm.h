@@ -58,4 +58,14 @@ template <class T>
 void layer_norm_backward(Backend b, const T* x, const T* gain, const T* mean, const T* rstd, const T* dy, T* dx,
                          T* dgain, T* dbias, int64_t n, int d);
 
+// The same for a seed batch of S layers: rows x [S, N, D] (mean, rstd [S, N]), seed s's gain and bias (and their
+// gradients) at s · param_stride from gain and bias ([S, P] blobs). Seed s's figures are the op's on its own rows,
+// bit for bit on both backends (each row and each column sum is computed as the op alone computes it).
+template <class T>
+void layer_norm_forward_seeds(Backend b, const T* x, const T* gain, const T* bias, size_t param_stride, T* y, T* mean,
+                              T* rstd, int seeds, int64_t n, int d);
+template <class T>
+void layer_norm_backward_seeds(Backend b, const T* x, const T* gain, const T* mean, const T* rstd, const T* dy, T* dx,
+                               T* dgain, T* dbias, size_t param_stride, int seeds, int64_t n, int d);
+
 }  // namespace dyn

@@ -1,5 +1,5 @@
-// Seed-batched ops (GEMM, MLP, GRU, Adam) against the same ops called once per seed: each function runs S seeds' worth
-// of an op both ways on one backend and returns the two results as flat vectors (batched, alone), for
+// Seed-batched ops (GEMM, MLP, GRU, LayerNorm, Adam) against the same ops called once per seed: each function runs S
+// seeds' worth of an op both ways on one backend and returns the two results as flat vectors (batched, alone), for
 // tests/test_seed_ops.cpp (CPU: bit for bit) and tests/test_seed_ops_gpu.cpp (CUDA: within rounding).
 #pragma once
 
@@ -11,6 +11,7 @@
 #include "kernels/gemm.h"
 #include "nn/adam.h"
 #include "nn/gru.h"
+#include "nn/layer_norm.h"
 #include "nn/mlp.h"
 #include "tests/random_vectors.h"
 
@@ -167,6 +168,44 @@ BatchedAndAlone<T> gru_seeds(dyn::Backend b, int input, int hidden, int seeds, i
     }
     std::vector<T> all = h.to_host();
     for (const Buffer<T>* part : {&grads, &dx, &dinject, &dh0}) {
+      const std::vector<T> v = part->to_host();
+      all.insert(all.end(), v.begin(), v.end());
+    }
+    return all;
+  };
+  return {run(true), run(false)};
+}
+
+// S LayerNorms (gain and bias per seed, inside an [S, P] blob of width P > 2D) forward and backward, the parameter
+// gradients accumulated onto a non-zero start: the seed ops against one call per seed. Each result is y, mean, rstd,
+// dx and the whole gradient blob.
+template <class T>
+BatchedAndAlone<T> layer_norm_seeds(dyn::Backend b, int seeds, int64_t n, int d) {
+  using namespace dyn;
+  const size_t P = size_t(2 * d + 3), rows = size_t(n);  // gain at 0, bias at d, 3 other parameters after them
+  const Buffer<T> p = Buffer<T>::copy_of(b, randn<T>(P * seeds, 51));
+  const Buffer<T> x = Buffer<T>::copy_of(b, randn<T>(seeds * rows * d, 52, 2.0));
+  const Buffer<T> dy = Buffer<T>::copy_of(b, randn<T>(seeds * rows * d, 53));
+  const std::vector<T> g0 = randn<T>(P * seeds, 54, 0.1);
+  auto run = [&](bool batched) {
+    Buffer<T> y(b, seeds * rows * d), mean(b, seeds * rows), rstd(b, seeds * rows), dx(b, seeds * rows * d);
+    Buffer<T> grads = Buffer<T>::copy_of(b, g0);
+    if (batched) {
+      layer_norm_forward_seeds(b, x.data(), p.data(), p.data() + d, P, y.data(), mean.data(), rstd.data(), seeds, n, d);
+      layer_norm_backward_seeds(b, x.data(), p.data(), mean.data(), rstd.data(), dy.data(), dx.data(), grads.data(),
+                                grads.data() + d, P, seeds, n, d);
+    } else {
+      for (int s = 0; s < seeds; ++s) {
+        const size_t r0 = s * rows;
+        layer_norm_forward(b, x.data() + r0 * d, p.data() + s * P, p.data() + s * P + d, y.data() + r0 * d,
+                           mean.data() + r0, rstd.data() + r0, n, d);
+        layer_norm_backward(b, x.data() + r0 * d, p.data() + s * P, mean.data() + r0, rstd.data() + r0,
+                            dy.data() + r0 * d, dx.data() + r0 * d, grads.data() + s * P, grads.data() + s * P + d, n,
+                            d);
+      }
+    }
+    std::vector<T> all;
+    for (const Buffer<T>* part : {&y, &mean, &rstd, &dx, &grads}) {
       const std::vector<T> v = part->to_host();
       all.insert(all.end(), v.begin(), v.end());
     }

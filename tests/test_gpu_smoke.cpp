@@ -18,6 +18,7 @@
 #include "kernels/shuffle.h"
 #include "nn/adam.h"
 #include "nn/gru.h"
+#include "nn/layer_norm.h"
 #include "nn/mlp.h"
 #include "sim/physics_env.h"
 #include "sim/scratch_itch.h"
@@ -86,7 +87,7 @@ TEST(GpuSmoke, ReductionsAndShuffles) {
 }
 
 // The seed-batched ops: strided-batched GEMMs, the bias pass over S seeds' rows, the segmented norms and Adam per seed,
-// the GRU's seed-major steps.
+// the GRU's seed-major steps, LayerNorm per seed.
 TEST(GpuSmoke, SeedBatchedOps) {
   DYN_REQUIRE_CUDA();
   const int seeds = 3, batch = 50;
@@ -127,6 +128,13 @@ TEST(GpuSmoke, SeedBatchedOps) {
                      static_cast<float*>(nullptr), static_cast<float*>(nullptr), gws);
   EXPECT_TRUE(all_finite(gws.h.to_host()));
   EXPECT_TRUE(all_finite(ggrad.to_host()));
+  // LayerNorm with a gain and bias per seed (the GRU's blob as the seeds' parameters)
+  Buffer<float> ln_y(Backend::cuda, rows * 20), ln_mean(Backend::cuda, rows), ln_rstd(Backend::cuda, rows);
+  layer_norm_forward_seeds(Backend::cuda, gx.data(), gp.data(), gp.data() + 20, G, ln_y.data(), ln_mean.data(),
+                           ln_rstd.data(), seeds, int64_t(steps) * batch, 20);
+  layer_norm_backward_seeds(Backend::cuda, gx.data(), gp.data(), ln_mean.data(), ln_rstd.data(), ln_y.data(),
+                            gdx.data(), ggrad.data(), ggrad.data() + 20, G, seeds, int64_t(steps) * batch, 20);
+  EXPECT_TRUE(all_finite(gdx.to_host()));
 }
 
 TEST(GpuSmoke, PhysicsEveryTaskAndIntegrator) {

@@ -1,6 +1,7 @@
-// The seed-batched ops on the CPU (issue 19: parameters as [S, P] blobs): strided-batched GEMM, MLP and GRU forward
-// and backward over a seed batch, and Adam with a clip norm per seed each give, for every seed, exactly the figures of
-// the op called for that seed alone — bit for bit, in float and double. The CUDA side is tests/test_seed_ops_gpu.cpp.
+// The seed-batched ops on the CPU (issue 19: parameters as [S, P] blobs): strided-batched GEMM, MLP, GRU and LayerNorm
+// forward and backward over a seed batch, and Adam with a clip norm per seed each give, for every seed, exactly the
+// figures of the op called for that seed alone — bit for bit, in float and double. The CUDA side is
+// tests/test_seed_ops_gpu.cpp.
 #include <gtest/gtest.h>
 
 #include <stdexcept>
@@ -57,6 +58,12 @@ TEST(SeedOps, GruForwardBackwardEqualsOneCallPerSeed) {
   expect_identical(gru_seeds<float>(Backend::cpu, 24, 64, 4, 12, 9, 0), "GRU 64, float");
   expect_identical(gru_seeds<double>(Backend::cpu, 24, 64, 3, 12, 9, 5), "GRU 64, double, truncated every 5");
   expect_identical(gru_seeds<float>(Backend::cpu, 5, 16, 1, 7, 3, 0), "GRU 16, one seed");
+}
+
+TEST(SeedOps, LayerNormEqualsOneCallPerSeed) {
+  // ContraBAR's widths: the encoder's LayerNorm over 3 × 8 embeddings, the classifier's over [z, h]
+  expect_identical(layer_norm_seeds<float>(Backend::cpu, 4, 25, 24), "LayerNorm 24, float");
+  expect_identical(layer_norm_seeds<double>(Backend::cpu, 3, 10, 306), "LayerNorm 306, double");
 }
 
 TEST(SeedOps, AdamWithANormPerSeedEqualsOneAdamPerSeed) {

@@ -1,6 +1,6 @@
-// The seed-batched ops on CUDA (label gpu; issue 19): cuBLAS' strided-batched GEMM, the MLP and GRU over a seed batch
-// and Adam with a norm per seed against the same ops called once per seed on the device, and against the CPU. cuBLAS
-// picks other kernels for a batched call, so agreement is to float rounding (relative L2), not bit for bit.
+// The seed-batched ops on CUDA (label gpu; issue 19): cuBLAS' strided-batched GEMM, the MLP, GRU and LayerNorm over a
+// seed batch and Adam with a norm per seed against the same ops called once per seed on the device, and against the
+// CPU. cuBLAS picks other kernels for a batched call, so agreement is to float rounding (relative L2), not bit for bit.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -58,6 +58,12 @@ TEST(SeedOpsGpu, GruForwardBackwardMatchesOneCallPerSeed) {
                gru_seeds<float>(Backend::cpu, 24, 64, 16, 60, 16, 0), 1e-4, "GRU 64 float");
   expect_close(gru_seeds<double>(Backend::cuda, 24, 64, 4, 12, 9, 5),
                gru_seeds<double>(Backend::cpu, 24, 64, 4, 12, 9, 5), 1e-11, "GRU 64 double, truncated");
+}
+
+TEST(SeedOpsGpu, LayerNormMatchesOneCallPerSeed) {
+  DYN_REQUIRE_CUDA();
+  expect_close(layer_norm_seeds<float>(Backend::cuda, 16, 400, 24), layer_norm_seeds<float>(Backend::cpu, 16, 400, 24),
+               1e-5, "LayerNorm float");
 }
 
 TEST(SeedOpsGpu, AdamWithANormPerSeedMatchesOneAdamPerSeed) {
