@@ -22,6 +22,7 @@
 #include "host/eval_trace.h"
 #include "host/train.h"
 #include "kernels/backend.h"
+#include "kernels/collective.h"
 
 namespace dyn {
 
@@ -293,7 +294,8 @@ int run_cli(int argc, char** argv) {
       std::cerr << "error: " << e.what() << "\n";
       return kExitBadInput;
     }
-    if (!notice.empty()) std::cerr << "notice: " << notice << "\n";
+    if (!notice.empty() && Collective::world().rank() == 0)  // once per job, not once per data-parallel rank
+      std::cerr << "notice: " << notice << "\n";
     set_fused_kernels(cfg.get_bool("run.fused_kernels"));
 
     const std::string device = backend == Backend::cuda ? "cuda: " + cuda_device_description()

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "kernels/backend.h"
 #include "tests/cli_run.h"
 #include "tests/run_compare.h"
 
@@ -244,6 +245,12 @@ TEST_F(DataParallel, SetupsThatCannotSplitAreRefused) {
   const std::string base = "--env gridworld --algo ppo --frames 960 --set run.out_dir=" + (dir_ / "runs").string();
   CliResult r = run(2, base + " --set run.envs=16", "global");
   EXPECT_NE(r.status, 0);
+  // run.device = auto: without a GPU the CPU-fallback notice comes once per job, not once per rank
+  size_t notices = 0;
+  for (size_t at = r.err.find("no CUDA device found"); at != std::string::npos;
+       at = r.err.find("no CUDA device found", at + 1))
+    ++notices;
+  EXPECT_EQ(notices, dyn::cuda_device_count() == 0 ? 1u : 0u) << r.err;
   EXPECT_NE(r.err.find("train.shuffle = \"global\" with 2 data-parallel ranks: allowed \"per_env\""), std::string::npos)
       << r.err;
   r = run(2, base + " --set run.envs=15 --set train.shuffle=per_env", "odd");
