@@ -97,11 +97,13 @@ bool gemm_on_one_thread(int m, int n, int k, int threads) {
   return threads == 1 || 2 * int64_t(m) * n * k < kMinParallelFlops || (m < 2 * kMinBlock && n < 2 * kMinBlock);
 }
 
+CBLAS_TRANSPOSE cblas_op(bool trans) { return trans ? CblasTrans : CblasNoTrans; }
+
 template <class T>
 void cpu_gemm_parallel(bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* a, int lda, const T* b,
                        int ldb, T beta, T* c, int ldc) {
   single_threaded_openblas();
-  const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+  const CBLAS_TRANSPOSE ta = cblas_op(trans_a), tb = cblas_op(trans_b);
   const int threads = omp_get_max_threads();
   if (gemm_on_one_thread(m, n, k, threads)) {
     cpu_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -155,10 +157,10 @@ void gemm_strided_batched(Backend backend, bool trans_a, bool trans_b, int m, in
     return;
   }
   const int threads = omp_get_max_threads();
-  if (batch > 1 && threads > 1 && gemm_on_one_thread(m, n, k, threads)) {
+  if (threads > 1 && gemm_on_one_thread(m, n, k, threads)) {
     // each product is the one-thread call gemm() would make for it alone, so the results do not depend on the batch
     single_threaded_openblas();
-    const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+    const CBLAS_TRANSPOSE ta = cblas_op(trans_a), tb = cblas_op(trans_b);
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int s = 0; s < batch; ++s)
       cpu_gemm(ta, tb, m, n, k, alpha, a + s * stride_a, lda, b + s * stride_b, ldb, beta, c + s * stride_c, ldc);

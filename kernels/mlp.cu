@@ -175,12 +175,18 @@ void Mlp::forward_rows_impl(Backend b, const T* params, const T* x, int row0, in
       return;
     }
   }
+  layers_forward(b, params, 0, x, row0, 1, rows, ws);
+}
+
+template <class T>
+void Mlp::layers_forward(Backend b, const T* params, size_t param_stride, const T* x, int row0, int seeds, int rows,
+                         MlpWorkspace<T>& ws) const {
   const T* in = x + size_t(row0) * shape_.sizes[0];
   for (int l = 0; l < shape_.layers(); ++l) {
     const int n_in = shape_.sizes[l], n_out = shape_.sizes[l + 1];
     T* y = ws.act[l].data() + size_t(row0) * n_out;
-    linear_forward(b, in, params + w_off_[l], params + b_off_[l], y, rows, n_in, n_out,
-                   l == shape_.layers() - 1 ? shape_.output : shape_.hidden);
+    linear_forward_seeds(b, in, params + w_off_[l], params + b_off_[l], param_stride, y, seeds, rows, n_in, n_out,
+                         l == shape_.layers() - 1 ? shape_.output : shape_.hidden);
     in = y;
   }
 }
@@ -196,14 +202,7 @@ void Mlp::forward_seeds(Backend b, const T* params, size_t param_stride, const T
   ws.reserve(b, shape_, seeds * batch);
   if (batch == 0) return;
   if (!params || !x) throw std::invalid_argument("Mlp::forward_seeds: params and x must not be null");
-  const T* in = x;
-  for (int l = 0; l < shape_.layers(); ++l) {
-    const int n_in = shape_.sizes[l], n_out = shape_.sizes[l + 1];
-    T* y = ws.act[l].data();
-    linear_forward_seeds(b, in, params + w_off_[l], params + b_off_[l], param_stride, y, seeds, batch, n_in, n_out,
-                         l == shape_.layers() - 1 ? shape_.output : shape_.hidden);
-    in = y;
-  }
+  layers_forward(b, params, param_stride, x, 0, seeds, batch, ws);
 }
 
 template <class T>
@@ -253,6 +252,7 @@ void Mlp::backward_seeds(Backend b, const T* params, T* grads, size_t param_stri
   template void Mlp::forward<T>(Backend, const T*, const T*, int, MlpWorkspace<T>&) const;                           \
   template void Mlp::forward_rows<T>(Backend, const T*, const T*, int, int, MlpWorkspace<T>&) const;                 \
   template void Mlp::forward_rows_impl<T>(Backend, const T*, const T*, int, int, MlpWorkspace<T>&) const;            \
+  template void Mlp::layers_forward<T>(Backend, const T*, size_t, const T*, int, int, int, MlpWorkspace<T>&) const;  \
   template OpPath Mlp::forward_path<T>(Backend) const;                                                               \
   template void Mlp::backward<T>(Backend, const T*, T*, const T*, const T*, T*, MlpWorkspace<T>&, bool) const;       \
   template void linear_forward_seeds<T>(Backend, const T*, const T*, const T*, size_t, T*, int, int, int, int,       \

@@ -119,6 +119,10 @@ class Mlp {
  private:
   template <class T>
   void forward_rows_impl(Backend b, const T* params, const T* x, int row0, int rows, MlpWorkspace<T>& ws) const;
+  // The GEMM path over the layers: rows [row0, row0 + rows) of each of `seeds` seeds (row0 = 0 for a seed batch).
+  template <class T>
+  void layers_forward(Backend b, const T* params, size_t param_stride, const T* x, int row0, int seeds, int rows,
+                      MlpWorkspace<T>& ws) const;
   MlpShape shape_;
   std::vector<size_t> w_off_, b_off_;
 };

@@ -3,24 +3,13 @@
 // CPU. cuBLAS picks other kernels for a batched call, so agreement is to float rounding (relative L2), not bit for bit.
 #include <gtest/gtest.h>
 
-#include <cmath>
-
 #include "tests/gpu_guard.h"
+#include "tests/gradcheck.h"
 #include "tests/seed_ops.h"
 
 using namespace dyn;
 
 namespace {
-
-template <class T>
-double rel_l2(const std::vector<T>& a, const std::vector<T>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num += (double(a[i]) - double(b[i])) * (double(a[i]) - double(b[i]));
-    den += double(b[i]) * double(b[i]);
-  }
-  return std::sqrt(num / (den > 0 ? den : 1));
-}
 
 // batched vs alone on CUDA, and CUDA batched vs CPU batched
 template <class T>
