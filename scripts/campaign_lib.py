@@ -13,6 +13,11 @@ On Slurm (submit_slurm) the jobs become one job array, a task per run; each task
 
 which is the same queue with one job: a requeued task (preemption, `scontrol requeue`) resumes its run from the
 checkpoint the run wrote on Slurm's SIGTERM, or skips it when it had finished.
+
+Runs longer than a session survive in git as snapshots (scripts/snapshot): an unfinished run directory keeps its
+config.toml and a snapshot.tar.gz of everything else (the checkpoint, the metrics); the checkpoint itself is never
+committed (a gridworld ContraBAR checkpoint with its 100,000-episode replay is 215 MiB, which gzip makes ~10x smaller).
+The queue restores a snapshot in place before it resumes the run, and deletes it once the run has finished.
 """
 import argparse
 import json
@@ -23,8 +28,10 @@ import shlex
 import shutil
 import signal
 import statistics
+import struct
 import subprocess
 import sys
+import tarfile
 import time
 import tomllib
 
@@ -153,6 +160,57 @@ def finished(job, search=()):
     return None
 
 
+CHECKPOINT = "checkpoint.safetensors"
+SNAPSHOT = "snapshot.tar.gz"  # an unfinished run's checkpoint and metrics, as committed (see the module's docstring)
+
+
+def checkpoint_metadata(path):
+    """A checkpoint's safetensors metadata (iteration, seconds, ...): the JSON header's __metadata__."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        return json.loads(f.read(n)).get("__metadata__", {})
+
+
+def snapshot_run(run_dir):
+    """Writes run_dir/snapshot.tar.gz: every file of the run directory but config.toml (committed as it is) and the
+    snapshot itself, atomically. The run may still be training: its checkpoint is replaced by rename (the archive
+    reads whichever it opened), and a resumed run cuts its metrics back to the lengths its checkpoint recorded.
+    Returns the checkpoint's metadata."""
+    run_dir = pathlib.Path(run_dir)
+    if not (run_dir / CHECKPOINT).exists():
+        raise FileNotFoundError(f"{run_dir}: no {CHECKPOINT} to snapshot")
+    meta = checkpoint_metadata(run_dir / CHECKPOINT)
+    tmp = run_dir / (SNAPSHOT + ".tmp")
+    with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
+        for f in sorted(run_dir.iterdir()):
+            if f.is_file() and f.name not in ("config.toml", SNAPSHOT, tmp.name):
+                tar.add(f, arcname=f.name)
+    os.replace(tmp, run_dir / SNAPSHOT)
+    return meta
+
+
+def restore_snapshot(run_dir):
+    """Unpacks run_dir/snapshot.tar.gz in place when the run directory has no checkpoint (a fresh clone); returns
+    whether it did. Only plain files with plain names are taken from the archive."""
+    run_dir = pathlib.Path(run_dir)
+    if (run_dir / CHECKPOINT).exists() or not (run_dir / SNAPSHOT).exists():
+        return False
+    with tarfile.open(run_dir / SNAPSHOT, "r:gz") as tar:
+        for m in tar.getmembers():
+            if not m.isfile() or pathlib.PurePath(m.name).name != m.name or m.name in ("", ".", ".."):
+                raise ValueError(f"{run_dir / SNAPSHOT}: unexpected member {m.name!r} (plain files only)")
+            tmp = run_dir / (m.name + ".tmp")
+            with tar.extractfile(m) as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.replace(tmp, run_dir / m.name)
+    return True
+
+
+def resumable(run_dir):
+    """An unfinished run directory the queue can continue: a checkpoint, or a snapshot of one."""
+    return (run_dir / CHECKPOINT).exists() or (run_dir / SNAPSHOT).exists()
+
+
 def unfinished_dirs(job):
     if not job.runs_dir.exists():
         return []
@@ -219,8 +277,10 @@ def run_queue(jobs, binary, workers=2, device="cpu", threads=1, commands_file=No
                 # an unfinished run with a checkpoint (a stopped session) continues from it; one without starts again
                 resume = None
                 for d in unfinished_dirs(job):
-                    if resume is None and (d / "checkpoint.safetensors").exists():
+                    if resume is None and resumable(d):
                         resume = d
+                        if restore_snapshot(d):
+                            print(f"restored {d} from its {SNAPSHOT}", flush=True)
                         continue
                     print(f"removing the unfinished run {d} (no checkpoint)", flush=True)
                     shutil.rmtree(d)
@@ -254,8 +314,11 @@ def run_queue(jobs, binary, workers=2, device="cpu", threads=1, commands_file=No
                 if proc.returncode == 0 and delete_finished_checkpoints:
                     # a finished run's checkpoint (a physics run's is ~0.5 GiB) is not a result: its metrics are
                     done_dir = finished(job)
-                    if done_dir and (done_dir / "checkpoint.safetensors").exists():
-                        (done_dir / "checkpoint.safetensors").unlink()
+                    if done_dir and (done_dir / CHECKPOINT).exists():
+                        (done_dir / CHECKPOINT).unlink()
+                done_dir = finished(job) if proc.returncode == 0 else None
+                if done_dir and (done_dir / SNAPSHOT).exists():
+                    (done_dir / SNAPSHOT).unlink()  # finished: its metrics and summary are the result
                 failures += proc.returncode != 0 and not stopped
                 if stopped:
                     stop["sig"] = stop["sig"] or proc.returncode - 128

@@ -1,7 +1,8 @@
 // The Python tools around the binary, run as a user runs them: scripts/inspect draws a committed trace
 // (tests/data/trace_gridworld_dynamite.jsonl: dynamite_gpu --eval --trace of a 200k-frame gridworld DynaMITE-RL run,
 // envs 0 and 1, two episodes each) and refuses what it cannot draw; scripts/reproduce at a tiny scale writes every
-// output, skips finished runs on a second call, and resumes a campaign stopped by SIGTERM.
+// output, skips finished runs on a second call, and resumes a campaign stopped by SIGTERM, from a snapshot
+// (scripts/snapshot) as a fresh clone holds it.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -146,8 +147,20 @@ TEST_F(Scripts, ReproduceResumesAStoppedCampaign) {
   EXPECT_NE(first.find("stopped with a checkpoint"), std::string::npos) << first;
   EXPECT_FALSE(fs::exists(out / "table.md")) << "no table from an unfinished campaign";
 
+  // scripts/snapshot packs the stopped run; the run directory is then left as a fresh clone holds it (config.toml and
+  // the snapshot: the checkpoint is git-ignored, the metrics are in the snapshot), and the campaign restores it
+  const ScriptRun snapshot = run_script("scripts/snapshot " + out.string(), dir_);
+  ASSERT_EQ(snapshot.status, 0) << snapshot.output;
+  EXPECT_NE(snapshot.output.find(": iteration "), std::string::npos) << snapshot.output;
+  for (const auto& d : fs::directory_iterator(out / "runs")) {
+    ASSERT_TRUE(fs::exists(d.path() / "snapshot.tar.gz")) << snapshot.output;
+    for (const auto& f : fs::directory_iterator(d.path()))
+      if (f.path().filename() != "config.toml" && f.path().filename() != "snapshot.tar.gz") fs::remove(f.path());
+  }
+
   const ScriptRun resumed = run_script(reproduce("table1", out, "--algos rl2 --seeds 1 --jobs 1", "0.005"), dir_);
   ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("restored"), std::string::npos) << resumed.output;
   EXPECT_NE(resumed.output.find("resuming"), std::string::npos) << resumed.output;
   EXPECT_NE(slurp(out / "table.md").find("| rl2 | "), std::string::npos);
   int runs = 0;
@@ -155,6 +168,8 @@ TEST_F(Scripts, ReproduceResumesAStoppedCampaign) {
     ++runs;
     const std::string summary = slurp(d.path() / "summary.json");
     EXPECT_NE(summary.find("\"frames\": 100800"), std::string::npos) << "the whole budget\n" << summary;
+    EXPECT_FALSE(fs::exists(d.path() / "snapshot.tar.gz")) << "a finished run's snapshot is deleted";
+    EXPECT_GT(slurp(d.path() / "metrics.jsonl").size(), 0u) << "the metrics before the stop came back";
   }
   EXPECT_EQ(runs, 1) << "resumed in place, not started again";
 }
