@@ -30,34 +30,39 @@ struct PlaceObs {
 
 }  // namespace
 
-// Evaluation: normalise with the training statistics, take the mode.
+// Evaluation of run `run`: normalise with its training statistics, take the mode of its policy.
 class PpoLearner::Agent : public EvalAgent {
  public:
-  Agent(PpoLearner& l, int64_t n)
-      : l_(l), n_(n), raw_(l.b_, size_t(n) * l.raw_dim()), in_(l.b_, size_t(n) * l.raw_dim()) {}
+  Agent(PpoLearner& l, int64_t n, int run)
+      : l_(l), n_(n), run_(run), raw_(l.b_, size_t(n) * l.raw_dim()), in_(l.b_, size_t(n) * l.raw_dim()) {}
   void begin(BatchEnv&) override {}
   void act(const float* obs, const float* latent, const ActionBuffers& out, uint32_t) override {
     l_.raw_input(obs, latent, n_, raw_.data());
-    l_.in_norm_.normalize(raw_.data(), in_.data(), n_);
-    l_.core_->policy_step(ws_, PolicyStep::mode(in_.data(), n_, out));
+    l_.in_norms_[size_t(run_)].normalize(raw_.data(), in_.data(), n_);
+    PolicyStep s = PolicyStep::mode(in_.data(), n_, out);
+    s.run = run_;
+    l_.core_->policy_step(ws_, s);
   }
   void after_step(const ActionBatch&, const StepBatch&) override {}
 
  private:
   PpoLearner& l_;
   int64_t n_;
+  int run_;
   Buffer<float> raw_, in_;  // [n, raw]
   PolicyWorkspace ws_;
 };
 
-PpoLearner::PpoLearner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg, bool with_latent)
-    : RolloutLearner(b, env, n_envs, cfg),
+PpoLearner::PpoLearner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg, bool with_latent,
+                       const std::vector<uint32_t>& seeds)
+    : RolloutLearner(b, env, n_envs, cfg, seeds),
       with_latent_(with_latent),
-      in_norm_(b, raw_dim()),
-      latent_(b, size_t(n_envs) * spec().latent_dim),
-      raw_(b, size_t(n_envs) * raw_dim()) {
-  core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{raw_dim()}, n_envs, cfg, env.seed, env.first_env);
-  env_->reset(obs_.data(), latent_.data());
+      latent_(b, seeds_.size() * n_envs * spec().latent_dim),
+      raw_(b, seeds_.size() * n_envs * raw_dim()) {
+  for (size_t r = 0; r < seeds_.size(); ++r) in_norms_.emplace_back(b, raw_dim());
+  core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{raw_dim()}, n_envs, cfg, seeds_, env.first_env);
+  for (int r = 0; r < runs(); ++r)
+    run_env(r).reset(obs_.data() + r * n_envs * spec().obs_dim, latent_.data() + r * n_envs * spec().latent_dim);
 }
 
 PpoLearner::~PpoLearner() = default;
@@ -68,40 +73,52 @@ void PpoLearner::raw_input(const float* obs, const float* latent, int64_t n, flo
 }
 
 void PpoLearner::collect_steps() {
-  const int T = cfg_.rollout_steps;
-  const int64_t n = n_;
+  const int T = cfg_.rollout_steps, R = runs(), D = raw_dim();
+  const int64_t n = n_, rows = n * R;
+  // each run's rows [r·N, (r+1)·N) of raw [S·N, D] normalised with its own statistics (y may alias x)
+  auto normalize = [&](const float* x, float* y) {
+    for (int r = 0; r < R; ++r) in_norms_[size_t(r)].normalize(x + r * n * D, y + r * n * D, n);
+  };
   core_->begin_rollout();
   for (int t = 0; t < T; ++t) {
     // the policy's input: [s (, latent)] normalised with statistics that include this step
-    raw_input(obs_.data(), latent_.data(), n, raw_.data());
-    in_norm_.update(raw_.data(), n);
-    in_norm_.normalize(raw_.data(), core_->input(t), n);
+    raw_input(obs_.data(), latent_.data(), rows, raw_.data());
+    for (int r = 0; r < R; ++r) in_norms_[size_t(r)].update(raw_.data() + r * n * D, n);
+    normalize(raw_.data(), core_->input(t));
     const PolicyStep ps = rollout_policy_step(t);
     core_->policy_step(roll_ws_, ps);
-    env_->step(ps.actions.batch(), step_outputs(t, latent_.data()), ps.step);
+    for (int r = 0; r < R; ++r)
+      run_env(r).step(ps.actions.rows(r * n, spec().action_dim).batch(), step_outputs(t, latent_.data(), r), ps.step);
     // time limit: bootstrap from V(final observation), with the latent the step was taken in (still in raw_)
     if (clock_.truncates_after(t)) {
       const int O = spec().obs_dim;
-      parallel_for(b_, n * O, PlaceObs{O, raw_dim(), final_obs_.data(), raw_.data()});
-      in_norm_.normalize(raw_.data(), raw_.data(), n);
-      core_->policy_step(roll_ws_, PolicyStep::value_of(raw_.data(), n, core_->final_value(t)));
+      parallel_for(b_, rows * O, PlaceObs{O, D, final_obs_.data(), raw_.data()});
+      normalize(raw_.data(), raw_.data());
+      PolicyStep v = PolicyStep::value_of(raw_.data(), rows, core_->final_value(t));
+      v.runs = R;
+      core_->policy_step(roll_ws_, v);
     }
     core_->track_step(t, sid_.data());
   }
   advance_counter(b_, step_dev_.data(), uint32_t(T));
   // V(s_T) for the observation after the last step
-  raw_input(obs_.data(), latent_.data(), n, raw_.data());
-  in_norm_.normalize(raw_.data(), raw_.data(), n);
-  core_->policy_step(roll_ws_, PolicyStep::value_of(raw_.data(), n, core_->value(T)));
+  raw_input(obs_.data(), latent_.data(), rows, raw_.data());
+  normalize(raw_.data(), raw_.data());
+  PolicyStep v = PolicyStep::value_of(raw_.data(), rows, core_->value(T));
+  v.runs = R;
+  core_->policy_step(roll_ws_, v);
   core_->finish_rollout();
 }
 
-std::unique_ptr<EvalAgent> PpoLearner::eval_agent(int64_t n) { return std::make_unique<Agent>(*this, n); }
+std::unique_ptr<EvalAgent> PpoLearner::run_eval_agent(int64_t n, int run) {
+  return std::make_unique<Agent>(*this, n, run);
+}
 
-void PpoLearner::visit_state(StateVisitor& v) {
-  RolloutLearner::visit_state(v);
-  v.buffer("latent", latent_);
-  v.part("input_norm", in_norm_);
+void PpoLearner::visit_run_state(StateVisitor& v, int run) {
+  RolloutLearner::visit_run_state(v, run);
+  const int64_t L = spec().latent_dim;
+  if (L > 0) v.array("latent", DType::f32, {n_ * L}, latent_.data() + run * n_ * L, b_);
+  v.part("input_norm", in_norms_[size_t(run)]);
 }
 
 }  // namespace dyn

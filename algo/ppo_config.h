@@ -90,8 +90,10 @@ void check_rollout_size(int steps, int64_t envs);
 // (backend memory) advanced by `epochs` — capturable as the first part of an update's graph.
 void draw_shuffles(Backend b, PermutationSampler& sampler, uint32_t seed, int epochs, uint32_t* draws, int32_t* perm);
 
-// An update's loss statistics: the means over `updates` minibatches of the sums in term_acc [5] (one read; data
-// parallel: over every rank's minibatch shares, term_acc summed over the ranks first).
-void read_update_stats(Buffer<double>& term_acc, int updates, double grad_norm, IterationStats& st);
+// An update's loss statistics of each of S runs (a seed batch; one run alone): the means over `updates` minibatches
+// of the sums in term_acc [S, 5], and grad_norms [S], into st[0..S) (one read; data parallel: over every rank's
+// minibatch shares, term_acc summed over the ranks first).
+void read_update_stats(Buffer<double>& term_acc, int updates, const std::vector<double>& grad_norms,
+                       IterationStats* st);
 
 }  // namespace dyn

@@ -42,72 +42,112 @@ MinibatchPlan plan_of(const PolicyShape& shape, int64_t n_envs, const PpoConfig&
   return MinibatchPlan(int64_t(cfg.rollout_steps) * n_envs, cfg.minibatches);
 }
 
+// out[s, t, e, w] = in[t, s·N + e, w]: a time-major rollout array of S runs (rows of `width` values) rearranged by run.
+template <class T>
+struct ToSeedMajor {
+  int64_t steps, n, runs, width;
+  const T* in;
+  T* out;
+  DYN_HD void operator()(int64_t i) const {
+    const int64_t w = i % width, row = i / width;
+    const int64_t e = row % n, t = (row / n) % steps, s = row / (n * steps);
+    out[i] = in[((t * runs + s) * n + e) * width + w];
+  }
+};
+
+template <class T>
+void to_runs(Backend b, int64_t steps, int64_t n, int64_t runs, int64_t width, const Buffer<T>& in, Buffer<T>& out) {
+  if (in.size() == 0) return;
+  parallel_for(b, runs * steps * n * width, ToSeedMajor<T>{steps, n, runs, width, in.data(), out.data()});
+}
+
 }  // namespace
 
 PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_t n_envs, const PpoConfig& cfg,
                  uint32_t seed, uint32_t first_env)
-    : b_((check_rollout_size(cfg.rollout_steps, n_envs), b)),
+    : PpoCore(b, env, shape, n_envs, cfg, std::vector<uint32_t>{seed}, first_env) {}
+
+PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_t n_envs, const PpoConfig& cfg,
+                 const std::vector<uint32_t>& seeds, uint32_t first_env)
+    : b_((check_rollout_size(cfg.rollout_steps, n_envs * int64_t(seeds.size())), b)),
       env_(env),
       shape_(shape),
       n_(n_envs),
+      cols_(n_envs * int64_t(seeds.size())),
       cfg_(cfg),
-      params_(b, build(layout_, env, shape, cfg.hidden, embed_, gru_, actor_, critic_, head_), seed),
-      adam_(b, layout_.total(), cfg.adam),
-      ret_norm_(b, 1),
-      episodes_(b, n_envs),
-      seed_(seed),
+      params_(b, build(layout_, env, shape, cfg.hidden, embed_, gru_, actor_, critic_, head_), seeds),
+      adam_(b, layout_.total(), cfg.adam, int(seeds.size())),
+      seeds_(seeds),
       first_env_(first_env),
       plan_(plan_of(shape, n_envs, cfg)),
       shuffler_(b, cfg.shuffle == ShufflePlan::global ? plan_.items : 0),
       graphs_(b, cfg.cuda_graphs),
-      draws_(b, 1),
-      disc_ret_(b, size_t(n_envs)) {
+      draws_(b, seeds.size()),
+      disc_ret_(b, size_t(cols_)) {
+  const int S = int(seeds.size());
+  if (S < 1) throw std::invalid_argument("PpoCore: a seed batch needs at least one seed");
+  if (S > 1 && shape.recurrent)
+    throw std::invalid_argument("PpoCore: a seed batch of " + std::to_string(S) +
+                                " runs with a recurrent policy: allowed only feed-forward policies (ppo, oracle)");
   if (shape.recurrent && !plan_.even())
     throw std::invalid_argument("train.minibatches = " + std::to_string(cfg.minibatches) +
                                 " must divide run.envs = " + std::to_string(n_envs) +
                                 " for a recurrent policy: its minibatches are whole sequences");
-  const int64_t T = cfg.rollout_steps, TN = T * n_, D = shape.in_dim, A = env.action_dim;
+  for (int s = 0; s < S; ++s) {
+    ret_norms_.emplace_back(b, 1);
+    episodes_.emplace_back(b, n_envs);
+  }
+  const int64_t T = cfg.rollout_steps, TC = T * cols_, D = shape.in_dim, A = env.action_dim;
   const int64_t M = shape.recurrent ? T * plan_.largest() : plan_.largest();  // the largest minibatch's samples
-  in_buf_ = Buffer<float>(b, TN * D);
-  act_index_ = Buffer<int32_t>(b, env.discrete() ? TN : 0);
-  act_value_ = Buffer<float>(b, env.discrete() ? 0 : TN * A);
+  in_buf_ = Buffer<float>(b, TC * D);
+  act_index_ = Buffer<int32_t>(b, env.discrete() ? TC : 0);
+  act_value_ = Buffer<float>(b, env.discrete() ? 0 : TC * A);
   for (Buffer<float>* buf : {&logp_buf_, &final_val_buf_, &rew_buf_, &disc_buf_, &adv_buf_, &ret_buf_})
-    *buf = Buffer<float>(b, TN);
-  val_buf_ = Buffer<float>(b, TN + n_);
-  trunc_buf_ = Buffer<uint8_t>(b, TN);
-  term_buf_ = Buffer<uint8_t>(b, TN);
-  reset_buf_ = Buffer<uint8_t>(b, shape.recurrent ? TN : 0);
+    *buf = Buffer<float>(b, TC);
+  val_buf_ = Buffer<float>(b, TC + cols_);
+  trunc_buf_ = Buffer<uint8_t>(b, TC);
+  term_buf_ = Buffer<uint8_t>(b, TC);
+  reset_buf_ = Buffer<uint8_t>(b, shape.recurrent ? TC : 0);
   h0_buf_ = Buffer<float>(b, shape.recurrent ? n_ * shape.rnn_hidden : 0);
+  if (S > 1) {
+    sm_in_ = Buffer<float>(b, in_buf_.size());
+    sm_act_index_ = Buffer<int32_t>(b, act_index_.size());
+    sm_act_value_ = Buffer<float>(b, act_value_.size());
+    for (Buffer<float>* buf : {&sm_logp_, &sm_final_val_, &sm_rew_, &sm_disc_}) *buf = Buffer<float>(b, TC);
+    sm_val_ = Buffer<float>(b, val_buf_.size());
+    sm_trunc_ = Buffer<uint8_t>(b, TC);
+    sm_term_ = Buffer<uint8_t>(b, TC);
+  }
   if (shape.recurrent && cfg.shuffle == ShufflePlan::per_env && first_env % uint32_t(cfg.minibatches) != 0)
     throw std::invalid_argument(
         "train.shuffle = per_env: the first env " + std::to_string(first_env) +
         " of a recurrent policy's share must be a multiple of train.minibatches = " + std::to_string(cfg.minibatches));
-  perm_ = Buffer<int32_t>(b, int64_t(cfg.epochs) * plan_.items);
-  mb_in_ = Buffer<float>(b, M * D);
+  perm_ = Buffer<int32_t>(b, int64_t(S) * cfg.epochs * plan_.items);
+  mb_in_ = Buffer<float>(b, S * M * D);
   for (Buffer<float>* buf :
        {&mb_old_logp_, &mb_adv_, &mb_ret_, &mb_old_v_, &mb_logp_, &mb_ent_, &mb_glogp_, &mb_gent_, &mb_dv_})
-    *buf = Buffer<float>(b, M);
-  mb_act_index_ = Buffer<int32_t>(b, env.discrete() ? M : 0);
-  mb_act_value_ = Buffer<float>(b, env.discrete() ? 0 : M * A);
+    *buf = Buffer<float>(b, S * M);
+  mb_act_index_ = Buffer<int32_t>(b, env.discrete() ? S * M : 0);
+  mb_act_value_ = Buffer<float>(b, env.discrete() ? 0 : S * M * A);
   mb_reset_ = Buffer<uint8_t>(b, shape.recurrent ? M : 0);
   mb_h0_ = Buffer<float>(b, shape.recurrent ? plan_.largest() * shape.rnn_hidden : 0);
-  mb_dout_ = Buffer<float>(b, M * A);
-  mb_dhead_ = Buffer<float>(b, env.discrete() ? 0 : M * A);
+  mb_dout_ = Buffer<float>(b, S * M * A);
+  mb_dhead_ = Buffer<float>(b, env.discrete() ? 0 : S * M * A);
   mb_dfeat_ = Buffer<float>(b, shape.recurrent ? M * shape.rnn_hidden : 0);
   mb_dembed_ = Buffer<float>(b, shape.recurrent ? M * shape.embed : 0);
-  mb_terms_ = Buffer<float>(b, 5 * M);
+  mb_terms_ = Buffer<float>(b, 5 * S * M);
   scalars_ = Buffer<float>(b, 8);
-  term_acc_ = Buffer<double>(b, 5);
+  term_acc_ = Buffer<double>(b, 5 * S);
   // the heads' workspaces at the largest minibatch (sizes differ by one), so a captured update never reallocates
-  upd_ws_.actor.reserve(b, actor_.shape(), int(M));
-  upd_ws_.critic.reserve(b, critic_.shape(), int(M));
+  upd_ws_.actor.reserve(b, actor_.shape(), int(S * M));
+  upd_ws_.critic.reserve(b, critic_.shape(), int(S * M));
   disc_ret_.zero();
   final_val_buf_.zero();
   draws_.zero();
 }
 
 ActionBuffers PpoCore::action(int t) {
-  const int64_t o = int64_t(t) * n_;
+  const int64_t o = int64_t(t) * cols_;
   return env_.discrete() ? ActionBuffers{act_index_.data() + o, nullptr}
                          : ActionBuffers{nullptr, act_value_.data() + o * env_.action_dim};
 }
@@ -122,7 +162,17 @@ void PpoCore::features(PolicyWorkspace& ws, const PolicyStep& s) {
 }
 
 void PpoCore::policy_step(PolicyWorkspace& ws, const PolicyStep& s) {
-  const float* p = params_.value.data();
+  // runs [s.run, s.run + R) of the batch, `rows` rows each: one batched pass of each network, then each run's head
+  const size_t P = layout_.total();
+  const int R = s.runs, A = env_.action_dim;
+  const int64_t rows = s.n / R;
+  const float* p = params_.value.data() + size_t(s.run) * P;
+  auto forward = [&](const Mlp& mlp, const float* x, MlpWorkspace<float>& w) {
+    if (R == 1)
+      mlp.forward(b_, p, x, int(s.n), w);
+    else
+      mlp.forward_seeds(b_, p, P, x, R, int(rows), w);
+  };
   const float* feats = s.in;
   if (shape_.recurrent) {
     features(ws, s);
@@ -130,125 +180,207 @@ void PpoCore::policy_step(PolicyWorkspace& ws, const PolicyStep& s) {
   }
   const bool acting = s.actions.index || s.actions.value;
   if (acting || s.logp) {
-    actor_.forward(b_, p, feats, int(s.n), ws.actor);
-    const float* out = ws.actor.act.back().data();
-    if (acting) head_.act(b_, p, out, s.deterministic, s.seed, s.step, s.actions, s.n, s.first_env);
-    if (s.logp) head_.log_prob_entropy(b_, p, out, s.actions.batch(), s.logp, static_cast<float*>(nullptr), s.n);
+    forward(actor_, feats, ws.actor);
+    for (int r = 0; r < R; ++r) {
+      const float* p_r = p + size_t(r) * P;
+      const float* out = ws.actor.act.back().data() + r * rows * A;
+      const ActionBuffers actions = s.actions.rows(r * rows, A);
+      const uint32_t seed = seeds_.size() == 1 ? s.seed : seeds_[size_t(s.run + r)];
+      if (acting) head_.act(b_, p_r, out, s.deterministic, seed, s.step, actions, rows, s.first_env);
+      if (s.logp)
+        head_.log_prob_entropy(b_, p_r, out, actions.batch(), s.logp + r * rows, static_cast<float*>(nullptr), rows);
+    }
   }
   if (s.values) {
-    critic_.forward(b_, p, feats, int(s.n), ws.critic);
+    forward(critic_, feats, ws.critic);
     copy_values(b_, ws.critic.act.back().data(), s.values, s.n);
   }
 }
 
-void PpoCore::begin_rollout() { episodes_.clear(); }
+void PpoCore::begin_rollout() {
+  for (EpisodeStats& e : episodes_) e.clear();
+}
 
 void PpoCore::track_step(int t, const int32_t* session_id) {
-  track_discounted_return(b_, n_, cfg_.gamma, reward(t), truncated(t), terminated(t), disc_ret_.data(),
-                          disc_buf_.data() + int64_t(t) * n_);
-  episodes_.after_step(reward(t), truncated(t), terminated(t), session_id);
+  track_discounted_return(b_, cols_, cfg_.gamma, reward(t), truncated(t), terminated(t), disc_ret_.data(),
+                          disc_buf_.data() + int64_t(t) * cols_);
+  for (size_t r = 0; r < episodes_.size(); ++r) {
+    const int64_t o = int64_t(r) * n_;
+    episodes_[r].after_step(reward(t) + o, truncated(t) + o, terminated(t) + o, session_id ? session_id + o : nullptr);
+  }
+}
+
+void PpoCore::to_seed_major() {
+  const int64_t T = cfg_.rollout_steps, S = runs();
+  to_runs(b_, T, n_, S, shape_.in_dim, in_buf_, sm_in_);
+  to_runs(b_, T, n_, S, 1, act_index_, sm_act_index_);
+  to_runs(b_, T, n_, S, env_.action_dim, act_value_, sm_act_value_);
+  to_runs(b_, T, n_, S, 1, logp_buf_, sm_logp_);
+  to_runs(b_, T + 1, n_, S, 1, val_buf_, sm_val_);
+  to_runs(b_, T, n_, S, 1, final_val_buf_, sm_final_val_);
+  to_runs(b_, T, n_, S, 1, rew_buf_, sm_rew_);
+  to_runs(b_, T, n_, S, 1, disc_buf_, sm_disc_);
+  to_runs(b_, T, n_, S, 1, trunc_buf_, sm_trunc_);
+  to_runs(b_, T, n_, S, 1, term_buf_, sm_term_);
 }
 
 void PpoCore::finish_rollout() {
-  // scale rewards by the running std of the discounted return (SPEC §3), clipped to ±10
+  // scale rewards by the running std of the discounted return (SPEC §3), clipped to ±10 — each run by its own
   const int64_t TN = int64_t(cfg_.rollout_steps) * n_;
-  ret_norm_.update(disc_buf_.data(), TN);
-  ret_norm_.scale(rew_buf_.data(), rew_buf_.data(), TN);
+  if (runs() > 1) to_seed_major();
+  for (int r = 0; r < runs(); ++r) {
+    float* rew = block(rew_buf_, sm_rew_, r, TN);
+    ret_norms_[size_t(r)].update(block(disc_buf_, sm_disc_, r, TN), TN);
+    ret_norms_[size_t(r)].scale(rew, rew, TN);
+  }
 }
 
 void PpoCore::advantages() {
   DYN_NVTX_RANGE("ppo_advantages");
+  const int T = cfg_.rollout_steps;
+  const int64_t TN = int64_t(T) * n_;
   graphs_.run(kGraphAdvantages, [&] {
-    advantages_normalized(b_, cfg_.rollout_steps, n_, rew_buf_.data(), val_buf_.data(), term_buf_.data(),
-                          trunc_buf_.data(), final_val_buf_.data(), cfg_.gamma, cfg_.gae_lambda, adv_buf_.data(),
-                          ret_buf_.data(), scalars_.data());
+    for (int r = 0; r < runs(); ++r)
+      advantages_normalized(b_, T, n_, block(rew_buf_, sm_rew_, r, TN), block(val_buf_, sm_val_, r, TN + n_),
+                            block(term_buf_, sm_term_, r, TN), block(trunc_buf_, sm_trunc_, r, TN),
+                            block(final_val_buf_, sm_final_val_, r, TN), cfg_.gamma, cfg_.gae_lambda,
+                            adv_buf_.data() + r * TN, ret_buf_.data() + r * TN, scalars_.data());
   });
 }
 
-void PpoCore::update(IterationStats& st) {
+void PpoCore::update(IterationStats* st) {
   DYN_NVTX_RANGE("ppo_update");
   graphs_.run(kGraphUpdate, [&] {
     draw_epoch_orders();  // samples or env sequences
     update_minibatches();
   });
-  read_update_stats(term_acc_, cfg_.epochs * cfg_.minibatches, adam_.last_grad_norm(), st);
+  std::vector<double> grad_norms;
+  for (int r = 0; r < runs(); ++r) grad_norms.push_back(adam_.last_grad_norm(r));
+  read_update_stats(term_acc_, cfg_.epochs * cfg_.minibatches, grad_norms, st);
 }
 
 void PpoCore::draw_epoch_orders() {
-  if (cfg_.shuffle == ShufflePlan::global) {
-    draw_shuffles(b_, shuffler_, seed_, cfg_.epochs, draws_.data(), perm_.data());
-    return;
+  for (int r = 0; r < runs(); ++r) {  // each run's own shuffles, as it draws them alone
+    const uint32_t seed = seeds_[size_t(r)];
+    uint32_t* draws = draws_.data() + r;
+    int32_t* perm_r = perm_.data() + int64_t(r) * cfg_.epochs * plan_.items;
+    if (cfg_.shuffle == ShufflePlan::global) {
+      draw_shuffles(b_, shuffler_, seed, cfg_.epochs, draws, perm_r);
+      continue;
+    }
+    for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
+      const StepRef draw(draws, uint32_t(epoch));
+      int32_t* perm = perm_r + int64_t(epoch) * plan_.items;
+      if (shape_.recurrent)
+        draw_per_env_blocks(b_, seed, draw, n_, cfg_.minibatches, first_env_, perm);
+      else
+        draw_per_env_steps(b_, seed, draw, cfg_.rollout_steps, n_, cfg_.minibatches, first_env_, perm);
+    }
+    advance_counter(b_, draws, uint32_t(cfg_.epochs));
   }
-  for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
-    const StepRef draw(draws_.data(), uint32_t(epoch));
-    int32_t* perm = perm_.data() + int64_t(epoch) * plan_.items;
-    if (shape_.recurrent)
-      draw_per_env_blocks(b_, seed_, draw, n_, cfg_.minibatches, first_env_, perm);
-    else
-      draw_per_env_steps(b_, seed_, draw, cfg_.rollout_steps, n_, cfg_.minibatches, first_env_, perm);
-  }
-  advance_counter(b_, draws_.data(), uint32_t(cfg_.epochs));
 }
 
 void PpoCore::update_minibatches() {
   const bool rnn = shape_.recurrent;
-  const int T = cfg_.rollout_steps, H = shape_.rnn_hidden, A = env_.action_dim;
-  const SampleRows rows{shape_.in_dim,        A,
-                        in_buf_.data(),       logp_buf_.data(),
-                        adv_buf_.data(),      ret_buf_.data(),
-                        val_buf_.data(),      env_.discrete() ? nullptr : act_value_.data(),
-                        act_index_.data(),    rnn ? reset_buf_.data() : nullptr,
-                        mb_in_.data(),        mb_old_logp_.data(),
-                        mb_adv_.data(),       mb_ret_.data(),
-                        mb_old_v_.data(),     mb_act_value_.data(),
-                        mb_act_index_.data(), mb_reset_.data()};
-  const ActionBatch mb_actions{mb_act_index_.data(), mb_act_value_.data()};
+  const int T = cfg_.rollout_steps, H = shape_.rnn_hidden, A = env_.action_dim, D = shape_.in_dim;
+  const int R = runs();
+  const int64_t TN = int64_t(T) * n_;
+  const size_t P = layout_.total();
+  // run r's rollout block (seed-major in a seed batch) and its rows of the minibatch, m samples each
+  auto sample_rows = [&](int r, int64_t m) {
+    const int64_t o = r * m;
+    return SampleRows{D,
+                      A,
+                      block(in_buf_, sm_in_, r, TN * D),
+                      block(logp_buf_, sm_logp_, r, TN),
+                      adv_buf_.data() + r * TN,
+                      ret_buf_.data() + r * TN,
+                      block(val_buf_, sm_val_, r, TN + n_),
+                      env_.discrete() ? nullptr : block(act_value_, sm_act_value_, r, TN * A),
+                      env_.discrete() ? block(act_index_, sm_act_index_, r, TN) : nullptr,
+                      rnn ? reset_buf_.data() : nullptr,
+                      mb_in_.data() + o * D,
+                      mb_old_logp_.data() + o,
+                      mb_adv_.data() + o,
+                      mb_ret_.data() + o,
+                      mb_old_v_.data() + o,
+                      env_.discrete() ? nullptr : mb_act_value_.data() + o * A,
+                      env_.discrete() ? mb_act_index_.data() + o : nullptr,
+                      mb_reset_.data()};
+  };
   float* p = params_.value.data();
   float* g = params_.grad.data();
+  auto forward = [&](const Mlp& mlp, const float* x, int64_t m, MlpWorkspace<float>& w) {
+    if (R == 1)
+      mlp.forward(b_, p, x, int(m), w);
+    else
+      mlp.forward_seeds(b_, p, P, x, R, int(m), w);
+  };
+  auto backward = [&](const Mlp& mlp, const float* x, const float* dy, float* dx, MlpWorkspace<float>& w) {
+    if (R == 1)
+      mlp.backward(b_, p, g, x, dy, dx, w, rnn);
+    else
+      mlp.backward_seeds(b_, p, g, P, x, dy, dx, R, w, false);
+  };
   term_acc_.zero();
   for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
     for (int mb = 0; mb < cfg_.minibatches; ++mb) {
-      // gather: M samples, or the whole sequences [T, Nm] of Nm envs with their starting states
-      const int32_t* idx = perm_.data() + epoch * plan_.items + plan_.begin(mb);
+      // gather: M samples of each run, or the whole sequences [T, Nm] of Nm envs with their starting states
       const int64_t taken = plan_.count(mb);  // samples, or env sequences
       const int64_t Nm = rnn ? taken : 0, M = rnn ? int64_t(T) * Nm : taken;
       const float* feats = mb_in_.data();
+      for (int r = 0; r < R; ++r) {
+        const int32_t* idx = perm_.data() + (int64_t(r) * cfg_.epochs + epoch) * plan_.items + plan_.begin(mb);
+        if (rnn)
+          gather_sequences(b_, sample_rows(r, M), idx, T, n_, Nm, H, h0_buf_.data(), mb_h0_.data());
+        else
+          gather_samples(b_, sample_rows(r, M), idx, M);
+      }
       if (rnn) {
-        gather_sequences(b_, rows, idx, T, n_, Nm, H, h0_buf_.data(), mb_h0_.data());
         embed_.forward(b_, p, mb_in_.data(), int(M), upd_ws_.embed);
         gru_.forward(b_, p, upd_ws_.embed.act.back().data(), mb_reset_.data(), static_cast<const float*>(nullptr),
                      mb_h0_.data(), T, int(Nm), upd_ws_.gru);
         feats = upd_ws_.gru.h.data();  // [T, Nm, H]
-      } else {
-        gather_samples(b_, rows, idx, M);
       }
       // forward: the heads, the log-probabilities and entropies, the per-sample loss terms and their gradients
-      actor_.forward(b_, p, feats, int(M), upd_ws_.actor);
-      critic_.forward(b_, p, feats, int(M), upd_ws_.critic);
-      const float* out = upd_ws_.actor.act.back().data();
-      const float* v = upd_ws_.critic.act.back().data();
-      head_.log_prob_entropy(b_, p, out, mb_actions, mb_logp_.data(), mb_ent_.data(), M);
-      ppo_minibatch_terms(b_, M, mb_logp_.data(), mb_old_logp_.data(), mb_ent_.data(), mb_adv_.data(), v,
-                          mb_old_v_.data(), mb_ret_.data(), cfg_.clip, cfg_.vf_coef, cfg_.entropy_coef,
-                          mb_glogp_.data(), mb_gent_.data(), mb_dv_.data(), mb_terms_.data());
+      forward(actor_, feats, M, upd_ws_.actor);
+      forward(critic_, feats, M, upd_ws_.critic);
+      const float* out = upd_ws_.actor.act.back().data();  // [R, M, A]
+      const float* v = upd_ws_.critic.act.back().data();   // [R, M]
+      for (int r = 0; r < R; ++r) {
+        const int64_t o = r * M;
+        const ActionBatch actions{env_.discrete() ? mb_act_index_.data() + o : nullptr,
+                                  env_.discrete() ? nullptr : mb_act_value_.data() + o * A};
+        head_.log_prob_entropy(b_, p + r * P, out + o * A, actions, mb_logp_.data() + o, mb_ent_.data() + o, M);
+        ppo_minibatch_terms(b_, M, mb_logp_.data() + o, mb_old_logp_.data() + o, mb_ent_.data() + o,
+                            mb_adv_.data() + o, v + o, mb_old_v_.data() + o, mb_ret_.data() + o, cfg_.clip,
+                            cfg_.vf_coef, cfg_.entropy_coef, mb_glogp_.data() + o, mb_gent_.data() + o,
+                            mb_dv_.data() + o, mb_terms_.data() + 5 * o);
+      }
       // backward: the heads (disjoint views of the gradient blob), then, recurrent, the GRU through time and the
       // embedding from the heads' summed input gradient; then one Adam step
       if (rnn) {
         params_.grad.zero();
         mb_dfeat_.zero();
       }
-      head_.backward(b_, p, g, out, mb_actions, mb_glogp_.data(), mb_gent_.data(), mb_dout_.data(), mb_dhead_.data(), M,
-                     rnn);
+      for (int r = 0; r < R; ++r) {
+        const int64_t o = r * M;
+        const ActionBatch actions{env_.discrete() ? mb_act_index_.data() + o : nullptr,
+                                  env_.discrete() ? nullptr : mb_act_value_.data() + o * A};
+        head_.backward(b_, p + r * P, g + r * P, out + o * A, actions, mb_glogp_.data() + o, mb_gent_.data() + o,
+                       mb_dout_.data() + o * A, env_.discrete() ? nullptr : mb_dhead_.data() + o * A, M, rnn);
+      }
       float* dfeat = rnn ? mb_dfeat_.data() : static_cast<float*>(nullptr);
-      actor_.backward(b_, p, g, feats, mb_dout_.data(), dfeat, upd_ws_.actor, rnn);
-      critic_.backward(b_, p, g, feats, mb_dv_.data(), dfeat, upd_ws_.critic, rnn);
+      backward(actor_, feats, mb_dout_.data(), dfeat, upd_ws_.actor);
+      backward(critic_, feats, mb_dv_.data(), dfeat, upd_ws_.critic);
       if (rnn) {
         gru_.backward(b_, p, g, upd_ws_.embed.act.back().data(), mb_reset_.data(), mb_dfeat_.data(), 0,
                       mb_dembed_.data(), static_cast<float*>(nullptr), static_cast<float*>(nullptr), upd_ws_.gru);
         embed_.backward(b_, p, g, mb_in_.data(), mb_dembed_.data(), static_cast<float*>(nullptr), upd_ws_.embed, true);
       }
       adam_.step(p, g);
-      accumulate_terms(b_, M, mb_terms_.data(), scalars_.data() + 2, term_acc_.data());
+      for (int r = 0; r < R; ++r)
+        accumulate_terms(b_, M, mb_terms_.data() + 5 * r * M, scalars_.data() + 2, term_acc_.data() + 5 * r);
     }
   }
 }
@@ -265,25 +397,29 @@ void draw_shuffles(Backend b, PermutationSampler& sampler, uint32_t seed, int ep
   advance_counter(b, draws, uint32_t(epochs));
 }
 
-void read_update_stats(Buffer<double>& term_acc, int updates, double grad_norm, IterationStats& st) {
+void read_update_stats(Buffer<double>& term_acc, int updates, const std::vector<double>& grad_norms,
+                       IterationStats* st) {
   sum_over_ranks(term_acc.backend(), term_acc.data(), int64_t(term_acc.size()));
   updates *= data_parallel_ranks();
-  const std::vector<double> sums = term_acc.to_host();  // the one read of the update
-  st.policy_loss = sums[0] / updates;
-  st.value_loss = sums[1] / updates;
-  st.entropy = sums[2] / updates;
-  st.approx_kl = sums[3] / updates;
-  st.clip_fraction = sums[4] / updates;
-  st.grad_norm = grad_norm;
+  const std::vector<double> all = term_acc.to_host();  // the one read of the update
+  for (size_t r = 0; r < grad_norms.size(); ++r) {
+    const double* sums = all.data() + 5 * r;
+    st[r].policy_loss = sums[0] / updates;
+    st[r].value_loss = sums[1] / updates;
+    st[r].entropy = sums[2] / updates;
+    st[r].approx_kl = sums[3] / updates;
+    st[r].clip_fraction = sums[4] / updates;
+    st[r].grad_norm = grad_norms[r];
+  }
 }
 
-void PpoCore::visit_state(StateVisitor& v) {
-  v.part("params", params_);
-  v.part("adam", adam_);
-  v.part("reward_norm", ret_norm_);
-  v.part("episodes", episodes_);
-  v.buffer("shuffle_draws", draws_);
-  v.buffer("discounted_return", disc_ret_);
+void PpoCore::visit_state(StateVisitor& v, int run) {
+  v.part("params", params_, run);
+  v.part("adam", adam_, run);
+  v.part("reward_norm", ret_norms_[size_t(run)]);
+  v.part("episodes", episodes_[size_t(run)]);
+  v.array("shuffle_draws", DType::u32, {1}, draws_.data() + run, b_);
+  v.array("discounted_return", DType::f32, {n_}, disc_ret_.data() + run * n_, b_);
   v.buffer("h0", h0_buf_);
 }
 

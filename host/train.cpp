@@ -225,6 +225,14 @@ std::unique_ptr<Learner> make_learner(const Config& c, Backend b) {
   throw std::invalid_argument("make_learner: no learner for run.algo = '" + algo + "'");
 }
 
+std::unique_ptr<RolloutLearner> make_seed_batch_learner(const Config& c, Backend b, const std::vector<uint32_t>& seeds) {
+  const std::string algo = c.get_string("run.algo");
+  if (algo != "ppo" && algo != "oracle") return nullptr;
+  EnvConfig env = env_config_of(c);
+  env.seed = seeds.at(0);
+  return std::make_unique<PpoLearner>(b, env, c.get_int("run.envs"), ppo_config_of(c), algo == "oracle", seeds);
+}
+
 namespace {
 
 // The evaluation envs' seed: the run's, offset so they never share the training envs' streams.
@@ -679,22 +687,32 @@ int train_alone(const Config& cfg, Backend backend, const std::string& device, c
   return 0;
 }
 
-// run.seeds: each seed's run in one process. Workers (host threads) each own a share of the seeds, build their
-// learners and step them in lock step; on the CPU min(S, OpenMP threads) workers with the threads shared out among
-// them, on CUDA one worker per seed, each with its own stream (kernels/backend.h), so the seeds' kernels overlap.
-// A run's results do not depend on the batch: each learner owns everything it touches (a CPU run is bit for bit
-// the run alone with the same threads per run). The batch's progress is one line; each run's report follows, in
-// seed order; the exit status is the worst run's (a stop signal's, else a failure's).
+// run.seeds: each seed's run in one process.
+// - ppo and oracle train as one seed-batched learner (make_seed_batch_learner: [S, P] parameters, one batched pass
+//   of each network over every run's rows, algo/rollout_learner.h): one worker builds it and steps each run's
+//   TrainingRun, a SeedRunView of it, in lock step, with every OpenMP thread.
+// - The other learners: workers (host threads) each own a share of the seeds, build their learners and step them in
+//   lock step; on the CPU min(S, OpenMP threads) workers with the threads shared out among them, on CUDA one worker
+//   per seed, each with its own stream (kernels/backend.h), so the seeds' kernels overlap.
+// A run's results do not depend on the batch (a CPU run is bit for bit the run alone with the same threads per
+// run). The batch's progress is one line; each run's report follows, in seed order; the exit status is the worst
+// run's (a stop signal's, else a failure's).
 int train_seed_batch(const Config& cfg, const std::vector<uint32_t>& seeds, Backend backend, const std::string& device,
                      const std::string& out_path) {
   const int S = int(seeds.size());
   const int max_threads = omp_get_max_threads();
-  const int workers = backend == Backend::cpu ? std::min(S, max_threads) : S;
+  const std::string algo = cfg.get_string("run.algo");
+  const bool batched = algo == "ppo" || algo == "oracle";  // make_seed_batch_learner's
+  const int workers = batched ? 1 : backend == Backend::cpu ? std::min(S, max_threads) : S;
   const int threads_per_worker = backend == Backend::cpu ? std::max(1, max_threads / workers) : 1;
-  const std::string batch_device = backend == Backend::cpu ? "cpu (" + std::to_string(threads_per_worker) + " thread" +
-                                                                 (threads_per_worker > 1 ? "s" : "") + " per run, " +
-                                                                 std::to_string(workers) + " runs at once)"
-                                                           : device + ", a stream per run";
+  const std::string batch_device =
+      batched ? (backend == Backend::cpu ? "cpu (" + std::to_string(threads_per_worker) + " thread" +
+                                               (threads_per_worker > 1 ? "s" : "") + ", one seed batch)"
+                                         : device + ", one seed batch")
+      : backend == Backend::cpu ? "cpu (" + std::to_string(threads_per_worker) + " thread" +
+                                      (threads_per_worker > 1 ? "s" : "") + " per run, " + std::to_string(workers) +
+                                      " runs at once)"
+                                : device + ", a stream per run";
   std::vector<Config> configs(S, cfg);
   for (int i = 0; i < S; ++i) {  // each run's config is what that seed alone would have written
     configs[i].set_from_string("run.seed", std::to_string(seeds[i]), "run.seeds");
@@ -710,6 +728,7 @@ int train_seed_batch(const Config& cfg, const std::vector<uint32_t>& seeds, Back
     nlohmann::json summary;
   };
   std::vector<Slot> slots(S);
+  std::unique_ptr<RolloutLearner> batch;  // the seed-batched learner the runs' views share (batched)
   std::fprintf(stderr, "training %d seeds (%s) in one process on %s\n", S, cfg.get_string("run.seeds").c_str(),
                batch_device.c_str());
   const StopSignals signals;
@@ -723,8 +742,14 @@ int train_seed_batch(const Config& cfg, const std::vector<uint32_t>& seeds, Back
       s.over = true;
       std::fprintf(stderr, "seed %u: error: %s\n", seeds[&s - slots.data()], e.what());
     };
+    if (batched) try {
+        batch = make_seed_batch_learner(configs[0], backend, seeds);
+      } catch (const std::exception& e) {
+        for (Slot& s : slots) fail(s, e);
+      }
     for (const int i : mine) try {
-        slots[i].learner = make_learner(configs[i], backend);
+        if (batched && !batch) continue;  // failed above
+        slots[i].learner = batched ? std::make_unique<SeedRunView>(*batch, i) : make_learner(configs[i], backend);
         slots[i].run = std::make_unique<TrainingRun>(configs[i], *slots[i].learner, batch_device, "",
                                                      "seed " + std::to_string(seeds[i]) + ": ");
       } catch (const std::exception& e) {
@@ -756,6 +781,7 @@ int train_seed_batch(const Config& cfg, const std::vector<uint32_t>& seeds, Back
         }
       }
     }
+    batch.reset();  // every run has ended (a batch has one worker)
   };
   std::vector<std::thread> pool;
   for (int w = 0; w < workers; ++w) pool.emplace_back(work, w);

@@ -63,6 +63,9 @@ class StateVisitor {
   // A component's own arrays (its visit_state) under prefix + `name` + ".".
   template <class C>
   void part(const std::string& name, C& c);
+  // Run `run`'s arrays of a seed-batched component (its visit_state(v, run)): the names and shapes the run alone has.
+  template <class C>
+  void part(const std::string& name, C& c, int run);
   std::string prefix;  // of the names of the component being visited (StatePrefix)
 
  protected:
@@ -86,6 +89,14 @@ void StateVisitor::part(const std::string& name, C& c) {
   const std::string saved = prefix;
   prefix += name + ".";
   c.visit_state(*this);
+  prefix = saved;
+}
+
+template <class C>
+void StateVisitor::part(const std::string& name, C& c, int run) {
+  const std::string saved = prefix;
+  prefix += name + ".";
+  c.visit_state(*this, run);
   prefix = saved;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
@@ -53,6 +54,21 @@ class Adam {
     v.buffer("m", m_);
     v.buffer("v", v_);
     v.buffer("state", state_);
+    v.value("t", t_);
+    v.value("lr", cfg_.lr);
+  }
+  // Seed `run`'s part of a seed batch's state under the names and shapes an Adam of its own has: its moments [n]
+  // and the state [4] = the shared step and bias corrections, then its clip scale.
+  void visit_state(StateVisitor& v, int run) {
+    if (seeds_ == 1) return visit_state(v);
+    v.array("m", dtype_of<T>(), {int64_t(n_)}, m_.data() + size_t(run) * n_, b_);
+    v.array("v", dtype_of<T>(), {int64_t(n_)}, v_.data() + size_t(run) * n_, b_);
+    std::vector<double> all = state_.to_host();
+    std::vector<double> mine = {all[0], all[1], all[2], all[3 + run]};
+    v.array("state", DType::f64, {4}, mine.data(), Backend::cpu);
+    for (int k = 0; k < 3; ++k) all[k] = mine[k];  // a load: the run's values back into the batch
+    all[3 + run] = mine[3];
+    state_.from_host(all);
     v.value("t", t_);
     v.value("lr", cfg_.lr);
   }

@@ -40,25 +40,32 @@ class ParamLayout {
 template <class T>
 void initialize_params(const ParamLayout& layout, uint32_t seed, std::vector<T>& out);
 
-// Values and gradients of one network on a backend.
+// Values and gradients of one network on a backend, or of a seed batch's S copies of it side by side ([S, total]:
+// run s's blob at s · total, initialised from its own seed as that run alone would be).
 template <class T>
 struct ParamBlob {
   ParamLayout layout;
-  Buffer<T> value, grad;  // [total]
+  Buffer<T> value, grad;  // [S, total]
 
   ParamBlob() = default;
-  ParamBlob(Backend b, ParamLayout l, uint32_t seed)
-      : layout(std::move(l)), value(b, layout.total()), grad(b, layout.total()) {
-    std::vector<T> host;
-    initialize_params(layout, seed, host);
-    value.from_host(host);
+  ParamBlob(Backend b, ParamLayout l, uint32_t seed) : ParamBlob(b, std::move(l), std::vector<uint32_t>{seed}) {}
+  ParamBlob(Backend b, ParamLayout l, const std::vector<uint32_t>& seeds)
+      : layout(std::move(l)), value(b, seeds.size() * layout.total()), grad(b, seeds.size() * layout.total()) {
+    std::vector<T> all, one;
+    for (const uint32_t seed : seeds) {
+      initialize_params(layout, seed, one);
+      all.insert(all.end(), one.begin(), one.end());
+    }
+    value.from_host(all);
     grad.zero();
   }
-  // Each view as its own named array with its shape (a checkpoint's tensors read as the network's layers).
-  void visit_state(StateVisitor& v) {
+  int seeds() const { return layout.total() ? int(value.size() / layout.total()) : 1; }
+  // Each view of run `run`'s blob as its own named array with its shape (a checkpoint's tensors read as the
+  // network's layers; a seed batch's run writes exactly what it would alone).
+  void visit_state(StateVisitor& v, int run = 0) {
     for (const ParamView& view : layout.views())
       v.array(view.name, dtype_of<T>(), std::vector<int64_t>(view.shape.begin(), view.shape.end()),
-              value.data() + view.offset, value.backend());
+              value.data() + size_t(run) * layout.total() + view.offset, value.backend());
   }
 };
 

@@ -48,6 +48,10 @@ struct ActionBuffers {
   int32_t* index = nullptr;  // [N] discrete
   float* value = nullptr;    // [N, A] continuous
   ActionBatch batch() const { return {index, value}; }
+  // Rows [row0, …) of the batch (actions of action_dim values each, where continuous).
+  ActionBuffers rows(int64_t row0, int action_dim) const {
+    return {index ? index + row0 : nullptr, value ? value + row0 * action_dim : nullptr};
+  }
 };
 
 // One batched step's outputs, [N, ·] in backend memory; final_obs and latent may be nullptr.

@@ -1,5 +1,6 @@
-// Many seeds in one process (label cpu): `--seeds 0-3` trains four runs side by side (two workers of one thread)
-// and each run directory equals that seed's run alone (one thread) bit for bit — metrics without the timing
+// Many seeds in one process (label cpu): `--seeds 0-3` trains four runs side by side (ppo and oracle as one
+// seed-batched learner, [S, P] parameters; the others as two workers of one thread) and each run directory equals
+// that seed's run alone (with the same threads per run) bit for bit — metrics without the timing
 // columns, summary, config, every checkpoint array — for every learner on the gridworld and on reacher; a batch
 // stopped by SIGTERM leaves each run a checkpoint it resumes from, alone, to the same end; bad seed lists and
 // --seeds where it cannot apply are refused naming the key and the value.
@@ -72,15 +73,20 @@ void expect_same_run(const fs::path& batch, const fs::path& alone) {
   EXPECT_GT(expect_same_arrays(batch / kCheckpointFile, alone / kCheckpointFile), 10u);
 }
 
-// Four seeds in one process (OpenMP 2 threads: two runs at once, one thread each) against each seed alone (1 thread).
-void expect_batch_equals_runs_alone(const std::string& args, const fs::path& dir) {
+// Four seeds in one process (OpenMP 2 threads) against each seed alone: ppo and oracle train as one seed-batched
+// learner with both threads (so alone with 2 threads too), the others as two runs at once, one thread each (alone:
+// 1 thread).
+void expect_batch_equals_runs_alone(const std::string& algo, const std::string& args, const fs::path& dir) {
+  const bool batched = algo == "ppo" || algo == "oracle";
+  const std::string alone_threads = batched ? "OMP_NUM_THREADS=2 " : "OMP_NUM_THREADS=1 ";
   fs::create_directories(dir);
   const fs::path batch = dir / "batch", alone = dir / "alone";
   const CliResult b = run_cli(args + " --device cpu --seeds 0-3 --set run.out_dir=" + batch.string() + " --out " +
                                   (dir / "batch.json").string(),
                               dir, "OMP_NUM_THREADS=2 ");
   ASSERT_EQ(b.status, 0) << b.err;
-  EXPECT_NE(b.err.find("1 thread per run, 2 runs at once"), std::string::npos) << b.err;
+  EXPECT_NE(b.err.find(batched ? "2 threads, one seed batch" : "1 thread per run, 2 runs at once"), std::string::npos)
+      << b.err;
   EXPECT_NE(b.out.find("4 seeds in one process"), std::string::npos) << b.out;
   const nlohmann::json summaries = nlohmann::json::parse(slurp(dir / "batch.json"));
   ASSERT_EQ(summaries.size(), 4u);
@@ -88,7 +94,7 @@ void expect_batch_equals_runs_alone(const std::string& args, const fs::path& dir
     EXPECT_EQ(summaries[s]["seed"], s);
     const CliResult a =
         run_cli(args + " --device cpu --seed " + std::to_string(s) + " --set run.out_dir=" + alone.string(), dir,
-                "OMP_NUM_THREADS=1 ");
+                alone_threads);
     ASSERT_EQ(a.status, 0) << a.err;
   }
   const std::map<int, fs::path> x = runs_by_seed(batch), y = runs_by_seed(alone);
@@ -110,7 +116,7 @@ const char* const kAlgos[] = {"ppo", "oracle", "rl2", "dynamite", "varibad", "co
 TEST_F(SeedBatch, GridworldEveryLearnerEqualsSeedsAlone) {
   for (const char* algo : kAlgos) {
     SCOPED_TRACE(algo);
-    expect_batch_equals_runs_alone(std::string("--env gridworld --algo ") + algo +
+    expect_batch_equals_runs_alone(algo, std::string("--env gridworld --algo ") + algo +
                                        " --frames 2880 --set contrabar.hidden=32 --set contrabar.updates=2",
                                    dir_ / algo);
   }
@@ -121,7 +127,7 @@ TEST_F(SeedBatch, ReacherEveryLearnerEqualsSeedsAlone) {
   for (const char* algo : kAlgos) {
     SCOPED_TRACE(algo);
     expect_batch_equals_runs_alone(
-        std::string("--env reacher --algo ") + algo +
+        algo, std::string("--env reacher --algo ") + algo +
             " --envs 8 --frames 960 --set env.horizon=40 --set belief.replay_episodes=24 "
             "--set belief.batch_episodes=4 --set belief.elbo_samples=10 --set belief.decode_samples=10 "
             "--set contrabar.replay_episodes=24 --set contrabar.batch_episodes=4 --set contrabar.hidden=16 "
@@ -130,15 +136,18 @@ TEST_F(SeedBatch, ReacherEveryLearnerEqualsSeedsAlone) {
   }
 }
 
-// SIGTERM in iteration 3 of a 4-seed batch: every run stops with a checkpoint (exit 143), and each, resumed alone,
-// ends where the uninterrupted batch's run ended.
-TEST_F(SeedBatch, StoppedBatchResumesRunByRun) {
-  const std::string args = "--env gridworld --algo dynamite --frames 5760 --device cpu --seeds 0-3";
-  const fs::path full = dir_ / "full", part = dir_ / "part";
-  const CliResult a = run_cli(args + " --set run.out_dir=" + full.string(), dir_, "OMP_NUM_THREADS=2 ");
+namespace {
+
+// A batch of `args` (4 seeds, OpenMP 2 threads) stopped by SIGTERM in iteration 3 against it uninterrupted: each
+// run, resumed alone with resume_threads, ends where the uninterrupted batch's run ended.
+void expect_stopped_batch_resumes_run_by_run(const std::string& args, const std::string& resume_threads,
+                                             const fs::path& dir) {
+  fs::create_directories(dir);
+  const fs::path full = dir / "full", part = dir / "part";
+  const CliResult a = run_cli(args + " --set run.out_dir=" + full.string(), dir, "OMP_NUM_THREADS=2 ");
   ASSERT_EQ(a.status, 0) << a.err;
   const CliResult stopped =
-      run_cli(args + " --set run.out_dir=" + part.string(), dir_, "OMP_NUM_THREADS=2 DYN_INJECT_SIGTERM=3 ");
+      run_cli(args + " --set run.out_dir=" + part.string(), dir, "OMP_NUM_THREADS=2 DYN_INJECT_SIGTERM=3 ");
   ASSERT_EQ(stopped.status, 143) << stopped.err;
   const std::map<int, fs::path> x = runs_by_seed(full), y = runs_by_seed(part);
   ASSERT_EQ(y.size(), 4u);
@@ -148,10 +157,24 @@ TEST_F(SeedBatch, StoppedBatchResumesRunByRun) {
               std::string::npos)
         << stopped.err;
     EXPECT_LT(metrics_rows(run).size(), 6u);
-    const CliResult resumed = run_cli("--resume " + run.string() + " --device cpu", dir_, "OMP_NUM_THREADS=1 ");
+    const CliResult resumed = run_cli("--resume " + run.string() + " --device cpu", dir, resume_threads);
     ASSERT_EQ(resumed.status, 0) << resumed.err;
     expect_same_run(x.at(seed), run);
   }
+}
+
+}  // namespace
+
+// SIGTERM in iteration 3 of a 4-seed batch: every run stops with a checkpoint (exit 143), and each, resumed alone,
+// ends where the uninterrupted batch's run ended — runs of one thread each (dynamite), and the seed-batched
+// learner's runs (ppo: each run's checkpoint is its slice of the batch, read by a learner of its own).
+TEST_F(SeedBatch, StoppedBatchResumesRunByRun) {
+  expect_stopped_batch_resumes_run_by_run("--env gridworld --algo dynamite --frames 5760 --device cpu --seeds 0-3",
+                                          "OMP_NUM_THREADS=1 ", dir_ / "dynamite");
+  expect_stopped_batch_resumes_run_by_run(
+      "--env reacher --algo ppo --envs 8 --frames 1920 --set env.horizon=40 --set train.eval_envs=8 "
+      "--set train.eval_episodes=1 --device cpu --seeds 0-3",
+      "OMP_NUM_THREADS=2 ", dir_ / "ppo");
 }
 
 TEST_F(SeedBatch, BadSeedListsAndMisusesAreRefused) {
