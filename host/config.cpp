@@ -68,6 +68,13 @@ const std::vector<KeySpec>& config_schema() {
        {},
        "several seeds trained side by side in one process, each with its own run directory: a list such as 0-15 or "
        "0,3,7 (empty: run.seed alone)"},
+      {"run.seed_batch",
+       KeyKind::string,
+       0,
+       0,
+       {"auto", "batched", "threads"},
+       "how run.seeds trains ppo / oracle: one learner over [S, P] parameters (batched), a learner per seed on host "
+       "threads (threads), or batched on CUDA and threads on the CPU (auto); the other learners always use threads"},
       {"run.device", KeyKind::string, 0, 0, {"auto", "cpu", "cuda"}, "backend"},
       {"run.policy", KeyKind::string, 0, 0, {"random", "oracle"}, "scripted policy to roll out (run.algo = none)"},
       {"run.algo",

@@ -688,9 +688,11 @@ int train_alone(const Config& cfg, Backend backend, const std::string& device, c
 }
 
 // run.seeds: each seed's run in one process.
-// - ppo and oracle train as one seed-batched learner (make_seed_batch_learner: [S, P] parameters, one batched pass
-//   of each network over every run's rows, algo/rollout_learner.h): one worker builds it and steps each run's
-//   TrainingRun, a SeedRunView of it, in lock step, with every OpenMP thread.
+// - ppo and oracle with run.seed_batch = batched (auto: on CUDA) train as one seed-batched learner
+//   (make_seed_batch_learner: [S, P] parameters, one batched pass of each network over every run's rows,
+//   algo/rollout_learner.h): one worker builds it and steps each run's TrainingRun, a SeedRunView of it, in lock
+//   step, with every OpenMP thread. On the 2-core CPU it is slower than threads (bench/seeds, ppo gridworld S = 16:
+//   47.6k against 75.8k frames/s), hence auto.
 // - The other learners: workers (host threads) each own a share of the seeds, build their learners and step them in
 //   lock step; on the CPU min(S, OpenMP threads) workers with the threads shared out among them, on CUDA one worker
 //   per seed, each with its own stream (kernels/backend.h), so the seeds' kernels overlap.
@@ -702,7 +704,9 @@ int train_seed_batch(const Config& cfg, const std::vector<uint32_t>& seeds, Back
   const int S = int(seeds.size());
   const int max_threads = omp_get_max_threads();
   const std::string algo = cfg.get_string("run.algo");
-  const bool batched = algo == "ppo" || algo == "oracle";  // make_seed_batch_learner's
+  const std::string mode = cfg.get_string("run.seed_batch");  // auto: batched on CUDA (bench/seeds: threads win on a CPU)
+  const bool batched = (algo == "ppo" || algo == "oracle") &&  // make_seed_batch_learner's
+                       (mode == "batched" || (mode == "auto" && backend == Backend::cuda));
   const int workers = batched ? 1 : backend == Backend::cpu ? std::min(S, max_threads) : S;
   const int threads_per_worker = backend == Backend::cpu ? std::max(1, max_threads / workers) : 1;
   const std::string batch_device =

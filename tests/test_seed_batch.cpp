@@ -79,9 +79,10 @@ void expect_same_run(const fs::path& batch, const fs::path& alone) {
 void expect_batch_equals_runs_alone(const std::string& algo, const std::string& args, const fs::path& dir) {
   const bool batched = algo == "ppo" || algo == "oracle";
   const std::string alone_threads = batched ? "OMP_NUM_THREADS=2 " : "OMP_NUM_THREADS=1 ";
+  const std::string all_args = args + " --set run.seed_batch=batched";  // the CPU's default (auto) is threads
   fs::create_directories(dir);
   const fs::path batch = dir / "batch", alone = dir / "alone";
-  const CliResult b = run_cli(args + " --device cpu --seeds 0-3 --set run.out_dir=" + batch.string() + " --out " +
+  const CliResult b = run_cli(all_args + " --device cpu --seeds 0-3 --set run.out_dir=" + batch.string() + " --out " +
                                   (dir / "batch.json").string(),
                               dir, "OMP_NUM_THREADS=2 ");
   ASSERT_EQ(b.status, 0) << b.err;
@@ -93,7 +94,7 @@ void expect_batch_equals_runs_alone(const std::string& algo, const std::string& 
   for (int s = 0; s < 4; ++s) {
     EXPECT_EQ(summaries[s]["seed"], s);
     const CliResult a =
-        run_cli(args + " --device cpu --seed " + std::to_string(s) + " --set run.out_dir=" + alone.string(), dir,
+        run_cli(all_args + " --device cpu --seed " + std::to_string(s) + " --set run.out_dir=" + alone.string(), dir,
                 alone_threads);
     ASSERT_EQ(a.status, 0) << a.err;
   }
@@ -173,7 +174,7 @@ TEST_F(SeedBatch, StoppedBatchResumesRunByRun) {
                                           "OMP_NUM_THREADS=1 ", dir_ / "dynamite");
   expect_stopped_batch_resumes_run_by_run(
       "--env reacher --algo ppo --envs 8 --frames 1920 --set env.horizon=40 --set train.eval_envs=8 "
-      "--set train.eval_episodes=1 --device cpu --seeds 0-3",
+      "--set train.eval_episodes=1 --set run.seed_batch=batched --device cpu --seeds 0-3",
       "OMP_NUM_THREADS=2 ", dir_ / "ppo");
 }
 
