@@ -50,12 +50,13 @@ struct Fill {
 
 }  // namespace
 
-AgentCarry::AgentCarry(Backend b, const EnvSpec& spec, int64_t n, int hidden, int cond_dim)
+AgentCarry::AgentCarry(Backend b, const EnvSpec& spec, int64_t n, int hidden, int cond_dim, int runs)
     : b_(b),
       n_(n),
       discrete_(spec.discrete()),
       a_(spec.action_dim),
       cond_dim_(cond_dim),
+      runs_(runs),
       prev_index_(b, spec.discrete() ? size_t(n) : 0),
       prev_value_(b, spec.discrete() ? 0 : size_t(n) * spec.action_dim),
       prev_reward_(b, size_t(n)),

@@ -23,8 +23,9 @@ DYN_HD T action_feature(bool discrete, int32_t index, const T* value, bool start
 class AgentCarry {
  public:
   AgentCarry() = default;
-  // n envs of `spec`; a recurrent state of `hidden` units and a conditioning input of `cond_dim` (either may be 0).
-  AgentCarry(Backend b, const EnvSpec& spec, int64_t n, int hidden, int cond_dim);
+  // n envs of `spec`; a recurrent state of `hidden` units and a conditioning input of `cond_dim` (either may be 0);
+  // runs: a seed batch's runs side by side, n / runs envs each (checkpointed run by run).
+  AgentCarry(Backend b, const EnvSpec& spec, int64_t n, int hidden, int cond_dim, int runs = 1);
   // Every env starts an episode at the next step: start = 1, previous action and reward, state and condition 0.
   void reset();
   // After an env step: the action and reward become the previous ones; where the episode ended (truncated or
@@ -41,20 +42,21 @@ class AgentCarry {
   const float* hidden() const { return h_.data(); }
   float* cond() { return cond_.data(); }  // [N, cond_dim]
   int64_t size() const { return n_; }
-  void visit_state(StateVisitor& v) {
-    v.buffer("prev_index", prev_index_);
-    v.buffer("prev_value", prev_value_);
-    v.buffer("prev_reward", prev_reward_);
-    v.buffer("start", start_);
-    v.buffer("hidden", h_);
-    v.buffer("cond", cond_);
+  // Run `run`'s rows, as that run alone has them.
+  void visit_state(StateVisitor& v, int run = 0) {
+    v.share("prev_index", prev_index_, run, runs_);
+    v.share("prev_value", prev_value_, run, runs_);
+    v.share("prev_reward", prev_reward_, run, runs_);
+    v.share("start", start_, run, runs_);
+    v.share("hidden", h_, run, runs_);
+    v.share("cond", cond_, run, runs_);
   }
 
  private:
   Backend b_ = Backend::cpu;
   int64_t n_ = 0;
   bool discrete_ = true;
-  int a_ = 0, cond_dim_ = 0;
+  int a_ = 0, cond_dim_ = 0, runs_ = 1;
   Buffer<int32_t> prev_index_;  // [N] discrete
   Buffer<float> prev_value_;    // [N, A] continuous
   Buffer<float> prev_reward_;   // [N]

@@ -86,9 +86,6 @@ PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_
       disc_ret_(b, size_t(cols_)) {
   const int S = int(seeds.size());
   if (S < 1) throw std::invalid_argument("PpoCore: a seed batch needs at least one seed");
-  if (S > 1 && shape.recurrent)
-    throw std::invalid_argument("PpoCore: a seed batch of " + std::to_string(S) +
-                                " runs with a recurrent policy: allowed only feed-forward policies (ppo, oracle)");
   if (shape.recurrent && !plan_.even())
     throw std::invalid_argument("train.minibatches = " + std::to_string(cfg.minibatches) +
                                 " must divide run.envs = " + std::to_string(n_envs) +
@@ -108,7 +105,7 @@ PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_
   trunc_buf_ = Buffer<uint8_t>(b, TC);
   term_buf_ = Buffer<uint8_t>(b, TC);
   reset_buf_ = Buffer<uint8_t>(b, shape.recurrent ? TC : 0);
-  h0_buf_ = Buffer<float>(b, shape.recurrent ? n_ * shape.rnn_hidden : 0);
+  h0_buf_ = Buffer<float>(b, shape.recurrent ? cols_ * shape.rnn_hidden : 0);
   if (S > 1) {
     sm_in_ = Buffer<float>(b, in_buf_.size());
     sm_act_index_ = Buffer<int32_t>(b, act_index_.size());
@@ -117,6 +114,7 @@ PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_
     sm_val_ = Buffer<float>(b, val_buf_.size());
     sm_trunc_ = Buffer<uint8_t>(b, TC);
     sm_term_ = Buffer<uint8_t>(b, TC);
+    sm_reset_ = Buffer<uint8_t>(b, reset_buf_.size());
   }
   if (shape.recurrent && cfg.shuffle == ShufflePlan::per_env && first_env % uint32_t(cfg.minibatches) != 0)
     throw std::invalid_argument(
@@ -129,12 +127,12 @@ PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_
     *buf = Buffer<float>(b, S * M);
   mb_act_index_ = Buffer<int32_t>(b, env.discrete() ? S * M : 0);
   mb_act_value_ = Buffer<float>(b, env.discrete() ? 0 : S * M * A);
-  mb_reset_ = Buffer<uint8_t>(b, shape.recurrent ? M : 0);
-  mb_h0_ = Buffer<float>(b, shape.recurrent ? plan_.largest() * shape.rnn_hidden : 0);
+  mb_reset_ = Buffer<uint8_t>(b, shape.recurrent ? S * M : 0);
+  mb_h0_ = Buffer<float>(b, shape.recurrent ? S * plan_.largest() * shape.rnn_hidden : 0);
   mb_dout_ = Buffer<float>(b, S * M * A);
   mb_dhead_ = Buffer<float>(b, env.discrete() ? 0 : S * M * A);
-  mb_dfeat_ = Buffer<float>(b, shape.recurrent ? M * shape.rnn_hidden : 0);
-  mb_dembed_ = Buffer<float>(b, shape.recurrent ? M * shape.embed : 0);
+  mb_dfeat_ = Buffer<float>(b, shape.recurrent ? S * M * shape.rnn_hidden : 0);
+  mb_dembed_ = Buffer<float>(b, shape.recurrent ? S * M * shape.embed : 0);
   mb_terms_ = Buffer<float>(b, 5 * S * M);
   scalars_ = Buffer<float>(b, 8);
   term_acc_ = Buffer<double>(b, 5 * S);
@@ -152,12 +150,18 @@ ActionBuffers PpoCore::action(int t) {
                          : ActionBuffers{nullptr, act_value_.data() + o * env_.action_dim};
 }
 
-void PpoCore::features(PolicyWorkspace& ws, const PolicyStep& s) {
-  // embedding → one GRU step from h (restarting where start); the new state also goes to h_out
-  const float* p = params_.value.data();
-  embed_.forward(b_, p, s.in, int(s.n), ws.embed);
-  gru_.forward(b_, p, ws.embed.act.back().data(), s.start, static_cast<const float*>(nullptr), s.h, 1, int(s.n),
-               ws.gru);
+void PpoCore::features(PolicyWorkspace& ws, const PolicyStep& s, const float* p, int64_t rows) {
+  // embedding → one GRU step from h (restarting where start), each run with its parameters: the rows are [R, 1,
+  // rows, ·], one step of R seed-major sequences; the new state also goes to h_out
+  const float* none = nullptr;
+  if (s.runs == 1) {
+    embed_.forward(b_, p, s.in, int(s.n), ws.embed);
+    gru_.forward(b_, p, ws.embed.act.back().data(), s.start, none, s.h, 1, int(s.n), ws.gru);
+  } else {
+    const size_t P = layout_.total();
+    embed_.forward_seeds(b_, p, P, s.in, s.runs, int(rows), ws.embed);
+    gru_.forward_seeds(b_, p, P, ws.embed.act.back().data(), s.start, none, s.h, s.runs, 1, int(rows), ws.gru);
+  }
   if (s.h_out) copy_values(b_, ws.gru.h.data(), s.h_out, s.n * shape_.rnn_hidden);
 }
 
@@ -175,7 +179,7 @@ void PpoCore::policy_step(PolicyWorkspace& ws, const PolicyStep& s) {
   };
   const float* feats = s.in;
   if (shape_.recurrent) {
-    features(ws, s);
+    features(ws, s, p, rows);
     feats = ws.gru.h.data();
   }
   const bool acting = s.actions.index || s.actions.value;
@@ -222,6 +226,7 @@ void PpoCore::to_seed_major() {
   to_runs(b_, T, n_, S, 1, disc_buf_, sm_disc_);
   to_runs(b_, T, n_, S, 1, trunc_buf_, sm_trunc_);
   to_runs(b_, T, n_, S, 1, term_buf_, sm_term_);
+  to_runs(b_, T, n_, S, 1, reset_buf_, sm_reset_);
 }
 
 void PpoCore::finish_rollout() {
@@ -298,7 +303,7 @@ void PpoCore::update_minibatches() {
                       block(val_buf_, sm_val_, r, TN + n_),
                       env_.discrete() ? nullptr : block(act_value_, sm_act_value_, r, TN * A),
                       env_.discrete() ? block(act_index_, sm_act_index_, r, TN) : nullptr,
-                      rnn ? reset_buf_.data() : nullptr,
+                      rnn ? block(reset_buf_, sm_reset_, r, TN) : nullptr,
                       mb_in_.data() + o * D,
                       mb_old_logp_.data() + o,
                       mb_adv_.data() + o,
@@ -306,7 +311,7 @@ void PpoCore::update_minibatches() {
                       mb_old_v_.data() + o,
                       env_.discrete() ? nullptr : mb_act_value_.data() + o * A,
                       env_.discrete() ? mb_act_index_.data() + o : nullptr,
-                      mb_reset_.data()};
+                      rnn ? mb_reset_.data() + o : nullptr};
   };
   float* p = params_.value.data();
   float* g = params_.grad.data();
@@ -316,12 +321,16 @@ void PpoCore::update_minibatches() {
     else
       mlp.forward_seeds(b_, p, P, x, R, int(m), w);
   };
-  auto backward = [&](const Mlp& mlp, const float* x, const float* dy, float* dx, MlpWorkspace<float>& w) {
+  // accumulate (recurrent): the parameter gradients and dx add to what is there
+  auto backward = [&](const Mlp& mlp, const float* x, const float* dy, float* dx, MlpWorkspace<float>& w,
+                      bool accumulate) {
     if (R == 1)
-      mlp.backward(b_, p, g, x, dy, dx, w, rnn);
+      mlp.backward(b_, p, g, x, dy, dx, w, accumulate);
     else
-      mlp.backward_seeds(b_, p, g, P, x, dy, dx, R, w, false);
+      mlp.backward_seeds(b_, p, g, P, x, dy, dx, R, w, accumulate);
   };
+  const float* none = nullptr;
+  float* no_grad = nullptr;
   term_acc_.zero();
   for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
     for (int mb = 0; mb < cfg_.minibatches; ++mb) {
@@ -332,16 +341,21 @@ void PpoCore::update_minibatches() {
       for (int r = 0; r < R; ++r) {
         const int32_t* idx = perm_.data() + (int64_t(r) * cfg_.epochs + epoch) * plan_.items + plan_.begin(mb);
         if (rnn)
-          gather_sequences(b_, sample_rows(r, M), idx, T, n_, Nm, H, h0_buf_.data(), mb_h0_.data());
+          gather_sequences(b_, sample_rows(r, M), idx, T, n_, Nm, H, h0_buf_.data() + r * n_ * H,
+                           mb_h0_.data() + r * Nm * H);
         else
           gather_samples(b_, sample_rows(r, M), idx, M);
       }
-      if (rnn) {
+      if (rnn && R == 1) {
         embed_.forward(b_, p, mb_in_.data(), int(M), upd_ws_.embed);
-        gru_.forward(b_, p, upd_ws_.embed.act.back().data(), mb_reset_.data(), static_cast<const float*>(nullptr),
-                     mb_h0_.data(), T, int(Nm), upd_ws_.gru);
-        feats = upd_ws_.gru.h.data();  // [T, Nm, H]
+        gru_.forward(b_, p, upd_ws_.embed.act.back().data(), mb_reset_.data(), none, mb_h0_.data(), T, int(Nm),
+                     upd_ws_.gru);
+      } else if (rnn) {
+        embed_.forward_seeds(b_, p, P, mb_in_.data(), R, int(M), upd_ws_.embed);
+        gru_.forward_seeds(b_, p, P, upd_ws_.embed.act.back().data(), mb_reset_.data(), none, mb_h0_.data(), R, T,
+                           int(Nm), upd_ws_.gru);
       }
+      if (rnn) feats = upd_ws_.gru.h.data();  // [S, T, Nm, H]
       // forward: the heads, the log-probabilities and entropies, the per-sample loss terms and their gradients
       forward(actor_, feats, M, upd_ws_.actor);
       forward(critic_, feats, M, upd_ws_.critic);
@@ -371,12 +385,17 @@ void PpoCore::update_minibatches() {
                        mb_dout_.data() + o * A, env_.discrete() ? nullptr : mb_dhead_.data() + o * A, M, rnn);
       }
       float* dfeat = rnn ? mb_dfeat_.data() : static_cast<float*>(nullptr);
-      backward(actor_, feats, mb_dout_.data(), dfeat, upd_ws_.actor);
-      backward(critic_, feats, mb_dv_.data(), dfeat, upd_ws_.critic);
-      if (rnn) {
-        gru_.backward(b_, p, g, upd_ws_.embed.act.back().data(), mb_reset_.data(), mb_dfeat_.data(), 0,
-                      mb_dembed_.data(), static_cast<float*>(nullptr), static_cast<float*>(nullptr), upd_ws_.gru);
-        embed_.backward(b_, p, g, mb_in_.data(), mb_dembed_.data(), static_cast<float*>(nullptr), upd_ws_.embed, true);
+      backward(actor_, feats, mb_dout_.data(), dfeat, upd_ws_.actor, rnn);
+      backward(critic_, feats, mb_dv_.data(), dfeat, upd_ws_.critic, rnn);
+      const float* embedded = rnn ? upd_ws_.embed.act.back().data() : nullptr;
+      if (rnn && R == 1) {
+        gru_.backward(b_, p, g, embedded, mb_reset_.data(), mb_dfeat_.data(), 0, mb_dembed_.data(), no_grad, no_grad,
+                      upd_ws_.gru);
+        embed_.backward(b_, p, g, mb_in_.data(), mb_dembed_.data(), no_grad, upd_ws_.embed, true);
+      } else if (rnn) {
+        gru_.backward_seeds(b_, p, g, P, embedded, mb_reset_.data(), mb_dfeat_.data(), 0, mb_dembed_.data(), no_grad,
+                            no_grad, upd_ws_.gru);
+        embed_.backward_seeds(b_, p, g, P, mb_in_.data(), mb_dembed_.data(), no_grad, R, upd_ws_.embed, true);
       }
       adam_.step(p, g);
       for (int r = 0; r < R; ++r)
@@ -420,7 +439,7 @@ void PpoCore::visit_state(StateVisitor& v, int run) {
   v.part("episodes", episodes_[size_t(run)]);
   v.array("shuffle_draws", DType::u32, {1}, draws_.data() + run, b_);
   v.array("discounted_return", DType::f32, {n_}, disc_ret_.data() + run * n_, b_);
-  v.buffer("h0", h0_buf_);
+  v.share("h0", h0_buf_, run, runs());
 }
 
 }  // namespace dyn

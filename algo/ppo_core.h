@@ -7,13 +7,13 @@
 // the update run as CUDA Graphs on the GPU. A learner owns the env and what the policy sees, fills step t's inputs,
 // actions, values and rewards through the accessors, and calls the stages.
 //
-// A seed batch (feed-forward policies): S runs side by side, each with its own parameters (one [S, P] blob, one Adam
+// A seed batch: S runs side by side, each with its own parameters (one [S, P] blob, one Adam
 // over it), reward scale, episode statistics and shuffles. The rollout is time-major over S·N columns (run s's envs
 // at [s·N, (s+1)·N)), so a step's policy is one batched pass over S·N rows; at the rollout's end it is rearranged
 // seed-major [S, T, N, ·], after which run s's reward scale, advantages and minibatches are its rollout alone —
 // its figures are that run's alone, bit for bit on the CPU. The networks run as one strided-batched pass over the
-// runs' minibatches [S, M, ·]; the per-run pieces between them (sampling, the head, the loss terms, the sums) are a
-// call per run on its block.
+// runs' minibatches [S, M, ·] (recurrent: the GRU over the runs' sequences [S, T, Nm, ·], Gru::forward_seeds); the
+// per-run pieces between them (sampling, the head, the loss terms, the sums) are a call per run on its block.
 #pragma once
 
 #include <cstdint>
@@ -75,7 +75,7 @@ class PpoCore {
   // shuffles of train.shuffle = per_env).
   PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_t n_envs, const PpoConfig& cfg, uint32_t seed,
           uint32_t first_env = 0);
-  // A seed batch: run s initialised and shuffled with seeds[s], n_envs envs each (feed-forward policies only).
+  // A seed batch: run s initialised and shuffled with seeds[s], n_envs envs each.
   PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_t n_envs, const PpoConfig& cfg,
           const std::vector<uint32_t>& seeds, uint32_t first_env = 0);
   int runs() const { return int(seeds_.size()); }
@@ -94,8 +94,8 @@ class PpoCore {
   float* reward(int t) { return rew_buf_.data() + int64_t(t) * cols_; }  // [C] raw, scaled by finish_rollout
   uint8_t* truncated(int t) { return trunc_buf_.data() + int64_t(t) * cols_; }
   uint8_t* terminated(int t) { return term_buf_.data() + int64_t(t) * cols_; }
-  uint8_t* restart(int t) { return reset_buf_.data() + int64_t(t) * n_; }  // recurrent: [N] the state restarted
-  float* h0() { return h0_buf_.data(); }                                   // recurrent: [N, H] at the rollout's start
+  uint8_t* restart(int t) { return reset_buf_.data() + int64_t(t) * cols_; }  // recurrent: [C] the state restarted
+  float* h0() { return h0_buf_.data(); }  // recurrent: [C, H] at the rollout's start
   const int32_t* rollout_actions() const { return act_index_.data(); }     // [T, N] discrete (tests)
   ActionBatch rollout_action_batch() const { return {act_index_.data(), act_value_.data()}; }
 
@@ -123,7 +123,8 @@ class PpoCore {
  private:
   void draw_epoch_orders();   // (captured) every epoch's order of the items into perm_, by the config's plan
   void update_minibatches();  // (captured)
-  void features(PolicyWorkspace& ws, const PolicyStep& s);
+  // recurrent: the GRU state after the step, in ws.gru.h, for runs [s.run, s.run + runs) with parameters p
+  void features(PolicyWorkspace& ws, const PolicyStep& s, const float* p, int64_t rows);
   void to_seed_major();  // the rollout [T, S·N, ·] → run blocks [S, T, N, ·] (a seed batch)
   // Run s's block of a rollout array with `per_run` values per run: seed-major in a seed batch, the array itself
   // for one run.
@@ -159,15 +160,15 @@ class PpoCore {
   Buffer<float> act_value_;    // [T, C, A] continuous
   Buffer<float> logp_buf_, final_val_buf_, rew_buf_, disc_buf_;  // [T, C]
   Buffer<float> val_buf_;                                        // [T + 1, C]
-  Buffer<uint8_t> trunc_buf_, term_buf_, reset_buf_;             // [T, C] (reset: recurrent, one run)
+  Buffer<uint8_t> trunc_buf_, term_buf_, reset_buf_;             // [T, C] (reset: recurrent)
   Buffer<float> adv_buf_, ret_buf_;                              // [S, T, N]
   // a seed batch's rollout rearranged by run (to_seed_major): [S, T, N, ·], values [S, T + 1, N]; empty for one run
   Buffer<float> sm_in_, sm_act_value_, sm_logp_, sm_final_val_, sm_rew_, sm_disc_, sm_val_;
   Buffer<int32_t> sm_act_index_;
-  Buffer<uint8_t> sm_trunc_, sm_term_;
-  Buffer<float> h0_buf_;  // [N, H]
+  Buffer<uint8_t> sm_trunc_, sm_term_, sm_reset_;
+  Buffer<float> h0_buf_;  // [C, H] = [S, N, H]
   Buffer<int32_t> perm_;  // [S, epochs, T·N] or [epochs, N] this update's orders, drawn on the backend
-  // a minibatch of M samples of each run: [S, M, ·] (recurrent: [T, Nm, ·], M = T·Nm)
+  // a minibatch of M samples of each run: [S, M, ·] (recurrent: [S, T, Nm, ·], M = T·Nm; h0 [S, Nm, H])
   Buffer<float> mb_in_, mb_old_logp_, mb_adv_, mb_ret_, mb_old_v_, mb_h0_;
   Buffer<int32_t> mb_act_index_;
   Buffer<float> mb_act_value_;

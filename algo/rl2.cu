@@ -24,20 +24,21 @@ struct ObsAndReward {
 
 }  // namespace
 
-// Evaluation: the recurrent state carried online, the mode of each step's distribution.
+// Evaluation of run `run`: the recurrent state carried online, the mode of each step's distribution.
 class Rl2Learner::Agent : public EvalAgent {
  public:
-  Agent(Rl2Learner& l, const EnvSpec& spec, int64_t n)
+  Agent(Rl2Learner& l, const EnvSpec& spec, int64_t n, int run)
       : l_(l),
         n_(n),
-
+        run_(run),
         carry_(l.b_, spec, n, l.shape_.hidden, 0),
         obs_(l.b_, size_t(n) * spec.obs_dim),
         x_(l.b_, size_t(n) * l.in_dim()) {}
   void begin(BatchEnv&) override { carry_.reset(); }
   void act(const float* obs, const float*, const ActionBuffers& out, uint32_t) override {
-    l_.step_input(carry_, obs, n_, false, obs_.data(), x_.data());
+    l_.step_input(carry_, obs, n_, run_, 1, false, obs_.data(), x_.data());
     PolicyStep s = PolicyStep::mode(x_.data(), n_, out);
+    s.run = run_;
     s.start = carry_.start();
     s.h = carry_.hidden();
     s.h_out = carry_.hidden();
@@ -55,59 +56,64 @@ class Rl2Learner::Agent : public EvalAgent {
  private:
   Rl2Learner& l_;
   int64_t n_;
+  int run_;
   AgentCarry carry_;
   Buffer<float> obs_, x_;
   PolicyWorkspace ws_;
 };
 
-Rl2Learner::Rl2Learner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg, Rl2Shape shape)
-    : RolloutLearner(b, env, n_envs, cfg),
+Rl2Learner::Rl2Learner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg, Rl2Shape shape,
+                       const std::vector<uint32_t>& seeds)
+    : RolloutLearner(b, env, n_envs, cfg, seeds),
       shape_(shape),
-      obs_norm_(b, spec().obs_dim),
-      carry_(b, spec(), n_envs, shape.hidden, 0),
-      obs_norm_buf_(b, size_t(n_envs) * spec().obs_dim),
-      x_extra_(b, size_t(n_envs) * in_dim()),
-      h_next_(b, size_t(n_envs) * shape.hidden) {
+      carry_(b, spec(), runs() * n_envs, shape.hidden, 0, runs()),
+      obs_norm_buf_(b, runs() * n_envs * spec().obs_dim),
+      x_extra_(b, runs() * n_envs * in_dim()),
+      h_next_(b, runs() * n_envs * shape.hidden) {
+  for (int r = 0; r < runs(); ++r) obs_norms_.emplace_back(b, spec().obs_dim);
   core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{in_dim(), true, shape.embed, shape.hidden}, n_envs, cfg,
-                                    env.seed, env.first_env);
-  env_->reset(obs_.data(), nullptr);
+                                    seeds_, env.first_env);
+  for (int r = 0; r < runs(); ++r) run_env(r).reset(obs_.data() + r * n_envs * spec().obs_dim, nullptr);
 }
 
 Rl2Learner::~Rl2Learner() = default;
 
-void Rl2Learner::step_input(const AgentCarry& carry, const float* obs, int64_t n, bool ignore_start, float* obs_scratch,
-                            float* x) const {
+void Rl2Learner::step_input(const AgentCarry& carry, const float* obs, int64_t n, int run0, int R, bool ignore_start,
+                            float* obs_scratch, float* x) const {
   const EnvSpec& s = env_->spec();
-  obs_norm_.normalize(obs, obs_scratch, n);
-  parallel_for(b_, n,
+  const int64_t O = s.obs_dim;
+  for (int r = 0; r < R; ++r) obs_norms_[size_t(run0 + r)].normalize(obs + r * n * O, obs_scratch + r * n * O, n);
+  parallel_for(b_, R * n,
                ObsAndReward{s.obs_dim, s.action_dim, obs_scratch, carry.prev_reward(),
                             ignore_start ? nullptr : carry.start(), x});
   carry.action_features(x, in_dim(), s.obs_dim, ignore_start);
 }
 
 void Rl2Learner::collect_steps() {
-  const int T = cfg_.rollout_steps;
-  const int64_t n = n_, H = shape_.hidden;
+  const int T = cfg_.rollout_steps, R = runs();
+  const int64_t n = n_, rows = R * n_, H = shape_.hidden, O = spec().obs_dim;
   core_->begin_rollout();
-  copy_values(b_, carry_.hidden(), core_->h0(), n * H);  // the chunk's starting state, for BPTT
+  copy_values(b_, carry_.hidden(), core_->h0(), rows * H);  // the chunk's starting state, for BPTT
   for (int t = 0; t < T; ++t) {
-    copy_values(b_, carry_.start(), core_->restart(t), n);
-    obs_norm_.update(obs_.data(), n);
-    step_input(carry_, obs_.data(), n, false, obs_norm_buf_.data(), core_->input(t));
+    copy_values(b_, carry_.start(), core_->restart(t), rows);
+    for (int r = 0; r < R; ++r) obs_norms_[size_t(r)].update(obs_.data() + r * n * O, n);
+    step_input(carry_, obs_.data(), n, 0, R, false, obs_norm_buf_.data(), core_->input(t));
     // one recurrent step; the new state replaces the carried one in place
     PolicyStep ps = rollout_policy_step(t);
     ps.start = carry_.start();
     ps.h = carry_.hidden();
     ps.h_out = carry_.hidden();
     core_->policy_step(roll_ws_, ps);
-    env_->step(ps.actions.batch(), step_outputs(t), ps.step);
+    for (int r = 0; r < R; ++r)
+      run_env(r).step(ps.actions.rows(r * n, spec().action_dim).batch(), step_outputs(t, nullptr, r), ps.step);
     core_->track_step(t, sid_.data());
     // the next step's inputs: this action and reward, or a fresh start after an episode end
     carry_.after_step(core_->action(t).batch(), core_->reward(t), core_->truncated(t), core_->terminated(t));
     // time limit: V of the final observation, one more recurrent step from the carried state (not a start)
     if (clock_.truncates_after(t)) {
-      step_input(carry_, final_obs_.data(), n, true, obs_norm_buf_.data(), x_extra_.data());
-      PolicyStep bs = PolicyStep::value_of(x_extra_.data(), n, core_->final_value(t));
+      step_input(carry_, final_obs_.data(), n, 0, R, true, obs_norm_buf_.data(), x_extra_.data());
+      PolicyStep bs = PolicyStep::value_of(x_extra_.data(), rows, core_->final_value(t));
+      bs.runs = R;
       bs.h = carry_.hidden();
       bs.h_out = h_next_.data();
       core_->policy_step(boot_ws_, bs);
@@ -115,8 +121,9 @@ void Rl2Learner::collect_steps() {
   }
   advance_counter(b_, step_dev_.data(), uint32_t(T));
   // V(s_T): a recurrent step on the next observation, without advancing the carried state
-  step_input(carry_, obs_.data(), n, false, obs_norm_buf_.data(), x_extra_.data());
-  PolicyStep vs = PolicyStep::value_of(x_extra_.data(), n, core_->value(T));
+  step_input(carry_, obs_.data(), n, 0, R, false, obs_norm_buf_.data(), x_extra_.data());
+  PolicyStep vs = PolicyStep::value_of(x_extra_.data(), rows, core_->value(T));
+  vs.runs = R;
   vs.start = carry_.start();
   vs.h = carry_.hidden();
   vs.h_out = h_next_.data();
@@ -124,12 +131,14 @@ void Rl2Learner::collect_steps() {
   core_->finish_rollout();
 }
 
-std::unique_ptr<EvalAgent> Rl2Learner::eval_agent(int64_t n) { return std::make_unique<Agent>(*this, spec(), n); }
+std::unique_ptr<EvalAgent> Rl2Learner::run_eval_agent(int64_t n, int run) {
+  return std::make_unique<Agent>(*this, spec(), n, run);
+}
 
-void Rl2Learner::visit_state(StateVisitor& v) {
-  RolloutLearner::visit_state(v);
-  v.part("obs_norm", obs_norm_);
-  v.part("carry", carry_);
+void Rl2Learner::visit_run_state(StateVisitor& v, int run) {
+  RolloutLearner::visit_run_state(v, run);
+  v.part("obs_norm", obs_norms_[size_t(run)]);
+  v.part("carry", carry_, run);
 }
 
 }  // namespace dyn

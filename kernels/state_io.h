@@ -43,6 +43,14 @@ class StateVisitor {
     if (shape.empty()) shape = {int64_t(b.size())};
     array(name, dtype_of<T>(), shape, b.data(), b.backend());
   }
+  // Run `run`'s equal share of a buffer that `runs` runs of a seed batch hold side by side (run r's part at
+  // [r·size/runs, (r+1)·size/runs)): the 1-D array that run alone has, buffer() of its own.
+  template <class T>
+  void share(const std::string& name, Buffer<T>& b, int run, int runs) {
+    if (b.size() == 0) return;
+    const int64_t n = int64_t(b.size()) / runs;
+    array(name, dtype_of<T>(), {n}, b.data() + run * n, b.backend());
+  }
   // A host value.
   template <class T>
   void value(const std::string& name, T& v) {
