@@ -61,8 +61,7 @@ PpoLearner::PpoLearner(Backend b, const EnvConfig& env, int64_t n_envs, const Pp
       raw_(b, seeds_.size() * n_envs * raw_dim()) {
   for (size_t r = 0; r < seeds_.size(); ++r) in_norms_.emplace_back(b, raw_dim());
   core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{raw_dim()}, n_envs, cfg, seeds_, env.first_env);
-  for (int r = 0; r < runs(); ++r)
-    run_env(r).reset(obs_.data() + r * n_envs * spec().obs_dim, latent_.data() + r * n_envs * spec().latent_dim);
+  reset_envs(latent_.data());
 }
 
 PpoLearner::~PpoLearner() = default;
@@ -87,8 +86,7 @@ void PpoLearner::collect_steps() {
     normalize(raw_.data(), core_->input(t));
     const PolicyStep ps = rollout_policy_step(t);
     core_->policy_step(roll_ws_, ps);
-    for (int r = 0; r < R; ++r)
-      run_env(r).step(ps.actions.rows(r * n, spec().action_dim).batch(), step_outputs(t, latent_.data(), r), ps.step);
+    step_envs(t, ps, latent_.data());
     // time limit: bootstrap from V(final observation), with the latent the step was taken in (still in raw_)
     if (clock_.truncates_after(t)) {
       const int O = spec().obs_dim;

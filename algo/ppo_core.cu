@@ -150,21 +150,6 @@ ActionBuffers PpoCore::action(int t) {
                          : ActionBuffers{nullptr, act_value_.data() + o * env_.action_dim};
 }
 
-void PpoCore::features(PolicyWorkspace& ws, const PolicyStep& s, const float* p, int64_t rows) {
-  // embedding → one GRU step from h (restarting where start), each run with its parameters: the rows are [R, 1,
-  // rows, ·], one step of R seed-major sequences; the new state also goes to h_out
-  const float* none = nullptr;
-  if (s.runs == 1) {
-    embed_.forward(b_, p, s.in, int(s.n), ws.embed);
-    gru_.forward(b_, p, ws.embed.act.back().data(), s.start, none, s.h, 1, int(s.n), ws.gru);
-  } else {
-    const size_t P = layout_.total();
-    embed_.forward_seeds(b_, p, P, s.in, s.runs, int(rows), ws.embed);
-    gru_.forward_seeds(b_, p, P, ws.embed.act.back().data(), s.start, none, s.h, s.runs, 1, int(rows), ws.gru);
-  }
-  if (s.h_out) copy_values(b_, ws.gru.h.data(), s.h_out, s.n * shape_.rnn_hidden);
-}
-
 void PpoCore::policy_step(PolicyWorkspace& ws, const PolicyStep& s) {
   // runs [s.run, s.run + R) of the batch, `rows` rows each: one batched pass of each network, then each run's head
   const size_t P = layout_.total();
@@ -179,7 +164,16 @@ void PpoCore::policy_step(PolicyWorkspace& ws, const PolicyStep& s) {
   };
   const float* feats = s.in;
   if (shape_.recurrent) {
-    features(ws, s, p, rows);
+    // embedding → one GRU step from h (restarting where start): R seed-major sequences of one step [R, 1, rows, ·];
+    // the new state also goes to h_out
+    forward(embed_, s.in, ws.embed);
+    const float* x = ws.embed.act.back().data();
+    const float* none = nullptr;
+    if (R == 1)
+      gru_.forward(b_, p, x, s.start, none, s.h, 1, int(s.n), ws.gru);
+    else
+      gru_.forward_seeds(b_, p, P, x, s.start, none, s.h, R, 1, int(rows), ws.gru);
+    if (s.h_out) copy_values(b_, ws.gru.h.data(), s.h_out, s.n * shape_.rnn_hidden);
     feats = ws.gru.h.data();
   }
   const bool acting = s.actions.index || s.actions.value;
@@ -346,16 +340,15 @@ void PpoCore::update_minibatches() {
         else
           gather_samples(b_, sample_rows(r, M), idx, M);
       }
-      if (rnn && R == 1) {
-        embed_.forward(b_, p, mb_in_.data(), int(M), upd_ws_.embed);
-        gru_.forward(b_, p, upd_ws_.embed.act.back().data(), mb_reset_.data(), none, mb_h0_.data(), T, int(Nm),
-                     upd_ws_.gru);
-      } else if (rnn) {
-        embed_.forward_seeds(b_, p, P, mb_in_.data(), R, int(M), upd_ws_.embed);
-        gru_.forward_seeds(b_, p, P, upd_ws_.embed.act.back().data(), mb_reset_.data(), none, mb_h0_.data(), R, T,
-                           int(Nm), upd_ws_.gru);
+      if (rnn) {
+        forward(embed_, mb_in_.data(), M, upd_ws_.embed);
+        const float* x = upd_ws_.embed.act.back().data();
+        if (R == 1)
+          gru_.forward(b_, p, x, mb_reset_.data(), none, mb_h0_.data(), T, int(Nm), upd_ws_.gru);
+        else
+          gru_.forward_seeds(b_, p, P, x, mb_reset_.data(), none, mb_h0_.data(), R, T, int(Nm), upd_ws_.gru);
+        feats = upd_ws_.gru.h.data();  // [S, T, Nm, H]
       }
-      if (rnn) feats = upd_ws_.gru.h.data();  // [S, T, Nm, H]
       // forward: the heads, the log-probabilities and entropies, the per-sample loss terms and their gradients
       forward(actor_, feats, M, upd_ws_.actor);
       forward(critic_, feats, M, upd_ws_.critic);
@@ -387,15 +380,15 @@ void PpoCore::update_minibatches() {
       float* dfeat = rnn ? mb_dfeat_.data() : static_cast<float*>(nullptr);
       backward(actor_, feats, mb_dout_.data(), dfeat, upd_ws_.actor, rnn);
       backward(critic_, feats, mb_dv_.data(), dfeat, upd_ws_.critic, rnn);
-      const float* embedded = rnn ? upd_ws_.embed.act.back().data() : nullptr;
-      if (rnn && R == 1) {
-        gru_.backward(b_, p, g, embedded, mb_reset_.data(), mb_dfeat_.data(), 0, mb_dembed_.data(), no_grad, no_grad,
-                      upd_ws_.gru);
-        embed_.backward(b_, p, g, mb_in_.data(), mb_dembed_.data(), no_grad, upd_ws_.embed, true);
-      } else if (rnn) {
-        gru_.backward_seeds(b_, p, g, P, embedded, mb_reset_.data(), mb_dfeat_.data(), 0, mb_dembed_.data(), no_grad,
-                            no_grad, upd_ws_.gru);
-        embed_.backward_seeds(b_, p, g, P, mb_in_.data(), mb_dembed_.data(), no_grad, R, upd_ws_.embed, true);
+      if (rnn) {
+        const float* x = upd_ws_.embed.act.back().data();
+        if (R == 1)
+          gru_.backward(b_, p, g, x, mb_reset_.data(), mb_dfeat_.data(), 0, mb_dembed_.data(), no_grad, no_grad,
+                        upd_ws_.gru);
+        else
+          gru_.backward_seeds(b_, p, g, P, x, mb_reset_.data(), mb_dfeat_.data(), 0, mb_dembed_.data(), no_grad,
+                              no_grad, upd_ws_.gru);
+        backward(embed_, mb_in_.data(), mb_dembed_.data(), no_grad, upd_ws_.embed, true);
       }
       adam_.step(p, g);
       for (int r = 0; r < R; ++r)

@@ -123,8 +123,6 @@ class PpoCore {
  private:
   void draw_epoch_orders();   // (captured) every epoch's order of the items into perm_, by the config's plan
   void update_minibatches();  // (captured)
-  // recurrent: the GRU state after the step, in ws.gru.h, for runs [s.run, s.run + runs) with parameters p
-  void features(PolicyWorkspace& ws, const PolicyStep& s, const float* p, int64_t rows);
   void to_seed_major();  // the rollout [T, S·N, ·] → run blocks [S, T, N, ·] (a seed batch)
   // Run s's block of a rollout array with `per_run` values per run: seed-major in a seed batch, the array itself
   // for one run.

@@ -73,7 +73,7 @@ Rl2Learner::Rl2Learner(Backend b, const EnvConfig& env, int64_t n_envs, const Pp
   for (int r = 0; r < runs(); ++r) obs_norms_.emplace_back(b, spec().obs_dim);
   core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{in_dim(), true, shape.embed, shape.hidden}, n_envs, cfg,
                                     seeds_, env.first_env);
-  for (int r = 0; r < runs(); ++r) run_env(r).reset(obs_.data() + r * n_envs * spec().obs_dim, nullptr);
+  reset_envs();
 }
 
 Rl2Learner::~Rl2Learner() = default;
@@ -104,8 +104,7 @@ void Rl2Learner::collect_steps() {
     ps.h = carry_.hidden();
     ps.h_out = carry_.hidden();
     core_->policy_step(roll_ws_, ps);
-    for (int r = 0; r < R; ++r)
-      run_env(r).step(ps.actions.rows(r * n, spec().action_dim).batch(), step_outputs(t, nullptr, r), ps.step);
+    step_envs(t, ps);
     core_->track_step(t, sid_.data());
     // the next step's inputs: this action and reward, or a fresh start after an episode end
     carry_.after_step(core_->action(t).batch(), core_->reward(t), core_->truncated(t), core_->terminated(t));

@@ -106,6 +106,16 @@ StepBatch RolloutLearner::step_outputs(int t, float* latent, int run) {
                        latent ? latent + o * spec().latent_dim : nullptr);
 }
 
+void RolloutLearner::reset_envs(float* latent) {
+  const int64_t O = spec().obs_dim, L = spec().latent_dim;
+  for (int r = 0; r < runs(); ++r) run_env(r).reset(obs_.data() + r * n_ * O, latent ? latent + r * n_ * L : nullptr);
+}
+
+void RolloutLearner::step_envs(int t, const PolicyStep& ps, float* latent) {
+  for (int r = 0; r < runs(); ++r)
+    run_env(r).step(ps.actions.rows(r * n_, spec().action_dim).batch(), step_outputs(t, latent, r), ps.step);
+}
+
 std::unique_ptr<EvalAgent> RolloutLearner::run_eval_agent(int64_t n, int run) {
   if (run != 0) throw std::logic_error("RolloutLearner: this learner trains one run, not a seed batch");
   return eval_agent(n);

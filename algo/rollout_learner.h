@@ -74,6 +74,10 @@ class RolloutLearner : public Learner {
   StepBatch step_outputs(int t, float* latent = nullptr, int run = 0);
   // Run `run`'s env (env_ is run 0's).
   BatchEnv& run_env(int run) { return run == 0 ? *env_ : *other_envs_[size_t(run - 1)]; }
+  // Every run's env reset into its rows of obs_ (latent: the whole [S·N, L] buffer, or nullptr).
+  void reset_envs(float* latent = nullptr);
+  // Every run's env step t with its rows of the policy step's actions, into step_outputs(t, latent, run).
+  void step_envs(int t, const PolicyStep& ps, float* latent = nullptr);
   // The learner's evaluation agent for n envs of the training env's spec: deterministic actions from the trained
   // networks and its own online state.
   virtual std::unique_ptr<EvalAgent> eval_agent(int64_t n) = 0;
