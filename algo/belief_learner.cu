@@ -34,18 +34,20 @@ struct PolicyRaw {
 struct CloseSessions {
   bool oracle;
   int d;
+  int64_t n;  // rows per run
   const float* q;
   const uint8_t *start, *send_prev;
   uint8_t* close;
-  double* counts;
+  double* counts;  // [runs, 3]
   DYN_HD void operator()(int64_t i) const {
     const bool predicted = !start[i] && q[i * (2 * d + 1) + 2 * d] > 0.0f;
     const bool truth = !start[i] && send_prev[i];
     close[i] = oracle ? truth : predicted;
     if (counts) {
-      if (predicted && truth) atomic_add_hd(counts + 0, 1.0);
-      if (predicted && !truth) atomic_add_hd(counts + 1, 1.0);
-      if (!predicted && truth) atomic_add_hd(counts + 2, 1.0);
+      double* c = counts + (i / n) * 3;
+      if (predicted && truth) atomic_add_hd(c + 0, 1.0);
+      if (predicted && !truth) atomic_add_hd(c + 1, 1.0);
+      if (!predicted && truth) atomic_add_hd(c + 2, 1.0);
     }
   }
 };
@@ -95,15 +97,15 @@ struct AddHits {
 
 }  // namespace
 
-// Evaluation: the belief updated online (never reset within an episode), sessions closed as in the rollout, the
-// mode of each step's action distribution; on the gridworld, the goal probe.
+// Evaluation of run `run`: the belief updated online (never reset within an episode), sessions closed as in the
+// rollout, the mode of each step's action distribution; on the gridworld, the goal probe.
 class BeliefLearner::Agent : public EvalAgent {
  public:
-  Agent(BeliefLearner& l, const EnvSpec& spec, int64_t n)
+  Agent(BeliefLearner& l, const EnvSpec& spec, int64_t n, int run)
       : l_(l),
         spec_(spec),
         n_(n),
-
+        run_(run),
         probe_(spec.name == "gridworld"),
         carry_(l.b_, spec, n, l.bc_.shape.hidden, 2 * l.d_),
         raw_(l.b_, size_t(n) * l.in_dim_),
@@ -122,13 +124,15 @@ class BeliefLearner::Agent : public EvalAgent {
   }
   void act(const float* obs, const float* latent, const ActionBuffers& out, uint32_t) override {
     l_.encode_step(enc_, obs, carry_.prev_action(), carry_.prev_reward(), carry_.start(), carry_.cond(),
-                   carry_.hidden(), n_, carry_.hidden(), raw_.data(), obs_enc_.data());
+                   carry_.hidden(), n_, run_, 1, carry_.hidden(), raw_.data(), obs_enc_.data());
     const float* q = BeliefModel<float>::q(enc_);
-    l_.close_sessions(q, carry_.start(), send_prev_.data(), n_, close_.data(), carry_.cond(),
+    l_.close_sessions(q, carry_.start(), send_prev_.data(), n_, 1, close_.data(), carry_.cond(),
                       static_cast<double*>(nullptr));
     if (probe_) goal_probe(q, obs, latent);
-    l_.in_norm_.normalize(raw_.data(), in_.data(), n_);
-    l_.core_->policy_step(ws_, PolicyStep::mode(in_.data(), n_, out));
+    l_.in_norms_[run_].normalize(raw_.data(), in_.data(), n_);
+    PolicyStep s = PolicyStep::mode(in_.data(), n_, out);
+    s.run = run_;
+    l_.core_->policy_step(ws_, s);
   }
   void after_step(const ActionBatch& a, const StepBatch& out) override {
     copy_values(l_.b_, out.session_end, send_prev_.data(), n_);
@@ -153,8 +157,9 @@ class BeliefLearner::Agent : public EvalAgent {
  private:
   void goal_probe(const float* q, const float* obs, const float* latent) {
     const int d = l_.d_, DI = l_.bc_.shape.decoder_in();
+    const float* p = l_.bparams_.value.data() + size_t(run_) * l_.blayout_.total();
     parallel_for(l_.b_, 2 * n_, GoalProbeRows{d, DI, q, obs, dec_in_.data()});
-    l_.model_.decoder.forward(l_.b_, l_.bparams_.value.data(), dec_in_.data(), int(2 * n_), dec_ws_);
+    l_.model_.decoder.forward(l_.b_, p, dec_in_.data(), int(2 * n_), dec_ws_);
     parallel_for(l_.b_, n_, GoalProbeHits{dec_ws_.act.back().data(), obs, latent, hit_.data()});
     reduce_sum(l_.b_, hit_.data(), size_t(n_), hit_sum_.data());
     parallel_for(l_.b_, 1, AddHits{hit_sum_.data(), hits_.data(), n_});
@@ -163,6 +168,7 @@ class BeliefLearner::Agent : public EvalAgent {
   BeliefLearner& l_;
   EnvSpec spec_;
   int64_t n_;
+  int run_;
   bool probe_;
   AgentCarry carry_;
   Buffer<float> raw_, in_, obs_enc_;
@@ -175,158 +181,198 @@ class BeliefLearner::Agent : public EvalAgent {
 };
 
 BeliefLearner::BeliefLearner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg,
-                             const BeliefConfig& bc)
-    : RolloutLearner(b, env, n_envs, cfg),
+                             const BeliefConfig& bc, const std::vector<uint32_t>& seeds)
+    : RolloutLearner(b, env, n_envs, cfg, seeds),
       bc_(with_env_shape(bc, spec())),
       d_(bc.shape.latent),
       in_dim_(spec().obs_dim + 2 * bc.shape.latent),
-      in_norm_(b, in_dim_),
-      enc_norm_(b, spec().obs_dim),
+      in_norms_(b, in_dim_, runs()),
+      enc_norms_(b, spec().obs_dim, runs()),
       model_(b, bc_.shape, blayout_),
-      bparams_(b, blayout_, env.seed ^ 0x5eedu),
-      badam_(b, blayout_.total(), bc.adam),
-      sample_rng_(env.seed),
-      carry_(b, spec(), n_envs, bc.shape.hidden, bc.shape.cond_dim()),
-      replay_(b, spec(), bc.replay_episodes, n_envs, bc.batch_episodes, env.session.reset_on_switch),
-      obs_enc_(b, size_t(n_envs) * spec().obs_dim),
-      send_prev_(b, size_t(n_envs)),
-      close_(b, size_t(n_envs)),
-      no_start_(b, size_t(n_envs)),
-      h_scratch_(b, size_t(n_envs) * bc.shape.hidden),
-      raw_(b, size_t(n_envs) * in_dim_),
-      term_counts_(b, 3) {
+      bparams_(b, blayout_, belief_seeds(seeds_)),
+      badam_(b, blayout_.total(), bc.adam, runs()),
+      carry_(b, spec(), runs() * n_envs, bc.shape.hidden, bc.shape.cond_dim(), runs()),
+      obs_enc_(b, size_t(runs() * n_envs) * spec().obs_dim),
+      send_prev_(b, size_t(runs() * n_envs)),
+      close_(b, size_t(runs() * n_envs)),
+      no_start_(b, size_t(runs() * n_envs)),
+      h_scratch_(b, size_t(runs() * n_envs) * bc.shape.hidden),
+      raw_(b, size_t(runs() * n_envs) * in_dim_),
+      term_counts_(b, size_t(3 * runs())) {
   const int H = spec().horizon;
   if (cfg.rollout_steps % H != 0 && H % cfg.rollout_steps != 0)
     throw std::invalid_argument("belief learners need rollout_steps and the horizon to divide one another; got " +
                                 std::to_string(cfg.rollout_steps) + " and " + std::to_string(H));
-  core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{in_dim_}, n_envs, cfg, env.seed, env.first_env);
+  for (const uint32_t seed : seeds_) {  // each run's replay and sampling stream, as that run alone has them
+    sample_rngs_.emplace_back(seed);
+    replays_.emplace_back(b, spec(), bc.replay_episodes, n_envs, bc.batch_episodes, env.session.reset_on_switch);
+  }
+  core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{in_dim_}, n_envs, cfg, seeds_, env.first_env);
   lws_.eps = Buffer<float>(b, size_t(H + 1) * bc.batch_episodes * d_);
   for (Buffer<uint8_t>* buf : {&send_prev_, &close_, &no_start_}) buf->zero();
-  env_->reset(obs_.data(), nullptr);
+  reset_envs();
 }
 
 BeliefLearner::~BeliefLearner() = default;
 
+std::vector<uint32_t> BeliefLearner::belief_seeds(const std::vector<uint32_t>& seeds) {
+  std::vector<uint32_t> out;
+  for (const uint32_t seed : seeds) out.push_back(seed ^ 0x5eedu);  // the belief model's initialisation stream
+  return out;
+}
+
 void BeliefLearner::encode_step(EncoderWorkspace<float>& ws, const float* obs, const ActionBatch& prev_a,
                                 const float* prev_r, const uint8_t* start, const float* cond, const float* h, int64_t n,
-                                float* h_out, float* raw, float* obs_scratch) {
-  const float* p = bparams_.value.data();
+                                int run0, int R, float* h_out, float* raw, float* obs_scratch) {
+  const size_t P = blayout_.total();
+  const float* p = bparams_.value.data() + size_t(run0) * P;
   const float* enc_obs = obs;
   if (bc_.normalize_obs) {
-    enc_norm_.normalize(obs, obs_scratch, n);
+    enc_norms_.normalize(obs, obs_scratch, n, run0, R);
     enc_obs = obs_scratch;
   }
-  model_.encode(p, enc_obs, prev_a.index, prev_a.value, prev_r, start, cond, h, 1, int(n), ws);
+  model_.encode(p, enc_obs, prev_a.index, prev_a.value, prev_r, start, cond, h, 1, int(n), ws, R, P);
   // the GRU has read h: h_out may alias it
-  copy_values(b_, ws.gru.h.data(), h_out, n * bc_.shape.hidden);
-  parallel_for(b_, n, PolicyRaw{spec().obs_dim, d_, obs, BeliefModel<float>::q(ws), raw});
+  copy_values(b_, ws.gru.h.data(), h_out, R * n * bc_.shape.hidden);
+  parallel_for(b_, R * n, PolicyRaw{spec().obs_dim, d_, obs, BeliefModel<float>::q(ws), raw});
 }
 
-void BeliefLearner::close_sessions(const float* q, const uint8_t* start, const uint8_t* send_prev, int64_t n,
+void BeliefLearner::close_sessions(const float* q, const uint8_t* start, const uint8_t* send_prev, int64_t n, int R,
                                    uint8_t* close, float* cond, double* counts) {
-  parallel_for(b_, n, CloseSessions{bc_.oracle_sessions, d_, q, start, send_prev, close, counts});
-  if (bc_.shape.conditioning) carry_final_belief(b_, q, close, n, d_, cond);
+  parallel_for(b_, R * n, CloseSessions{bc_.oracle_sessions, d_, n, q, start, send_prev, close, counts});
+  if (bc_.shape.conditioning) carry_final_belief(b_, q, close, R * n, d_, cond);
 }
 
-void BeliefLearner::after_collect(IterationStats& st) {
-  for (int t = 0; t < cfg_.rollout_steps; ++t)  // host mirror of the ring: which collect steps pushed episodes
-    if (clock_.truncates_after(t)) replay_.note_push();
-  const std::vector<double> c = term_counts_.to_host();
-  st.add("term_precision", c[0] / (c[0] + c[1]), c[0] + c[1] > 0);
-  st.add("term_recall", c[0] / (c[0] + c[2]), c[0] + c[2] > 0);
+void BeliefLearner::after_collect(IterationStats* st) {
+  for (int t = 0; t < cfg_.rollout_steps; ++t)  // host mirror of the rings: which collect steps pushed episodes
+    if (clock_.truncates_after(t))
+      for (EpisodeReplay& replay : replays_) replay.note_push();
+  const std::vector<double> all = term_counts_.to_host();
+  for (int r = 0; r < runs(); ++r) {
+    const double* c = all.data() + 3 * r;
+    st[r].add("term_precision", c[0] / (c[0] + c[1]), c[0] + c[1] > 0);
+    st[r].add("term_recall", c[0] / (c[0] + c[2]), c[0] + c[2] > 0);
+  }
 }
 
 void BeliefLearner::collect_steps() {
-  const int T = cfg_.rollout_steps;
-  const int64_t n = n_;
+  const int T = cfg_.rollout_steps, R = runs(), A = spec().action_dim;
+  const int64_t n = n_, rows = R * n, O = spec().obs_dim;
+  // run r's rows of an [S·N, w] buffer
+  auto rows_of = [&](auto* x, int r, int64_t w) { return x + r * n * w; };
   core_->begin_rollout();
   term_counts_.zero();
   for (int t = 0; t < T; ++t) {
     const int k = clock_.index_in_episode(t);
     // the encoder's input is saved for the replay before the step
-    replay_.record_obs(k, obs_.data());
-    if (bc_.normalize_obs) enc_norm_.update(obs_.data(), n);
+    for (int r = 0; r < R; ++r) replays_[size_t(r)].record_obs(k, rows_of(obs_.data(), r, O));
+    if (bc_.normalize_obs) enc_norms_.update(obs_.data(), n);
     // belief q_t from (s_t, a_{t−1}, r_{t−1}) and the carried state; a predicted (or true) session end closes the
     // session and carries its final belief into the conditioning input
     encode_step(roll_enc_, obs_.data(), carry_.prev_action(), carry_.prev_reward(), carry_.start(), carry_.cond(),
-                carry_.hidden(), n, carry_.hidden(), raw_.data(), obs_enc_.data());
+                carry_.hidden(), n, 0, R, carry_.hidden(), raw_.data(), obs_enc_.data());
     const float* q = BeliefModel<float>::q(roll_enc_);
-    close_sessions(q, carry_.start(), send_prev_.data(), n, close_.data(), carry_.cond(), term_counts_.data());
-    if (q_trace_)  // tests: the rollout's beliefs, [T, N, 2d+1]
-      copy_values(b_, q, q_trace_ + int64_t(t) * n * (2 * d_ + 1), n * (2 * d_ + 1));
-    in_norm_.update(raw_.data(), n);
-    in_norm_.normalize(raw_.data(), core_->input(t), n);
+    close_sessions(q, carry_.start(), send_prev_.data(), n, R, close_.data(), carry_.cond(), term_counts_.data());
+    if (q_trace_)  // tests: the rollout's beliefs, [T, S·N, 2d+1]
+      copy_values(b_, q, q_trace_ + int64_t(t) * rows * (2 * d_ + 1), rows * (2 * d_ + 1));
+    in_norms_.update(raw_.data(), n);
+    in_norms_.normalize(raw_.data(), core_->input(t), n);
     const PolicyStep ps = rollout_policy_step(t);
     core_->policy_step(roll_ws_, ps);
     const ActionBatch a = ps.actions.batch();
-    env_->step(a, step_outputs(t), ps.step);
-    replay_.record_step(k, a, core_->reward(t), final_obs_.data(), sid_.data(), send_.data());
+    step_envs(t, ps);
+    for (int r = 0; r < R; ++r)
+      replays_[size_t(r)].record_step(k, ps.actions.rows(r * n, A).batch(), rows_of(core_->reward(t), r, 1),
+                                      rows_of(final_obs_.data(), r, O), rows_of(sid_.data(), r, 1),
+                                      rows_of(send_.data(), r, 1));
     if (clock_.truncates_after(t)) {  // time limit: the episode is complete
-      replay_.record_obs(spec().horizon, final_obs_.data());
-      replay_.push();
+      for (int r = 0; r < R; ++r) {
+        replays_[size_t(r)].record_obs(spec().horizon, rows_of(final_obs_.data(), r, O));
+        replays_[size_t(r)].push();
+      }
       // bootstrap: V at the final observation with the belief after the final transition (one more encoder step
       // from the carried state, which is not advanced)
       float* raw = raw_.data();
       encode_step(boot_enc_, final_obs_.data(), a, core_->reward(t), no_start_.data(), carry_.cond(), carry_.hidden(),
-                  n, h_scratch_.data(), raw, obs_enc_.data());
-      in_norm_.normalize(raw, raw, n);
-      core_->policy_step(roll_ws_, PolicyStep::value_of(raw, n, core_->final_value(t)));
+                  n, 0, R, h_scratch_.data(), raw, obs_enc_.data());
+      in_norms_.normalize(raw, raw, n);
+      PolicyStep v = PolicyStep::value_of(raw, rows, core_->final_value(t));
+      v.runs = R;
+      core_->policy_step(roll_ws_, v);
     }
     core_->track_step(t, sid_.data());
     // the next step's inputs: this action and reward, or a fresh start (belief and conditioning reset)
     carry_.after_step(a, core_->reward(t), core_->truncated(t), core_->terminated(t));
-    copy_values(b_, send_.data(), send_prev_.data(), n);
+    copy_values(b_, send_.data(), send_prev_.data(), rows);
   }
   advance_counter(b_, step_dev_.data(), uint32_t(T));
   // V(s_T): the belief at the next observation, without advancing the carried state
   float* raw = raw_.data();
   encode_step(boot_enc_, obs_.data(), carry_.prev_action(), carry_.prev_reward(), carry_.start(), carry_.cond(),
-              carry_.hidden(), n, h_scratch_.data(), raw, obs_enc_.data());
-  in_norm_.normalize(raw, raw, n);
-  core_->policy_step(roll_ws_, PolicyStep::value_of(raw, n, core_->value(T)));
+              carry_.hidden(), n, 0, R, h_scratch_.data(), raw, obs_enc_.data());
+  in_norms_.normalize(raw, raw, n);
+  PolicyStep v = PolicyStep::value_of(raw, rows, core_->value(T));
+  v.runs = R;
+  core_->policy_step(roll_ws_, v);
   core_->finish_rollout();
 }
 
-void BeliefLearner::update(IterationStats& st) {
+void BeliefLearner::update_runs(IterationStats* st) {
   using clock = std::chrono::steady_clock;
+  const int R = runs();
   const auto t0 = clock::now();
-  core_->update(st);  // ends with a read of the loss statistics: the backend is idle here
+  if (R == 1)  // ends with a read of the loss statistics: the backend is idle here
+    core_->update(st[0]);
+  else
+    core_->update(st);
   const auto t1 = clock::now();
   DYN_NVTX_RANGE("belief_update");
-  double acc[5] = {0, 0, 0, 0, 0};
+  std::vector<double> acc(size_t(5 * R), 0.0);  // [S, 5]
   int steps = 0;
-  if (replay_.count() >= bc_.batch_episodes)
-    for (; steps < bc_.updates_per_iteration; ++steps) belief_step(acc);
+  if (replays_[0].count() >= bc_.batch_episodes)  // every run's replay holds as many episodes
+    for (; steps < bc_.updates_per_iteration; ++steps) {
+      bparams_.grad.zero();
+      for (int r = 0; r < R; ++r) belief_loss_of_run(r, acc.data() + 5 * r);
+      ++belief_steps_;
+      badam_.step(bparams_.value.data(), bparams_.grad.data());  // each run's step on its part of [S, P]
+    }
   synchronize(b_);
+  const double t_update = std::chrono::duration<double>(t1 - t0).count();
+  const double t_belief = std::chrono::duration<double>(clock::now() - t1).count();
   const char* names[5] = {"belief_loss", "belief_recon", "belief_kl", "belief_consistency", "belief_bce"};
-  for (int k = 0; k < 5; ++k) st.add(names[k], acc[k] / std::max(steps, 1), steps > 0);
-  // where the update's time goes: PPO's minibatches, then the belief steps
-  st.extra.emplace_back("ppo_update_s", std::chrono::duration<double>(t1 - t0).count());
-  st.extra.emplace_back("belief_update_s", std::chrono::duration<double>(clock::now() - t1).count());
+  for (int r = 0; r < R; ++r) {
+    for (int k = 0; k < 5; ++k) st[r].add(names[k], acc[size_t(5 * r + k)] / std::max(steps, 1), steps > 0);
+    // where the update's time goes: PPO's minibatches, then the belief steps (of the whole batch)
+    st[r].extra.emplace_back("ppo_update_s", t_update);
+    st[r].extra.emplace_back("belief_update_s", t_belief);
+  }
 }
 
-EpisodeBatchView<float> BeliefLearner::gather_episodes(const std::vector<int32_t>& slots) {
-  const EpisodeBatchView<float> ep = replay_.gather(slots);
+EpisodeBatchView<float> BeliefLearner::gather_episodes(const std::vector<int32_t>& slots, int run) {
+  EpisodeReplay& replay = replays_[size_t(run)];
+  const EpisodeBatchView<float> ep = replay.gather(slots);
   if (bc_.normalize_obs) {  // the stored raw observations, normalised with the current statistics
     const int64_t B = int64_t(slots.size()), H = spec().horizon;
-    enc_norm_.normalize(replay_.batch_obs(), replay_.batch_obs(), (H + 1) * B);
-    if (replay_.batch_landing()) enc_norm_.normalize(replay_.batch_landing(), replay_.batch_landing(), H * B);
+    enc_norms_[run].normalize(replay.batch_obs(), replay.batch_obs(), (H + 1) * B);
+    if (replay.batch_landing()) enc_norms_[run].normalize(replay.batch_landing(), replay.batch_landing(), H * B);
   }
   return ep;
 }
 
-void BeliefLearner::belief_step(double* acc) {
+void BeliefLearner::belief_loss_of_run(int run, double* acc) {
   const int B = bc_.batch_episodes, H = spec().horizon;
-  // B distinct episodes, uniformly from the filled part of the ring
-  const EpisodeBatchView<float> ep = gather_episodes(replay_.sample(B, sample_rng_));
+  const size_t P = blayout_.total();
+  const uint32_t seed = seeds_[size_t(run)];
+  // B distinct episodes, uniformly from the filled part of the run's ring
+  EpisodeReplay& replay = replays_[size_t(run)];
+  const EpisodeBatchView<float> ep = gather_episodes(replay.sample(B, sample_rngs_[size_t(run)]), run);
   const BeliefLossConfig& lc = bc_.loss;
-  const DecodePlan plan = plan_decodes(replay_.batch_session_ids(), H, B, lc.session_recon, lc.elbo_samples,
-                                       lc.decode_samples, env_->seed(), belief_steps_);
-  const float* p = bparams_.value.data();
-  draw_belief_noise(b_, env_->seed(), belief_steps_++, int64_t(H + 1) * B * d_, lws_.eps.data());
-  bparams_.grad.zero();
-  const BeliefLossStats s = belief_loss<float>(model_, p, bparams_.grad.data(), ep, plan, lc, nullptr, lws_);
-  badam_.step(bparams_.value.data(), bparams_.grad.data());
+  const DecodePlan plan = plan_decodes(replay.batch_session_ids(), H, B, lc.session_recon, lc.elbo_samples,
+                                       lc.decode_samples, seed, belief_steps_);
+  draw_belief_noise(b_, seed, belief_steps_, int64_t(H + 1) * B * d_, lws_.eps.data());
+  const float* p = bparams_.value.data() + size_t(run) * P;
+  float* g = bparams_.grad.data() + size_t(run) * P;
+  const BeliefLossStats s = belief_loss<float>(model_, p, g, ep, plan, lc, nullptr, lws_);
   acc[0] += s.total;
   acc[1] += s.recon;
   acc[2] += s.kl;
@@ -334,22 +380,24 @@ void BeliefLearner::belief_step(double* acc) {
   acc[4] += s.bce;
 }
 
-std::unique_ptr<EvalAgent> BeliefLearner::eval_agent(int64_t n) { return std::make_unique<Agent>(*this, spec(), n); }
+std::unique_ptr<EvalAgent> BeliefLearner::run_eval_agent(int64_t n, int run) {
+  return std::make_unique<Agent>(*this, spec(), n, run);
+}
 
-void BeliefLearner::visit_state(StateVisitor& v) {
-  RolloutLearner::visit_state(v);
+void BeliefLearner::visit_run_state(StateVisitor& v, int run) {
+  RolloutLearner::visit_run_state(v, run);
   const std::string saved = v.prefix;
   v.prefix += "belief.";
-  v.part("input_norm", in_norm_);
-  v.part("encoder_norm", enc_norm_);
-  v.part("params", bparams_);
-  v.part("adam", badam_);
-  v.part("carry", carry_);
-  v.part("replay", replay_);
-  v.rng("sample_rng", sample_rng_);
+  v.part("input_norm", in_norms_[run]);
+  v.part("encoder_norm", enc_norms_[run]);
+  v.part("params", bparams_, run);
+  v.part("adam", badam_, run);
+  v.part("carry", carry_, run);
+  v.part("replay", replays_[size_t(run)]);
+  v.rng("sample_rng", sample_rngs_[size_t(run)]);
   v.value("steps", belief_steps_);
-  v.buffer("session_end_prev", send_prev_);
-  v.buffer("close", close_);
+  v.share("session_end_prev", send_prev_, run, runs());
+  v.share("close", close_, run, runs());
   v.prefix = saved;
 }
 

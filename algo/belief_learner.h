@@ -4,6 +4,10 @@
 // handling at rollout time: the termination head's prediction (p > 0.5), or the ground truth with --oracle-sessions,
 // closes a session and carries its final belief into the encoder's conditioning input. On the gridworld, each
 // evaluation also measures how often the reward decoder, at the belief's mean, ranks the rewarding goal first.
+// With seeds, a seed batch (algo/rollout_learner.h): S runs side by side, each with its own envs, normalisers,
+// carried state, replay, sampling stream and belief model part ([S, P] blobs); each rollout step is one batched
+// encoder pass and one batched policy pass over the S·N rows, the belief steps one loss per run and one Adam step
+// over [S, P]. Each run's figures are those of the run alone (bit for bit on the CPU).
 #pragma once
 
 #include <cstdint>
@@ -39,62 +43,69 @@ struct BeliefConfig {
 
 class BeliefLearner : public RolloutLearner {
  public:
-  BeliefLearner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg, const BeliefConfig& bc);
+  // seeds: a seed batch's runs (empty: one run, env.seed; else seeds[0] must be env.seed).
+  BeliefLearner(Backend b, const EnvConfig& env, int64_t n_envs, const PpoConfig& cfg, const BeliefConfig& bc,
+                const std::vector<uint32_t>& seeds = {});
   ~BeliefLearner() override;
   // Also eval_goal_accuracy in EvalStats::extra on the gridworld.
-  std::unique_ptr<EvalAgent> eval_agent(int64_t n) override;
+  std::unique_ptr<EvalAgent> eval_agent(int64_t n) override { return run_eval_agent(n, 0); }
+  std::unique_ptr<EvalAgent> run_eval_agent(int64_t n, int run) override;
   // the gridworld's goal probe: how often the decoded best goal is the true one (the eval agent's add_figures)
   std::vector<std::string> eval_figure_names() const override {
     return spec().name == "gridworld" ? std::vector<std::string>{"eval_goal_accuracy"} : std::vector<std::string>{};
   }
-  void visit_state(StateVisitor& v) override;
-  void update(IterationStats& st) override;  // PPO update, then the belief steps
+  void visit_run_state(StateVisitor& v, int run) override;
+  void update(IterationStats& st) override { update_runs(&st); }
 
-  // For tests: the belief model and its parameters; the replay's slots gathered time-major (env i's first episode
-  // is slot i), normalised as the belief steps see them; and a backend buffer [T, N, 2d+1] that each collect fills
-  // with the rollout's beliefs (set before the first iterate; nullptr: off).
+  // For tests: the belief model and run 0's parameters; run 0's replay slots gathered time-major (env i's first
+  // episode is slot i), normalised as the belief steps see them; and a backend buffer [T, S·N, 2d+1] that each
+  // collect fills with the rollout's beliefs (set before the first iterate; nullptr: off).
   const BeliefModel<float>& model() const { return model_; }
   const float* belief_params() const { return bparams_.value.data(); }
-  EpisodeBatchView<float> gather_episodes(const std::vector<int32_t>& slots);
+  EpisodeBatchView<float> gather_episodes(const std::vector<int32_t>& slots, int run = 0);
   void trace_beliefs(float* q_trace) { q_trace_ = q_trace; }
 
  private:
   class Agent;
+  // each run's belief-model initialisation seed
+  static std::vector<uint32_t> belief_seeds(const std::vector<uint32_t>& seeds);
   void collect_steps() override;
-  void after_collect(IterationStats& st) override;  // the replay's host mirror, the termination head's counts
-  void belief_step(double* acc);
-  // One online encoder step for n envs from the given previous action and reward, start flags, conditioning
-  // input and state h [n, H] (new state into h_out, which may alias h); the policy's raw input [s, μ, log σ²] into
-  // raw [n, obs + 2d]; q stays in ws.
+  void after_collect(IterationStats* st) override;  // the replays' host mirrors, the termination head's counts
+  void update_runs(IterationStats* st) override;    // PPO update, then the belief steps of every run
+  // One belief step of run `run`: its loss and gradient into its part of the [S, P] blob; its loss terms into acc.
+  void belief_loss_of_run(int run, double* acc);
+  // One online encoder step for runs [run0, run0 + R), n envs each (the rows [R·n, ·]), from the given previous
+  // action and reward, start flags, conditioning input and state h [R·n, H] (new state into h_out, which may alias
+  // h); the policy's raw input [s, μ, log σ²] into raw [R·n, obs + 2d]; q stays in ws.
   void encode_step(EncoderWorkspace<float>& ws, const float* obs, const ActionBatch& prev_a, const float* prev_r,
-                   const uint8_t* start, const float* cond, const float* h, int64_t n, float* h_out, float* raw,
-                   float* obs_scratch);
-  // After latent rows q [n]: close[i] = the session ends here (predicted, or the ground truth send_prev with oracle
-  // sessions; never at an episode start); counts true/false positives and false negatives of the head against the
-  // ground truth into counts[3] unless nullptr; carries closed beliefs into cond.
-  void close_sessions(const float* q, const uint8_t* start, const uint8_t* send_prev, int64_t n, uint8_t* close,
+                   const uint8_t* start, const float* cond, const float* h, int64_t n, int run0, int R, float* h_out,
+                   float* raw, float* obs_scratch);
+  // After latent rows q [R·n]: close[i] = the session ends here (predicted, or the ground truth send_prev with
+  // oracle sessions; never at an episode start); counts true/false positives and false negatives of the head against
+  // the ground truth into counts [R, 3] (run by run) unless nullptr; carries closed beliefs into cond.
+  void close_sessions(const float* q, const uint8_t* start, const uint8_t* send_prev, int64_t n, int R, uint8_t* close,
                       float* cond, double* counts);
 
   BeliefConfig bc_;
   int d_, in_dim_;
-  RunningNorm in_norm_;   // over [s, μ, log σ²]
-  RunningNorm enc_norm_;  // over s (bc.normalize_obs)
+  RunNorms in_norms_;   // [S] over [s, μ, log σ²]
+  RunNorms enc_norms_;  // [S] over s (bc.normalize_obs)
   PolicyWorkspace roll_ws_;
   ParamLayout blayout_;
   BeliefModel<float> model_;
-  ParamBlob<float> bparams_;
+  ParamBlob<float> bparams_;  // [S, P]
   Adam<float> badam_;
-  std::mt19937_64 sample_rng_;
-  AgentCarry carry_;  // previous action and reward, start, GRU state, conditioning input
-  EpisodeReplay replay_;
-  uint32_t belief_steps_ = 0;
+  std::vector<std::mt19937_64> sample_rngs_;  // [S]
+  AgentCarry carry_;  // S·N rows: previous action and reward, start, GRU state, conditioning input
+  std::vector<EpisodeReplay> replays_;  // [S]
+  uint32_t belief_steps_ = 0;           // per run (every run takes each step)
   float* q_trace_ = nullptr;
 
-  Buffer<float> obs_enc_;                         // [N, obs] the encoder's normalised observations
-  Buffer<uint8_t> send_prev_, close_, no_start_;  // [N]
-  Buffer<float> h_scratch_;                       // [N, H]
-  Buffer<float> raw_;                             // [N, obs + 2d]
-  Buffer<double> term_counts_;                    // [3] tp, fp, fn of predicted session ends this rollout
+  Buffer<float> obs_enc_;                         // [S·N, obs] the encoder's normalised observations
+  Buffer<uint8_t> send_prev_, close_, no_start_;  // [S·N]
+  Buffer<float> h_scratch_;                       // [S·N, H]
+  Buffer<float> raw_;                             // [S·N, obs + 2d]
+  Buffer<double> term_counts_;                    // [S, 3] tp, fp, fn of predicted session ends this rollout
   EncoderWorkspace<float> roll_enc_, boot_enc_;
   BeliefLossWorkspace<float> lws_;
 };

@@ -123,41 +123,56 @@ BeliefModel<T>::BeliefModel(Backend b, const BeliefShape& s, ParamLayout& layout
 }
 
 template <class T>
+void BeliefModel<T>::mlp_forward(const Mlp& mlp, const T* params, const T* x, int64_t R, MlpWorkspace<T>& w,
+                                 int seeds, size_t param_stride) const {
+  if (seeds == 1)
+    mlp.forward(b_, params, x, int(R), w);
+  else
+    mlp.forward_seeds(b_, params, param_stride, x, seeds, int(R), w);
+}
+
+template <class T>
 void BeliefModel<T>::embed_inputs(const T* params, const T* obs, const int32_t* prev_a, const T* prev_a_value,
-                                  const T* prev_r, const uint8_t* start, int64_t R, EncoderWorkspace<T>& ws) const {
+                                  const T* prev_r, const uint8_t* start, int64_t R, EncoderWorkspace<T>& ws, int seeds,
+                                  size_t param_stride) const {
   const int O = s_.obs, A = s_.actions, E = s_.embed, W = s_.trunk_in();
-  ws.rows = int(R);
-  ws.xs.ensure(b_, R * O);
-  ws.xa.ensure(b_, R * A);
-  ws.xr.ensure(b_, R);
-  ws.trunk_in.ensure(b_, R * W);
-  ws.reset.ensure(b_, R);
+  const int64_t rows = R * seeds;  // [S, R, ·]
+  ws.rows = int(rows);
+  ws.xs.ensure(b_, rows * O);
+  ws.xa.ensure(b_, rows * A);
+  ws.xr.ensure(b_, rows);
+  ws.trunk_in.ensure(b_, rows * W);
+  ws.reset.ensure(b_, rows);
   T *xs = ws.xs.data(), *xa = ws.xa.data(), *xr = ws.xr.data();
   uint8_t* reset = ws.reset.data();
-  encoder_inputs(b_, O, A, s_.discrete_actions, obs, prev_a, prev_a_value, prev_r, start, R, xs, xa, xr, reset);
-  emb_s.forward(b_, params, xs, int(R), ws.es);
-  emb_a.forward(b_, params, xa, int(R), ws.ea);
-  emb_r.forward(b_, params, xr, int(R), ws.er);
+  encoder_inputs(b_, O, A, s_.discrete_actions, obs, prev_a, prev_a_value, prev_r, start, rows, xs, xa, xr, reset);
+  mlp_forward(emb_s, params, xs, R, ws.es, seeds, param_stride);
+  mlp_forward(emb_a, params, xa, R, ws.ea, seeds, param_stride);
+  mlp_forward(emb_r, params, xr, R, ws.er, seeds, param_stride);
   T* tin = ws.trunk_in.data();
-  place_columns(b_, ws.es.act.back().data(), R, E, tin, W, 0);
-  place_columns(b_, ws.ea.act.back().data(), R, E, tin, W, E);
-  place_columns(b_, ws.er.act.back().data(), R, E, tin, W, 2 * E);
+  place_columns(b_, ws.es.act.back().data(), rows, E, tin, W, 0);
+  place_columns(b_, ws.ea.act.back().data(), rows, E, tin, W, E);
+  place_columns(b_, ws.er.act.back().data(), rows, E, tin, W, 2 * E);
 }
 
 template <class T>
 void BeliefModel<T>::encode(const T* params, const T* obs, const int32_t* prev_a, const T* prev_a_value,
                             const T* prev_r, const uint8_t* start, const T* cond, const T* h0, int steps, int batch,
-                            EncoderWorkspace<T>& ws) const {
+                            EncoderWorkspace<T>& ws, int seeds, size_t param_stride) const {
   DYN_NVTX_RANGE("belief_encode");
-  const int64_t R = int64_t(steps) * batch;
+  const int64_t R = int64_t(steps) * batch;  // per seed
   const int E = s_.embed, C = s_.cond_dim(), W = s_.trunk_in();
-  embed_inputs(params, obs, prev_a, prev_a_value, prev_r, start, R, ws);
+  embed_inputs(params, obs, prev_a, prev_a_value, prev_r, start, R, ws, seeds, param_stride);
   T* tin = ws.trunk_in.data();
-  if (C > 0) place_columns(b_, cond, R, C, tin, W, 3 * E);
-  trunk.forward(b_, params, tin, int(R), ws.trunk);
-  gru.forward(b_, params, ws.trunk.act.back().data(), ws.reset.data(), static_cast<const T*>(nullptr), h0, steps, batch,
-              ws.gru);
-  heads.forward(b_, params, ws.gru.h.data(), int(R), ws.heads);
+  if (C > 0) place_columns(b_, cond, R * seeds, C, tin, W, 3 * E);
+  mlp_forward(trunk, params, tin, R, ws.trunk, seeds, param_stride);
+  const T* x = ws.trunk.act.back().data();
+  const T* none = nullptr;
+  if (seeds == 1)
+    gru.forward(b_, params, x, ws.reset.data(), none, h0, steps, batch, ws.gru);
+  else
+    gru.forward_seeds(b_, params, param_stride, x, ws.reset.data(), none, h0, seeds, steps, batch, ws.gru);
+  mlp_forward(heads, params, ws.gru.h.data(), R, ws.heads, seeds, param_stride);
 }
 
 template <class T>

@@ -97,8 +97,12 @@ class BeliefModel {
   // (discrete) or prev_a_value [R, A] (continuous), prev_r [R], start [R] (an episode starts: the GRU state restarts
   // and a, r read as zero), cond [R, 2d] (the previous session's final belief; ignored without conditioning), h0
   // [batch, H]. Leaves q [R, 2d+1] in q(ws) and the hidden states [R, H] in ws.gru.h.
+  // seeds > 1: a seed batch's S encoders at once (run s's parameters at params + s · param_stride), every input,
+  // h0 and output seed-major [S, steps, batch, ·] (the online step: [S·N, ·]); run s's rows are those of its own
+  // encode() — bit for bit on the CPU, within rounding on CUDA (the GEMM path). No encode_backward after it.
   void encode(const T* params, const T* obs, const int32_t* prev_a, const T* prev_a_value, const T* prev_r,
-              const uint8_t* start, const T* cond, const T* h0, int steps, int batch, EncoderWorkspace<T>& ws) const;
+              const uint8_t* start, const T* cond, const T* h0, int steps, int batch, EncoderWorkspace<T>& ws,
+              int seeds = 1, size_t param_stride = 0) const;
   // The offline encoder over whole episodes with the conditioning inputs built in the same pass from ground-truth
   // session ends send [steps − 1, batch] (latent t closes its session where transition t − 1 ends one): the
   // embeddings run over all rows at once, the trunk, GRU and heads one time step at a time, each session's final
@@ -116,9 +120,14 @@ class BeliefModel {
   Gru gru;
 
  private:
-  // The raw inputs of R rows and their three embeddings, placed into ws.trunk_in's first 3·embed columns.
+  // The raw inputs of R rows (per seed, of `seeds` seeds) and their three embeddings, placed into ws.trunk_in's
+  // first 3·embed columns.
   void embed_inputs(const T* params, const T* obs, const int32_t* prev_a, const T* prev_a_value, const T* prev_r,
-                    const uint8_t* start, int64_t R, EncoderWorkspace<T>& ws) const;
+                    const uint8_t* start, int64_t R, EncoderWorkspace<T>& ws, int seeds = 1,
+                    size_t param_stride = 0) const;
+  // mlp over R rows per seed of x into w: forward(), or forward_seeds() for a seed batch.
+  void mlp_forward(const Mlp& mlp, const T* params, const T* x, int64_t R, MlpWorkspace<T>& w, int seeds,
+                   size_t param_stride) const;
 
   Backend b_ = Backend::cpu;
   BeliefShape s_;

@@ -94,7 +94,7 @@ void ContrabarLearner::encode_step(CpcEncoderWorkspace<float>& ws, const float* 
   place_columns(b_, ws.gru.h.data(), n, H, raw, in_dim_, O);
 }
 
-void ContrabarLearner::after_collect(IterationStats&) {
+void ContrabarLearner::after_collect(IterationStats*) {
   for (int t = 0; t < cfg_.rollout_steps; ++t)  // host mirror of the ring: which collect steps pushed episodes
     if (clock_.truncates_after(t)) replay_.note_push();
 }

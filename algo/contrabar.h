@@ -43,7 +43,7 @@ class ContrabarLearner : public RolloutLearner {
  private:
   class Agent;
   void collect_steps() override;
-  void after_collect(IterationStats& st) override;  // the replay's host mirror
+  void after_collect(IterationStats* st) override;  // the replay's host mirror
   CpcLossStats cpc_step();
   // One online encoder step for n envs from the previous action and reward, the start flags and the state h [n, H]
   // (new state into h_out, which may alias h); the policy's raw input [s, h'] into raw [n, obs + H].

@@ -38,7 +38,7 @@ class PpoLearner::Agent : public EvalAgent {
   void begin(BatchEnv&) override {}
   void act(const float* obs, const float* latent, const ActionBuffers& out, uint32_t) override {
     l_.raw_input(obs, latent, n_, raw_.data());
-    l_.in_norms_[size_t(run_)].normalize(raw_.data(), in_.data(), n_);
+    l_.in_norms_[run_].normalize(raw_.data(), in_.data(), n_);
     PolicyStep s = PolicyStep::mode(in_.data(), n_, out);
     s.run = run_;
     l_.core_->policy_step(ws_, s);
@@ -58,8 +58,8 @@ PpoLearner::PpoLearner(Backend b, const EnvConfig& env, int64_t n_envs, const Pp
     : RolloutLearner(b, env, n_envs, cfg, seeds),
       with_latent_(with_latent),
       latent_(b, seeds_.size() * n_envs * spec().latent_dim),
+      in_norms_(b, raw_dim(), runs()),
       raw_(b, seeds_.size() * n_envs * raw_dim()) {
-  for (size_t r = 0; r < seeds_.size(); ++r) in_norms_.emplace_back(b, raw_dim());
   core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{raw_dim()}, n_envs, cfg, seeds_, env.first_env);
   reset_envs(latent_.data());
 }
@@ -74,16 +74,12 @@ void PpoLearner::raw_input(const float* obs, const float* latent, int64_t n, flo
 void PpoLearner::collect_steps() {
   const int T = cfg_.rollout_steps, R = runs(), D = raw_dim();
   const int64_t n = n_, rows = n * R;
-  // each run's rows [r·N, (r+1)·N) of raw [S·N, D] normalised with its own statistics (y may alias x)
-  auto normalize = [&](const float* x, float* y) {
-    for (int r = 0; r < R; ++r) in_norms_[size_t(r)].normalize(x + r * n * D, y + r * n * D, n);
-  };
   core_->begin_rollout();
   for (int t = 0; t < T; ++t) {
     // the policy's input: [s (, latent)] normalised with statistics that include this step
     raw_input(obs_.data(), latent_.data(), rows, raw_.data());
-    for (int r = 0; r < R; ++r) in_norms_[size_t(r)].update(raw_.data() + r * n * D, n);
-    normalize(raw_.data(), core_->input(t));
+    in_norms_.update(raw_.data(), n);
+    in_norms_.normalize(raw_.data(), core_->input(t), n);
     const PolicyStep ps = rollout_policy_step(t);
     core_->policy_step(roll_ws_, ps);
     step_envs(t, ps, latent_.data());
@@ -91,7 +87,7 @@ void PpoLearner::collect_steps() {
     if (clock_.truncates_after(t)) {
       const int O = spec().obs_dim;
       parallel_for(b_, rows * O, PlaceObs{O, D, final_obs_.data(), raw_.data()});
-      normalize(raw_.data(), raw_.data());
+      in_norms_.normalize(raw_.data(), raw_.data(), n);
       PolicyStep v = PolicyStep::value_of(raw_.data(), rows, core_->final_value(t));
       v.runs = R;
       core_->policy_step(roll_ws_, v);
@@ -101,7 +97,7 @@ void PpoLearner::collect_steps() {
   advance_counter(b_, step_dev_.data(), uint32_t(T));
   // V(s_T) for the observation after the last step
   raw_input(obs_.data(), latent_.data(), rows, raw_.data());
-  normalize(raw_.data(), raw_.data());
+  in_norms_.normalize(raw_.data(), raw_.data(), n);
   PolicyStep v = PolicyStep::value_of(raw_.data(), rows, core_->value(T));
   v.runs = R;
   core_->policy_step(roll_ws_, v);
@@ -116,7 +112,7 @@ void PpoLearner::visit_run_state(StateVisitor& v, int run) {
   RolloutLearner::visit_run_state(v, run);
   const int64_t L = spec().latent_dim;
   if (L > 0) v.array("latent", DType::f32, {n_ * L}, latent_.data() + run * n_ * L, b_);
-  v.part("input_norm", in_norms_[size_t(run)]);
+  v.part("input_norm", in_norms_[run]);
 }
 
 }  // namespace dyn

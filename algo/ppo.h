@@ -32,7 +32,7 @@ class PpoLearner : public RolloutLearner {
   void raw_input(const float* obs, const float* latent, int64_t n, float* raw) const;
 
   bool with_latent_;
-  std::vector<RunningNorm> in_norms_;  // [S]
+  RunNorms in_norms_;  // [S]
   PolicyWorkspace roll_ws_;
   Buffer<float> latent_;  // [S·N, latent] the current sessions' latents
   Buffer<float> raw_;     // [S·N, raw] the policy's input before normalisation

@@ -66,11 +66,11 @@ Rl2Learner::Rl2Learner(Backend b, const EnvConfig& env, int64_t n_envs, const Pp
                        const std::vector<uint32_t>& seeds)
     : RolloutLearner(b, env, n_envs, cfg, seeds),
       shape_(shape),
+      obs_norms_(b, spec().obs_dim, runs()),
       carry_(b, spec(), runs() * n_envs, shape.hidden, 0, runs()),
       obs_norm_buf_(b, runs() * n_envs * spec().obs_dim),
       x_extra_(b, runs() * n_envs * in_dim()),
       h_next_(b, runs() * n_envs * shape.hidden) {
-  for (int r = 0; r < runs(); ++r) obs_norms_.emplace_back(b, spec().obs_dim);
   core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{in_dim(), true, shape.embed, shape.hidden}, n_envs, cfg,
                                     seeds_, env.first_env);
   reset_envs();
@@ -81,8 +81,7 @@ Rl2Learner::~Rl2Learner() = default;
 void Rl2Learner::step_input(const AgentCarry& carry, const float* obs, int64_t n, int run0, int R, bool ignore_start,
                             float* obs_scratch, float* x) const {
   const EnvSpec& s = env_->spec();
-  const int64_t O = s.obs_dim;
-  for (int r = 0; r < R; ++r) obs_norms_[size_t(run0 + r)].normalize(obs + r * n * O, obs_scratch + r * n * O, n);
+  obs_norms_.normalize(obs, obs_scratch, n, run0, R);
   parallel_for(b_, R * n,
                ObsAndReward{s.obs_dim, s.action_dim, obs_scratch, carry.prev_reward(),
                             ignore_start ? nullptr : carry.start(), x});
@@ -96,7 +95,7 @@ void Rl2Learner::collect_steps() {
   copy_values(b_, carry_.hidden(), core_->h0(), rows * H);  // the chunk's starting state, for BPTT
   for (int t = 0; t < T; ++t) {
     copy_values(b_, carry_.start(), core_->restart(t), rows);
-    for (int r = 0; r < R; ++r) obs_norms_[size_t(r)].update(obs_.data() + r * n * O, n);
+    obs_norms_.update(obs_.data(), n);
     step_input(carry_, obs_.data(), n, 0, R, false, obs_norm_buf_.data(), core_->input(t));
     // one recurrent step; the new state replaces the carried one in place
     PolicyStep ps = rollout_policy_step(t);
@@ -136,7 +135,7 @@ std::unique_ptr<EvalAgent> Rl2Learner::run_eval_agent(int64_t n, int run) {
 
 void Rl2Learner::visit_run_state(StateVisitor& v, int run) {
   RolloutLearner::visit_run_state(v, run);
-  v.part("obs_norm", obs_norms_[size_t(run)]);
+  v.part("obs_norm", obs_norms_[run]);
   v.part("carry", carry_, run);
 }
 

@@ -41,7 +41,7 @@ class Rl2Learner : public RolloutLearner {
                   float* obs_scratch, float* x) const;
 
   Rl2Shape shape_;
-  std::vector<RunningNorm> obs_norms_;  // [S]
+  RunNorms obs_norms_;                  // [S]
   AgentCarry carry_;                    // S·N rows
   PolicyWorkspace roll_ws_, boot_ws_;   // rollout steps; bootstrap-value steps
   Buffer<float> obs_norm_buf_;          // [S·N, obs]

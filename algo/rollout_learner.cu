@@ -68,7 +68,7 @@ IterationStats RolloutLearner::iterate_run(int run, int64_t iteration) {
 void RolloutLearner::collect(IterationStats* st) {
   DYN_NVTX_RANGE("collect");
   graphs_.run(clock_.phase(), [&] { collect_steps(); });
-  after_collect(st[0]);
+  after_collect(st);
   clock_.step += uint32_t(cfg_.rollout_steps);
   const int ranks = data_parallel_ranks();  // data parallel: every rank steps n_ of the run's envs
   frames_ += int64_t(cfg_.rollout_steps) * n_ * ranks;

@@ -58,10 +58,11 @@ class RolloutLearner : public Learner {
                  const std::vector<uint32_t>& seeds = {});
   // The T env steps of a collect (captured: everything that changes between calls is read from backend memory).
   virtual void collect_steps() = 0;
-  // After a collect: learner-specific statistics (and host mirrors of what the collect did).
-  virtual void after_collect(IterationStats&) {}
+  // After a collect: learner-specific statistics of each run into st[0..runs()) (and host mirrors of what the
+  // collect did).
+  virtual void after_collect(IterationStats*) {}
   // The update of a seed batch's round: each run's loss statistics into st[0..runs()).
-  void update_runs(IterationStats* st) {
+  virtual void update_runs(IterationStats* st) {
     if (runs() == 1)
       update(st[0]);
     else

@@ -35,12 +35,39 @@ class RunningNorm {
   void normalize(const float* x, float* y, int64_t rows, float clip = 10.0f) const;
   // y = clip(x / sqrt(var + 1e-8), ±clip): scaling only (rewards by the std of the discounted return).
   void scale(const float* x, float* y, int64_t rows, float clip = 10.0f) const;
+  int dim() const { return dim_; }
 
  private:
   Backend b_ = Backend::cpu;
   int dim_ = 0;
   Buffer<double> stats_;    // [2 · dim + 1]: mean, var, count
   Buffer<double> partial_;  // [chunks, dim, 2]: a batch's shifted sums per chunk of rows
+};
+
+// A seed batch's normalisers, one RunningNorm per run over rows [S·n, dim]: run r's rows [r·n, (r+1)·n) merge into
+// and are normalised with its own statistics (a run's figures are those of the run alone).
+class RunNorms {
+ public:
+  RunNorms() = default;
+  RunNorms(Backend b, int dim, int runs) {
+    for (int r = 0; r < runs; ++r) norms_.emplace_back(b, dim);
+  }
+  // n rows per run
+  void update(const float* x, int64_t n) {
+    for (size_t r = 0; r < norms_.size(); ++r) norms_[r].update(x + int64_t(r) * n * dim(), n);
+  }
+  void normalize(const float* x, float* y, int64_t n) const { normalize(x, y, n, 0, int(norms_.size())); }
+  // rows [R·n, dim] of runs [run0, run0 + R) (y may alias x)
+  void normalize(const float* x, float* y, int64_t n, int run0, int R) const {
+    for (int r = 0; r < R; ++r)
+      norms_[size_t(run0 + r)].normalize(x + int64_t(r) * n * dim(), y + int64_t(r) * n * dim(), n);
+  }
+  RunningNorm& operator[](int run) { return norms_[size_t(run)]; }
+  const RunningNorm& operator[](int run) const { return norms_[size_t(run)]; }
+
+ private:
+  int dim() const { return norms_.empty() ? 0 : norms_[0].dim(); }
+  std::vector<RunningNorm> norms_;  // [S]
 };
 
 }  // namespace dyn

@@ -193,7 +193,9 @@ ContrabarConfig contrabar_config_of(const Config& c) {
 namespace {
 
 // The learners that train a seed batch as one learner over [S, P] (make_seed_batch_learner).
-bool trains_as_seed_batch(const std::string& algo) { return algo == "ppo" || algo == "oracle" || algo == "rl2"; }
+bool trains_as_seed_batch(const std::string& algo) {
+  return algo == "ppo" || algo == "oracle" || algo == "rl2" || algo == "dynamite" || algo == "varibad";
+}
 
 Rl2Shape rl2_shape_of(const Config& c) { return Rl2Shape{int(c.get_int("rl2.embed")), int(c.get_int("rl2.hidden"))}; }
 
@@ -240,6 +242,8 @@ std::unique_ptr<RolloutLearner> make_seed_batch_learner(const Config& c, Backend
   env.seed = seeds.at(0);
   const int64_t n = c.get_int("run.envs");
   if (algo == "rl2") return std::make_unique<Rl2Learner>(b, env, n, ppo_config_of(c), rl2_shape_of(c), seeds);
+  if (algo == "dynamite" || algo == "varibad")
+    return std::make_unique<BeliefLearner>(b, env, n, ppo_config_of(c), belief_config_of(c), seeds);
   return std::make_unique<PpoLearner>(b, env, n, ppo_config_of(c), algo == "oracle", seeds);
 }
 
@@ -698,7 +702,7 @@ int train_alone(const Config& cfg, Backend backend, const std::string& device, c
 }
 
 // run.seeds: each seed's run in one process.
-// - ppo, oracle and rl2 with run.seed_batch = batched (auto: on CUDA) train as one seed-batched learner
+// - ppo, oracle, rl2, dynamite and varibad with run.seed_batch = batched (auto: on CUDA) train as one seed-batched learner
 //   (make_seed_batch_learner: [S, P] parameters, one batched pass of each network over every run's rows,
 //   algo/rollout_learner.h): one worker builds it and steps each run's TrainingRun, a SeedRunView of it, in lock
 //   step, with every OpenMP thread. On the 2-core CPU it is slower than threads (bench/seeds, ppo gridworld S = 16:

@@ -1,5 +1,5 @@
-// Many seeds in one process (label cpu): `--seeds 0-3` trains four runs side by side (ppo, oracle and rl2 as one
-// seed-batched learner, [S, P] parameters; the others as two workers of one thread) and each run directory equals
+// Many seeds in one process (label cpu): `--seeds 0-3` trains four runs side by side (ppo, oracle, rl2, dynamite and
+// varibad as one seed-batched learner, [S, P] parameters; contrabar as two workers of one thread) and each run directory equals
 // that seed's run alone (with the same threads per run) bit for bit — metrics without the timing
 // columns, summary, config, every checkpoint array — for every learner on the gridworld and on reacher; a batch
 // stopped by SIGTERM leaves each run a checkpoint it resumes from, alone, to the same end; bad seed lists and
@@ -73,11 +73,11 @@ void expect_same_run(const fs::path& batch, const fs::path& alone) {
   EXPECT_GT(expect_same_arrays(batch / kCheckpointFile, alone / kCheckpointFile), 10u);
 }
 
-// Four seeds in one process (OpenMP 2 threads) against each seed alone: ppo, oracle and rl2 train as one seed-batched
-// learner with both threads (so alone with 2 threads too), the others as two runs at once, one thread each (alone:
-// 1 thread).
+// Four seeds in one process (OpenMP 2 threads) against each seed alone: ppo, oracle, rl2, dynamite and varibad train
+// as one seed-batched learner with both threads (so alone with 2 threads too), contrabar as two runs at once, one
+// thread each (alone: 1 thread).
 void expect_batch_equals_runs_alone(const std::string& algo, const std::string& args, const fs::path& dir) {
-  const bool batched = algo == "ppo" || algo == "oracle" || algo == "rl2";
+  const bool batched = algo != "contrabar";
   const std::string alone_threads = batched ? "OMP_NUM_THREADS=2 " : "OMP_NUM_THREADS=1 ";
   const std::string all_args = args + " --set run.seed_batch=batched";  // the CPU's default (auto) is threads
   fs::create_directories(dir);
@@ -167,16 +167,18 @@ void expect_stopped_batch_resumes_run_by_run(const std::string& args, const std:
 }  // namespace
 
 // SIGTERM in iteration 3 of a 4-seed batch: every run stops with a checkpoint (exit 143), and each, resumed alone,
-// ends where the uninterrupted batch's run ended — runs of one thread each (dynamite), and the seed-batched
-// learner's runs (rl2: each run's checkpoint is its slice of the batch — parameters, Adam, the carried GRU state —
-// read by a learner of its own).
+// ends where the uninterrupted batch's run ended — runs of one thread each (dynamite on the CPU's default, threads),
+// and the seed-batched learner's runs (dynamite batched: each run's checkpoint is its slice of the batch —
+// policy and belief parameters, both Adams, the carried GRU state and conditioning input, its replay and sampling
+// stream — read by a learner of its own).
 TEST_F(SeedBatch, StoppedBatchResumesRunByRun) {
   expect_stopped_batch_resumes_run_by_run("--env gridworld --algo dynamite --frames 5760 --device cpu --seeds 0-3",
-                                          "OMP_NUM_THREADS=1 ", dir_ / "dynamite");
+                                          "OMP_NUM_THREADS=1 ", dir_ / "threads");
   expect_stopped_batch_resumes_run_by_run(
-      "--env reacher --algo rl2 --envs 8 --frames 1920 --set env.horizon=40 --set train.eval_envs=8 "
-      "--set train.eval_episodes=1 --set run.seed_batch=batched --device cpu --seeds 0-3",
-      "OMP_NUM_THREADS=2 ", dir_ / "rl2");
+      "--env reacher --algo dynamite --envs 8 --frames 1920 --set env.horizon=40 --set belief.replay_episodes=24 "
+      "--set belief.batch_episodes=4 --set belief.elbo_samples=10 --set belief.decode_samples=10 "
+      "--set train.eval_envs=8 --set train.eval_episodes=1 --set run.seed_batch=batched --device cpu --seeds 0-3",
+      "OMP_NUM_THREADS=2 ", dir_ / "batched");
 }
 
 TEST_F(SeedBatch, BadSeedListsAndMisusesAreRefused) {
