@@ -189,7 +189,7 @@ BeliefLearner::BeliefLearner(Backend b, const EnvConfig& env, int64_t n_envs, co
       in_norms_(b, in_dim_, runs()),
       enc_norms_(b, spec().obs_dim, runs()),
       model_(b, bc_.shape, blayout_),
-      bparams_(b, blayout_, belief_seeds(seeds_)),
+      bparams_(b, blayout_, salted_seeds(seeds_, 0x5eedu)),
       badam_(b, blayout_.total(), bc.adam, runs()),
       carry_(b, spec(), runs() * n_envs, bc.shape.hidden, bc.shape.cond_dim(), runs()),
       obs_enc_(b, size_t(runs() * n_envs) * spec().obs_dim),
@@ -214,12 +214,6 @@ BeliefLearner::BeliefLearner(Backend b, const EnvConfig& env, int64_t n_envs, co
 }
 
 BeliefLearner::~BeliefLearner() = default;
-
-std::vector<uint32_t> BeliefLearner::belief_seeds(const std::vector<uint32_t>& seeds) {
-  std::vector<uint32_t> out;
-  for (const uint32_t seed : seeds) out.push_back(seed ^ 0x5eedu);  // the belief model's initialisation stream
-  return out;
-}
 
 void BeliefLearner::encode_step(EncoderWorkspace<float>& ws, const float* obs, const ActionBatch& prev_a,
                                 const float* prev_r, const uint8_t* start, const float* cond, const float* h, int64_t n,

@@ -67,8 +67,6 @@ class BeliefLearner : public RolloutLearner {
 
  private:
   class Agent;
-  // each run's belief-model initialisation seed
-  static std::vector<uint32_t> belief_seeds(const std::vector<uint32_t>& seeds);
   void collect_steps() override;
   void after_collect(IterationStats* st) override;  // the replays' host mirrors, the termination head's counts
   void update_runs(IterationStats* st) override;    // PPO update, then the belief steps of every run

@@ -310,30 +310,46 @@ CpcModel<T>::CpcModel(Backend b, const CpcShape& shape, ParamLayout& layout) : b
 
 template <class T>
 void CpcModel<T>::encode(const T* params, const T* obs, const int32_t* prev_a, const T* prev_a_value, const T* prev_r,
-                         const uint8_t* start, const T* h0, int steps, int batch, CpcEncoderWorkspace<T>& ws) const {
+                         const uint8_t* start, const T* h0, int steps, int batch, CpcEncoderWorkspace<T>& ws, int seeds,
+                         size_t param_stride) const {
   DYN_NVTX_RANGE("cpc_encode");
-  const int64_t R = int64_t(steps) * batch;
+  const int64_t R = int64_t(steps) * batch;  // per seed
+  const int64_t rows = R * seeds;            // [S, R, ·]
   const int O = s_.obs, A = s_.actions, E = s_.embed();
-  ws.rows = int(R);
-  ws.xs.ensure(b_, size_t(R) * O);
-  ws.xa.ensure(b_, size_t(R) * A);
-  ws.xr.ensure(b_, size_t(R));
-  ws.reset.ensure(b_, size_t(R));
-  ws.e.ensure(b_, size_t(R) * E);
-  ws.x.ensure(b_, size_t(R) * E);
-  ws.mean.ensure(b_, size_t(R));
-  ws.rstd.ensure(b_, size_t(R));
-  encoder_inputs(b_, O, A, s_.discrete_actions, obs, prev_a, prev_a_value, prev_r, start, R, ws.xs.data(), ws.xa.data(),
-                 ws.xr.data(), ws.reset.data());
-  emb_s.forward(b_, params, ws.xs.data(), int(R), ws.es);
-  emb_a.forward(b_, params, ws.xa.data(), int(R), ws.ea);
-  emb_r.forward(b_, params, ws.xr.data(), int(R), ws.er);
-  place_columns(b_, ws.es.act.back().data(), R, s_.embed_s, ws.e.data(), E, 0);
-  place_columns(b_, ws.ea.act.back().data(), R, s_.embed_a, ws.e.data(), E, s_.embed_s);
-  place_columns(b_, ws.er.act.back().data(), R, s_.embed_r, ws.e.data(), E, s_.embed_s + s_.embed_a);
-  layer_norm_forward(b_, ws.e.data(), params + ln_gain, params + ln_bias, ws.x.data(), ws.mean.data(), ws.rstd.data(),
-                     R, E);
-  gru.forward(b_, params, ws.x.data(), ws.reset.data(), static_cast<const T*>(nullptr), h0, steps, batch, ws.gru);
+  ws.rows = int(rows);
+  ws.xs.ensure(b_, size_t(rows) * O);
+  ws.xa.ensure(b_, size_t(rows) * A);
+  ws.xr.ensure(b_, size_t(rows));
+  ws.reset.ensure(b_, size_t(rows));
+  ws.e.ensure(b_, size_t(rows) * E);
+  ws.x.ensure(b_, size_t(rows) * E);
+  ws.mean.ensure(b_, size_t(rows));
+  ws.rstd.ensure(b_, size_t(rows));
+  encoder_inputs(b_, O, A, s_.discrete_actions, obs, prev_a, prev_a_value, prev_r, start, rows, ws.xs.data(),
+                 ws.xa.data(), ws.xr.data(), ws.reset.data());
+  auto embed = [&](const Mlp& mlp, const T* x, MlpWorkspace<T>& w) {
+    if (seeds == 1)
+      mlp.forward(b_, params, x, int(R), w);
+    else
+      mlp.forward_seeds(b_, params, param_stride, x, seeds, int(R), w);
+  };
+  embed(emb_s, ws.xs.data(), ws.es);
+  embed(emb_a, ws.xa.data(), ws.ea);
+  embed(emb_r, ws.xr.data(), ws.er);
+  place_columns(b_, ws.es.act.back().data(), rows, s_.embed_s, ws.e.data(), E, 0);
+  place_columns(b_, ws.ea.act.back().data(), rows, s_.embed_a, ws.e.data(), E, s_.embed_s);
+  place_columns(b_, ws.er.act.back().data(), rows, s_.embed_r, ws.e.data(), E, s_.embed_s + s_.embed_a);
+  for (int sd = 0; sd < seeds; ++sd) {  // each run's rows with its gain and bias
+    const T* p = params + size_t(sd) * param_stride;
+    const int64_t o = sd * R;
+    layer_norm_forward(b_, ws.e.data() + o * E, p + ln_gain, p + ln_bias, ws.x.data() + o * E, ws.mean.data() + o,
+                       ws.rstd.data() + o, R, E);
+  }
+  const T* none = nullptr;
+  if (seeds == 1)
+    gru.forward(b_, params, ws.x.data(), ws.reset.data(), none, h0, steps, batch, ws.gru);
+  else
+    gru.forward_seeds(b_, params, param_stride, ws.x.data(), ws.reset.data(), none, h0, seeds, steps, batch, ws.gru);
 }
 
 template <class T>

@@ -108,8 +108,12 @@ class CpcModel {
   // Encoder over steps × batch rows (time-major): obs [R, obs], prev_a [R] or prev_a_value [R, A], prev_r [R],
   // start [R] (the GRU restarts, a and r read as zero), h0 [batch, H] (nullptr: zeros). Leaves x [R, E] in ws.x and
   // the contexts h [R, H] in ws.gru.h.
+  // seeds > 1: a seed batch's S encoders at once (run s's parameters at params + s · param_stride), every input,
+  // h0 and output seed-major [S, steps, batch, ·] (the online step: [S·N, ·]); run s's rows are those of its own
+  // encode() — bit for bit on the CPU, within rounding on CUDA (the GEMM path). No encode_backward after it.
   void encode(const T* params, const T* obs, const int32_t* prev_a, const T* prev_a_value, const T* prev_r,
-              const uint8_t* start, const T* h0, int steps, int batch, CpcEncoderWorkspace<T>& ws) const;
+              const uint8_t* start, const T* h0, int steps, int batch, CpcEncoderWorkspace<T>& ws, int seeds = 1,
+              size_t param_stride = 0) const;
   // Given dh [R, H] and dx_extra [R, E] (the z rows' gradient; may be nullptr) for the last encode: adds the
   // encoder's parameter gradients into grads.
   void encode_backward(const T* params, T* grads, const T* dh, const T* dx_extra, CpcEncoderWorkspace<T>& ws) const;

@@ -192,11 +192,6 @@ ContrabarConfig contrabar_config_of(const Config& c) {
 
 namespace {
 
-// The learners that train a seed batch as one learner over [S, P] (make_seed_batch_learner).
-bool trains_as_seed_batch(const std::string& algo) {
-  return algo == "ppo" || algo == "oracle" || algo == "rl2" || algo == "dynamite" || algo == "varibad";
-}
-
 Rl2Shape rl2_shape_of(const Config& c) { return Rl2Shape{int(c.get_int("rl2.embed")), int(c.get_int("rl2.hidden"))}; }
 
 }  // namespace
@@ -237,14 +232,16 @@ std::unique_ptr<Learner> make_learner(const Config& c, Backend b) {
 
 std::unique_ptr<RolloutLearner> make_seed_batch_learner(const Config& c, Backend b, const std::vector<uint32_t>& seeds) {
   const std::string algo = c.get_string("run.algo");
-  if (!trains_as_seed_batch(algo)) return nullptr;
   EnvConfig env = env_config_of(c);
   env.seed = seeds.at(0);
   const int64_t n = c.get_int("run.envs");
-  if (algo == "rl2") return std::make_unique<Rl2Learner>(b, env, n, ppo_config_of(c), rl2_shape_of(c), seeds);
+  const PpoConfig ppo = ppo_config_of(c);
+  if (algo == "rl2") return std::make_unique<Rl2Learner>(b, env, n, ppo, rl2_shape_of(c), seeds);
   if (algo == "dynamite" || algo == "varibad")
-    return std::make_unique<BeliefLearner>(b, env, n, ppo_config_of(c), belief_config_of(c), seeds);
-  return std::make_unique<PpoLearner>(b, env, n, ppo_config_of(c), algo == "oracle", seeds);
+    return std::make_unique<BeliefLearner>(b, env, n, ppo, belief_config_of(c), seeds);
+  if (algo == "contrabar") return std::make_unique<ContrabarLearner>(b, env, n, ppo, contrabar_config_of(c), seeds);
+  if (algo == "ppo" || algo == "oracle") return std::make_unique<PpoLearner>(b, env, n, ppo, algo == "oracle", seeds);
+  throw std::invalid_argument("make_seed_batch_learner: no learner for run.algo = '" + algo + "'");
 }
 
 namespace {
@@ -702,12 +699,12 @@ int train_alone(const Config& cfg, Backend backend, const std::string& device, c
 }
 
 // run.seeds: each seed's run in one process.
-// - ppo, oracle, rl2, dynamite and varibad with run.seed_batch = batched (auto: on CUDA) train as one seed-batched learner
+// - With run.seed_batch = batched (auto: on CUDA) every learner trains as one seed-batched learner
 //   (make_seed_batch_learner: [S, P] parameters, one batched pass of each network over every run's rows,
 //   algo/rollout_learner.h): one worker builds it and steps each run's TrainingRun, a SeedRunView of it, in lock
 //   step, with every OpenMP thread. On the 2-core CPU it is slower than threads (bench/seeds, ppo gridworld S = 16:
 //   47.6k against 75.8k frames/s), hence auto.
-// - The other learners: workers (host threads) each own a share of the seeds, build their learners and step them in
+// - Else (threads) workers (host threads) each own a share of the seeds, build their learners and step them in
 //   lock step; on the CPU min(S, OpenMP threads) workers with the threads shared out among them, on CUDA one worker
 //   per seed, each with its own stream (kernels/backend.h), so the seeds' kernels overlap.
 // A run's results do not depend on the batch (a CPU run is bit for bit the run alone with the same threads per
@@ -719,8 +716,7 @@ int train_seed_batch(const Config& cfg, const std::vector<uint32_t>& seeds, Back
   const int max_threads = omp_get_max_threads();
   const std::string algo = cfg.get_string("run.algo");
   const std::string mode = cfg.get_string("run.seed_batch");  // auto: batched on CUDA (bench/seeds: threads win on a CPU)
-  const bool batched = trains_as_seed_batch(algo) &&
-                       (mode == "batched" || (mode == "auto" && backend == Backend::cuda));
+  const bool batched = mode == "batched" || (mode == "auto" && backend == Backend::cuda);
   const int workers = batched ? 1 : backend == Backend::cpu ? std::min(S, max_threads) : S;
   const int threads_per_worker = backend == Backend::cpu ? std::max(1, max_threads / workers) : 1;
   const std::string batch_device =

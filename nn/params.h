@@ -40,6 +40,13 @@ class ParamLayout {
 template <class T>
 void initialize_params(const ParamLayout& layout, uint32_t seed, std::vector<T>& out);
 
+// Each run's initialisation seed of a second network of its learner: its seed XOR the network's salt.
+inline std::vector<uint32_t> salted_seeds(const std::vector<uint32_t>& seeds, uint32_t salt) {
+  std::vector<uint32_t> out;
+  for (const uint32_t seed : seeds) out.push_back(seed ^ salt);
+  return out;
+}
+
 // Values and gradients of one network on a backend, or of a seed batch's S copies of it side by side ([S, total]:
 // run s's blob at s · total, initialised from its own seed as that run alone would be).
 template <class T>

@@ -90,21 +90,22 @@ TEST(CliGpu, ResumeOnCuda) {
   }
 }
 
-// Four seeds in one process on CUDA (ppo, rl2, dynamite: one learner over [S, P], the GEMM path; contrabar: a host
-// thread and a stream each, kernels overlapping) against each seed alone:
-// every run's first iteration within float noise (the device's reduction order, and for ppo the GEMM path against
-// the fused kernels, the GRUs against the fused recurrence, may differ), and the runs different from each other.
+// Four seeds in one process on CUDA (ppo, rl2, dynamite, contrabar: one learner over [S, P] — run.seed_batch = auto
+// —, the GEMM path; dynamite with run.seed_batch = threads: a host thread and a stream each, kernels overlapping)
+// against each seed alone: every run's first iteration within float noise (the device's reduction order, and the GEMM
+// path against the fused kernels and recurrence, may differ), and the runs different from each other.
 TEST(CliGpu, SeedBatchOnCudaMatchesSeedsAlone) {
   DYN_REQUIRE_CUDA();
-  for (const std::string algo : {"ppo", "rl2", "dynamite", "contrabar"}) {
+  for (const std::string algo : {"ppo", "rl2", "dynamite", "contrabar", "dynamite-threads"}) {
+    const bool threads = algo == "dynamite-threads";
     const fs::path dir = scratch_dir("seeds_" + algo);
-    const std::string common = "--env gridworld --algo " + algo + " --frames 2880 --device cuda";
-    const CliResult batch = run_cli(common + " --seeds 0-3 --set run.out_dir=" + (dir / "batch").string(), dir);
+    const std::string common =
+        "--env gridworld --algo " + algo.substr(0, algo.find('-')) + " --frames 2880 --device cuda";
+    const CliResult batch = run_cli(common + " --seeds 0-3 --set run.out_dir=" + (dir / "batch").string() +
+                                        (threads ? " --set run.seed_batch=threads" : ""),
+                                    dir);
     ASSERT_EQ(batch.status, 0) << batch.err;
-    // ppo, rl2, dynamite: one learner over [S, P] (run.seed_batch = auto on CUDA); contrabar: a learner and a stream
-    // per seed
-    EXPECT_NE(batch.err.find(algo == "contrabar" ? "a stream per run" : "one seed batch"), std::string::npos)
-        << batch.err;
+    EXPECT_NE(batch.err.find(threads ? "a stream per run" : "one seed batch"), std::string::npos) << batch.err;
     for (int s = 0; s < 4; ++s)
       ASSERT_EQ(run_cli(common + " --seed " + std::to_string(s) + " --set run.out_dir=" + (dir / "alone").string(), dir)
                     .status,

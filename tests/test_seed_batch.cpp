@@ -1,5 +1,5 @@
-// Many seeds in one process (label cpu): `--seeds 0-3` trains four runs side by side (ppo, oracle, rl2, dynamite and
-// varibad as one seed-batched learner, [S, P] parameters; contrabar as two workers of one thread) and each run directory equals
+// Many seeds in one process (label cpu): `--seeds 0-3` trains four runs side by side (every learner as one
+// seed-batched learner, [S, P] parameters; and dynamite as two workers of one thread, the CPU's default) and each run directory equals
 // that seed's run alone (with the same threads per run) bit for bit — metrics without the timing
 // columns, summary, config, every checkpoint array — for every learner on the gridworld and on reacher; a batch
 // stopped by SIGTERM leaves each run a checkpoint it resumes from, alone, to the same end; bad seed lists and
@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "host/train.h"
@@ -73,13 +74,13 @@ void expect_same_run(const fs::path& batch, const fs::path& alone) {
   EXPECT_GT(expect_same_arrays(batch / kCheckpointFile, alone / kCheckpointFile), 10u);
 }
 
-// Four seeds in one process (OpenMP 2 threads) against each seed alone: ppo, oracle, rl2, dynamite and varibad train
-// as one seed-batched learner with both threads (so alone with 2 threads too), contrabar as two runs at once, one
-// thread each (alone: 1 thread).
-void expect_batch_equals_runs_alone(const std::string& algo, const std::string& args, const fs::path& dir) {
-  const bool batched = algo != "contrabar";
+// Four seeds in one process (OpenMP 2 threads) against each seed alone: with run.seed_batch = batched as one
+// seed-batched learner with both threads (so alone with 2 threads too); with threads as two runs at once, one thread
+// each (alone: 1 thread).
+void expect_batch_equals_runs_alone(const std::string& mode, const std::string& args, const fs::path& dir) {
+  const bool batched = mode == "batched";
   const std::string alone_threads = batched ? "OMP_NUM_THREADS=2 " : "OMP_NUM_THREADS=1 ";
-  const std::string all_args = args + " --set run.seed_batch=batched";  // the CPU's default (auto) is threads
+  const std::string all_args = args + " --set run.seed_batch=" + mode;
   fs::create_directories(dir);
   const fs::path batch = dir / "batch", alone = dir / "alone";
   const CliResult b = run_cli(all_args + " --device cpu --seeds 0-3 --set run.out_dir=" + batch.string() + " --out " +
@@ -113,22 +114,28 @@ const char* const kAlgos[] = {"ppo", "oracle", "rl2", "dynamite", "varibad", "co
 
 }  // namespace
 
-// 3 iterations of each learner, an evaluation at the end (train.eval_carried_episodes = 5 included).
+// 3 iterations of each learner batched, and of dynamite (the most per-run state) as threads, an evaluation at the end
+// (train.eval_carried_episodes = 5 included).
 TEST_F(SeedBatch, GridworldEveryLearnerEqualsSeedsAlone) {
-  for (const char* algo : kAlgos) {
-    SCOPED_TRACE(algo);
-    expect_batch_equals_runs_alone(algo, std::string("--env gridworld --algo ") + algo +
+  std::vector<std::pair<std::string, std::string>> cases;
+  for (const char* algo : kAlgos) cases.emplace_back(algo, "batched");
+  cases.emplace_back("dynamite", "threads");
+  for (const auto& [algo, mode] : cases) {
+    SCOPED_TRACE(algo + " " + mode);
+    expect_batch_equals_runs_alone(mode,
+                                   "--env gridworld --algo " + algo +
                                        " --frames 2880 --set contrabar.hidden=32 --set contrabar.updates=2",
-                                   dir_ / algo);
+                                   dir_ / (algo + "-" + mode));
   }
 }
 
-// reacher with 40-step episodes, so the belief and CPC models train on whole episodes within 6 iterations.
+// Every learner batched on reacher with 40-step episodes, so the belief and CPC models train on whole episodes
+// within 6 iterations.
 TEST_F(SeedBatch, ReacherEveryLearnerEqualsSeedsAlone) {
   for (const char* algo : kAlgos) {
     SCOPED_TRACE(algo);
     expect_batch_equals_runs_alone(
-        algo, std::string("--env reacher --algo ") + algo +
+        "batched", std::string("--env reacher --algo ") + algo +
             " --envs 8 --frames 960 --set env.horizon=40 --set belief.replay_episodes=24 "
             "--set belief.batch_episodes=4 --set belief.elbo_samples=10 --set belief.decode_samples=10 "
             "--set contrabar.replay_episodes=24 --set contrabar.batch_episodes=4 --set contrabar.hidden=16 "
