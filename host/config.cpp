@@ -73,9 +73,8 @@ const std::vector<KeySpec>& config_schema() {
        0,
        0,
        {"auto", "batched", "threads"},
-       "how run.seeds trains ppo / oracle / rl2 / dynamite / varibad: one learner over [S, P] parameters (batched), a "
-       "learner per seed on host threads (threads), or batched on CUDA and threads on the CPU (auto); contrabar always "
-       "uses threads"},
+       "how run.seeds trains: one learner over [S, P] parameters (batched), a learner per seed on host threads "
+       "(threads), or batched on CUDA and threads on the CPU (auto)"},
       {"run.device", KeyKind::string, 0, 0, {"auto", "cpu", "cuda"}, "backend"},
       {"run.policy", KeyKind::string, 0, 0, {"random", "oracle"}, "scripted policy to roll out (run.algo = none)"},
       {"run.algo",
