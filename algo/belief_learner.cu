@@ -192,6 +192,7 @@ BeliefLearner::BeliefLearner(Backend b, const EnvConfig& env, int64_t n_envs, co
       bparams_(b, blayout_, salted_seeds(seeds_, 0x5eedu)),
       badam_(b, blayout_.total(), bc.adam, runs()),
       carry_(b, spec(), runs() * n_envs, bc.shape.hidden, bc.shape.cond_dim(), runs()),
+      replays_(b, spec(), runs(), bc.replay_episodes, n_envs, bc.batch_episodes, env.session.reset_on_switch),
       obs_enc_(b, size_t(runs() * n_envs) * spec().obs_dim),
       send_prev_(b, size_t(runs() * n_envs)),
       close_(b, size_t(runs() * n_envs)),
@@ -203,10 +204,7 @@ BeliefLearner::BeliefLearner(Backend b, const EnvConfig& env, int64_t n_envs, co
   if (cfg.rollout_steps % H != 0 && H % cfg.rollout_steps != 0)
     throw std::invalid_argument("belief learners need rollout_steps and the horizon to divide one another; got " +
                                 std::to_string(cfg.rollout_steps) + " and " + std::to_string(H));
-  for (const uint32_t seed : seeds_) {  // each run's replay and sampling stream, as that run alone has them
-    sample_rngs_.emplace_back(seed);
-    replays_.emplace_back(b, spec(), bc.replay_episodes, n_envs, bc.batch_episodes, env.session.reset_on_switch);
-  }
+  for (const uint32_t seed : seeds_) sample_rngs_.emplace_back(seed);  // each run's sampling stream
   core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{in_dim_}, n_envs, cfg, seeds_, env.first_env);
   lws_.eps = Buffer<float>(b, size_t(H + 1) * bc.batch_episodes * d_);
   for (Buffer<uint8_t>* buf : {&send_prev_, &close_, &no_start_}) buf->zero();
@@ -239,8 +237,7 @@ void BeliefLearner::close_sessions(const float* q, const uint8_t* start, const u
 
 void BeliefLearner::after_collect(IterationStats* st) {
   for (int t = 0; t < cfg_.rollout_steps; ++t)  // host mirror of the rings: which collect steps pushed episodes
-    if (clock_.truncates_after(t))
-      for (EpisodeReplay& replay : replays_) replay.note_push();
+    if (clock_.truncates_after(t)) replays_.note_push();
   const std::vector<double> all = term_counts_.to_host();
   for (int r = 0; r < runs(); ++r) {
     const double* c = all.data() + 3 * r;
@@ -250,16 +247,14 @@ void BeliefLearner::after_collect(IterationStats* st) {
 }
 
 void BeliefLearner::collect_steps() {
-  const int T = cfg_.rollout_steps, R = runs(), A = spec().action_dim;
-  const int64_t n = n_, rows = R * n, O = spec().obs_dim;
-  // run r's rows of an [S·N, w] buffer
-  auto rows_of = [&](auto* x, int r, int64_t w) { return x + r * n * w; };
+  const int T = cfg_.rollout_steps, R = runs();
+  const int64_t n = n_, rows = R * n;
   core_->begin_rollout();
   term_counts_.zero();
   for (int t = 0; t < T; ++t) {
     const int k = clock_.index_in_episode(t);
     // the encoder's input is saved for the replay before the step
-    for (int r = 0; r < R; ++r) replays_[size_t(r)].record_obs(k, rows_of(obs_.data(), r, O));
+    replays_.record_obs(k, obs_.data());
     if (bc_.normalize_obs) enc_norms_.update(obs_.data(), n);
     // belief q_t from (s_t, a_{t−1}, r_{t−1}) and the carried state; a predicted (or true) session end closes the
     // session and carries its final belief into the conditioning input
@@ -275,15 +270,10 @@ void BeliefLearner::collect_steps() {
     core_->policy_step(roll_ws_, ps);
     const ActionBatch a = ps.actions.batch();
     step_envs(t, ps);
-    for (int r = 0; r < R; ++r)
-      replays_[size_t(r)].record_step(k, ps.actions.rows(r * n, A).batch(), rows_of(core_->reward(t), r, 1),
-                                      rows_of(final_obs_.data(), r, O), rows_of(sid_.data(), r, 1),
-                                      rows_of(send_.data(), r, 1));
+    replays_.record_step(k, ps.actions, core_->reward(t), final_obs_.data(), sid_.data(), send_.data());
     if (clock_.truncates_after(t)) {  // time limit: the episode is complete
-      for (int r = 0; r < R; ++r) {
-        replays_[size_t(r)].record_obs(spec().horizon, rows_of(final_obs_.data(), r, O));
-        replays_[size_t(r)].push();
-      }
+      replays_.record_obs(spec().horizon, final_obs_.data());
+      replays_.push();
       // bootstrap: V at the final observation with the belief after the final transition (one more encoder step
       // from the carried state, which is not advanced)
       float* raw = raw_.data();
@@ -323,7 +313,7 @@ void BeliefLearner::update_runs(IterationStats* st) {
   DYN_NVTX_RANGE("belief_update");
   std::vector<double> acc(size_t(5 * R), 0.0);  // [S, 5]
   int steps = 0;
-  if (replays_[0].count() >= bc_.batch_episodes)  // every run's replay holds as many episodes
+  if (replays_.count() >= bc_.batch_episodes)  // every run's replay holds as many episodes
     for (; steps < bc_.updates_per_iteration; ++steps) {
       bparams_.grad.zero();
       for (int r = 0; r < R; ++r) belief_loss_of_run(r, acc.data() + 5 * r);
@@ -343,7 +333,7 @@ void BeliefLearner::update_runs(IterationStats* st) {
 }
 
 EpisodeBatchView<float> BeliefLearner::gather_episodes(const std::vector<int32_t>& slots, int run) {
-  EpisodeReplay& replay = replays_[size_t(run)];
+  EpisodeReplay& replay = replays_[run];
   const EpisodeBatchView<float> ep = replay.gather(slots);
   if (bc_.normalize_obs) {  // the stored raw observations, normalised with the current statistics
     const int64_t B = int64_t(slots.size()), H = spec().horizon;
@@ -358,7 +348,7 @@ void BeliefLearner::belief_loss_of_run(int run, double* acc) {
   const size_t P = blayout_.total();
   const uint32_t seed = seeds_[size_t(run)];
   // B distinct episodes, uniformly from the filled part of the run's ring
-  EpisodeReplay& replay = replays_[size_t(run)];
+  EpisodeReplay& replay = replays_[run];
   const EpisodeBatchView<float> ep = gather_episodes(replay.sample(B, sample_rngs_[size_t(run)]), run);
   const BeliefLossConfig& lc = bc_.loss;
   const DecodePlan plan = plan_decodes(replay.batch_session_ids(), H, B, lc.session_recon, lc.elbo_samples,
@@ -387,7 +377,7 @@ void BeliefLearner::visit_run_state(StateVisitor& v, int run) {
   v.part("params", bparams_, run);
   v.part("adam", badam_, run);
   v.part("carry", carry_, run);
-  v.part("replay", replays_[size_t(run)]);
+  v.part("replay", replays_[run]);
   v.rng("sample_rng", sample_rngs_[size_t(run)]);
   v.value("steps", belief_steps_);
   v.share("session_end_prev", send_prev_, run, runs());

@@ -95,7 +95,7 @@ class BeliefLearner : public RolloutLearner {
   Adam<float> badam_;
   std::vector<std::mt19937_64> sample_rngs_;  // [S]
   AgentCarry carry_;  // S·N rows: previous action and reward, start, GRU state, conditioning input
-  std::vector<EpisodeReplay> replays_;  // [S]
+  RunReplays replays_;  // [S]
   uint32_t belief_steps_ = 0;           // per run (every run takes each step)
   float* q_trace_ = nullptr;
 

@@ -62,6 +62,7 @@ ContrabarLearner::ContrabarLearner(Backend b, const EnvConfig& env, int64_t n_en
       cparams_(b, clayout_, salted_seeds(seeds_, 0xc0c0u)),
       cadam_(b, clayout_.total(), cc.adam, runs()),
       carry_(b, spec(), runs() * n_envs, cc.shape.hidden, 0, runs()),
+      replays_(b, spec(), runs(), cc.replay_episodes, n_envs, cc.batch_episodes, false),
       obs_enc_(b, size_t(runs() * n_envs) * spec().obs_dim),
       no_start_(b, size_t(runs() * n_envs)),
       h_scratch_(b, size_t(runs() * n_envs) * cc.shape.hidden),
@@ -73,10 +74,7 @@ ContrabarLearner::ContrabarLearner(Backend b, const EnvConfig& env, int64_t n_en
   if (cc.batch_episodes < 2)
     throw std::invalid_argument("contrabar.batch_episodes = " + std::to_string(cc.batch_episodes) +
                                 ": CPC negatives come from the other trajectories of a batch, need at least 2");
-  for (const uint32_t seed : seeds_) {  // each run's replay and sampling stream, as that run alone has them
-    sample_rngs_.emplace_back(seed);
-    replays_.emplace_back(b, spec(), cc.replay_episodes, n_envs, cc.batch_episodes, false);
-  }
+  for (const uint32_t seed : seeds_) sample_rngs_.emplace_back(seed);  // each run's sampling stream
   core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{in_dim_}, n_envs, cfg, seeds_, env.first_env);
   no_start_.zero();
   reset_envs();
@@ -105,19 +103,16 @@ void ContrabarLearner::encode_step(CpcEncoderWorkspace<float>& ws, const float* 
 
 void ContrabarLearner::after_collect(IterationStats*) {
   for (int t = 0; t < cfg_.rollout_steps; ++t)  // host mirror of the rings: which collect steps pushed episodes
-    if (clock_.truncates_after(t))
-      for (EpisodeReplay& replay : replays_) replay.note_push();
+    if (clock_.truncates_after(t)) replays_.note_push();
 }
 
 void ContrabarLearner::collect_steps() {
-  const int T = cfg_.rollout_steps, R = runs(), A = spec().action_dim;
-  const int64_t n = n_, rows = R * n, O = spec().obs_dim;
-  // run r's rows of an [S·N, w] buffer
-  auto rows_of = [&](auto* x, int r, int64_t w) { return x + r * n * w; };
+  const int T = cfg_.rollout_steps, R = runs();
+  const int64_t n = n_, rows = R * n;
   core_->begin_rollout();
   for (int t = 0; t < T; ++t) {
     const int k = clock_.index_in_episode(t);
-    for (int r = 0; r < R; ++r) replays_[size_t(r)].record_obs(k, rows_of(obs_.data(), r, O));
+    replays_.record_obs(k, obs_.data());
     if (cc_.normalize_obs) enc_norms_.update(obs_.data(), n);
     // the context h_t from (s_t, a_{t−1}, r_{t−1}) and the carried state
     encode_step(roll_enc_, obs_.data(), carry_.prev_action(), carry_.prev_reward(), carry_.start(), carry_.hidden(), n,
@@ -128,15 +123,10 @@ void ContrabarLearner::collect_steps() {
     core_->policy_step(roll_ws_, ps);
     const ActionBatch a = ps.actions.batch();
     step_envs(t, ps);
-    for (int r = 0; r < R; ++r)
-      replays_[size_t(r)].record_step(k, ps.actions.rows(r * n, A).batch(), rows_of(core_->reward(t), r, 1),
-                                      rows_of(final_obs_.data(), r, O), rows_of(sid_.data(), r, 1),
-                                      rows_of(send_.data(), r, 1));
+    replays_.record_step(k, ps.actions, core_->reward(t), final_obs_.data(), sid_.data(), send_.data());
     if (clock_.truncates_after(t)) {  // time limit: the episode is complete
-      for (int r = 0; r < R; ++r) {
-        replays_[size_t(r)].record_obs(spec().horizon, rows_of(final_obs_.data(), r, O));
-        replays_[size_t(r)].push();
-      }
+      replays_.record_obs(spec().horizon, final_obs_.data());
+      replays_.push();
       // bootstrap: V at the final observation with the context after the final transition (one more encoder step
       // from the carried state, which is not advanced)
       float* raw = raw_.data();
@@ -166,7 +156,7 @@ CpcLossStats ContrabarLearner::cpc_loss_of_run(int run) {
   const int B = cc_.batch_episodes, H = spec().horizon;
   const size_t P = clayout_.total();
   // B distinct episodes, uniformly from the filled part of the run's ring
-  EpisodeReplay& replay = replays_[size_t(run)];
+  EpisodeReplay& replay = replays_[run];
   const EpisodeBatchView<float> ep = replay.gather(replay.sample(B, sample_rngs_[size_t(run)]));
   if (cc_.normalize_obs)  // the stored raw observations, normalised with the current statistics
     enc_norms_[run].normalize(replay.batch_obs(), replay.batch_obs(), int64_t(H + 1) * B);
@@ -187,7 +177,7 @@ void ContrabarLearner::update_runs(IterationStats* st) {
   DYN_NVTX_RANGE("cpc_update");
   std::vector<double> loss(size_t(R), 0.0), acc(size_t(R), 0.0), acc_k(size_t(R * K), 0.0);  // [S], [S], [S, K]
   int steps = 0;
-  if (replays_[0].count() >= cc_.batch_episodes)  // every run's replay holds as many episodes
+  if (replays_.count() >= cc_.batch_episodes)  // every run's replay holds as many episodes
     for (; steps < cc_.updates_per_iteration; ++steps) {
       if (cc_.lr_halve_after > 0 && cpc_steps_ == cc_.lr_halve_after) cadam_.set_lr(cadam_.lr() * 0.5f);
       cparams_.grad.zero();
@@ -229,7 +219,7 @@ void ContrabarLearner::visit_run_state(StateVisitor& v, int run) {
   v.part("params", cparams_, run);
   v.part("adam", cadam_, run);
   v.part("carry", carry_, run);
-  v.part("replay", replays_[size_t(run)]);
+  v.part("replay", replays_[run]);
   v.rng("sample_rng", sample_rngs_[size_t(run)]);
   v.value("steps", cpc_steps_);
   v.prefix = saved;

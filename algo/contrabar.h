@@ -72,7 +72,7 @@ class ContrabarLearner : public RolloutLearner {
   Adam<float> cadam_;
   std::vector<std::mt19937_64> sample_rngs_;  // [S]
   AgentCarry carry_;  // S·N rows: previous action and reward, start, the GRU state
-  std::vector<EpisodeReplay> replays_;  // [S]
+  RunReplays replays_;  // [S]
   int64_t cpc_steps_ = 0;               // per run (every run takes each step)
 
   Buffer<float> obs_enc_;     // [S·N, obs] the encoder's normalised observations

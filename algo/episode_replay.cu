@@ -220,4 +220,31 @@ void EpisodeReplay::record_step(int k, const ActionBatch& a, const float* reward
                          ea.value, this->reward(k), landing(k), this->session_id(k), this->session_end(k)});
 }
 
+RunReplays::RunReplays(Backend b, const EnvSpec& spec, int runs, int64_t capacity, int64_t n_envs, int max_batch,
+                       bool landing)
+    : n_(n_envs), obs_dim_(spec.obs_dim), action_dim_(spec.action_dim) {
+  for (int r = 0; r < runs; ++r) replays_.emplace_back(b, spec, capacity, n_envs, max_batch, landing);
+}
+
+void RunReplays::record_obs(int k, const float* obs) {
+  for (size_t r = 0; r < replays_.size(); ++r) replays_[r].record_obs(k, obs + int64_t(r) * n_ * obs_dim_);
+}
+
+void RunReplays::record_step(int k, const ActionBuffers& a, const float* reward, const float* final_obs,
+                             const int32_t* session_id, const uint8_t* session_end) {
+  for (size_t r = 0; r < replays_.size(); ++r) {
+    const int64_t o = int64_t(r) * n_;
+    replays_[r].record_step(k, a.rows(o, action_dim_).batch(), reward + o, final_obs + o * obs_dim_, session_id + o,
+                            session_end + o);
+  }
+}
+
+void RunReplays::push() {
+  for (EpisodeReplay& replay : replays_) replay.push();
+}
+
+void RunReplays::note_push() {
+  for (EpisodeReplay& replay : replays_) replay.note_push();
+}
+
 }  // namespace dyn

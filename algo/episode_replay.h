@@ -76,4 +76,25 @@ class EpisodeReplay {
   Arrays bt_;             // one batch, time-major [·, B]
 };
 
+// A seed batch's replays, one EpisodeReplay per run over the batch's rows [S·N, ·] (run r's envs at rows
+// [r·N, (r+1)·N)): each call is that of every run's replay on its rows, as the run alone makes it.
+class RunReplays {
+ public:
+  RunReplays() = default;
+  RunReplays(Backend b, const EnvSpec& spec, int runs, int64_t capacity, int64_t n_envs, int max_batch, bool landing);
+  void record_obs(int k, const float* obs);  // obs [S·N, obs]
+  void record_step(int k, const ActionBuffers& a, const float* reward, const float* final_obs,
+                   const int32_t* session_id, const uint8_t* session_end);
+  void push();
+  void note_push();
+  // every run's replay holds as many episodes
+  int64_t count() const { return replays_[0].count(); }
+  EpisodeReplay& operator[](int run) { return replays_[size_t(run)]; }
+
+ private:
+  int64_t n_ = 0;
+  int obs_dim_ = 0, action_dim_ = 0;
+  std::vector<EpisodeReplay> replays_;  // [S]
+};
+
 }  // namespace dyn
