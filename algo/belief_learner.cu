@@ -305,10 +305,7 @@ void BeliefLearner::update_runs(IterationStats* st) {
   using clock = std::chrono::steady_clock;
   const int R = runs();
   const auto t0 = clock::now();
-  if (R == 1)  // ends with a read of the loss statistics: the backend is idle here
-    core_->update(st[0]);
-  else
-    core_->update(st);
+  core_->update(st);  // every run's; ends with a read of the loss statistics: the backend is idle here
   const auto t1 = clock::now();
   DYN_NVTX_RANGE("belief_update");
   std::vector<double> acc(size_t(5 * R), 0.0);  // [S, 5]

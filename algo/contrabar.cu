@@ -169,10 +169,7 @@ void ContrabarLearner::update_runs(IterationStats* st) {
   using clock = std::chrono::steady_clock;
   const int R = runs(), K = cc_.shape.lookahead;
   const auto t0 = clock::now();
-  if (R == 1)  // ends with a read of the loss statistics: the backend is idle here
-    core_->update(st[0]);
-  else
-    core_->update(st);
+  core_->update(st);  // every run's; ends with a read of the loss statistics: the backend is idle here
   const auto t1 = clock::now();
   DYN_NVTX_RANGE("cpc_update");
   std::vector<double> loss(size_t(R), 0.0), acc(size_t(R), 0.0), acc_k(size_t(R * K), 0.0);  // [S], [S], [S, K]
