@@ -14,8 +14,8 @@ RolloutLearner::RolloutLearner(Backend b, const EnvConfig& env, int64_t n_envs, 
                                const std::vector<uint32_t>& seeds)
     : b_(b),
       env_cfg_(env),
-      env_(make_batch_env(b, env, n_envs)),
       seeds_(seeds.empty() ? std::vector<uint32_t>{env.seed} : seeds),
+      env_(make_batch_env(b, env, n_envs, seeds_)),
       n_(n_envs),
       cfg_(cfg),
       clock_{env_->spec().horizon, 0},
@@ -27,11 +27,6 @@ RolloutLearner::RolloutLearner(Backend b, const EnvConfig& env, int64_t n_envs, 
       sid_(b, seeds_.size() * n_envs) {
   if (seeds_[0] != env.seed)
     throw std::invalid_argument("RolloutLearner: a seed batch's first seed must be the env config's");
-  for (size_t r = 1; r < seeds_.size(); ++r) {  // each run's envs as that run alone seeds them
-    EnvConfig run = env;
-    run.seed = seeds_[r];
-    other_envs_.push_back(make_batch_env(b, run, n_envs));
-  }
   step_dev_.zero();
 }
 
@@ -99,21 +94,9 @@ PolicyStep RolloutLearner::rollout_policy_step(int t) {
   return s;
 }
 
-StepBatch RolloutLearner::step_outputs(int t, float* latent, int run) {
-  const int64_t o = int64_t(run) * n_, O = spec().obs_dim;
-  return StepBatch::of(obs_.data() + o * O, core_->reward(t) + o, core_->terminated(t) + o, core_->truncated(t) + o,
-                       send_.data() + o, sid_.data() + o, final_obs_.data() + o * O,
-                       latent ? latent + o * spec().latent_dim : nullptr);
-}
-
-void RolloutLearner::reset_envs(float* latent) {
-  const int64_t O = spec().obs_dim, L = spec().latent_dim;
-  for (int r = 0; r < runs(); ++r) run_env(r).reset(obs_.data() + r * n_ * O, latent ? latent + r * n_ * L : nullptr);
-}
-
-void RolloutLearner::step_envs(int t, const PolicyStep& ps, float* latent) {
-  for (int r = 0; r < runs(); ++r)
-    run_env(r).step(ps.actions.rows(r * n_, spec().action_dim).batch(), step_outputs(t, latent, r), ps.step);
+StepBatch RolloutLearner::step_outputs(int t, float* latent) {
+  return StepBatch::of(obs_.data(), core_->reward(t), core_->terminated(t), core_->truncated(t), send_.data(),
+                       sid_.data(), final_obs_.data(), latent);
 }
 
 std::unique_ptr<EvalAgent> RolloutLearner::run_eval_agent(int64_t n, int run) {
@@ -133,7 +116,7 @@ EvalStats RolloutLearner::evaluate_run(int run, int64_t n, int episodes_per_env,
 
 void RolloutLearner::visit_run_state(StateVisitor& v, int run) {
   const int64_t o = int64_t(run) * n_, O = spec().obs_dim;
-  v.part("env", run_env(run));
+  v.part("env", *env_, run);
   v.array("obs", DType::f32, {n_ * O}, obs_.data() + o * O, b_);
   v.array("final_obs", DType::f32, {n_ * O}, final_obs_.data() + o * O, b_);
   v.array("session_end", DType::u8, {n_}, send_.data() + o, b_);

@@ -3,10 +3,10 @@
 // global step read from a counter in backend memory). A learner fills in collect_steps() — what its policy sees and
 // how its agent state advances — and builds its PpoCore for the env's spec.
 //
-// A seed batch (PpoLearner): S runs' envs side by side, each run its own BatchEnv of N envs seeded with its seed, the
-// buffers [S·N, ·] with run s's envs at rows [s·N, (s+1)·N), one PpoCore over all of them. The batch iterates once
-// per round for all runs (iterate_run: each run's TrainingRun asks for its iteration in turn), and each run
-// evaluates and checkpoints its own slice (evaluate_run, visit_run_state) as it would alone.
+// A seed batch: S runs' envs side by side in one BatchEnv (run s's N envs at rows [s·N, (s+1)·N), seeded with its
+// seed; one launch steps them all), the buffers [S·N, ·] in the same order, one PpoCore over all of them. The batch
+// iterates once per round for all runs (iterate_run: each run's TrainingRun asks for its iteration in turn), and each
+// run evaluates and checkpoints its own slice (evaluate_run, visit_run_state) as it would alone.
 #pragma once
 
 #include <cstdint>
@@ -70,15 +70,15 @@ class RolloutLearner : public Learner {
   }
   // Step t of the rollout for the policy: its stored input, actions, log-probabilities and values.
   PolicyStep rollout_policy_step(int t);
-  // What run `run`'s env step t writes: the core's reward and flags of step t, this object's observation buffers
-  // (latent: the whole [S·N, L] buffer), at the run's rows.
-  StepBatch step_outputs(int t, float* latent = nullptr, int run = 0);
-  // Run `run`'s env (env_ is run 0's).
-  BatchEnv& run_env(int run) { return run == 0 ? *env_ : *other_envs_[size_t(run - 1)]; }
-  // Every run's env reset into its rows of obs_ (latent: the whole [S·N, L] buffer, or nullptr).
-  void reset_envs(float* latent = nullptr);
-  // Every run's env step t with its rows of the policy step's actions, into step_outputs(t, latent, run).
-  void step_envs(int t, const PolicyStep& ps, float* latent = nullptr);
+  // What every run's env step t writes: the core's reward and flags of step t, this object's observation buffers
+  // (latent: a [S·N, L] buffer, or nullptr).
+  StepBatch step_outputs(int t, float* latent = nullptr);
+  // Every run's envs reset into obs_ (and latent [S·N, L] unless nullptr).
+  void reset_envs(float* latent = nullptr) { env_->reset(obs_.data(), latent); }
+  // Every run's envs' step t with the policy step's actions, into step_outputs(t, latent).
+  void step_envs(int t, const PolicyStep& ps, float* latent = nullptr) {
+    env_->step(ps.actions.batch(), step_outputs(t, latent), ps.step);
+  }
   // The learner's evaluation agent for n envs of the training env's spec: deterministic actions from the trained
   // networks and its own online state.
   virtual std::unique_ptr<EvalAgent> eval_agent(int64_t n) = 0;
@@ -87,15 +87,14 @@ class RolloutLearner : public Learner {
 
   Backend b_;
   EnvConfig env_cfg_;
-  std::unique_ptr<BatchEnv> env_;                       // run 0's
-  std::vector<std::unique_ptr<BatchEnv>> other_envs_;  // runs 1..S−1 of a seed batch
-  std::vector<uint32_t> seeds_;                         // [S] the runs' seeds (one run: env.seed)
-  int64_t n_;  // envs per run
+  std::vector<uint32_t> seeds_;    // [S] the runs' seeds (one run: env.seed)
+  std::unique_ptr<BatchEnv> env_;  // [S·N] every run's envs
+  int64_t n_;                      // envs per run
   PpoConfig cfg_;
   std::unique_ptr<PpoCore> core_;  // built by the learner for the env's spec
   HorizonClock clock_;
-  int64_t frames_ = 0;  // per run
-  int64_t rounds_ = 0;  // iterations run
+  int64_t frames_ = 0;                       // per run
+  int64_t rounds_ = 0;                       // iterations run
   std::vector<IterationStats> round_stats_;  // [S] of the last round
   StageGraphs graphs_;
   Buffer<uint32_t> step_dev_;      // [1] the global step at the start of the next collect

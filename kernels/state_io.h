@@ -56,12 +56,14 @@ class StateVisitor {
   void value(const std::string& name, T& v) {
     array(name, dtype_of<T>(), {1}, &v, Backend::cpu);
   }
-  // Plain-old-data structs in a buffer (env states, episode sums), as bytes [n, sizeof(T)].
+  // Plain-old-data structs in a buffer (env states, episode sums), as bytes [n, sizeof(T)]; with a run, run `run`'s
+  // equal share of a buffer `runs` runs hold side by side (as share()): bytes [n / runs, sizeof(T)].
   template <class T>
-  void bytes(const std::string& name, Buffer<T>& b) {
+  void bytes(const std::string& name, Buffer<T>& b, int run = 0, int runs = 1) {
     static_assert(std::is_trivially_copyable_v<T>);
     if (b.size() == 0) return;
-    array(name, DType::u8, {int64_t(b.size()), int64_t(sizeof(T))}, b.data(), b.backend());
+    const int64_t n = int64_t(b.size()) / runs;
+    array(name, DType::u8, {n, int64_t(sizeof(T))}, b.data() + run * n, b.backend());
   }
   // Variable-length host bytes: saved as u8; loading replaces `s`.
   void text(const std::string& name, std::string& s) { visit_text(prefix + name, s); }

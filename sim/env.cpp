@@ -2,6 +2,7 @@
 #include "sim/env.h"
 
 #include <stdexcept>
+#include <string>
 
 #include "sim/gridworld.h"
 #include "sim/physics_env.h"
@@ -60,12 +61,26 @@ EnvConfig default_env_config(const std::string& name, uint32_t seed) {
   return c;
 }
 
-std::unique_ptr<BatchEnv> make_batch_env(Backend b, const EnvConfig& cfg, int64_t n) {
+void BatchEnv::set_runs(const std::vector<uint32_t>& seeds) {
+  const int64_t S = int64_t(seeds.size());
+  if (S < 1 || n_ % S != 0)
+    throw std::invalid_argument(spec_.name + ": " + std::to_string(n_) + " envs do not split into " +
+                                std::to_string(S) + " runs of a seed batch");
+  if (seeds[0] != seed_)
+    throw std::invalid_argument(spec_.name + ": a seed batch's first seed (" + std::to_string(seeds[0]) +
+                                ") is not the env's own (" + std::to_string(seed_) + ")");
+  runs_ = int(S);
+  run_seeds_.assign(b_, S > 1 ? seeds : std::vector<uint32_t>{});
+}
+
+std::unique_ptr<BatchEnv> make_batch_env(Backend b, const EnvConfig& cfg, int64_t n,
+                                         const std::vector<uint32_t>& seeds) {
   std::string known;
   for (const auto& [name, make] : env_registry()) {
     if (name == cfg.name) {
-      std::unique_ptr<BatchEnv> env = make(b, cfg, n);
+      std::unique_ptr<BatchEnv> env = make(b, cfg, n * int64_t(seeds.size() > 1 ? seeds.size() : 1));
       env->set_first_env(cfg.first_env);
+      if (seeds.size() > 1) env->set_runs(seeds);
       return env;
     }
     known += (known.empty() ? "" : ", ") + name;

@@ -18,6 +18,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/hd.h"
+#include "kernels/philox.h"
 #include "kernels/state_io.h"
 #include "kernels/step_ref.h"
 #include "sim/session.h"
@@ -88,22 +89,50 @@ struct StepRow {
   }
 };
 
-// One step of env `env` at global step `step`: the recipe of every environment. E provides
+// An env's Philox key: its run's seed and its global index. Every random draw of an env (reset, session process,
+// latent moves, scripted actions) is keyed by it, so the same key gives the same env in any batch.
+struct EnvKey {
+  uint32_t seed, env;
+};
+
+// Which env row i of a batch is. One run: env first_env + i of the env's own seed. A seed batch of S runs of per_run
+// envs each (BatchEnv::set_runs): env first_env + i % per_run of run i / per_run's seed — the keys that run alone
+// gives its envs, so S runs step in one launch exactly as S separate batches.
+struct BatchRows {
+  uint32_t seed = 0;  // one run's
+  uint32_t first_env = 0;
+  const uint32_t* seeds = nullptr;  // [S] backend memory (nullptr: one run)
+  int64_t per_run = 0;
+  DYN_HD EnvKey key(int64_t i) const {
+    return seeds ? EnvKey{seeds[i / per_run], first_env + uint32_t(i % per_run)}
+                 : EnvKey{seed, first_env + uint32_t(i)};
+  }
+};
+
+// The random policy of the continuous-action envs: each of the action_dim values uniform in [−1, 1], drawn from
+// Philox(key.seed, kStreamPolicy, key.env, step).
+DYN_HD void uniform_random_action(EnvKey key, uint32_t step, int action_dim, float* action) {
+  Philox rng(key.seed, kStreamPolicy, key.env, step);
+  for (int k = 0; k < action_dim; ++k) action[k] = 2.0f * rng.uniform() - 1.0f;
+}
+
+// One step of the env keyed `key` at global step `step`: the recipe of every environment. E provides
 //   float act(State&, int32_t index, const float* value) const   apply the action, simulate, return the reward
-//   void reset(State&, uint32_t env, uint32_t episode_step) const a new episode (its session process too)
-//   void switch_session(State&, uint32_t env, uint32_t step) const the latent moves at a session end
+//   void reset(State&, EnvKey, uint32_t episode_step) const       a new episode (its session process too)
+//   void switch_session(State&, EnvKey, uint32_t step) const       the latent moves at a session end
 //   void observe(const State&, float* obs) const, void latent(const State&, float* out) const
-//   const SessionParams& session() const, uint32_t seed() const
+//   const SessionParams& session() const
+// (the key comes from the batch's rows, not from E: one E serves every run of a seed batch).
 template <class E>
-DYN_HD void env_step(const E& e, typename E::State& s, int32_t a_index, const float* a_value, uint32_t env,
-                     uint32_t step, const StepRow& out) {
+DYN_HD void env_step(const E& e, typename E::State& s, int32_t a_index, const float* a_value, EnvKey key, uint32_t step,
+                     const StepRow& out) {
   const float r = e.act(s, a_index, a_value);
-  const SessionTick tick = session_advance(e.session(), s.ss, e.seed(), env, step);
+  const SessionTick tick = session_advance(e.session(), s.ss, key.seed, key.env, step);
   if (out.final_obs) e.observe(s, out.final_obs);  // where the action led, before any reset
   if (tick.truncated)
-    e.reset(s, env, step + 1);
+    e.reset(s, key, step + 1);
   else if (tick.session_end)
-    e.switch_session(s, env, step);
+    e.switch_session(s, key, step);
   e.observe(s, out.obs);
   if (out.latent) e.latent(s, out.latent);
   *out.reward = r;
@@ -125,18 +154,27 @@ struct EnvConfig {
   std::string option(const std::string& key, const std::string& fallback) const;
 };
 
-// N envs of one kind on one backend; the state lives in the object.
+// N envs of one kind on one backend; the state lives in the object. A seed batch's envs (make_batch_env with seeds)
+// are S runs of N / S envs side by side, run r's at rows [r·N/S, (r+1)·N/S): each call is still one launch over all.
 class BatchEnv {
  public:
   virtual ~BatchEnv() = default;
   const EnvSpec& spec() const { return spec_; }
   Backend backend() const { return b_; }
-  int64_t size() const { return n_; }
-  uint32_t seed() const { return seed_; }
+  int64_t size() const { return n_; }      // every run's envs
+  uint32_t seed() const { return seed_; }  // run 0's
   // The global index of row 0: row i is env first_env() + i, whose Philox streams (reset, session process,
   // scripted actions, and the policy's samples) are keyed by that index (make_batch_env sets it from the config).
   uint32_t first_env() const { return first_env_; }
   void set_first_env(uint32_t first) { first_env_ = first; }
+  // A seed batch: the rows become seeds.size() runs of size() / seeds.size() envs, run r's seeded with seeds[r] and
+  // indexed from first_env() as that run alone (throws std::invalid_argument unless the rows split evenly and seeds[0]
+  // is the env's own seed).
+  void set_runs(const std::vector<uint32_t>& seeds);
+  int runs() const { return runs_; }
+  int64_t run_size() const { return n_ / runs_; }
+  // Which env and seed each row is (the rows of the kernels).
+  BatchRows rows() const { return {seed_, first_env_, runs_ > 1 ? run_seeds_.data() : nullptr, n_ / runs_}; }
 
   // Every env starts an episode at global step 0: its first observation into obs [N, obs], and the latent of its
   // first session into latent [N, latent] unless nullptr.
@@ -145,23 +183,28 @@ class BatchEnv {
   virtual void step(const ActionBatch& actions, const StepBatch& out, StepRef step) = 0;
   // Scripted actions for global step `step`: random, or the env's oracle (spec().has_oracle).
   virtual void scripted(bool oracle, const ActionBuffers& out, uint32_t step) = 0;
-  // The N envs' states (checkpoints).
-  virtual void visit_state(StateVisitor& v) = 0;
+  // Run `run`'s envs' states (checkpoints; one run: run 0, every env), as that run alone has them.
+  virtual void visit_state(StateVisitor& v, int run) = 0;
 
  protected:
-  BatchEnv(Backend b, EnvSpec spec, int64_t n, uint32_t seed) : b_(b), spec_(std::move(spec)), n_(n), seed_(seed) {}
+  BatchEnv(Backend b, EnvSpec spec, int64_t n, uint32_t seed)
+      : b_(b), spec_(std::move(spec)), n_(n), seed_(seed), run_seeds_(b, 0) {}
   Backend b_;
   EnvSpec spec_;
   int64_t n_;
   uint32_t seed_;
   uint32_t first_env_ = 0;
+  int runs_ = 1;
+  Buffer<uint32_t> run_seeds_;  // [S] a seed batch's seeds (empty: one run)
 };
 
 // The registry: every env by name (sim/env.cpp).
 using EnvFactory = std::unique_ptr<BatchEnv> (*)(Backend, const EnvConfig&, int64_t n);
 const std::vector<std::pair<std::string, EnvFactory>>& env_registry();
-// N envs named by cfg.name; throws std::invalid_argument naming the known envs.
-std::unique_ptr<BatchEnv> make_batch_env(Backend b, const EnvConfig& cfg, int64_t n);
+// N envs named by cfg.name; throws std::invalid_argument naming the known envs. With seeds (more than one): a seed
+// batch of seeds.size() runs of N envs each, run r's as cfg with seed seeds[r] makes them.
+std::unique_ptr<BatchEnv> make_batch_env(Backend b, const EnvConfig& cfg, int64_t n,
+                                         const std::vector<uint32_t>& seeds = {});
 // An env's config with SPEC §2's session process (gridworld: H 60, K 4, the agent back at the start at each new
 // session; the physics envs: H 400, K 4, the body keeps its state), the given seed and no options (tests, benchmarks;
 // the command line reads configs/<env>.toml).

@@ -62,8 +62,8 @@ DYN_HD void grid_observe(const GridState& s, float* obs) {
 
 // New episode whose first step has global index `episode_step`: agent at (0, 0), two distinct goals drawn
 // uniformly from the 21 cells outside the start block, the rewarding one uniform.
-DYN_HD void grid_reset(const GridParams& p, GridState& s, uint32_t env, uint32_t episode_step) {
-  Philox rng(p.seed, kStreamEpisodeReset, env, episode_step);
+DYN_HD void grid_reset(const GridParams& p, GridState& s, EnvKey key, uint32_t episode_step) {
+  Philox rng(key.seed, kStreamEpisodeReset, key.env, episode_step);
   const int g0 = int(rng.uniform_int(kGridGoalCells));
   int g1 = int(rng.uniform_int(kGridGoalCells - 1));
   g1 += g1 >= g0;  // distinct from g0
@@ -72,7 +72,7 @@ DYN_HD void grid_reset(const GridParams& p, GridState& s, uint32_t env, uint32_t
   s.goal = uint8_t(rng.uniform_int(2));
   s.ax = s.ay = 0;
   s.pad = 0;
-  session_begin_episode(p.session, s.ss, p.seed, env, episode_step);
+  session_begin_episode(p.session, s.ss, key.seed, key.env, episode_step);
 }
 
 // apply_action: move one cell, clipped at the walls.
@@ -102,14 +102,13 @@ struct GridEnv {
   using State = GridState;
   GridParams p;
   DYN_HD const SessionParams& session() const { return p.session; }
-  DYN_HD uint32_t seed() const { return p.seed; }
   DYN_HD float act(GridState& s, int32_t a, const float*) const {  // out-of-range actions act as stay
     grid_apply_action(s, a);
     return grid_reward(p, s);
   }
-  DYN_HD void reset(GridState& s, uint32_t env, uint32_t episode_step) const { grid_reset(p, s, env, episode_step); }
-  DYN_HD void switch_session(GridState& s, uint32_t env, uint32_t step) const {
-    const float u = Philox(p.seed, kStreamLatent, env, step).uniform();
+  DYN_HD void reset(GridState& s, EnvKey key, uint32_t episode_step) const { grid_reset(p, s, key, episode_step); }
+  DYN_HD void switch_session(GridState& s, EnvKey key, uint32_t step) const {
+    const float u = Philox(key.seed, kStreamLatent, key.env, step).uniform();
     s.goal = uint8_t(two_state_transition(s.goal, p.goal_stay_prob, u));
     if (p.session.reset_on_switch) s.ax = s.ay = 0;
   }
@@ -127,8 +126,8 @@ DYN_HD int grid_oracle_action(const GridState& s) {
   return kStay;
 }
 
-DYN_HD int grid_random_action(uint32_t seed, uint32_t env, uint32_t step) {
-  return int(Philox(seed, kStreamPolicy, env, step).uniform_int(kGridActions));
+DYN_HD int grid_random_action(EnvKey key, uint32_t step) {
+  return int(Philox(key.seed, kStreamPolicy, key.env, step).uniform_int(kGridActions));
 }
 
 // ---- N gridworlds on a backend (sim/gridworld_batch.cu) ----
@@ -147,7 +146,7 @@ class GridBatchEnv : public BatchEnv {
   void reset(float* obs, float* latent) override;
   void step(const ActionBatch& actions, const StepBatch& out, StepRef step) override;
   void scripted(bool oracle, const ActionBuffers& out, uint32_t step) override;
-  void visit_state(StateVisitor& v) override { v.bytes("state", state_); }
+  void visit_state(StateVisitor& v, int run) override { v.bytes("state", state_, run, runs_); }
   const GridState* states() const { return state_.data(); }  // [N] (tests, probes)
 
  private:

@@ -1,4 +1,5 @@
-// N gridworlds on either backend: each call is one parallel_for over the DYN_HD env math (env_step of sim/env.h).
+// N gridworlds (of one run or a seed batch's) on either backend: each call is one parallel_for over the DYN_HD env math
+// (env_step of sim/env.h).
 #include <stdexcept>
 #include <string>
 
@@ -18,9 +19,10 @@ struct OracleGrids {
 };
 
 struct RandomGrids {
-  uint32_t seed, step, first_env;
+  uint32_t step;
+  BatchRows rows;
   int32_t* actions;
-  DYN_HD void operator()(int64_t i) const { actions[i] = grid_random_action(seed, first_env + uint32_t(i), step); }
+  DYN_HD void operator()(int64_t i) const { actions[i] = grid_random_action(rows.key(i), step); }
 };
 
 }  // namespace
@@ -51,7 +53,7 @@ GridBatchEnv::GridBatchEnv(Backend b, const GridParams& p, int64_t n)
 void GridBatchEnv::reset(float* obs, float* latent) {
   DYN_NVTX_RANGE("gridworld_reset");
   parallel_for(b_, n_,
-               ResetRows<GridEnv>{GridEnv{p_}, state_.data(), obs, latent, kGridObsDim, kGridLatentDim, first_env_});
+               ResetRows<GridEnv>{GridEnv{p_}, state_.data(), obs, latent, kGridObsDim, kGridLatentDim, rows()});
 }
 
 void GridBatchEnv::step(const ActionBatch& actions, const StepBatch& out, StepRef step) {
@@ -60,7 +62,7 @@ void GridBatchEnv::step(const ActionBatch& actions, const StepBatch& out, StepRe
   parallel_for(
       b_, n_,
       StepRows<GridEnv>{
-          GridEnv{p_}, state_.data(), {actions.index, nullptr}, out, kGridObsDim, 0, kGridLatentDim, step, first_env_});
+          GridEnv{p_}, state_.data(), {actions.index, nullptr}, out, kGridObsDim, 0, kGridLatentDim, step, rows()});
 }
 
 void GridBatchEnv::scripted(bool oracle, const ActionBuffers& out, uint32_t step) {
@@ -68,7 +70,7 @@ void GridBatchEnv::scripted(bool oracle, const ActionBuffers& out, uint32_t step
   if (oracle)
     parallel_for(b_, n_, OracleGrids{state_.data(), out.index});
   else
-    parallel_for(b_, n_, RandomGrids{p_.seed, step, first_env_, out.index});
+    parallel_for(b_, n_, RandomGrids{step, rows(), out.index});
 }
 
 }  // namespace dyn

@@ -120,9 +120,9 @@ DYN_HD void physics_observe(const PhysicsTaskParams& p, const PlanarModel<float>
 }
 
 // New episode starting at global step `episode_step`: the body's reset noise and the episode's latent draws.
-DYN_HD void physics_reset(const PhysicsTaskParams& p, const PlanarModel<float>& m, PhysicsEnvState& s, uint32_t env,
+DYN_HD void physics_reset(const PhysicsTaskParams& p, const PlanarModel<float>& m, PhysicsEnvState& s, EnvKey key,
                           uint32_t episode_step) {
-  Philox rng(p.seed, kStreamEpisodeReset, env, episode_step);
+  Philox rng(key.seed, kStreamEpisodeReset, key.env, episode_step);
   PlanarState<float>& b = s.body;
   const int n = m.ndof;
   if (p.task == PhysicsTask::reacher) {
@@ -138,7 +138,7 @@ DYN_HD void physics_reset(const PhysicsTaskParams& p, const PlanarModel<float>& 
     s.dir = rng.uniform() <= 0.5f ? int8_t(1) : int8_t(-1);  // halfcheetah_dir: the first direction is uniform
   }
   s.phase = p.random_phase ? uint8_t(rng.uniform_int(kLatentPhases)) : uint8_t(0);
-  session_begin_episode(p.session, s.ss, p.seed, env, episode_step);
+  session_begin_episode(p.session, s.ss, key.seed, key.env, episode_step);
 }
 
 // The latent of the current session: the reacher's goal (x, y); halfcheetah_vel's target velocity v_g;
@@ -169,7 +169,6 @@ struct PhysicsEnv {
   PhysicsTaskParams p;
   const PlanarModel<float>* m;  // backend memory in kernels (PhysicsBatchEnv), host memory in host code
   DYN_HD const SessionParams& session() const { return p.session; }
-  DYN_HD uint32_t seed() const { return p.seed; }
   DYN_HD float act(PhysicsEnvState& s, int32_t, const float* action) const {
     const PlanarModel<float>& model = *m;
     const int na = physics_action_dim(p.task);
@@ -203,12 +202,12 @@ struct PhysicsEnv {
     if (p.task == PhysicsTask::cheetah_dir) return float(s.dir) * v - 0.5f * sqrtf(a_sq);
     return -fabsf(v - cheetah_target_velocity(i)) - 0.05f * a_sq;
   }
-  DYN_HD void reset(PhysicsEnvState& s, uint32_t env, uint32_t episode_step) const {
-    physics_reset(p, *m, s, env, episode_step);
+  DYN_HD void reset(PhysicsEnvState& s, EnvKey key, uint32_t episode_step) const {
+    physics_reset(p, *m, s, key, episode_step);
   }
-  DYN_HD void switch_session(PhysicsEnvState& s, uint32_t env, uint32_t step) const {
+  DYN_HD void switch_session(PhysicsEnvState& s, EnvKey key, uint32_t step) const {
     if (p.task != PhysicsTask::cheetah_dir) return;  // the other latents follow the session index
-    const float u = Philox(p.seed, kStreamLatent, env, step).uniform();
+    const float u = Philox(key.seed, kStreamLatent, key.env, step).uniform();
     s.dir = two_state_transition(s.dir > 0 ? 1 : 0, p.dir_stay_prob, u) == 1 ? int8_t(1) : int8_t(-1);
   }
   DYN_HD void observe(const PhysicsEnvState& s, float* obs) const { physics_observe<E>(p, *m, s, obs); }
@@ -235,11 +234,6 @@ DYN_HD void reacher_oracle_action(const PhysicsEnvState& s, float* action) {
   action[1] = kp * e1 - kd * s.body.qd[1];
 }
 
-DYN_HD void physics_random_action(const PhysicsTaskParams& p, uint32_t env, uint32_t step, float* action) {
-  Philox rng(p.seed, kStreamPolicy, env, step);
-  for (int k = 0; k < physics_action_dim(p.task); ++k) action[k] = 2.0f * rng.uniform() - 1.0f;
-}
-
 // ---- N envs of a physics task on a backend (sim/physics_env_batch.cu) ----
 
 // The params of a task with its model (float).
@@ -259,7 +253,7 @@ class PhysicsBatchEnv : public BatchEnv {
   void reset(float* obs, float* latent) override;
   void step(const ActionBatch& actions, const StepBatch& out, StepRef step) override;
   void scripted(bool oracle, const ActionBuffers& out, uint32_t step) override;
-  void visit_state(StateVisitor& v) override { v.bytes("state", state_); }
+  void visit_state(StateVisitor& v, int run) override { v.bytes("state", state_, run, runs_); }
   const PhysicsEnvState* states() const { return state_.data(); }  // [N] (tests)
 
  private:

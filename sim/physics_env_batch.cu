@@ -37,14 +37,6 @@ struct OracleActions {
   DYN_HD void operator()(int64_t i) const { reacher_oracle_action(state[i], actions + i * ad); }
 };
 
-struct RandomActions {
-  PhysicsTaskParams p;
-  float* actions;
-  int ad;
-  uint32_t step, first_env;
-  DYN_HD void operator()(int64_t i) const { physics_random_action(p, first_env + uint32_t(i), step, actions + i * ad); }
-};
-
 // Runs Rows<engine> over n envs for the task's engine: its capacities and its model's integrator, each a kernel of
 // its own with the block size that maximises its occupancy.
 template <template <class> class Rows, class... Args>
@@ -117,14 +109,14 @@ PhysicsBatchEnv::PhysicsBatchEnv(Backend b, const PhysicsEnvParams& p, int64_t n
 void PhysicsBatchEnv::reset(float* obs, float* latent) {
   DYN_NVTX_RANGE("physics_env_reset");
   launch_for_task<ResetEnvs>(b_, p_, p_.model, model_.data(), n_, state_.data(), obs, latent, spec_.obs_dim,
-                             spec_.latent_dim, first_env_);
+                             spec_.latent_dim, rows());
 }
 
 void PhysicsBatchEnv::step(const ActionBatch& actions, const StepBatch& out, StepRef step) {
   DYN_NVTX_RANGE("physics_env_step");
   if (!actions.value) throw std::invalid_argument(spec_.name + ": actions are vectors (ActionBatch::value)");
   launch_for_task<StepEnvs>(b_, p_, p_.model, model_.data(), n_, state_.data(), ActionBatch{nullptr, actions.value},
-                            out, spec_.obs_dim, spec_.action_dim, spec_.latent_dim, step, first_env_);
+                            out, spec_.obs_dim, spec_.action_dim, spec_.latent_dim, step, rows());
 }
 
 void PhysicsBatchEnv::scripted(bool oracle, const ActionBuffers& out, uint32_t step) {
@@ -133,7 +125,7 @@ void PhysicsBatchEnv::scripted(bool oracle, const ActionBuffers& out, uint32_t s
   if (oracle)
     parallel_for(b_, n_, OracleActions{state_.data(), out.value, spec_.action_dim});
   else
-    parallel_for(b_, n_, RandomActions{PhysicsTaskParams(p_), out.value, spec_.action_dim, step, first_env_});
+    parallel_for(b_, n_, UniformRandomActions{out.value, spec_.action_dim, step, rows()});
 }
 
 }  // namespace dyn

@@ -129,8 +129,8 @@ DYN_HD ToolContact tool_contact(const ScratchParams& p, V3<float> tip, V3<float>
 
 // ---- the env's stages ----
 
-DYN_HD void scratch_reset(const ScratchParams& p, ScratchState& s, uint32_t env, uint32_t episode_step) {
-  Philox rng(p.seed, kStreamEpisodeReset, env, episode_step);
+DYN_HD void scratch_reset(const ScratchParams& p, ScratchState& s, EnvKey key, uint32_t episode_step) {
+  Philox rng(key.seed, kStreamEpisodeReset, key.env, episode_step);
   // Assistive Gym: the end effector's goal (−0.6, 0, 0.8) + U(−0.05, 0.05)³ in the world, reached by IK; here the
   // tool tip is moved by the same offset from the start pose by damped least squares
   for (int j = 0; j < kArmJoints; ++j) s.q[j] = p.q_start[j];
@@ -146,7 +146,7 @@ DYN_HD void scratch_reset(const ScratchParams& p, ScratchState& s, uint32_t env,
   s.ee_vel = {0.0f, 0.0f, 0.0f};
   s.last_scratch = {1e3f, 1e3f, 1e3f};  // far from any contact: the first touch at the itch counts
   s.phase = p.random_phase ? uint8_t(rng.uniform_int(kScratchLatentPhases)) : uint8_t(0);
-  session_begin_episode(p.session, s.ss, p.seed, env, episode_step);
+  session_begin_episode(p.session, s.ss, key.seed, key.env, episode_step);
   chain_forward(p.arm, s.q, pose);
   s.force = tool_contact(p, pose.tip, itch_point(p, s)).force;
 }
@@ -215,12 +215,11 @@ struct ScratchEnv {
   using State = ScratchState;
   ScratchParams p;
   DYN_HD const SessionParams& session() const { return p.session; }
-  DYN_HD uint32_t seed() const { return p.seed; }
   DYN_HD float act(ScratchState& s, int32_t, const float* action) const { return scratch_act(p, s, action); }
-  DYN_HD void reset(ScratchState& s, uint32_t env, uint32_t episode_step) const {
-    scratch_reset(p, s, env, episode_step);
+  DYN_HD void reset(ScratchState& s, EnvKey key, uint32_t episode_step) const {
+    scratch_reset(p, s, key, episode_step);
   }
-  DYN_HD void switch_session(ScratchState&, uint32_t, uint32_t) const {}
+  DYN_HD void switch_session(ScratchState&, EnvKey, uint32_t) const {}
   DYN_HD void observe(const ScratchState& s, float* obs) const { scratch_observe(p, s, obs); }
   DYN_HD void latent(const ScratchState& s, float* out) const { scratch_latent(p, s, out); }
 };
@@ -250,11 +249,6 @@ DYN_HD void scratch_oracle_action(const ScratchParams& p, const ScratchState& s,
   }
 }
 
-DYN_HD void scratch_random_action(const ScratchParams& p, uint32_t env, uint32_t step, float* action) {
-  Philox rng(p.seed, kStreamPolicy, env, step);
-  for (int j = 0; j < kScratchActions; ++j) action[j] = 2.0f * rng.uniform() - 1.0f;
-}
-
 // ---- the scene and N envs on a backend (sim/scratch_itch_batch.cu) ----
 
 // The male arm of Assistive Gym's ScratchItch (physics.md §4.4: chest (0, 0.03, 0.89), right shoulder 30°, elbow
@@ -275,7 +269,7 @@ class ScratchBatchEnv : public BatchEnv {
   void reset(float* obs, float* latent) override;
   void step(const ActionBatch& actions, const StepBatch& out, StepRef step) override;
   void scripted(bool oracle, const ActionBuffers& out, uint32_t step) override;
-  void visit_state(StateVisitor& v) override { v.bytes("state", state_); }
+  void visit_state(StateVisitor& v, int run) override { v.bytes("state", state_, run, runs_); }
   const ScratchState* states() const { return state_.data(); }  // [N] (tests)
 
  private:

@@ -26,15 +26,6 @@ struct OracleArms {
   DYN_HD void operator()(int64_t i) const { scratch_oracle_action(p, state[i], step, actions + i * kScratchActions); }
 };
 
-struct RandomArms {
-  ScratchParams p;
-  float* actions;
-  uint32_t step, first_env;
-  DYN_HD void operator()(int64_t i) const {
-    scratch_random_action(p, first_env + uint32_t(i), step, actions + i * kScratchActions);
-  }
-};
-
 // The robot base (physics.md §4.4): world (−0.35, −0.30, 0.36), yaw −π/2, so robot x = world −y, robot y = world x.
 V3<double> world_to_robot(V3<double> w) {
   const V3<double> d = w - V3<double>{-0.35, -0.30, 0.36};
@@ -169,9 +160,9 @@ ScratchBatchEnv::ScratchBatchEnv(Backend b, const ScratchParams& p, int64_t n)
 
 void ScratchBatchEnv::reset(float* obs, float* latent) {
   DYN_NVTX_RANGE("scratch_env_reset");
-  parallel_for_heavy(
-      b_, n_, ResetRows<ScratchEnv>{{p_}, state_.data(), obs, latent, kScratchObsDim, kScratchLatentDim, first_env_},
-      kScratchMinCpuItems);
+  parallel_for_heavy(b_, n_,
+                     ResetRows<ScratchEnv>{{p_}, state_.data(), obs, latent, kScratchObsDim, kScratchLatentDim, rows()},
+                     kScratchMinCpuItems);
 }
 
 void ScratchBatchEnv::step(const ActionBatch& actions, const StepBatch& out, StepRef step) {
@@ -186,7 +177,7 @@ void ScratchBatchEnv::step(const ActionBatch& actions, const StepBatch& out, Ste
                                           kScratchActions,
                                           kScratchLatentDim,
                                           step,
-                                          first_env_},
+                                          rows()},
                      kScratchMinCpuItems);
 }
 
@@ -195,7 +186,7 @@ void ScratchBatchEnv::scripted(bool oracle, const ActionBuffers& out, uint32_t s
   if (oracle)
     parallel_for_heavy(b_, n_, OracleArms{p_, state_.data(), out.value, step}, kScratchMinCpuItems);
   else
-    parallel_for(b_, n_, RandomArms{p_, out.value, step, first_env_});
+    parallel_for(b_, n_, UniformRandomActions{out.value, kScratchActions, step, rows()});
 }
 
 }  // namespace dyn

@@ -19,7 +19,7 @@ inline dyn::RolloutSummary grid_rollout(dyn::Backend b, const dyn::GridParams& p
 // One gridworld env step through the shared recipe (env_step of sim/env.h).
 inline void grid_step(const dyn::GridParams& p, dyn::GridState& s, int a, uint32_t env, uint32_t step,
                       const dyn::StepRow& out) {
-  dyn::env_step(dyn::GridEnv{p}, s, a, static_cast<const float*>(nullptr), env, step, out);
+  dyn::env_step(dyn::GridEnv{p}, s, a, static_cast<const float*>(nullptr), {p.seed, env}, step, out);
 }
 
 // The spec of an env with `actions`-wide continuous actions (no env behind it).

@@ -200,12 +200,13 @@ TEST_F(DataParallel, AStoppedOrKilledRankStopsTheJobAndLeavesCheckpointsThatResu
                             (log / "stdout").string() + " 2>" + (log / "stderr").string() + "; echo $? > " +
                             (log / "status").string() + ") &";
     ASSERT_EQ(std::system(cmd.c_str()), 0);
-    // wait for both ranks' first checkpoint
+    // wait for both ranks' first checkpoint (rank 0's may land after rank 1's)
     fs::path d;
     for (int i = 0; i < 600 && d.empty(); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       for (const auto& e : fs::directory_iterator(out))
-        if (fs::exists(e.path() / "checkpoint.rank1.safetensors")) d = e.path();
+        if (fs::exists(e.path() / "checkpoint.rank1.safetensors") && fs::exists(e.path() / "checkpoint.safetensors"))
+          d = e.path();
     }
     ASSERT_FALSE(d.empty()) << "no checkpoint within 60 s";
     const std::vector<pid_t> rank1 = ranks_writing_to(out, 1);  // mpirun tells each rank its number

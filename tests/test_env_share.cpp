@@ -1,9 +1,11 @@
 // A data-parallel rank's share of the envs: a batch of envs [8, 16) (EnvConfig::first_env = 8) steps exactly as rows
 // 8..15 of a 16-env batch — resets, session processes, time limits and the scripted random actions, for every env
-// of the registry — and the policy head's samples for rows [8, 16) are those of the full batch.
+// of the registry — and the policy head's samples for rows [8, 16) are those of the full batch. A seed batch's envs:
+// run r's rows of one batch of S runs step exactly as that run's envs alone, and its checkpoint slice is theirs.
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,12 +33,32 @@ void append_rows(std::vector<T>& out, const T* x, int64_t first, int64_t rows, i
   out.insert(out.end(), x + first * width, x + (first + rows) * width);
 }
 
-// Steps n envs of `name` (first_env as given) for `steps` global steps with the env's random actions, recording
-// rows [keep_first, keep_first + keep) of every output.
-Trace rollout(const std::string& name, int64_t n, uint32_t first_env, int steps, int64_t keep_first, int64_t keep) {
-  EnvConfig cfg = default_env_config(name, 7);
+// The bytes of every array a visit_state names.
+class StateBytes : public StateVisitor {
+ public:
+  std::map<std::string, std::vector<uint8_t>> arrays;
+
+ protected:
+  void visit_text(const std::string& name, std::string& s) override { arrays[name].assign(s.begin(), s.end()); }
+  void visit(const std::string& name, DType dtype, const std::vector<int64_t>& shape, void* data, Backend) override {
+    int64_t bytes = dtype == DType::u8                                                    ? 1
+                    : (dtype == DType::f64 || dtype == DType::i64 || dtype == DType::u64) ? 8
+                                                                                          : 4;
+    for (int64_t d : shape) bytes *= d;
+    const auto* p = static_cast<const uint8_t*>(data);
+    arrays[name].assign(p, p + bytes);
+  }
+};
+
+// Steps n envs per run of `name` (first_env as given; seeds: a seed batch of those runs, else seed 7) for `steps`
+// global steps with the env's random actions, recording rows [keep_first, keep_first + keep) of every output; with
+// a state, run `state_run`'s checkpoint arrays at the end.
+Trace rollout(const std::string& name, int64_t n, uint32_t first_env, int steps, int64_t keep_first, int64_t keep,
+              const std::vector<uint32_t>& seeds = {}, StateBytes* state = nullptr, int state_run = 0) {
+  EnvConfig cfg = default_env_config(name, seeds.empty() ? 7 : seeds[0]);
   cfg.first_env = first_env;
-  const std::unique_ptr<BatchEnv> env = make_batch_env(Backend::cpu, cfg, n);
+  const std::unique_ptr<BatchEnv> env = make_batch_env(Backend::cpu, cfg, n, seeds);
+  n = env->size();
   const EnvSpec& s = env->spec();
   const int A = s.discrete() ? 1 : s.action_dim;
   const size_t rows = static_cast<size_t>(n);
@@ -65,6 +87,7 @@ Trace rollout(const std::string& name, int64_t n, uint32_t first_env, int steps,
     append_rows(t.session_id, sid.data(), keep_first, keep, 1);
     for (const std::vector<uint8_t>* f : {&term, &trunc, &send}) append_rows(t.flags, f->data(), keep_first, keep, 1);
   }
+  if (state) env->visit_state(*state, state_run);
   return t;
 }
 
@@ -114,4 +137,37 @@ TEST(EnvShare, PolicySamplesFromAnOffsetAreTheSameRowsOfTheWholeBatch) {
                  D, uint32_t(kFirst));
     EXPECT_EQ(share_x, std::vector<float>(whole_x.begin() + kFirst * D, whole_x.end())) << "step " << step;
   }
+}
+
+// Three runs of 5 envs in one batch from env 8 on (a data-parallel share of a seed batch): run r's rows step as the
+// 5 envs of seed r alone, past the first time limit, for every env of the registry; the checkpoint slice of run r is
+// the alone batch's state; the runs differ.
+TEST(EnvShare, SeedBatchRunsStepAsEachRunAlone) {
+  const std::vector<uint32_t> seeds{7, 3, 11};
+  const int64_t per_run = 5;
+  for (const auto& [name, make] : env_registry()) {
+    const int steps = default_env_config(name).session.horizon + 10;
+    std::vector<Trace> alone;
+    for (size_t r = 0; r < seeds.size(); ++r) {
+      StateBytes batch_state, alone_state;
+      const Trace batch =
+          rollout(name, per_run, uint32_t(kFirst), steps, int64_t(r) * per_run, per_run, seeds, &batch_state, int(r));
+      alone.push_back(rollout(name, per_run, uint32_t(kFirst), steps, 0, per_run, {seeds[r]}, &alone_state));
+      expect_equal(batch, alone.back(), name + ": run " + std::to_string(r) + " of the seed batch");
+      EXPECT_EQ(batch_state.arrays, alone_state.arrays) << name << ": run " << r << "'s checkpoint slice";
+      ASSERT_EQ(batch_state.arrays.count("state"), 1u) << name;
+      EXPECT_EQ(batch_state.arrays["state"].size() % size_t(per_run), 0u) << name;
+    }
+    EXPECT_NE(alone[0].obs, alone[1].obs) << name << ": seeds 7 and 3 should give other envs";
+    EXPECT_NE(alone[1].actions, alone[2].actions) << name << ": seeds 3 and 11 should draw other random actions";
+  }
+}
+
+TEST(EnvShare, SeedBatchRefusesRowsThatDoNotSplit) {
+  const std::unique_ptr<BatchEnv> env = make_batch_env(Backend::cpu, default_env_config("gridworld", 1), 6);
+  EXPECT_THROW(env->set_runs({1, 2, 3, 4}), std::invalid_argument);  // 6 rows in 4 runs
+  EXPECT_THROW(env->set_runs({2, 1, 3}), std::invalid_argument);     // run 0 is not the env's own seed
+  EXPECT_NO_THROW(env->set_runs({1, 2, 3}));
+  EXPECT_EQ(env->runs(), 3);
+  EXPECT_EQ(env->run_size(), 2);
 }

@@ -257,7 +257,7 @@ TEST(Gridworld, GoalsDistinctOutsideStartBlockAndUniform) {
   const uint32_t n = 200000;
   for (uint32_t env = 0; env < n; ++env) {
     GridState s;
-    grid_reset(p, s, env, 0);
+    grid_reset(p, s, {p.seed, env}, 0);
     ASSERT_EQ(s.ax, 0);
     ASSERT_EQ(s.ay, 0);
     ASSERT_FALSE(s.gx[0] == s.gx[1] && s.gy[0] == s.gy[1]);
@@ -285,7 +285,7 @@ TEST_P(ResetOnSwitch, AgentReturnsToStartOnlyWhenSet) {
   p.session.model = SessionModel::fixed;  // sessions of 15 steps: the 15th step (t = 14) ends session 0
   p.session.reset_on_switch = GetParam();
   GridState s;
-  grid_reset(p, s, 0, 0);
+  grid_reset(p, s, {p.seed, 0}, 0);
   const uint8_t g0x = s.gx[0], g0y = s.gy[0], g1x = s.gx[1], g1y = s.gy[1];
   OneOut o;
   for (int t = 0; t < 14; ++t) {

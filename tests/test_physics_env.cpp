@@ -33,12 +33,12 @@ struct OneEnv {
     p.seed = seed;
     obs.resize(size_t(physics_obs_dim(task)));
     final_obs = obs;
-    physics_reset(p, p.model, s, 0, 0);
+    physics_reset(p, p.model, s, {p.seed, 0}, 0);
     physics_observe(p, p.model, s, obs.data());
   }
   void step(const std::vector<float>& a) {
     const StepRow o{obs.data(), &reward, &terminated, &truncated, &session_end, &session_id, final_obs.data(), nullptr};
-    env_step(PhysicsEnv<>{p, &p.model}, s, 0, a.data(), 0, step_index++, o);
+    env_step(PhysicsEnv<>{p, &p.model}, s, 0, a.data(), {p.seed, 0}, step_index++, o);
   }
 };
 

@@ -27,12 +27,12 @@ struct OneArm {
   uint32_t step_index = 0;
   explicit OneArm(uint32_t seed = 1, ScratchParams params = scratch_params()) : p(params) {
     p.seed = seed;
-    scratch_reset(p, s, 0, 0);
+    scratch_reset(p, s, {p.seed, 0}, 0);
     scratch_observe(p, s, obs.data());
   }
   void step(const std::vector<float>& a) {
     const StepRow o{obs.data(), &reward, &terminated, &truncated, &session_end, &session_id, nullptr, latent.data()};
-    env_step(ScratchEnv{p}, s, 0, a.data(), 0, step_index++, o);
+    env_step(ScratchEnv{p}, s, 0, a.data(), {p.seed, 0}, step_index++, o);
   }
   ChainPose<float> pose() const {
     ChainPose<float> pose;
@@ -65,7 +65,7 @@ TEST(ScratchItch, StartPoseReachesTheGoal) {
   EXPECT_GT(pose.rotation[kArmFrames - 1].column(2).y, 0.999f);  // the end effector's z: the tool's direction
   for (uint32_t env = 0; env < 64; ++env) {
     OneArm e(3);
-    scratch_reset(e.p, e.s, env, 0);
+    scratch_reset(e.p, e.s, {e.p.seed, env}, 0);
     const V3<float> d = e.pose().tip - pose.tip;
     EXPECT_LT(std::fmax(std::fabs(d.x), std::fmax(std::fabs(d.y), std::fabs(d.z))), 0.05f + 1e-3f) << env;
     EXPECT_EQ(e.s.force, 0.0f);
@@ -213,7 +213,7 @@ TEST(ScratchItch, ObservationLayoutHoldsNoItch) {
   int latent_differs = 0;
   for (uint32_t t = 0; t < 200; ++t) {
     std::vector<float> a(kScratchActions);
-    scratch_random_action(zero.p, 0, t, a.data());
+    uniform_random_action({zero.p.seed, 0}, t, kScratchActions, a.data());
     zero.step(a);
     random.step(a);
     ASSERT_EQ(zero.obs, random.obs) << "step " << t;
