@@ -10,13 +10,16 @@ namespace dyn {
 
 namespace {
 
+// Row i of rows_per_run-row runs, each run's log-std stride apart.
 struct GaussianLogProbEntropy {
   int A;
   const float *mu, *log_std, *x;
   float *logp, *entropy;
+  int64_t rows_per_run, stride;
   DYN_HD void operator()(int64_t i) const {
-    if (logp) logp[i] = gaussian_log_prob(mu + i * A, log_std, x + i * A, A);
-    if (entropy) entropy[i] = gaussian_entropy(log_std, A);
+    const float* ls = log_std + (i / rows_per_run) * stride;
+    if (logp) logp[i] = gaussian_log_prob(mu + i * A, ls, x + i * A, A);
+    if (entropy) entropy[i] = gaussian_entropy(ls, A);
   }
 };
 
@@ -45,20 +48,22 @@ PolicyHead::PolicyHead(const EnvSpec& spec, ParamLayout& layout, const std::stri
   if (!discrete_) log_std_ = layout.add(prefix + ".log_std", {a_}, Init::zeros);
 }
 
-void PolicyHead::act(Backend b, const float* params, const float* out, bool deterministic, uint32_t seed, StepRef step,
-                     const ActionBuffers& actions, int64_t n, uint32_t first_env) const {
+void PolicyHead::act(Backend b, const float* params, const float* out, bool deterministic, const BatchRows& rows,
+                     StepRef step, const ActionBuffers& actions, int64_t n, size_t param_stride) const {
   if (discrete_)
-    categorical_act(b, out, deterministic, seed, step, actions.index, n, a_, first_env);
+    categorical_act(b, out, deterministic, rows, step, actions.index, n, a_);
   else
-    gaussian_act(b, out, params + log_std_, deterministic, seed, step, actions.value, n, a_, first_env);
+    gaussian_act(b, out, params + log_std_, int64_t(param_stride), deterministic, rows, step, actions.value, n, a_);
 }
 
 void PolicyHead::log_prob_entropy(Backend b, const float* params, const float* out, const ActionBatch& a, float* logp,
-                                  float* entropy, int64_t n) const {
+                                  float* entropy, int64_t n, int runs, size_t param_stride) const {
   if (discrete_)
     categorical_log_prob_entropy(b, out, a.index, logp, entropy, n, a_);
   else
-    parallel_for(b, n, GaussianLogProbEntropy{a_, out, params + log_std_, a.value, logp, entropy});
+    parallel_for(b, n,
+                 GaussianLogProbEntropy{a_, out, params + log_std_, a.value, logp, entropy, n / runs,
+                                        runs > 1 ? int64_t(param_stride) : 0});
 }
 
 void PolicyHead::backward(Backend b, const float* params, float* grads, const float* out, const ActionBatch& a,

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/batch_rows.h"
 #include "kernels/buffer.h"
 #include "kernels/step_ref.h"
 #include "nn/params.h"
@@ -24,13 +25,15 @@ class PolicyHead {
   int out_width() const { return a_; }  // the actor's output: logits or μ
   size_t log_std_offset() const { return log_std_; }
 
-  // Actions from the actor's output out [n, A]: sampled with Philox(seed, kStreamPolicy, first_env + row, step), or
-  // the mode.
-  void act(Backend b, const float* params, const float* out, bool deterministic, uint32_t seed, StepRef step,
-           const ActionBuffers& actions, int64_t n, uint32_t first_env = 0) const;
-  // log π(a | s) [n] and the entropy [n] of the distributions at out; either may be nullptr.
+  // Actions from the actor's output out [n, A]: row i's sampled with Philox(key.seed, kStreamPolicy, key.env, step)
+  // for its key rows.key(i), or the mode. A seed batch's rows (rows.seeds) are its runs', each run's parameters at
+  // params + run · param_stride.
+  void act(Backend b, const float* params, const float* out, bool deterministic, const BatchRows& rows, StepRef step,
+           const ActionBuffers& actions, int64_t n, size_t param_stride = 0) const;
+  // log π(a | s) [n] and the entropy [n] of the distributions at out; either may be nullptr. The rows may be `runs`
+  // runs' of n / runs each, run r's parameters at params + r · param_stride.
   void log_prob_entropy(Backend b, const float* params, const float* out, const ActionBatch& a, float* logp,
-                        float* entropy, int64_t n) const;
+                        float* entropy, int64_t n, int runs = 1, size_t param_stride = 0) const;
   // From the per-sample gradients of the loss w.r.t. log π (g_logp [n]) and the entropy (g_ent [n]): d loss / d out
   // into d_out [n, A] and, for the Gaussian, the log-std's gradient written (or, accumulate, added) into grads
   // (scratch: [n, A]).

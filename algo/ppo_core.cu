@@ -78,6 +78,7 @@ PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_
       params_(b, build(layout_, env, shape, cfg.hidden, embed_, gru_, actor_, critic_, head_), seeds),
       adam_(b, layout_.total(), cfg.adam, int(seeds.size())),
       seeds_(seeds),
+      seeds_dev_(Buffer<uint32_t>::copy_of(b, seeds)),
       first_env_(first_env),
       plan_(plan_of(shape, n_envs, cfg)),
       shuffler_(b, cfg.shuffle == ShufflePlan::global ? plan_.items : 0),
@@ -151,9 +152,9 @@ ActionBuffers PpoCore::action(int t) {
 }
 
 void PpoCore::policy_step(PolicyWorkspace& ws, const PolicyStep& s) {
-  // runs [s.run, s.run + R) of the batch, `rows` rows each: one batched pass of each network, then each run's head
+  // runs [s.run, s.run + R) of the batch, `rows` rows each: one batched pass of each network and of the head
   const size_t P = layout_.total();
-  const int R = s.runs, A = env_.action_dim;
+  const int R = s.runs;
   const int64_t rows = s.n / R;
   const float* p = params_.value.data() + size_t(s.run) * P;
   auto forward = [&](const Mlp& mlp, const float* x, MlpWorkspace<float>& w) {
@@ -178,16 +179,14 @@ void PpoCore::policy_step(PolicyWorkspace& ws, const PolicyStep& s) {
   }
   const bool acting = s.actions.index || s.actions.value;
   if (acting || s.logp) {
+    // the head over every run's rows at once: run r's samples keyed by its seed, its log-std P apart
     forward(actor_, feats, ws.actor);
-    for (int r = 0; r < R; ++r) {
-      const float* p_r = p + size_t(r) * P;
-      const float* out = ws.actor.act.back().data() + r * rows * A;
-      const ActionBuffers actions = s.actions.rows(r * rows, A);
-      const uint32_t seed = seeds_.size() == 1 ? s.seed : seeds_[size_t(s.run + r)];
-      if (acting) head_.act(b_, p_r, out, s.deterministic, seed, s.step, actions, rows, s.first_env);
-      if (s.logp)
-        head_.log_prob_entropy(b_, p_r, out, actions.batch(), s.logp + r * rows, static_cast<float*>(nullptr), rows);
-    }
+    const float* out = ws.actor.act.back().data();
+    const BatchRows keys = R > 1                ? BatchRows{0, s.first_env, seeds_dev_.data() + s.run, rows}
+                           : seeds_.size() == 1 ? BatchRows{s.seed, s.first_env}
+                                                : BatchRows{seeds_[size_t(s.run)], s.first_env};
+    if (acting) head_.act(b_, p, out, s.deterministic, keys, s.step, s.actions, s.n, P);
+    if (s.logp) head_.log_prob_entropy(b_, p, out, s.actions.batch(), s.logp, static_cast<float*>(nullptr), s.n, R, P);
   }
   if (s.values) {
     forward(critic_, feats, ws.critic);
@@ -354,15 +353,13 @@ void PpoCore::update_minibatches() {
       forward(critic_, feats, M, upd_ws_.critic);
       const float* out = upd_ws_.actor.act.back().data();  // [R, M, A]
       const float* v = upd_ws_.critic.act.back().data();   // [R, M]
+      head_.log_prob_entropy(b_, p, out, ActionBatch{mb_act_index_.data(), mb_act_value_.data()}, mb_logp_.data(),
+                             mb_ent_.data(), R * M, R, P);
       for (int r = 0; r < R; ++r) {
         const int64_t o = r * M;
-        const ActionBatch actions{env_.discrete() ? mb_act_index_.data() + o : nullptr,
-                                  env_.discrete() ? nullptr : mb_act_value_.data() + o * A};
-        head_.log_prob_entropy(b_, p + r * P, out + o * A, actions, mb_logp_.data() + o, mb_ent_.data() + o, M);
-        ppo_minibatch_terms(b_, M, mb_logp_.data() + o, mb_old_logp_.data() + o, mb_ent_.data() + o,
-                            mb_adv_.data() + o, v + o, mb_old_v_.data() + o, mb_ret_.data() + o, cfg_.clip,
-                            cfg_.vf_coef, cfg_.entropy_coef, mb_glogp_.data() + o, mb_gent_.data() + o,
-                            mb_dv_.data() + o, mb_terms_.data() + 5 * o);
+        ppo_minibatch_terms(b_, M, mb_logp_.data() + o, mb_old_logp_.data() + o, mb_ent_.data() + o, mb_adv_.data() + o,
+                            v + o, mb_old_v_.data() + o, mb_ret_.data() + o, cfg_.clip, cfg_.vf_coef, cfg_.entropy_coef,
+                            mb_glogp_.data() + o, mb_gent_.data() + o, mb_dv_.data() + o, mb_terms_.data() + 5 * o);
       }
       // backward: the heads (disjoint views of the gradient blob), then, recurrent, the GRU through time and the
       // embedding from the heads' summed input gradient; then one Adam step

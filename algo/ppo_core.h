@@ -147,6 +147,7 @@ class PpoCore {
   std::vector<EpisodeStats> episodes_;  // [S], N envs each
   PolicyWorkspace upd_ws_;
   std::vector<uint32_t> seeds_;  // [S]
+  Buffer<uint32_t> seeds_dev_;   // [S] the same in backend memory (a seed batch's samples' keys)
   uint32_t first_env_;
   MinibatchPlan plan_;           // over the T·N samples, or over the N env sequences (recurrent)
   PermutationSampler shuffler_;  // plan_.items (train.shuffle = global)

@@ -28,14 +28,15 @@ void categorical_backward(Backend b, const T* logits, const int32_t* actions, co
 }
 
 template <class T>
-void categorical_act(Backend b, const T* logits, bool deterministic, uint32_t seed, StepRef step, int32_t* actions,
-                     int64_t n, int a, uint32_t first_row) {
+void categorical_act(Backend b, const T* logits, bool deterministic, const BatchRows& rows, StepRef step,
+                     int32_t* actions, int64_t n, int a) {
   parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) {
     const T* z = logits + i * a;
     if (deterministic) {
       actions[i] = categorical_mode(z, a);
     } else {
-      Philox rng(seed, kStreamPolicy, first_row + uint32_t(i), step.get());
+      const EnvKey key = rows.key(i);
+      Philox rng(key.seed, kStreamPolicy, key.env, step.get());
       actions[i] = categorical_sample(z, a, rng);
     }
   });
@@ -57,13 +58,15 @@ void gaussian_log_prob_backward(Backend b, const T* mu, const T* log_std, const 
 }
 
 template <class T>
-void gaussian_act(Backend b, const T* mu, const T* log_std, bool deterministic, uint32_t seed, StepRef step, T* x,
-                  int64_t n, int d, uint32_t first_row) {
+void gaussian_act(Backend b, const T* mu, const T* log_std, int64_t log_std_stride, bool deterministic,
+                  const BatchRows& rows, StepRef step, T* x, int64_t n, int d) {
   parallel_for(b, n, [=] DYN_LAMBDA(int64_t i) {
     using std::exp;
-    Philox rng(seed, kStreamPolicy, first_row + uint32_t(i), step.get());
+    const EnvKey key = rows.key(i);
+    const T* ls = log_std + rows.run(i) * log_std_stride;
+    Philox rng(key.seed, kStreamPolicy, key.env, step.get());
     for (int k = 0; k < d; ++k)
-      x[i * d + k] = deterministic ? mu[i * d + k] : mu[i * d + k] + exp(log_std[k]) * T(rng.normal());
+      x[i * d + k] = deterministic ? mu[i * d + k] : mu[i * d + k] + exp(ls[k]) * T(rng.normal());
   });
 }
 
@@ -96,10 +99,11 @@ void gaussian_kl_batch_backward(Backend b, const T* mu1, const T* lv1, const T* 
 #define DYN_INSTANTIATE_DISTRIBUTIONS(T)                                                                              \
   template void categorical_log_prob_entropy<T>(Backend, const T*, const int32_t*, T*, T*, int64_t, int);             \
   template void categorical_backward<T>(Backend, const T*, const int32_t*, const T*, const T*, T*, int64_t, int);     \
-  template void categorical_act<T>(Backend, const T*, bool, uint32_t, StepRef, int32_t*, int64_t, int, uint32_t);     \
+  template void categorical_act<T>(Backend, const T*, bool, const BatchRows&, StepRef, int32_t*, int64_t, int);       \
   template void gaussian_log_prob_batch<T>(Backend, const T*, const T*, const T*, T*, int64_t, int);                  \
   template void gaussian_log_prob_backward<T>(Backend, const T*, const T*, const T*, const T*, T*, T*, int64_t, int); \
-  template void gaussian_act<T>(Backend, const T*, const T*, bool, uint32_t, StepRef, T*, int64_t, int, uint32_t);    \
+  template void gaussian_act<T>(Backend, const T*, const T*, int64_t, bool, const BatchRows&, StepRef, T*, int64_t,   \
+                                int);                                                                                 \
   template void gaussian_kl_batch<T>(Backend, const T*, const T*, const T*, const T*, T*, int64_t, int);              \
   template void gaussian_kl_batch_backward<T>(Backend, const T*, const T*, const T*, const T*, const T*, T*, T*, T*,  \
                                               T*, int64_t, int);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/batch_rows.h"
 #include "kernels/hd.h"
 #include "kernels/philox.h"
 #include "kernels/state_io.h"
@@ -86,26 +87,6 @@ struct StepRow {
                    b.session_id + i,
                    b.final_obs ? b.final_obs + i * obs_dim : nullptr,
                    b.latent ? b.latent + i * latent_dim : nullptr};
-  }
-};
-
-// An env's Philox key: its run's seed and its global index. Every random draw of an env (reset, session process,
-// latent moves, scripted actions) is keyed by it, so the same key gives the same env in any batch.
-struct EnvKey {
-  uint32_t seed, env;
-};
-
-// Which env row i of a batch is. One run: env first_env + i of the env's own seed. A seed batch of S runs of per_run
-// envs each (BatchEnv::set_runs): env first_env + i % per_run of run i / per_run's seed — the keys that run alone
-// gives its envs, so S runs step in one launch exactly as S separate batches.
-struct BatchRows {
-  uint32_t seed = 0;  // one run's
-  uint32_t first_env = 0;
-  const uint32_t* seeds = nullptr;  // [S] backend memory (nullptr: one run)
-  int64_t per_run = 0;
-  DYN_HD EnvKey key(int64_t i) const {
-    return seeds ? EnvKey{seeds[i / per_run], first_env + uint32_t(i % per_run)}
-                 : EnvKey{seed, first_env + uint32_t(i)};
   }
 };
 

@@ -1,7 +1,8 @@
 // A data-parallel rank's share of the envs: a batch of envs [8, 16) (EnvConfig::first_env = 8) steps exactly as rows
 // 8..15 of a 16-env batch — resets, session processes, time limits and the scripted random actions, for every env
 // of the registry — and the policy head's samples for rows [8, 16) are those of the full batch. A seed batch's envs:
-// run r's rows of one batch of S runs step exactly as that run's envs alone, and its checkpoint slice is theirs.
+// run r's rows of one batch of S runs step exactly as that run's envs alone, and its checkpoint slice is theirs; the
+// policy samples of a seed batch's rows in one call are each run's alone.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -170,4 +171,36 @@ TEST(EnvShare, SeedBatchRefusesRowsThatDoNotSplit) {
   EXPECT_NO_THROW(env->set_runs({1, 2, 3}));
   EXPECT_EQ(env->runs(), 3);
   EXPECT_EQ(env->run_size(), 2);
+}
+
+// A seed batch's samples in one call: runs of 8 rows from env 8 on, each keyed by its run's seed and (Gaussian) with
+// its own log-std a stride apart, equal each run's rows sampled alone.
+TEST(EnvShare, SeedBatchPolicySamplesAreEachRunsAlone) {
+  const int A = 5, D = 3, runs = 2;
+  const std::vector<uint32_t> seeds{3, 9};
+  Buffer<uint32_t> seeds_dev = Buffer<uint32_t>::copy_of(Backend::cpu, seeds);
+  std::vector<float> logits(size_t(runs * kShare * A)), mu(size_t(runs * kShare * D));
+  std::vector<float> log_std{-0.3f, 0.1f, 0.4f, 0.0f, 0.2f, -0.5f, 0.7f};  // run 0's at 0, run 1's at 4 (stride 4)
+  for (size_t i = 0; i < logits.size(); ++i) logits[i] = float(int(i * 37 % 11)) * 0.2f - 1.0f;
+  for (size_t i = 0; i < mu.size(); ++i) mu[i] = float(int(i * 13 % 7)) * 0.3f - 1.0f;
+  const BatchRows rows{0, uint32_t(kFirst), seeds_dev.data(), kShare};
+  std::vector<int32_t> batch_idx(size_t(runs * kShare)), alone_idx(static_cast<size_t>(kShare));
+  std::vector<float> batch_x(static_cast<size_t>(runs * kShare * D)), alone_x(static_cast<size_t>(kShare * D));
+  for (uint32_t step : {0u, 5u}) {
+    categorical_act(Backend::cpu, logits.data(), false, rows, StepRef(step), batch_idx.data(), runs * kShare, A);
+    gaussian_act(Backend::cpu, mu.data(), log_std.data(), 4, false, rows, StepRef(step), batch_x.data(), runs * kShare,
+                 D);
+    for (int r = 0; r < runs; ++r) {
+      categorical_act(Backend::cpu, logits.data() + r * kShare * A, false, seeds[size_t(r)], StepRef(step),
+                      alone_idx.data(), kShare, A, uint32_t(kFirst));
+      EXPECT_EQ(alone_idx, std::vector<int32_t>(batch_idx.begin() + r * kShare, batch_idx.begin() + (r + 1) * kShare))
+          << "run " << r << " step " << step;
+      gaussian_act(Backend::cpu, mu.data() + r * kShare * D, log_std.data() + 4 * r, false, seeds[size_t(r)],
+                   StepRef(step), alone_x.data(), kShare, D, uint32_t(kFirst));
+      EXPECT_EQ(alone_x, std::vector<float>(batch_x.begin() + r * kShare * D, batch_x.begin() + (r + 1) * kShare * D))
+          << "run " << r << " step " << step;
+    }
+    EXPECT_NE(std::vector<float>(batch_x.begin(), batch_x.begin() + kShare * D),
+              std::vector<float>(batch_x.begin() + kShare * D, batch_x.end()));
+  }
 }

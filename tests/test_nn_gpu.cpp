@@ -314,8 +314,8 @@ TEST(GaussianHeadParity, CudaMatchesCpu) {
     head.log_prob_entropy(b, pb.data(), mub.data(), ActionBatch{nullptr, xb.data()}, logp.data(), ent.data(), n);
     head.backward(b, pb.data(), grads.data(), mub.data(), ActionBatch{nullptr, xb.data()}, glb.data(), geb.data(),
                   dout.data(), scratch.data(), n, false);
-    head.act(b, pb.data(), mub.data(), false, 21, 7, ActionBuffers{nullptr, sample.data()}, n);
-    head.act(b, pb.data(), mub.data(), true, 21, 7, ActionBuffers{nullptr, mode.data()}, n);
+    head.act(b, pb.data(), mub.data(), false, {21}, 7, ActionBuffers{nullptr, sample.data()}, n);
+    head.act(b, pb.data(), mub.data(), true, {21}, 7, ActionBuffers{nullptr, mode.data()}, n);
     out[k][0] = logp.to_host();
     out[k][1] = ent.to_host();
     out[k][2] = dout.to_host();

@@ -152,10 +152,10 @@ TEST(PolicyHead, GaussianModeIsTheMeanAndSamplesAreUnclipped) {
   const Backend b = Backend::cpu;
   auto pb = Buffer<float>::copy_of(b, params), mub = Buffer<float>::copy_of(b, mu);
   Buffer<float> act(b, mu.size()), again(b, mu.size());
-  head.act(b, pb.data(), mub.data(), true, 7, 3, ActionBuffers{nullptr, act.data()}, n);
+  head.act(b, pb.data(), mub.data(), true, {7}, 3, ActionBuffers{nullptr, act.data()}, n);
   EXPECT_EQ(act.to_host(), mu);
-  head.act(b, pb.data(), mub.data(), false, 7, 3, ActionBuffers{nullptr, act.data()}, n);
-  head.act(b, pb.data(), mub.data(), false, 7, 3, ActionBuffers{nullptr, again.data()}, n);
+  head.act(b, pb.data(), mub.data(), false, {7}, 3, ActionBuffers{nullptr, act.data()}, n);
+  head.act(b, pb.data(), mub.data(), false, {7}, 3, ActionBuffers{nullptr, again.data()}, n);
   const std::vector<float> s = act.to_host();
   EXPECT_EQ(s, again.to_host()) << "same (seed, step): same draws";
   double mean[a] = {0, 0}, var[a] = {0, 0};
@@ -173,6 +173,6 @@ TEST(PolicyHead, GaussianModeIsTheMeanAndSamplesAreUnclipped) {
     EXPECT_NEAR(std::sqrt(var[k]), sd, 0.05 * sd);
   }
   EXPECT_GT(beyond, n / 4) << "the head stores the unclipped sample; the env clips";
-  head.act(b, pb.data(), mub.data(), false, 7, 4, ActionBuffers{nullptr, again.data()}, n);
+  head.act(b, pb.data(), mub.data(), false, {7}, 4, ActionBuffers{nullptr, again.data()}, n);
   EXPECT_NE(s, again.to_host()) << "another step: other draws";
 }
