@@ -24,6 +24,38 @@ struct DiscountStep {
   }
 };
 
+// GAE of row j of a seed batch's runs: env j % n of run j / n, its [T, N] blocks T·N apart (values (T + 1)·N).
+struct GaeRows {
+  int steps;
+  int64_t n;
+  const float *r, *v;
+  const uint8_t *term, *trunc;
+  const float* final_v;
+  float gamma, lambda;
+  float *adv, *ret;
+  DYN_HD void operator()(int64_t j) const {
+    const int64_t run = j / n, o = run * steps * n;
+    gae_row(steps, int(n), int(j % n), r + o, v + o + run * n, term + o, trunc + o, final_v + o, gamma, lambda, adv + o,
+            ret + o);
+  }
+};
+
+// Entry i of a seed batch's advantages [S, T·N], normalised by its run's moments: sums [S], sums of squares [S] over
+// `count` entries each.
+struct NormalizeByRun {
+  int64_t per_run;
+  int runs;
+  const float* moments;  // [2, S]
+  float count;
+  float* adv;
+  DYN_HD void operator()(int64_t i) const {
+    const int64_t run = i / per_run;
+    const float mean = moments[run] / count;
+    const float var = moments[runs + run] / count - mean * mean;
+    adv[i] = (adv[i] - mean) / (sqrtf(var > 0.0f ? var : 0.0f) + 1e-8f);
+  }
+};
+
 }  // namespace
 
 void track_discounted_return(Backend b, int64_t n, float gamma, const float* r, const uint8_t* trunc,
@@ -33,22 +65,14 @@ void track_discounted_return(Backend b, int64_t n, float gamma, const float* r, 
 
 void advantages_normalized(Backend b, int steps, int64_t n, const float* r, const float* v, const uint8_t* term,
                            const uint8_t* trunc, const float* final_v, float gamma, float lambda, float* adv,
-                           float* ret, float* scalars) {
-  const int nn = int(n);
-  parallel_for(b, n, [=] DYN_LAMBDA(int64_t e) {
-    gae_row(steps, nn, int(e), r, v, term, trunc, final_v, gamma, lambda, adv, ret);
-  });
-  const size_t total = size_t(steps) * n;
-  reduce_sum(b, adv, total, scalars);
-  sum_of_squares(b, adv, total, scalars + 1);
-  sum_over_ranks(b, scalars, 2);  // data parallel: the moments of every rank's advantages
-  const float all = float(total * size_t(data_parallel_ranks()));
-  const float* s = scalars;
-  parallel_for(b, int64_t(total), [=] DYN_LAMBDA(int64_t i) {
-    const float mean = s[0] / all;
-    const float var = s[1] / all - mean * mean;
-    adv[i] = (adv[i] - mean) / (sqrtf(var > 0.0f ? var : 0.0f) + 1e-8f);
-  });
+                           float* ret, float* scalars, int runs) {
+  parallel_for(b, runs * n, GaeRows{steps, n, r, v, term, trunc, final_v, gamma, lambda, adv, ret});
+  const size_t per_run = size_t(steps) * n;
+  segment_sums(b, adv, per_run, runs, scalars);                    // [S] each run's Σ adv
+  segment_sums_of_squares(b, adv, per_run, runs, scalars + runs);  // [S] each run's Σ adv²
+  sum_over_ranks(b, scalars, 2 * runs);  // data parallel: the moments of every rank's advantages
+  const float count = float(per_run * size_t(data_parallel_ranks()));
+  parallel_for(b, int64_t(per_run) * runs, NormalizeByRun{int64_t(per_run), runs, scalars, count, adv});
 }
 
 void ppo_minibatch_terms(Backend b, int64_t m, const float* logp, const float* old_logp, const float* entropy,

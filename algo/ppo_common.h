@@ -14,10 +14,12 @@ void track_discounted_return(Backend b, int64_t n, float gamma, const float* r, 
                              const uint8_t* term, float* disc, float* disc_t);
 
 // GAE over a [T, N] rollout (values [T + 1, N]), then advantages normalised over all T·N entries on the backend
-// (data parallel: over every rank's; scalars: 2 backend floats of scratch).
+// (data parallel: over every rank's; scalars: 2 · runs backend floats of scratch). A seed batch's `runs` rollouts side
+// by side (run s's [T, N] blocks at s·T·N, its values at s·(T + 1)·N): one launch over the runs' S·N envs, each run's
+// advantages normalised by its own moments, exactly as that run alone.
 void advantages_normalized(Backend b, int steps, int64_t n, const float* r, const float* v, const uint8_t* term,
                            const uint8_t* trunc, const float* final_v, float gamma, float lambda, float* adv,
-                           float* ret, float* scalars);
+                           float* ret, float* scalars, int runs = 1);
 
 // Per-sample PPO terms of a minibatch of m samples: gradients (means over m) w.r.t. log π (g_logp), the
 // entropy (g_ent) and the value (dv), and terms [5, m] = policy, value, entropy, approx KL, clipped.

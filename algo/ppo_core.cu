@@ -1,5 +1,6 @@
 // PpoCore: the policy step, rollout storage, reward scaling, GAE and the minibatch update of a feed-forward or
 // recurrent PPO policy with a categorical or Gaussian head.
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -135,7 +136,7 @@ PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_
   mb_dfeat_ = Buffer<float>(b, shape.recurrent ? S * M * shape.rnn_hidden : 0);
   mb_dembed_ = Buffer<float>(b, shape.recurrent ? S * M * shape.embed : 0);
   mb_terms_ = Buffer<float>(b, 5 * S * M);
-  scalars_ = Buffer<float>(b, 8);
+  scalars_ = Buffer<float>(b, size_t(std::max(8, 2 * S)));
   term_acc_ = Buffer<double>(b, 5 * S);
   // the heads' workspaces at the largest minibatch (sizes differ by one), so a captured update never reallocates
   upd_ws_.actor.reserve(b, actor_.shape(), int(S * M));
@@ -237,12 +238,11 @@ void PpoCore::advantages() {
   DYN_NVTX_RANGE("ppo_advantages");
   const int T = cfg_.rollout_steps;
   const int64_t TN = int64_t(T) * n_;
-  graphs_.run(kGraphAdvantages, [&] {
-    for (int r = 0; r < runs(); ++r)
-      advantages_normalized(b_, T, n_, block(rew_buf_, sm_rew_, r, TN), block(val_buf_, sm_val_, r, TN + n_),
-                            block(term_buf_, sm_term_, r, TN), block(trunc_buf_, sm_trunc_, r, TN),
-                            block(final_val_buf_, sm_final_val_, r, TN), cfg_.gamma, cfg_.gae_lambda,
-                            adv_buf_.data() + r * TN, ret_buf_.data() + r * TN, scalars_.data());
+  graphs_.run(kGraphAdvantages, [&] {  // every run's blocks [S, T, N] (seed-major) in one launch
+    advantages_normalized(b_, T, n_, block(rew_buf_, sm_rew_, 0, TN), block(val_buf_, sm_val_, 0, TN + n_),
+                          block(term_buf_, sm_term_, 0, TN), block(trunc_buf_, sm_trunc_, 0, TN),
+                          block(final_val_buf_, sm_final_val_, 0, TN), cfg_.gamma, cfg_.gae_lambda, adv_buf_.data(),
+                          ret_buf_.data(), scalars_.data(), runs());
   });
 }
 

@@ -44,7 +44,7 @@ struct PolicyStep {
   bool deterministic = false;      // the mode instead of a sample
   uint32_t seed = 0;               // the samples' Philox seed (one run; a seed batch samples run r with its own)
   int runs = 1, run = 0;           // the rows are runs [run, run + runs) of a seed batch, n / runs each, seed-major
-  StepRef step = 0;         // the Philox step of the sample
+  StepRef step = 0;                // the Philox step of the sample
   uint32_t first_env = 0;   // the global index of row 0 (the samples' Philox env index: a data-parallel rank's share)
   ActionBuffers actions;    // [n] or [n, A]
   float* logp = nullptr;    // [n]
@@ -89,14 +89,14 @@ class PpoCore {
   float* input(int t) { return in_buf_.data() + int64_t(t) * cols_ * shape_.in_dim; }  // [C, in]
   ActionBuffers action(int t);                                                         // [C] or [C, A]
   float* log_prob(int t) { return logp_buf_.data() + int64_t(t) * cols_; }             // [C]
-  float* value(int t) { return val_buf_.data() + int64_t(t) * cols_; }  // [C] (t = T: the bootstrap value)
+  float* value(int t) { return val_buf_.data() + int64_t(t) * cols_; }              // [C] (t = T: the bootstrap value)
   float* final_value(int t) { return final_val_buf_.data() + int64_t(t) * cols_; }  // [C] V(final obs) at a time limit
-  float* reward(int t) { return rew_buf_.data() + int64_t(t) * cols_; }  // [C] raw, scaled by finish_rollout
+  float* reward(int t) { return rew_buf_.data() + int64_t(t) * cols_; }             // [C] raw, scaled by finish_rollout
   uint8_t* truncated(int t) { return trunc_buf_.data() + int64_t(t) * cols_; }
   uint8_t* terminated(int t) { return term_buf_.data() + int64_t(t) * cols_; }
   uint8_t* restart(int t) { return reset_buf_.data() + int64_t(t) * cols_; }  // recurrent: [C] the state restarted
-  float* h0() { return h0_buf_.data(); }  // recurrent: [C, H] at the rollout's start
-  const int32_t* rollout_actions() const { return act_index_.data(); }     // [T, N] discrete (tests)
+  float* h0() { return h0_buf_.data(); }                                // recurrent: [C, H] at the rollout's start
+  const int32_t* rollout_actions() const { return act_index_.data(); }  // [T, N] discrete (tests)
   ActionBatch rollout_action_batch() const { return {act_index_.data(), act_value_.data()}; }
 
   // Actions, log-probabilities, values and (recurrent) the next state for one step of n envs.
@@ -123,7 +123,7 @@ class PpoCore {
  private:
   void draw_epoch_orders();   // (captured) every epoch's order of the items into perm_, by the config's plan
   void update_minibatches();  // (captured)
-  void to_seed_major();  // the rollout [T, S·N, ·] → run blocks [S, T, N, ·] (a seed batch)
+  void to_seed_major();       // the rollout [T, S·N, ·] → run blocks [S, T, N, ·] (a seed batch)
   // Run s's block of a rollout array with `per_run` values per run: seed-major in a seed batch, the array itself
   // for one run.
   template <class T>
@@ -174,7 +174,7 @@ class PpoCore {
   Buffer<uint8_t> mb_reset_;
   Buffer<float> mb_logp_, mb_ent_, mb_glogp_, mb_gent_, mb_dout_, mb_dhead_, mb_dv_, mb_dfeat_, mb_dembed_;
   Buffer<float> mb_terms_;   // [S, 5, M]: policy, value, entropy, kl, clipped
-  Buffer<float> scalars_;    // [8] device scalars (reductions)
+  Buffer<float> scalars_;    // [max(8, 2S)] device scalars (reductions)
   Buffer<double> term_acc_;  // [S, 5] sums of the minibatch means of the loss terms
 };
 

@@ -54,6 +54,24 @@ void transform_sum(Backend b, const T* x, size_t n, T* out, Op op) {
                                                     ::cuda::std::plus<T>(), op, T(0), cuda_stream()));
 }
 
+// out[s] = Σ op(x[s · n + i]) for each of `segments` segments: on the CPU each exactly transform_sum of its segment
+// alone, on CUDA one segmented CUB reduction.
+template <class T, class Op>
+void segment_transform_sums(Backend b, const T* x, size_t n, int segments, T* out, Op op) {
+  if (segments <= 0) return;
+  if (b == Backend::cpu || segments == 1) {
+    for (int s = 0; s < segments; ++s) transform_sum(b, x + size_t(s) * n, n, out + s, op);
+    return;
+  }
+  const auto values = thrust::make_transform_iterator(x, op);
+  const auto starts = thrust::make_transform_iterator(thrust::counting_iterator<int64_t>(0), SegmentStart{int64_t(n)});
+  size_t temp_bytes = 0;
+  DYN_CUDA_CHECK(
+      cub::DeviceSegmentedReduce::Sum(nullptr, temp_bytes, values, out, segments, starts, starts + 1, cuda_stream()));
+  DYN_CUDA_CHECK(cub::DeviceSegmentedReduce::Sum(cub_temp(temp_bytes), temp_bytes, values, out, segments, starts,
+                                                 starts + 1, cuda_stream()));
+}
+
 }  // namespace
 
 template <class T>
@@ -67,25 +85,21 @@ void sum_of_squares(Backend b, const T* x, size_t n, T* out) {
 }
 
 template <class T>
+void segment_sums(Backend b, const T* x, size_t n, int segments, T* out) {
+  segment_transform_sums(b, x, n, segments, out, Identity<T>());
+}
+
+template <class T>
 void segment_sums_of_squares(Backend b, const T* x, size_t n, int segments, T* out) {
-  if (segments <= 0) return;
-  if (b == Backend::cpu || segments == 1) {
-    for (int s = 0; s < segments; ++s) transform_sum(b, x + size_t(s) * n, n, out + s, Square<T>());
-    return;
-  }
-  const auto squares = thrust::make_transform_iterator(x, Square<T>());
-  const auto starts = thrust::make_transform_iterator(thrust::counting_iterator<int64_t>(0), SegmentStart{int64_t(n)});
-  size_t temp_bytes = 0;
-  DYN_CUDA_CHECK(
-      cub::DeviceSegmentedReduce::Sum(nullptr, temp_bytes, squares, out, segments, starts, starts + 1, cuda_stream()));
-  DYN_CUDA_CHECK(cub::DeviceSegmentedReduce::Sum(cub_temp(temp_bytes), temp_bytes, squares, out, segments, starts,
-                                                 starts + 1, cuda_stream()));
+  segment_transform_sums(b, x, n, segments, out, Square<T>());
 }
 
 template void reduce_sum<float>(Backend, const float*, size_t, float*);
 template void reduce_sum<double>(Backend, const double*, size_t, double*);
 template void sum_of_squares<float>(Backend, const float*, size_t, float*);
 template void sum_of_squares<double>(Backend, const double*, size_t, double*);
+template void segment_sums<float>(Backend, const float*, size_t, int, float*);
+template void segment_sums<double>(Backend, const double*, size_t, int, double*);
 template void segment_sums_of_squares<float>(Backend, const float*, size_t, int, float*);
 template void segment_sums_of_squares<double>(Backend, const double*, size_t, int, double*);
 

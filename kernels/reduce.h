@@ -20,5 +20,8 @@ void sum_of_squares(Backend b, const T* x, size_t n, T* out);
 // reduction.
 template <class T>
 void segment_sums_of_squares(Backend b, const T* x, size_t n, int segments, T* out);
+// out[s] = Σ x[s · n + i], likewise (each exactly reduce_sum of its segment alone on the CPU).
+template <class T>
+void segment_sums(Backend b, const T* x, size_t n, int segments, T* out);
 
 }  // namespace dyn
