@@ -56,6 +56,34 @@ struct NormalizeByRun {
   }
 };
 
+// Sample j of a seed batch's minibatches [R, m]: its gradients, and its five terms at terms [R, 5, m].
+struct MinibatchTerms {
+  int64_t m;
+  float inv_m, clip, vf_coef, entropy_coef;
+  const float *logp, *old_logp, *entropy, *adv, *v, *old_v, *ret;
+  float *g_logp, *g_ent, *dv, *terms;
+  DYN_HD void operator()(int64_t j) const {
+    const PpoSample<float> s = ppo_sample(logp[j], old_logp[j], adv[j], v[j], old_v[j], ret[j], clip);
+    g_logp[j] = s.d_logp * inv_m;
+    g_ent[j] = -entropy_coef * inv_m;
+    dv[j] = vf_coef * s.d_value * inv_m;
+    float* t = terms + (j / m) * 5 * m + j % m;  // the run's [5, m] block
+    t[0] = s.policy;
+    t[m] = s.value;
+    t[2 * m] = entropy[j];
+    t[3 * m] = old_logp[j] - logp[j];  // approximate KL(old ‖ new)
+    t[4 * m] = s.clipped ? 1.0f : 0.0f;
+  }
+};
+
+// acc[k] += sums[k] / m.
+struct AddMeans {
+  double m;
+  const float* sums;
+  double* acc;
+  DYN_HD void operator()(int64_t k) const { acc[k] += double(sums[k]) / m; }
+};
+
 }  // namespace
 
 void track_discounted_return(Backend b, int64_t n, float gamma, const float* r, const uint8_t* trunc,
@@ -77,24 +105,16 @@ void advantages_normalized(Backend b, int steps, int64_t n, const float* r, cons
 
 void ppo_minibatch_terms(Backend b, int64_t m, const float* logp, const float* old_logp, const float* entropy,
                          const float* adv, const float* v, const float* old_v, const float* ret, float clip,
-                         float vf_coef, float entropy_coef, float* g_logp, float* g_ent, float* dv, float* terms) {
-  const float inv_m = 1.0f / float(m);
-  parallel_for(b, m, [=] DYN_LAMBDA(int64_t i) {
-    const PpoSample<float> s = ppo_sample(logp[i], old_logp[i], adv[i], v[i], old_v[i], ret[i], clip);
-    g_logp[i] = s.d_logp * inv_m;
-    g_ent[i] = -entropy_coef * inv_m;
-    dv[i] = vf_coef * s.d_value * inv_m;
-    terms[i] = s.policy;
-    terms[m + i] = s.value;
-    terms[2 * m + i] = entropy[i];
-    terms[3 * m + i] = old_logp[i] - logp[i];  // approximate KL(old ‖ new)
-    terms[4 * m + i] = s.clipped ? 1.0f : 0.0f;
-  });
+                         float vf_coef, float entropy_coef, float* g_logp, float* g_ent, float* dv, float* terms,
+                         int runs) {
+  parallel_for(b, runs * m,
+               MinibatchTerms{m, 1.0f / float(m), clip, vf_coef, entropy_coef, logp, old_logp, entropy, adv, v, old_v,
+                              ret, g_logp, g_ent, dv, terms});
 }
 
-void accumulate_terms(Backend b, int64_t m, const float* terms, float* scratch, double* acc) {
-  for (int k = 0; k < 5; ++k) reduce_sum(b, terms + k * m, size_t(m), scratch + k);
-  parallel_for(b, 5, [=] DYN_LAMBDA(int64_t k) { acc[k] += double(scratch[k]) / double(m); });
+void accumulate_terms(Backend b, int64_t m, const float* terms, float* scratch, double* acc, int runs) {
+  segment_sums(b, terms, size_t(m), 5 * runs, scratch);  // [R, 5] each run's five sums
+  parallel_for(b, 5 * runs, AddMeans{double(m), scratch, acc});
 }
 
 }  // namespace dyn

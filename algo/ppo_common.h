@@ -22,13 +22,16 @@ void advantages_normalized(Backend b, int steps, int64_t n, const float* r, cons
                            float* ret, float* scalars, int runs = 1);
 
 // Per-sample PPO terms of a minibatch of m samples: gradients (means over m) w.r.t. log π (g_logp), the
-// entropy (g_ent) and the value (dv), and terms [5, m] = policy, value, entropy, approx KL, clipped.
+// entropy (g_ent) and the value (dv), and terms [5, m] = policy, value, entropy, approx KL, clipped. A seed batch's
+// `runs` minibatches side by side ([R, m] each, terms [R, 5, m]) in one launch, each as that run's alone.
 void ppo_minibatch_terms(Backend b, int64_t m, const float* logp, const float* old_logp, const float* entropy,
                          const float* adv, const float* v, const float* old_v, const float* ret, float clip,
-                         float vf_coef, float entropy_coef, float* g_logp, float* g_ent, float* dv, float* terms);
+                         float vf_coef, float entropy_coef, float* g_logp, float* g_ent, float* dv, float* terms,
+                         int runs = 1);
 
 // Adds the means of the five terms [5, m] into acc[5], all on the backend (scratch: 5 backend floats); the host
-// reads acc once per iteration.
-void accumulate_terms(Backend b, int64_t m, const float* terms, float* scratch, double* acc);
+// reads acc once per iteration. A seed batch's runs: terms [R, 5, m] into acc [R, 5] (scratch: 5R floats), one
+// segmented reduction for all.
+void accumulate_terms(Backend b, int64_t m, const float* terms, float* scratch, double* acc, int runs = 1);
 
 }  // namespace dyn

@@ -136,7 +136,7 @@ PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_
   mb_dfeat_ = Buffer<float>(b, shape.recurrent ? S * M * shape.rnn_hidden : 0);
   mb_dembed_ = Buffer<float>(b, shape.recurrent ? S * M * shape.embed : 0);
   mb_terms_ = Buffer<float>(b, 5 * S * M);
-  scalars_ = Buffer<float>(b, size_t(std::max(8, 2 * S)));
+  scalars_ = Buffer<float>(b, size_t(std::max(2 * S, 2 + 5 * S)));
   term_acc_ = Buffer<double>(b, 5 * S);
   // the heads' workspaces at the largest minibatch (sizes differ by one), so a captured update never reallocates
   upd_ws_.actor.reserve(b, actor_.shape(), int(S * M));
@@ -355,12 +355,9 @@ void PpoCore::update_minibatches() {
       const float* v = upd_ws_.critic.act.back().data();   // [R, M]
       head_.log_prob_entropy(b_, p, out, ActionBatch{mb_act_index_.data(), mb_act_value_.data()}, mb_logp_.data(),
                              mb_ent_.data(), R * M, R, P);
-      for (int r = 0; r < R; ++r) {
-        const int64_t o = r * M;
-        ppo_minibatch_terms(b_, M, mb_logp_.data() + o, mb_old_logp_.data() + o, mb_ent_.data() + o, mb_adv_.data() + o,
-                            v + o, mb_old_v_.data() + o, mb_ret_.data() + o, cfg_.clip, cfg_.vf_coef, cfg_.entropy_coef,
-                            mb_glogp_.data() + o, mb_gent_.data() + o, mb_dv_.data() + o, mb_terms_.data() + 5 * o);
-      }
+      ppo_minibatch_terms(b_, M, mb_logp_.data(), mb_old_logp_.data(), mb_ent_.data(), mb_adv_.data(), v,
+                          mb_old_v_.data(), mb_ret_.data(), cfg_.clip, cfg_.vf_coef, cfg_.entropy_coef,
+                          mb_glogp_.data(), mb_gent_.data(), mb_dv_.data(), mb_terms_.data(), R);
       // backward: the heads (disjoint views of the gradient blob), then, recurrent, the GRU through time and the
       // embedding from the heads' summed input gradient; then one Adam step
       if (rnn) {
@@ -388,8 +385,7 @@ void PpoCore::update_minibatches() {
         backward(embed_, mb_in_.data(), mb_dembed_.data(), no_grad, upd_ws_.embed, true);
       }
       adam_.step(p, g);
-      for (int r = 0; r < R; ++r)
-        accumulate_terms(b_, M, mb_terms_.data() + 5 * r * M, scalars_.data() + 2, term_acc_.data() + 5 * r);
+      accumulate_terms(b_, M, mb_terms_.data(), scalars_.data() + 2, term_acc_.data(), R);
     }
   }
 }

@@ -174,7 +174,7 @@ class PpoCore {
   Buffer<uint8_t> mb_reset_;
   Buffer<float> mb_logp_, mb_ent_, mb_glogp_, mb_gent_, mb_dout_, mb_dhead_, mb_dv_, mb_dfeat_, mb_dembed_;
   Buffer<float> mb_terms_;   // [S, 5, M]: policy, value, entropy, kl, clipped
-  Buffer<float> scalars_;    // [max(8, 2S)] device scalars (reductions)
+  Buffer<float> scalars_;    // [2 + 5S] device scalars (reductions)
   Buffer<double> term_acc_;  // [S, 5] sums of the minibatch means of the loss terms
 };
 
