@@ -34,6 +34,21 @@ struct MergeChunks {
   }
 };
 
+// Element i of rows [·, dim]: normalised by the statistics of its run (i / per_run), or of the one run.
+struct NormalizeRows {
+  const float* x;
+  float* y;
+  const double* const* run_stats;  // [R] (nullptr: stats alone)
+  const double* stats;
+  int64_t per_run;  // elements
+  int dim;
+  float clip;
+  DYN_HD void operator()(int64_t i) const {
+    const double* s = run_stats ? run_stats[i / per_run] : stats;
+    y[i] = normalized_value(x[i], s, dim, int(i % dim), clip);
+  }
+};
+
 struct CountRows {
   double* count;
   int64_t rows;
@@ -67,13 +82,7 @@ void RunningNorm::update(const float* x, int64_t rows) {
 }
 
 void RunningNorm::normalize(const float* x, float* y, int64_t rows, float clip) const {
-  const double* s = stats_.data();
-  const int d = dim_;
-  parallel_for(b_, rows * d, [=] DYN_LAMBDA(int64_t i) {
-    const int k = int(i % d);
-    const float v = float((x[i] - s[k]) / sqrt(s[d + k] + 1e-8));
-    y[i] = v < -clip ? -clip : v > clip ? clip : v;
-  });
+  parallel_for(b_, rows * dim_, NormalizeRows{x, y, nullptr, stats_.data(), rows * dim_, dim_, clip});
 }
 
 void RunningNorm::scale(const float* x, float* y, int64_t rows, float clip) const {
@@ -84,6 +93,20 @@ void RunningNorm::scale(const float* x, float* y, int64_t rows, float clip) cons
     const float v = float(x[i] / sqrt(s[d + k] + 1e-8));
     y[i] = v < -clip ? -clip : v > clip ? clip : v;
   });
+}
+
+RunNorms::RunNorms(Backend b, int dim, int runs) : b_(b) {
+  std::vector<const double*> stats;
+  for (int r = 0; r < runs; ++r) {
+    norms_.emplace_back(b, dim);
+    stats.push_back(norms_.back().stats_data());  // a Buffer keeps its memory when the vector moves it
+  }
+  stats_ = Buffer<const double*>::copy_of(b, stats);
+}
+
+void RunNorms::normalize(const float* x, float* y, int64_t n, int run0, int R) const {
+  if (R == 1) return norms_[size_t(run0)].normalize(x, y, n);
+  parallel_for(b_, R * n * dim(), NormalizeRows{x, y, stats_.data() + run0, nullptr, n * dim(), dim(), kNormClip});
 }
 
 }  // namespace dyn

@@ -3,6 +3,7 @@
 // come from a parallel reduction (kernels/moments.h, about the running mean); only the merge is per feature.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -22,6 +23,16 @@ DYN_HD void merge_batch_moments(double& mean, double& var, double n_a, double n_
   var = (var * n_a + (var_b > 0 ? var_b : 0.0) * n_b + delta * delta * n_a * n_b / n) / n;
 }
 
+// The normalised values' clip, ±10 (as the baselines' VecNormalize clips observations and rewards).
+constexpr float kNormClip = 10.0f;
+
+// Feature k of a value normalised by statistics s [2·dim + 1] (mean, var, count): clip((x − mean) / sqrt(var + 1e-8),
+// ±clip).
+DYN_HD float normalized_value(float x, const double* s, int dim, int k, float clip) {
+  const float v = float((x - s[k]) / sqrt(s[dim + k] + 1e-8));
+  return v < -clip ? -clip : v > clip ? clip : v;
+}
+
 class RunningNorm {
  public:
   RunningNorm() = default;
@@ -32,10 +43,11 @@ class RunningNorm {
   std::vector<double> stats() const { return stats_.to_host(); }
   void visit_state(StateVisitor& v) { v.buffer("stats", stats_); }
   // y = clip((x − mean) / sqrt(var + 1e-8), ±clip) for x [rows, dim]; y may alias x.
-  void normalize(const float* x, float* y, int64_t rows, float clip = 10.0f) const;
+  void normalize(const float* x, float* y, int64_t rows, float clip = kNormClip) const;
   // y = clip(x / sqrt(var + 1e-8), ±clip): scaling only (rewards by the std of the discounted return).
-  void scale(const float* x, float* y, int64_t rows, float clip = 10.0f) const;
+  void scale(const float* x, float* y, int64_t rows, float clip = kNormClip) const;
   int dim() const { return dim_; }
+  const double* stats_data() const { return stats_.data(); }  // [2·dim + 1] in backend memory
 
  private:
   Backend b_ = Backend::cpu;
@@ -45,29 +57,27 @@ class RunningNorm {
 };
 
 // A seed batch's normalisers, one RunningNorm per run over rows [S·n, dim]: run r's rows [r·n, (r+1)·n) merge into
-// and are normalised with its own statistics (a run's figures are those of the run alone).
+// and are normalised with its own statistics (a run's figures are those of the run alone). The normalisation of
+// every run's rows is one launch, reading each run's statistics through a table of their addresses.
 class RunNorms {
  public:
   RunNorms() = default;
-  RunNorms(Backend b, int dim, int runs) {
-    for (int r = 0; r < runs; ++r) norms_.emplace_back(b, dim);
-  }
+  RunNorms(Backend b, int dim, int runs);
   // n rows per run
   void update(const float* x, int64_t n) {
     for (size_t r = 0; r < norms_.size(); ++r) norms_[r].update(x + int64_t(r) * n * dim(), n);
   }
   void normalize(const float* x, float* y, int64_t n) const { normalize(x, y, n, 0, int(norms_.size())); }
   // rows [R·n, dim] of runs [run0, run0 + R) (y may alias x)
-  void normalize(const float* x, float* y, int64_t n, int run0, int R) const {
-    for (int r = 0; r < R; ++r)
-      norms_[size_t(run0 + r)].normalize(x + int64_t(r) * n * dim(), y + int64_t(r) * n * dim(), n);
-  }
+  void normalize(const float* x, float* y, int64_t n, int run0, int R) const;
   RunningNorm& operator[](int run) { return norms_[size_t(run)]; }
   const RunningNorm& operator[](int run) const { return norms_[size_t(run)]; }
 
  private:
   int dim() const { return norms_.empty() ? 0 : norms_[0].dim(); }
+  Backend b_ = Backend::cpu;
   std::vector<RunningNorm> norms_;  // [S]
+  Buffer<const double*> stats_;     // [S] each run's statistics (backend memory; they stay where they were made)
 };
 
 }  // namespace dyn
