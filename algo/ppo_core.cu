@@ -1,6 +1,5 @@
 // PpoCore: the policy step, rollout storage, reward scaling, GAE and the minibatch update of a feed-forward or
 // recurrent PPO policy with a categorical or Gaussian head.
-#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -136,7 +135,7 @@ PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_
   mb_dfeat_ = Buffer<float>(b, shape.recurrent ? S * M * shape.rnn_hidden : 0);
   mb_dembed_ = Buffer<float>(b, shape.recurrent ? S * M * shape.embed : 0);
   mb_terms_ = Buffer<float>(b, 5 * S * M);
-  scalars_ = Buffer<float>(b, size_t(std::max(2 * S, 2 + 5 * S)));
+  scalars_ = Buffer<float>(b, size_t(2 + 5 * S));  // GAE's 2S moments, or 2 + the update's 5S sums
   term_acc_ = Buffer<double>(b, 5 * S);
   // the heads' workspaces at the largest minibatch (sizes differ by one), so a captured update never reallocates
   upd_ws_.actor.reserve(b, actor_.shape(), int(S * M));

@@ -105,7 +105,6 @@ RunNorms::RunNorms(Backend b, int dim, int runs) : b_(b) {
 }
 
 void RunNorms::normalize(const float* x, float* y, int64_t n, int run0, int R) const {
-  if (R == 1) return norms_[size_t(run0)].normalize(x, y, n);
   parallel_for(b_, R * n * dim(), NormalizeRows{x, y, stats_.data() + run0, nullptr, n * dim(), dim(), kNormClip});
 }
 
