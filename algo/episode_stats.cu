@@ -1,4 +1,4 @@
-// EpisodeStats: one functor per step over the envs; the summary reduces the per-env sums on the host (N records).
+// EpisodeStats: one functor per step over the envs; the summaries reduce the per-env sums on the host (R·N records).
 #include <cmath>
 #include <limits>
 
@@ -37,7 +37,8 @@ double EvalStats::metric(const std::string& name) const {
   return std::numeric_limits<double>::quiet_NaN();
 }
 
-EpisodeStats::EpisodeStats(Backend b, int64_t n) : b_(b), n_(n), running_(b, size_t(n)), sums_(b, size_t(n)) {
+EpisodeStats::EpisodeStats(Backend b, int64_t n, int runs)
+    : b_(b), n_(n), runs_(runs), running_(b, size_t(n * runs)), sums_(b, size_t(n * runs)) {
   restart();
 }
 
@@ -50,15 +51,19 @@ void EpisodeStats::restart() {
 
 void EpisodeStats::after_step(const float* reward, const uint8_t* truncated, const uint8_t* terminated,
                               const int32_t* session_id) {
-  parallel_for(b_, n_, AccumulateEpisodes{reward, truncated, terminated, session_id, running_.data(), sums_.data()});
+  parallel_for(b_, n_ * runs_,
+               AccumulateEpisodes{reward, truncated, terminated, session_id, running_.data(), sums_.data()});
 }
 
-EvalStats EpisodeStats::summary() const {
+namespace {
+
+// The summary of envs [first, first + count) of per-env sums, in env order.
+EvalStats summarize(const EpisodeSums* sums, int64_t first, int64_t count) {
   EpisodeSums total{0, 0, 0, 0};
   EvalStats out;
-  const std::vector<EpisodeSums> sums = sums_.to_host();
-  out.env_returns.reserve(sums.size());
-  for (const EpisodeSums& s : sums) {
+  out.env_returns.reserve(size_t(count));
+  for (int64_t e = first; e < first + count; ++e) {
+    const EpisodeSums& s = sums[e];
     out.env_returns.push_back(s.episodes > 0 ? s.ret / s.episodes : std::numeric_limits<double>::quiet_NaN());
     total.ret += s.ret;
     total.ret_sq += s.ret_sq;
@@ -76,6 +81,16 @@ EvalStats EpisodeStats::summary() const {
   out.std = std::sqrt(var > 0 ? var : 0);
   out.ci95 = 1.96 * out.std / std::sqrt(total.episodes);
   out.mean_sessions = total.sessions / total.episodes;
+  return out;
+}
+
+}  // namespace
+
+std::vector<EvalStats> EpisodeStats::summaries(bool all_envs) const {
+  const std::vector<EpisodeSums> sums = sums_.to_host();  // the one read
+  if (all_envs) return {summarize(sums.data(), 0, n_ * runs_)};
+  std::vector<EvalStats> out;
+  for (int r = 0; r < runs_; ++r) out.push_back(summarize(sums.data(), r * n_, n_));
   return out;
 }
 

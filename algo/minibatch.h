@@ -7,6 +7,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/hd.h"
+#include "kernels/shuffle.h"
 #include "kernels/step_ref.h"
 
 namespace dyn {
@@ -37,12 +38,15 @@ struct MinibatchPlan {
 // exactly its envs' part of what one process with every env draws.
 // Feed-forward: perm [T·N] ← env e's steps t in the order of keys Philox(seed, kStreamShuffle, first_env + e, draw, t);
 // minibatch k (MinibatchPlan::per_env_steps) is its slice of every env's order, env by env.
+// With `runs` (runs.seeds set), every run's per_run orders in one launch: perm [R, per_run, T·N], seed and draw
+// number from `runs` (seed and draw unused).
 void draw_per_env_steps(Backend b, uint32_t seed, StepRef draw, int steps, int64_t envs, int minibatches,
-                        uint32_t first_env, int32_t* perm);
+                        uint32_t first_env, int32_t* perm, const RunDraws& runs = {});
 // Recurrent: perm [N] ← in every block of M = minibatches consecutive envs (first_env a multiple of M), the envs in
 // the order of keys Philox(seed, kStreamShuffle, first_env + e, draw); minibatch k takes the k-th env of every block.
+// With `runs`: perm [R, per_run, N], as draw_per_env_steps.
 void draw_per_env_blocks(Backend b, uint32_t seed, StepRef draw, int64_t envs, int minibatches, uint32_t first_env,
-                         int32_t* perm);
+                         int32_t* perm, const RunDraws& runs = {});
 
 // Row j of the rollout into row i of the minibatch: the input, the action, and the update's per-sample data
 // (act_index or act_value may be null: the other action kind; reset is null for a feed-forward policy).
@@ -54,7 +58,8 @@ struct SampleRows {
   float *m_in, *m_logp, *m_adv, *m_ret, *m_v, *m_act_value;
   int32_t* m_act_index;
   uint8_t* m_reset;
-  DYN_HD void copy(int64_t i, int64_t j) const {
+  // (v: row j's value row, which differs from j in a seed batch's run blocks: values hold T + 1 steps)
+  DYN_HD void copy(int64_t i, int64_t j, int64_t v) const {
     for (int k = 0; k < in_dim; ++k) m_in[i * in_dim + k] = in[j * in_dim + k];
     if (act_index) m_act_index[i] = act_index[j];
     if (act_value)
@@ -63,16 +68,26 @@ struct SampleRows {
     m_logp[i] = logp[j];
     m_adv[i] = adv[j];
     m_ret[i] = ret[j];
-    m_v[i] = val[j];
+    m_v[i] = val[v];
   }
 };
 
-// Feed-forward minibatch of m samples: row i ← rollout row samples[i].
-void gather_samples(Backend b, const SampleRows& rows, const int32_t* samples, int64_t m);
+// The runs of a seed batch side by side: run r's shuffled indices `index_stride` after the last run's, its rollout
+// rows `rollout` after (its values `values` after: T + 1 steps), and its minibatch rows m (samples) or T·Nm
+// (sequences) after. One run: all strides unused.
+struct RunBlocks {
+  int runs = 1;
+  int64_t index_stride = 0, rollout = 0, values = 0;
+};
+
+// Feed-forward minibatch of m samples: row i ← rollout row samples[i]; of every run in one launch (run r's rows
+// [r·m, (r+1)·m) from its own block and indices).
+void gather_samples(Backend b, const SampleRows& rows, const int32_t* samples, int64_t m, const RunBlocks& runs = {});
 
 // Recurrent minibatch [T, Nm] of the whole sequences of envs[0..Nm) out of a rollout of N envs: row (t, j) ← rollout
-// row (t, envs[j]), and the starting states m_h0 [Nm, H] ← h0 [envs[j], H].
+// row (t, envs[j]), and the starting states m_h0 [Nm, H] ← h0 [envs[j], H]; of every run in one launch each (run r's
+// minibatch [T, Nm] and states [Nm, H] after the last run's, its h0 [N, H] too).
 void gather_sequences(Backend b, const SampleRows& rows, const int32_t* envs, int T, int64_t N, int64_t Nm, int H,
-                      const float* h0, float* m_h0);
+                      const float* h0, float* m_h0, const RunBlocks& runs = {});
 
 }  // namespace dyn

@@ -23,12 +23,15 @@ struct GaussianLogProbEntropy {
   }
 };
 
-// Row i: d loss / d μ, and d loss / d log σ of this row (the log-prob's part plus the entropy's, dH/d log σ = 1).
+// Row i: d loss / d μ, and d loss / d log σ of this row (the log-prob's part plus the entropy's, dH/d log σ = 1);
+// rows_per_run-row runs, each run's log-std stride apart.
 struct GaussianRowGrad {
   int A;
   const float *mu, *log_std, *x, *g_logp, *g_ent;
   float *dmu, *dlog_std;  // [n, A] each
+  int64_t rows_per_run, stride;
   DYN_HD void operator()(int64_t i) const {
+    const float* ls = log_std + (i / rows_per_run) * stride;
     float* dm = dmu + i * A;
     float* dl = dlog_std + i * A;
     const float ge = g_ent ? g_ent[i] : 0.0f;
@@ -36,8 +39,7 @@ struct GaussianRowGrad {
       dm[k] = 0.0f;
       dl[k] = ge;
     }
-    if (g_logp)
-      gaussian_log_prob_grad(mu + i * A, log_std, x + i * A, A, g_logp[i], dm, dl, static_cast<float*>(nullptr));
+    if (g_logp) gaussian_log_prob_grad(mu + i * A, ls, x + i * A, A, g_logp[i], dm, dl, static_cast<float*>(nullptr));
   }
 };
 
@@ -68,13 +70,16 @@ void PolicyHead::log_prob_entropy(Backend b, const float* params, const float* o
 
 void PolicyHead::backward(Backend b, const float* params, float* grads, const float* out, const ActionBatch& a,
                           const float* g_logp, const float* g_ent, float* d_out, float* scratch, int64_t n,
-                          bool accumulate) const {
+                          bool accumulate, int runs, size_t param_stride) const {
   if (discrete_) {
     categorical_backward(b, out, a.index, g_logp, g_ent, d_out, n, a_);
     return;
   }
-  parallel_for(b, n, GaussianRowGrad{a_, out, params + log_std_, a.value, g_logp, g_ent, d_out, scratch});
-  column_sums(b, scratch, int(n), a_, grads + log_std_, accumulate);  // d loss / d log σ, summed over the rows
+  const int64_t stride = runs > 1 ? int64_t(param_stride) : 0, per_run = n / runs;
+  parallel_for(b, n,
+               GaussianRowGrad{a_, out, params + log_std_, a.value, g_logp, g_ent, d_out, scratch, per_run, stride});
+  // d loss / d log σ, each run's rows summed into its own gradient
+  column_sums_seeds(b, scratch, int(per_run), a_, grads + log_std_, stride, runs, accumulate);
 }
 
 }  // namespace dyn

@@ -36,10 +36,11 @@ class PolicyHead {
                         float* entropy, int64_t n, int runs = 1, size_t param_stride = 0) const;
   // From the per-sample gradients of the loss w.r.t. log π (g_logp [n]) and the entropy (g_ent [n]): d loss / d out
   // into d_out [n, A] and, for the Gaussian, the log-std's gradient written (or, accumulate, added) into grads
-  // (scratch: [n, A]).
+  // (scratch: [n, A]). The rows may be `runs` runs' of n / runs each, run r's parameters and gradients at
+  // + r · param_stride (one launch for the rows, one strided-batched column sum for the runs' log-stds).
   void backward(Backend b, const float* params, float* grads, const float* out, const ActionBatch& a,
-                const float* g_logp, const float* g_ent, float* d_out, float* scratch, int64_t n,
-                bool accumulate) const;
+                const float* g_logp, const float* g_ent, float* d_out, float* scratch, int64_t n, bool accumulate,
+                int runs = 1, size_t param_stride = 0) const;
 
  private:
   bool discrete_ = true;

@@ -86,10 +86,6 @@ struct IterationStats {
 // (and int GEMM row counts) hold: T · N must be below 2³¹.
 void check_rollout_size(int steps, int64_t envs);
 
-// Every epoch's shuffle of [0, sampler.size()) into perm [epochs, n] on the backend, then the draw counter *draws
-// (backend memory) advanced by `epochs` — capturable as the first part of an update's graph.
-void draw_shuffles(Backend b, PermutationSampler& sampler, uint32_t seed, int epochs, uint32_t* draws, int32_t* perm);
-
 // An update's loss statistics of each of S runs (a seed batch; one run alone): the means over `updates` minibatches
 // of the sums in term_acc [S, 5], and grad_norms [S], into st[0..S) (one read; data parallel: over every rank's
 // minibatch shares, term_acc summed over the ranks first).

@@ -81,8 +81,10 @@ PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_
       seeds_dev_(Buffer<uint32_t>::copy_of(b, seeds)),
       first_env_(first_env),
       plan_(plan_of(shape, n_envs, cfg)),
-      shuffler_(b, cfg.shuffle == ShufflePlan::global ? plan_.items : 0),
+      shuffler_(b, cfg.shuffle == ShufflePlan::global ? plan_.items : 0, int(seeds.size()) * cfg.epochs),
       graphs_(b, cfg.cuda_graphs),
+      ret_norms_(b, 1, int(seeds.size())),
+      episodes_(b, n_envs, int(seeds.size())),
       draws_(b, seeds.size()),
       disc_ret_(b, size_t(cols_)) {
   const int S = int(seeds.size());
@@ -91,10 +93,6 @@ PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_
     throw std::invalid_argument("train.minibatches = " + std::to_string(cfg.minibatches) +
                                 " must divide run.envs = " + std::to_string(n_envs) +
                                 " for a recurrent policy: its minibatches are whole sequences");
-  for (int s = 0; s < S; ++s) {
-    ret_norms_.emplace_back(b, 1);
-    episodes_.emplace_back(b, n_envs);
-  }
   const int64_t T = cfg.rollout_steps, TC = T * cols_, D = shape.in_dim, A = env.action_dim;
   const int64_t M = shape.recurrent ? T * plan_.largest() : plan_.largest();  // the largest minibatch's samples
   in_buf_ = Buffer<float>(b, TC * D);
@@ -194,17 +192,12 @@ void PpoCore::policy_step(PolicyWorkspace& ws, const PolicyStep& s) {
   }
 }
 
-void PpoCore::begin_rollout() {
-  for (EpisodeStats& e : episodes_) e.clear();
-}
+void PpoCore::begin_rollout() { episodes_.clear(); }
 
 void PpoCore::track_step(int t, const int32_t* session_id) {
   track_discounted_return(b_, cols_, cfg_.gamma, reward(t), truncated(t), terminated(t), disc_ret_.data(),
                           disc_buf_.data() + int64_t(t) * cols_);
-  for (size_t r = 0; r < episodes_.size(); ++r) {
-    const int64_t o = int64_t(r) * n_;
-    episodes_[r].after_step(reward(t) + o, truncated(t) + o, terminated(t) + o, session_id ? session_id + o : nullptr);
-  }
+  episodes_.after_step(reward(t), truncated(t), terminated(t), session_id);
 }
 
 void PpoCore::to_seed_major() {
@@ -226,11 +219,9 @@ void PpoCore::finish_rollout() {
   // scale rewards by the running std of the discounted return (SPEC §3), clipped to ±10 — each run by its own
   const int64_t TN = int64_t(cfg_.rollout_steps) * n_;
   if (runs() > 1) to_seed_major();
-  for (int r = 0; r < runs(); ++r) {
-    float* rew = block(rew_buf_, sm_rew_, r, TN);
-    ret_norms_[size_t(r)].update(block(disc_buf_, sm_disc_, r, TN), TN);
-    ret_norms_[size_t(r)].scale(rew, rew, TN);
-  }
+  float* rew = block(rew_buf_, sm_rew_, 0, TN);  // [S, T·N]
+  ret_norms_.update(block(disc_buf_, sm_disc_, 0, TN), TN);
+  ret_norms_.scale(rew, rew, TN);
 }
 
 void PpoCore::advantages() {
@@ -257,24 +248,15 @@ void PpoCore::update(IterationStats* st) {
 }
 
 void PpoCore::draw_epoch_orders() {
-  for (int r = 0; r < runs(); ++r) {  // each run's own shuffles, as it draws them alone
-    const uint32_t seed = seeds_[size_t(r)];
-    uint32_t* draws = draws_.data() + r;
-    int32_t* perm_r = perm_.data() + int64_t(r) * cfg_.epochs * plan_.items;
-    if (cfg_.shuffle == ShufflePlan::global) {
-      draw_shuffles(b_, shuffler_, seed, cfg_.epochs, draws, perm_r);
-      continue;
-    }
-    for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
-      const StepRef draw(draws, uint32_t(epoch));
-      int32_t* perm = perm_r + int64_t(epoch) * plan_.items;
-      if (shape_.recurrent)
-        draw_per_env_blocks(b_, seed, draw, n_, cfg_.minibatches, first_env_, perm);
-      else
-        draw_per_env_steps(b_, seed, draw, cfg_.rollout_steps, n_, cfg_.minibatches, first_env_, perm);
-    }
-    advance_counter(b_, draws, uint32_t(cfg_.epochs));
-  }
+  // every run's order of every epoch in one draw, each exactly what that run draws alone; then the draw counters
+  const RunDraws draws{seeds_dev_.data(), draws_.data(), runs(), cfg_.epochs};
+  if (cfg_.shuffle == ShufflePlan::global)
+    shuffler_.draw_runs(draws, perm_.data());
+  else if (shape_.recurrent)
+    draw_per_env_blocks(b_, 0, 0u, n_, cfg_.minibatches, first_env_, perm_.data(), draws);
+  else
+    draw_per_env_steps(b_, 0, 0u, cfg_.rollout_steps, n_, cfg_.minibatches, first_env_, perm_.data(), draws);
+  advance_counter(b_, draws_.data(), uint32_t(cfg_.epochs), runs());
 }
 
 void PpoCore::update_minibatches() {
@@ -283,28 +265,26 @@ void PpoCore::update_minibatches() {
   const int R = runs();
   const int64_t TN = int64_t(T) * n_;
   const size_t P = layout_.total();
-  // run r's rollout block (seed-major in a seed batch) and its rows of the minibatch, m samples each
-  auto sample_rows = [&](int r, int64_t m) {
-    const int64_t o = r * m;
-    return SampleRows{D,
-                      A,
-                      block(in_buf_, sm_in_, r, TN * D),
-                      block(logp_buf_, sm_logp_, r, TN),
-                      adv_buf_.data() + r * TN,
-                      ret_buf_.data() + r * TN,
-                      block(val_buf_, sm_val_, r, TN + n_),
-                      env_.discrete() ? nullptr : block(act_value_, sm_act_value_, r, TN * A),
-                      env_.discrete() ? block(act_index_, sm_act_index_, r, TN) : nullptr,
-                      rnn ? block(reset_buf_, sm_reset_, r, TN) : nullptr,
-                      mb_in_.data() + o * D,
-                      mb_old_logp_.data() + o,
-                      mb_adv_.data() + o,
-                      mb_ret_.data() + o,
-                      mb_old_v_.data() + o,
-                      env_.discrete() ? nullptr : mb_act_value_.data() + o * A,
-                      env_.discrete() ? mb_act_index_.data() + o : nullptr,
-                      rnn ? mb_reset_.data() + o : nullptr};
-  };
+  // the rollout (seed-major blocks [S, T·N] in a seed batch) and the minibatch rows [S, M], for one gather of every run
+  const SampleRows sample_rows{D,
+                               A,
+                               block(in_buf_, sm_in_, 0, TN * D),
+                               block(logp_buf_, sm_logp_, 0, TN),
+                               adv_buf_.data(),
+                               ret_buf_.data(),
+                               block(val_buf_, sm_val_, 0, TN + n_),
+                               env_.discrete() ? nullptr : block(act_value_, sm_act_value_, 0, TN * A),
+                               env_.discrete() ? block(act_index_, sm_act_index_, 0, TN) : nullptr,
+                               rnn ? block(reset_buf_, sm_reset_, 0, TN) : nullptr,
+                               mb_in_.data(),
+                               mb_old_logp_.data(),
+                               mb_adv_.data(),
+                               mb_ret_.data(),
+                               mb_old_v_.data(),
+                               env_.discrete() ? nullptr : mb_act_value_.data(),
+                               env_.discrete() ? mb_act_index_.data() : nullptr,
+                               rnn ? mb_reset_.data() : nullptr};
+  const RunBlocks run_blocks{R, int64_t(cfg_.epochs) * plan_.items, TN, TN + n_};
   float* p = params_.value.data();
   float* g = params_.grad.data();
   auto forward = [&](const Mlp& mlp, const float* x, int64_t m, MlpWorkspace<float>& w) {
@@ -330,14 +310,11 @@ void PpoCore::update_minibatches() {
       const int64_t taken = plan_.count(mb);  // samples, or env sequences
       const int64_t Nm = rnn ? taken : 0, M = rnn ? int64_t(T) * Nm : taken;
       const float* feats = mb_in_.data();
-      for (int r = 0; r < R; ++r) {
-        const int32_t* idx = perm_.data() + (int64_t(r) * cfg_.epochs + epoch) * plan_.items + plan_.begin(mb);
-        if (rnn)
-          gather_sequences(b_, sample_rows(r, M), idx, T, n_, Nm, H, h0_buf_.data() + r * n_ * H,
-                           mb_h0_.data() + r * Nm * H);
-        else
-          gather_samples(b_, sample_rows(r, M), idx, M);
-      }
+      const int32_t* idx = perm_.data() + int64_t(epoch) * plan_.items + plan_.begin(mb);  // run 0's; [S, E, items]
+      if (rnn)
+        gather_sequences(b_, sample_rows, idx, T, n_, Nm, H, h0_buf_.data(), mb_h0_.data(), run_blocks);
+      else
+        gather_samples(b_, sample_rows, idx, M, run_blocks);
       if (rnn) {
         forward(embed_, mb_in_.data(), M, upd_ws_.embed);
         const float* x = upd_ws_.embed.act.back().data();
@@ -363,13 +340,8 @@ void PpoCore::update_minibatches() {
         params_.grad.zero();
         mb_dfeat_.zero();
       }
-      for (int r = 0; r < R; ++r) {
-        const int64_t o = r * M;
-        const ActionBatch actions{env_.discrete() ? mb_act_index_.data() + o : nullptr,
-                                  env_.discrete() ? nullptr : mb_act_value_.data() + o * A};
-        head_.backward(b_, p + r * P, g + r * P, out + o * A, actions, mb_glogp_.data() + o, mb_gent_.data() + o,
-                       mb_dout_.data() + o * A, env_.discrete() ? nullptr : mb_dhead_.data() + o * A, M, rnn);
-      }
+      head_.backward(b_, p, g, out, ActionBatch{mb_act_index_.data(), mb_act_value_.data()}, mb_glogp_.data(),
+                     mb_gent_.data(), mb_dout_.data(), env_.discrete() ? nullptr : mb_dhead_.data(), R * M, rnn, R, P);
       float* dfeat = rnn ? mb_dfeat_.data() : static_cast<float*>(nullptr);
       backward(actor_, feats, mb_dout_.data(), dfeat, upd_ws_.actor, rnn);
       backward(critic_, feats, mb_dv_.data(), dfeat, upd_ws_.critic, rnn);
@@ -395,12 +367,6 @@ void check_rollout_size(int steps, int64_t envs) {
                                 " envs: allowed 1 <= steps * envs <= 2147483647 (samples are indexed by int32)");
 }
 
-void draw_shuffles(Backend b, PermutationSampler& sampler, uint32_t seed, int epochs, uint32_t* draws, int32_t* perm) {
-  for (int epoch = 0; epoch < epochs; ++epoch)
-    sampler.draw(seed, StepRef(draws, uint32_t(epoch)), perm + int64_t(epoch) * sampler.size());
-  advance_counter(b, draws, uint32_t(epochs));
-}
-
 void read_update_stats(Buffer<double>& term_acc, int updates, const std::vector<double>& grad_norms,
                        IterationStats* st) {
   sum_over_ranks(term_acc.backend(), term_acc.data(), int64_t(term_acc.size()));
@@ -420,8 +386,8 @@ void read_update_stats(Buffer<double>& term_acc, int updates, const std::vector<
 void PpoCore::visit_state(StateVisitor& v, int run) {
   v.part("params", params_, run);
   v.part("adam", adam_, run);
-  v.part("reward_norm", ret_norms_[size_t(run)]);
-  v.part("episodes", episodes_[size_t(run)]);
+  v.part("reward_norm", ret_norms_[run]);
+  v.part("episodes", episodes_, run);
   v.array("shuffle_draws", DType::u32, {1}, draws_.data() + run, b_);
   v.array("discounted_return", DType::f32, {n_}, disc_ret_.data() + run * n_, b_);
   v.share("h0", h0_buf_, run, runs());

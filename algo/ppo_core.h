@@ -109,8 +109,8 @@ class PpoCore {
   void track_step(int t, const int32_t* session_id);
   // After the last step (value(T) written): rewards ← rewards / running std of the discounted return, ±10.
   void finish_rollout();
-  // The episodes of run `run` that finished in this rollout (one read).
-  EvalStats rollout_stats(int run = 0) const { return episodes_[size_t(run)].summary(); }
+  // Each run's episodes that finished in this rollout (one read).
+  std::vector<EvalStats> rollout_stats() const { return episodes_.summaries(); }
   void advantages();
   // The update; its loss statistics into st[0..runs()).
   void update(IterationStats* st);
@@ -143,14 +143,14 @@ class PpoCore {
   PolicyHead head_;
   ParamBlob<float> params_;
   Adam<float> adam_;
-  std::vector<RunningNorm> ret_norms_;  // [S]
-  std::vector<EpisodeStats> episodes_;  // [S], N envs each
+  RunNorms ret_norms_;     // [S] the reward scale's discounted-return statistics
+  EpisodeStats episodes_;  // [S·N]
   PolicyWorkspace upd_ws_;
   std::vector<uint32_t> seeds_;  // [S]
   Buffer<uint32_t> seeds_dev_;   // [S] the same in backend memory (a seed batch's samples' keys)
   uint32_t first_env_;
   MinibatchPlan plan_;           // over the T·N samples, or over the N env sequences (recurrent)
-  PermutationSampler shuffler_;  // plan_.items (train.shuffle = global)
+  PermutationSampler shuffler_;  // [S, epochs] permutations of plan_.items (train.shuffle = global)
   StageGraphs graphs_;
   Buffer<uint32_t> draws_;     // [S] permutations drawn so far (the shuffles' Philox draw number)
   Buffer<float> disc_ret_;     // [C] discounted return for the reward scale

@@ -67,8 +67,9 @@ void RolloutLearner::collect(IterationStats* st) {
   clock_.step += uint32_t(cfg_.rollout_steps);
   const int ranks = data_parallel_ranks();  // data parallel: every rank steps n_ of the run's envs
   frames_ += int64_t(cfg_.rollout_steps) * n_ * ranks;
+  const std::vector<EvalStats> finished = core_->rollout_stats();  // the episodes that finished in this rollout
   for (int run = 0; run < runs(); ++run) {
-    const EvalStats r = core_->rollout_stats(run);  // the episodes that finished in this rollout
+    const EvalStats& r = finished[size_t(run)];
     st[run].train_return = r.mean_return;
     st[run].episodes = r.episodes;
     if (ranks > 1) {  // every rank's finished episodes

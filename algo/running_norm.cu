@@ -1,6 +1,7 @@
-// Running normaliser: a parallel reduction for a batch's moments, one parallel_for item per feature for the merge,
-// one per element for the transform.
+// Running normaliser: a parallel reduction for a batch's moments, one parallel_for item per feature (of every run of
+// a seed batch) for the merge, one per element for the transform.
 #include <cmath>
+#include <stdexcept>
 
 #include "algo/running_norm.h"
 #include "kernels/collective.h"
@@ -11,22 +12,26 @@ namespace dyn {
 
 namespace {
 
-// Feature k: the chunks' sums in chunk order, then the merge (every feature reads the old count; it is advanced
-// after, by CountRows). Data parallel: first without the merge (stats null), the sums into chunk 0's place for the
-// ranks to add up, then again over that one chunk to merge.
+// Item i, feature k = i % dim of run i / dim: the chunks' sums in chunk order, then the merge (every feature reads
+// the old count; it is advanced after, by CountRows). Data parallel (one run): first without the merge (stats null),
+// the sums into chunk 0's place for the ranks to add up, then again over that one chunk to merge.
 struct MergeChunks {
-  double* stats;    // [2·dim + 1], or null: keep the sums in partial[0, 2·dim)
-  double* partial;  // [chunks, dim, 2]
+  double* const* run_stats;  // [R] each run's [2·dim + 1], or null: `stats` (one run)
+  double* stats;             // [2·dim + 1], or null with run_stats null: keep the sums in partial[0, 2·dim)
+  double* partial;           // [R, chunks, dim, 2]
   int dim, chunks;
-  int64_t rows;
-  DYN_HD void operator()(int64_t k) const {
+  int64_t rows;  // per run
+  DYN_HD void operator()(int64_t i) const {
+    const int64_t run = i / dim, k = i % dim;
+    const double* part = partial + run * chunks * dim * 2;
     double s1 = 0, s2 = 0;
     for (int c = 0; c < chunks; ++c) {
-      s1 += partial[(int64_t(c) * dim + k) * 2];
-      s2 += partial[(int64_t(c) * dim + k) * 2 + 1];
+      s1 += part[(int64_t(c) * dim + k) * 2];
+      s2 += part[(int64_t(c) * dim + k) * 2 + 1];
     }
-    if (stats) {
-      merge_batch_moments(stats[k], stats[dim + k], stats[2 * dim], double(rows), s1, s2);
+    double* s = run_stats ? run_stats[run] : stats;
+    if (s) {
+      merge_batch_moments(s[k], s[dim + k], s[2 * dim], double(rows), s1, s2);
     } else {
       partial[k * 2] = s1;
       partial[k * 2 + 1] = s2;
@@ -34,8 +39,18 @@ struct MergeChunks {
   }
 };
 
-// Element i of rows [·, dim]: normalised by the statistics of its run (i / per_run), or of the one run.
-struct NormalizeRows {
+// Run r's row count.
+struct CountRows {
+  double* const* run_stats;  // [R], or null: `stats`
+  double* stats;
+  int dim;
+  int64_t rows;
+  DYN_HD void operator()(int64_t r) const { (run_stats ? run_stats[r] : stats)[2 * dim] += double(rows); }
+};
+
+// Element i of rows [·, dim]: normalised (center) or only scaled by the statistics of its run (i / per_run), or of
+// the one run.
+struct TransformRows {
   const float* x;
   float* y;
   const double* const* run_stats;  // [R] (nullptr: stats alone)
@@ -43,16 +58,12 @@ struct NormalizeRows {
   int64_t per_run;  // elements
   int dim;
   float clip;
+  bool center;
   DYN_HD void operator()(int64_t i) const {
     const double* s = run_stats ? run_stats[i / per_run] : stats;
-    y[i] = normalized_value(x[i], s, dim, int(i % dim), clip);
+    const int k = int(i % dim);
+    y[i] = center ? normalized_value(x[i], s, dim, k, clip) : scaled_value(x[i], s, dim, k, clip);
   }
-};
-
-struct CountRows {
-  double* count;
-  int64_t rows;
-  DYN_HD void operator()(int64_t) const { *count += double(rows); }
 };
 
 }  // namespace
@@ -72,40 +83,54 @@ void RunningNorm::update(const float* x, int64_t rows) {
   int chunks = moment_chunks(rows);
   const int ranks = data_parallel_ranks();
   if (ranks > 1) {  // every rank passes the same number of rows about the same running mean: the sums add up
-    parallel_for(b_, dim_, MergeChunks{nullptr, partial_.data(), dim_, chunks, rows});
+    parallel_for(b_, dim_, MergeChunks{nullptr, nullptr, partial_.data(), dim_, chunks, rows});
     sum_over_ranks(b_, partial_.data(), int64_t(2) * dim_);
     chunks = 1;
   }
   const int64_t all_rows = rows * ranks;
-  parallel_for(b_, dim_, MergeChunks{s, partial_.data(), dim_, chunks, all_rows});
-  parallel_for(b_, 1, CountRows{s + 2 * dim_, all_rows});
+  parallel_for(b_, dim_, MergeChunks{nullptr, s, partial_.data(), dim_, chunks, all_rows});
+  parallel_for(b_, 1, CountRows{nullptr, s, dim_, all_rows});
 }
 
 void RunningNorm::normalize(const float* x, float* y, int64_t rows, float clip) const {
-  parallel_for(b_, rows * dim_, NormalizeRows{x, y, nullptr, stats_.data(), rows * dim_, dim_, clip});
+  parallel_for(b_, rows * dim_, TransformRows{x, y, nullptr, stats_.data(), rows * dim_, dim_, clip, true});
 }
 
 void RunningNorm::scale(const float* x, float* y, int64_t rows, float clip) const {
-  const double* s = stats_.data();
-  const int d = dim_;
-  parallel_for(b_, rows * d, [=] DYN_LAMBDA(int64_t i) {
-    const int k = int(i % d);
-    const float v = float(x[i] / sqrt(s[d + k] + 1e-8));
-    y[i] = v < -clip ? -clip : v > clip ? clip : v;
-  });
+  parallel_for(b_, rows * dim_, TransformRows{x, y, nullptr, stats_.data(), rows * dim_, dim_, clip, false});
 }
 
 RunNorms::RunNorms(Backend b, int dim, int runs) : b_(b) {
-  std::vector<const double*> stats;
+  std::vector<double*> stats;
   for (int r = 0; r < runs; ++r) {
     norms_.emplace_back(b, dim);
     stats.push_back(norms_.back().stats_data());  // a Buffer keeps its memory when the vector moves it
   }
-  stats_ = Buffer<const double*>::copy_of(b, stats);
+  stats_ = Buffer<double*>::copy_of(b, stats);
+  if (runs > 1) partial_ = Buffer<double>(b, size_t(runs) * kMaxMomentChunks * dim * 2);
+}
+
+void RunNorms::update(const float* x, int64_t n) {
+  const int R = int(norms_.size());
+  if (R == 1) return norms_[0].update(x, n);  // (data parallel: with the ranks' all-reduce)
+  if (n <= 0) return;
+  if (data_parallel_ranks() > 1)
+    throw std::logic_error("RunNorms: a seed batch does not train data parallel (one seed per data-parallel run)");
+  // every run's chunks in one launch, then every run's features merged in one, and the counts
+  column_moments_of_runs(b_, x, n, dim(), R, stats_.data(), partial_.data());  // about each run's running mean
+  parallel_for(b_, int64_t(R) * dim(),
+               MergeChunks{stats_.data(), nullptr, partial_.data(), dim(), moment_chunks(n), n});
+  parallel_for(b_, R, CountRows{stats_.data(), nullptr, dim(), n});
 }
 
 void RunNorms::normalize(const float* x, float* y, int64_t n, int run0, int R) const {
-  parallel_for(b_, R * n * dim(), NormalizeRows{x, y, stats_.data() + run0, nullptr, n * dim(), dim(), kNormClip});
+  parallel_for(b_, R * n * dim(),
+               TransformRows{x, y, stats_.data() + run0, nullptr, n * dim(), dim(), kNormClip, true});
+}
+
+void RunNorms::scale(const float* x, float* y, int64_t n) const {
+  const int R = int(norms_.size());
+  parallel_for(b_, R * n * dim(), TransformRows{x, y, stats_.data(), nullptr, n * dim(), dim(), kNormClip, false});
 }
 
 }  // namespace dyn

@@ -33,6 +33,12 @@ DYN_HD float normalized_value(float x, const double* s, int dim, int k, float cl
   return v < -clip ? -clip : v > clip ? clip : v;
 }
 
+// The same scaled only: clip(x / sqrt(var + 1e-8), ±clip) (rewards by the std of the discounted return).
+DYN_HD float scaled_value(float x, const double* s, int dim, int k, float clip) {
+  const float v = float(x / sqrt(s[dim + k] + 1e-8));
+  return v < -clip ? -clip : v > clip ? clip : v;
+}
+
 class RunningNorm {
  public:
   RunningNorm() = default;
@@ -47,7 +53,7 @@ class RunningNorm {
   // y = clip(x / sqrt(var + 1e-8), ±clip): scaling only (rewards by the std of the discounted return).
   void scale(const float* x, float* y, int64_t rows, float clip = kNormClip) const;
   int dim() const { return dim_; }
-  const double* stats_data() const { return stats_.data(); }  // [2·dim + 1] in backend memory
+  double* stats_data() { return stats_.data(); }  // [2·dim + 1] in backend memory
 
  private:
   Backend b_ = Backend::cpu;
@@ -57,19 +63,20 @@ class RunningNorm {
 };
 
 // A seed batch's normalisers, one RunningNorm per run over rows [S·n, dim]: run r's rows [r·n, (r+1)·n) merge into
-// and are normalised with its own statistics (a run's figures are those of the run alone). The normalisation of
-// every run's rows is one launch, reading each run's statistics through a table of their addresses.
+// and are normalised with its own statistics (a run's figures are those of the run alone, bit for bit on the CPU).
+// The update (moments, merge, count) and the transforms of every run's rows are one launch each, reading each run's
+// statistics through a table of their addresses.
 class RunNorms {
  public:
   RunNorms() = default;
   RunNorms(Backend b, int dim, int runs);
-  // n rows per run
-  void update(const float* x, int64_t n) {
-    for (size_t r = 0; r < norms_.size(); ++r) norms_[r].update(x + int64_t(r) * n * dim(), n);
-  }
+  // n rows per run (one run: RunningNorm::update, data parallel too)
+  void update(const float* x, int64_t n);
   void normalize(const float* x, float* y, int64_t n) const { normalize(x, y, n, 0, int(norms_.size())); }
   // rows [R·n, dim] of runs [run0, run0 + R) (y may alias x)
   void normalize(const float* x, float* y, int64_t n, int run0, int R) const;
+  // rows [S·n, dim] scaled by each run's own statistics (RunningNorm::scale; y may alias x)
+  void scale(const float* x, float* y, int64_t n) const;
   RunningNorm& operator[](int run) { return norms_[size_t(run)]; }
   const RunningNorm& operator[](int run) const { return norms_[size_t(run)]; }
 
@@ -77,7 +84,8 @@ class RunNorms {
   int dim() const { return norms_.empty() ? 0 : norms_[0].dim(); }
   Backend b_ = Backend::cpu;
   std::vector<RunningNorm> norms_;  // [S]
-  Buffer<const double*> stats_;     // [S] each run's statistics (backend memory; they stay where they were made)
+  Buffer<double*> stats_;           // [S] each run's statistics (backend memory; they stay where they were made)
+  Buffer<double> partial_;          // [S, chunks, dim, 2] a batch's shifted sums per run and chunk (S > 1)
 };
 
 }  // namespace dyn

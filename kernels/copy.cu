@@ -38,7 +38,7 @@ struct ScaleValues {
 struct AdvanceCounter {
   uint32_t* counter;
   uint32_t by;
-  DYN_HD void operator()(int64_t) const { *counter += by; }
+  DYN_HD void operator()(int64_t i) const { counter[i] += by; }
 };
 
 }  // namespace
@@ -68,7 +68,9 @@ void take_columns(Backend b, const T* src, int src_w, int c0, int64_t rows, int 
   parallel_for_2d(b, rows, width, MoveColumns<T>{src, dst, src_w, c0, width, 0});
 }
 
-void advance_counter(Backend b, uint32_t* counter, uint32_t by) { parallel_for(b, 1, AdvanceCounter{counter, by}); }
+void advance_counter(Backend b, uint32_t* counter, uint32_t by, int counters) {
+  parallel_for(b, counters, AdvanceCounter{counter, by});
+}
 
 template void copy_values<float>(Backend, const float*, float*, int64_t);
 template void copy_values<uint8_t>(Backend, const uint8_t*, uint8_t*, int64_t);

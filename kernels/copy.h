@@ -29,7 +29,7 @@ void place_columns(Backend b, const T* src, int64_t rows, int width, T* dst, int
 template <class T>
 void take_columns(Backend b, const T* src, int src_w, int c0, int64_t rows, int width, T* dst);
 
-// *counter += by, on the backend.
-void advance_counter(Backend b, uint32_t* counter, uint32_t by);
+// counter[i] += by for each of `counters` counters, on the backend.
+void advance_counter(Backend b, uint32_t* counter, uint32_t by, int counters = 1);
 
 }  // namespace dyn

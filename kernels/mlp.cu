@@ -105,6 +105,14 @@ void column_sums(Backend b, const T* x, int rows, int cols, T* out, bool accumul
 }
 
 template <class T>
+void column_sums_seeds(Backend b, const T* x, int rows, int cols, T* out, int64_t out_stride, int seeds,
+                       bool accumulate) {
+  if (seeds == 1) return column_sums(b, x, rows, cols, out, accumulate);
+  gemm_strided_batched<T>(b, false, false, 1, cols, rows, T(1), ones<T>(b, rows), rows, 0, x, cols,
+                          int64_t(rows) * cols, accumulate ? T(1) : T(0), out, cols, out_stride, seeds);
+}
+
+template <class T>
 void activation_backward(Backend b, Activation a, const T* y, const T* dy, T* dx, int64_t n) {
   if (a == Activation::none && dy == dx) return;
   with_activation(a, [&](auto f) { parallel_for(b, n, ActivationBackward<T, decltype(f)::value>{y, dy, dx}); });
@@ -248,6 +256,7 @@ void Mlp::backward_seeds(Backend b, const T* params, T* grads, size_t param_stri
   template void linear_backward<T>(Backend, const T*, const T*, const T*, T*, T*, T*, int, int, int, bool);          \
   template void activation_backward<T>(Backend, Activation, const T*, const T*, T*, int64_t);                        \
   template void column_sums<T>(Backend, const T*, int, int, T*, bool);                                               \
+  template void column_sums_seeds<T>(Backend, const T*, int, int, T*, int64_t, int, bool);                           \
   template struct MlpWorkspace<T>;                                                                                   \
   template void Mlp::forward<T>(Backend, const T*, const T*, int, MlpWorkspace<T>&) const;                           \
   template void Mlp::forward_rows<T>(Backend, const T*, const T*, int, int, MlpWorkspace<T>&) const;                 \

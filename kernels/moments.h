@@ -18,5 +18,10 @@ int moment_chunks(int64_t rows);
 // partial [chunks, dim, 2]: Σ (x − shift) and Σ (x − shift)² of each column over each chunk of rows. shift [dim]
 // and partial are backend memory; a CUDA block (or a CPU loop iteration) per chunk.
 void column_moments(Backend b, const float* x, int64_t rows, int dim, const double* shift, double* partial);
+// The same for `runs` runs side by side in one launch: x [runs, rows, dim], run r about its own shift shifts[r] [dim]
+// (a table of backend pointers), into partial [runs, chunks, dim, 2]. Run r's sums are exactly those of
+// column_moments of its rows alone.
+void column_moments_of_runs(Backend b, const float* x, int64_t rows, int dim, int runs, const double* const* shifts,
+                            double* partial);
 
 }  // namespace dyn

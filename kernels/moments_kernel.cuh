@@ -9,18 +9,26 @@ namespace moments {
 
 constexpr int kThreads = 256;
 
-// Block c sums chunk c (rows [c·chunk, min((c+1)·chunk, rows))). Thread t works on column slot t % C of
+// Block b sums chunk c = b % chunks of run b / chunks (rows [c·chunk, min((c+1)·chunk, rows)) of the run's x
+// [rows, dim], which starts rows·dim after the last run's; its shift is shifts[run], or `shift` for every run when
+// shifts is null; its sums go to partial [runs, chunks, dim, 2]). Thread t works on column slot t % C of
 // C = min(dim, 256) slots and lane t / C of 256 / C lanes; each lane strides over the chunk's rows, then the lanes
 // of a column are added in shared memory in a fixed order. Reads are coalesced along each row.
 // (A template on the input's scalar, T = float, so the header can be included by both its users.)
 template <class T>
 __global__ void __launch_bounds__(kThreads)
-    column_moments_kernel(const T* x, int64_t rows, int dim, int64_t chunk, const double* shift, double* partial) {
+    column_moments_kernel(const T* x, int64_t rows, int dim, int64_t chunk, int chunks, const double* const* shifts,
+                          const double* shift, double* partial) {
   extern __shared__ double moments_smem[];  // [256][2]: each thread's two sums
+  const int64_t run = blockIdx.x / chunks;
+  x += run * rows * dim;
+  if (shifts) shift = shifts[run];
+  partial += run * chunks * dim * 2;
+  const int64_t block = blockIdx.x % chunks;
   const int slots = dim < kThreads ? dim : kThreads;
   const int lanes = kThreads / slots;
   const int t = int(threadIdx.x), slot = t % slots, lane = t / slots;
-  const int64_t r0 = int64_t(blockIdx.x) * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
+  const int64_t r0 = block * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
   for (int k0 = 0; k0 < dim; k0 += slots) {  // one group of columns at a time
     const int k = k0 + slot;
     double s1 = 0, s2 = 0;
@@ -40,8 +48,8 @@ __global__ void __launch_bounds__(kThreads)
         s1 += moments_smem[2 * (l * slots + slot)];
         s2 += moments_smem[2 * (l * slots + slot) + 1];
       }
-      partial[(int64_t(blockIdx.x) * dim + k) * 2] = s1;
-      partial[(int64_t(blockIdx.x) * dim + k) * 2 + 1] = s2;
+      partial[(block * dim + k) * 2] = s1;
+      partial[(block * dim + k) * 2 + 1] = s2;
     }
     __syncthreads();  // the shared sums are read before the next group writes them
   }

@@ -1,30 +1,53 @@
 // Random permutations drawn where they are used: perm [n] = the indices 0..n−1 sorted by 32-bit Philox keys
 // (seed, kStreamShuffle, index, draw) — a uniform shuffle, identical on both backends (keys that tie, rare, keep
 // index order: CUB's radix sort is stable, the CPU sorts (key, index) pairs). The draw number is read through a
-// StepRef, so a CUDA Graph replay draws a new permutation each time; nothing is allocated after construction.
+// StepRef, so a CUDA Graph replay draws a new permutation each time; nothing is allocated after construction. A seed
+// batch draws every run's permutations of an update at once: one key launch and one segmented sort.
 #pragma once
 
 #include <cstdint>
 
 #include "kernels/buffer.h"
+#include "kernels/hd.h"
 #include "kernels/step_ref.h"
 
 namespace dyn {
 
+// A seed batch's shuffles of one update, drawn in one call: `runs` runs × `per_run` permutations, run r's k-th keyed
+// by seeds[r] at draw number draws[r] + k (both [R] in backend memory), written one after another (segment
+// s = r · per_run + k).
+struct RunDraws {
+  const uint32_t* seeds = nullptr;
+  const uint32_t* draws = nullptr;
+  int runs = 1, per_run = 1;
+  int count() const { return runs * per_run; }
+  DYN_HD uint32_t seed(int64_t segment) const { return seeds[segment / per_run]; }
+  DYN_HD uint32_t draw(int64_t segment) const { return draws[segment / per_run] + uint32_t(segment % per_run); }
+};
+
 class PermutationSampler {
  public:
   PermutationSampler() = default;
-  PermutationSampler(Backend b, int64_t n);  // n < 2³¹: the indices are int32
+  // n < 2³¹: the indices are int32; up to `segments` permutations per call (draw_runs)
+  PermutationSampler(Backend b, int64_t n, int segments = 1);
   int64_t size() const { return n_; }
   // perm [n] (backend memory) ← the permutation of draw number `draw` for `seed`.
   void draw(uint32_t seed, StepRef draw, int32_t* perm);
+  // perm [R, per_run, n] ← every permutation of `runs` (runs.count() <= segments), each exactly what draw() gives
+  // for its seed and draw number alone.
+  void draw_runs(const RunDraws& runs, int32_t* perm);
 
  private:
+  // perm [segments, n]: the keys of `runs`, or (runs.seeds null) of (seed, draw) for one segment; then sorted
+  void draw_segments(const RunDraws& runs, uint32_t seed, StepRef draw, int32_t* perm);
+
   Backend b_ = Backend::cpu;
   int64_t n_ = 0;
-  Buffer<uint32_t> keys_, sorted_keys_;  // [n]
-  Buffer<int32_t> iota_;                 // [n] 0..n−1 (CUDA: the sort's values)
-  Buffer<uint64_t> pairs_;               // [n] CPU: (key << 32) | index
+  int segments_ = 1;
+  Buffer<uint32_t> keys_, sorted_keys_;  // [segments, n]
+  Buffer<int32_t> iota_;                 // [segments, n] 0..n−1 in each (CUDA: the sort's values)
+  Buffer<int32_t> offsets_;              // [segments + 1] s·n (CUDA: the segments' bounds)
+  Buffer<uint64_t> pairs_;               // [segments, n] CPU: (key << 32) | index
   Buffer<uint8_t> temp_;                 // CUB's radix-sort scratch
 };
 

@@ -38,6 +38,11 @@ void linear_backward_seeds(Backend b, const T* x, const T* w, const T* dy, T* dx
 // out [cols] = Σ_r x[r, :] (accumulate: +=) for x [rows, cols]: one GEMM against ones, on either backend.
 template <class T>
 void column_sums(Backend b, const T* x, int rows, int cols, T* out, bool accumulate);
+// The same for `seeds` blocks x [seeds, rows, cols] into out + s · out_stride: one strided-batched GEMM (each block's
+// sums exactly column_sums of it alone on the CPU).
+template <class T>
+void column_sums_seeds(Backend b, const T* x, int rows, int cols, T* out, int64_t out_stride, int seeds,
+                       bool accumulate);
 
 // dx = act'(y) ⊙ dy elementwise over n values (the forward activation is fused into linear_forward).
 template <class T>

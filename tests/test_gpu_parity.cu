@@ -120,6 +120,24 @@ TEST(GpuParity, ShufflesIdentical) {
   EXPECT_EQ(perm[0], perm[1]);
 }
 
+// A seed batch's shuffles: CUB's segmented radix sort (every run's every epoch in one call) against the CPU.
+TEST(GpuParity, SeedBatchShufflesIdentical) {
+  DYN_REQUIRE_CUDA();
+  const int64_t n = 60 * 16;  // the gridworld's update
+  const int runs = 5, epochs = 4;
+  std::vector<int32_t> perm[2];
+  for (Backend b : {Backend::cpu, Backend::cuda}) {
+    PermutationSampler s(b, n, runs * epochs);
+    Buffer<int32_t> out(b, size_t(n) * runs * epochs);
+    const auto seeds = Buffer<uint32_t>::copy_of(b, std::vector<uint32_t>{0, 1, 2, 3, 99});
+    const auto counters = Buffer<uint32_t>::copy_of(b, std::vector<uint32_t>{4, 4, 0, 12, 8});
+    s.draw_runs(RunDraws{seeds.data(), counters.data(), runs, epochs}, out.data());
+    synchronize(b);
+    perm[b == Backend::cuda] = out.to_host();
+  }
+  EXPECT_EQ(perm[0], perm[1]);
+}
+
 // RunningNorm's statistics from the device's chunked reduction against the CPU's, over batches from one row to
 // many chunks (double sums in another order: ~1e-15 relative).
 TEST(GpuParity, RunningNormMatchesCpu) {
@@ -142,4 +160,40 @@ TEST(GpuParity, RunningNormMatchesCpu) {
       worst = std::fmax(worst, std::fabs(stats[1][i] - stats[0][i]) / (1.0 + std::fabs(stats[0][i])));
     DYN_EXPECT_WITHIN("dim" + std::to_string(dim) + "/stats_rel_diff", worst, 1e-12);
   }
+}
+
+// A seed batch's normalisers (one launch for every run's moments, merge and count, normalisation and scale) on CUDA
+// against the CPU.
+TEST(GpuParity, SeedBatchRunNormsMatchCpu) {
+  DYN_REQUIRE_CUDA();
+  const int runs = 5, dim = 7;
+  const int64_t n = 1100;  // 3 moment chunks per run
+  std::vector<double> stats[2];
+  std::vector<float> normalized[2], scaled[2];
+  for (Backend b : {Backend::cpu, Backend::cuda}) {
+    RunNorms norms(b, dim, runs);
+    uint32_t seed = 30;
+    Buffer<float> y(b, size_t(runs * n * dim)), z(b, size_t(runs * n * dim));
+    for (int round = 0; round < 3; ++round) {
+      std::vector<float> x = randn<float>(size_t(runs * n * dim), seed++);
+      for (size_t i = 0; i < x.size(); ++i) x[i] = 10.0f * float(i / size_t(n * dim)) + float(1 + i % 3) * x[i];
+      const Buffer<float> xb = Buffer<float>::copy_of(b, x);
+      norms.update(xb.data(), n);
+      norms.normalize(xb.data(), y.data(), n);
+      norms.scale(xb.data(), z.data(), n);
+    }
+    for (int r = 0; r < runs; ++r)
+      for (double v : norms[r].stats()) stats[b == Backend::cuda].push_back(v);
+    normalized[b == Backend::cuda] = y.to_host();
+    scaled[b == Backend::cuda] = z.to_host();
+  }
+  double worst = 0, worst_y = 0;
+  for (size_t i = 0; i < stats[0].size(); ++i)
+    worst = std::fmax(worst, std::fabs(stats[1][i] - stats[0][i]) / (1.0 + std::fabs(stats[0][i])));
+  for (size_t i = 0; i < normalized[0].size(); ++i) {
+    worst_y = std::fmax(worst_y, std::fabs(double(normalized[1][i]) - normalized[0][i]));
+    worst_y = std::fmax(worst_y, std::fabs(double(scaled[1][i]) - scaled[0][i]));
+  }
+  DYN_EXPECT_WITHIN("seed_batch/stats_rel_diff", worst, 1e-12);
+  DYN_EXPECT_WITHIN("seed_batch/normalized_abs_diff", worst_y, 1e-5);
 }

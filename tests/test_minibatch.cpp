@@ -3,6 +3,7 @@
 // rollout row, and a recurrent policy's minibatches whole env sequences in time order with their starting states.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -93,12 +94,12 @@ struct Rollout {
 
 // Every epoch's shuffle, drawn as PpoCore draws them.
 std::vector<int32_t> shuffles(int64_t items, int epochs, uint32_t seed) {
-  PermutationSampler sampler(Backend::cpu, items);
+  PermutationSampler sampler(Backend::cpu, items, epochs);
   Buffer<uint32_t> draws(Backend::cpu, 1);
   draws.zero();
+  const auto seeds = Buffer<uint32_t>::copy_of(Backend::cpu, std::vector<uint32_t>{seed});
   Buffer<int32_t> perm(Backend::cpu, size_t(epochs) * size_t(items));
-  draw_shuffles(Backend::cpu, sampler, seed, epochs, draws.data(), perm.data());
-  EXPECT_EQ(draws.to_host()[0], uint32_t(epochs)) << "the draw counter advances by the epochs";
+  sampler.draw_runs(RunDraws{seeds.data(), draws.data(), 1, epochs}, perm.data());
   return perm.to_host();
 }
 
@@ -251,4 +252,70 @@ TEST(MinibatchPlan, PerEnvBlocksTakeOneEnvOfEveryBlockAndSplitOverRanks) {
     for (int64_t e = 0; e < N; ++e) EXPECT_EQ(used[size_t(e)], 1);
   }
   EXPECT_THROW(draw_per_env_blocks(Backend::cpu, 9u, StepRef(0u), half, M, 2u, share.data()), std::invalid_argument);
+}
+
+// A seed batch's gathers, every run in one call: run r's minibatch rows come from its own rollout block (rows r·T·N
+// on, values r·(T + 1)·N on) through its own indices, and a recurrent run's starting states from its own h0.
+TEST(MinibatchPlan, SeedBatchGathersEveryRunFromItsOwnBlockInOneCall) {
+  const int T = 4, runs = 3, H = 3;
+  const int64_t N = 5, TN = T * N, stride = 10, m = 7, Nm = 2;
+  const RunBlocks blocks{runs, stride, TN, TN + N};
+  std::vector<int32_t> idx(size_t(runs * stride), -1);  // [runs, stride]: samples (or envs) per run
+  for (int run = 0; run < runs; ++run)
+    for (int64_t k = 0; k < m; ++k) idx[size_t(run * stride + k)] = int32_t((3 * k + run) % TN);
+  auto expect_row = [&](const Rollout& r, int64_t i, int run, int64_t s, bool recurrent) {
+    const int64_t j = run * TN + s, v = run * (TN + N) + s;
+    for (int k = 0; k < kIn; ++k) EXPECT_EQ(r.m_in[size_t(i * kIn + k)], r.in[size_t(j * kIn + k)]) << i;
+    for (int k = 0; k < kAct; ++k) EXPECT_EQ(r.m_act_value[size_t(i * kAct + k)], r.act_value[size_t(j * kAct + k)]);
+    EXPECT_EQ(r.m_logp[size_t(i)], r.logp[size_t(j)]) << i;
+    EXPECT_EQ(r.m_adv[size_t(i)], r.adv[size_t(j)]) << i;
+    EXPECT_EQ(r.m_ret[size_t(i)], r.ret[size_t(j)]) << i;
+    EXPECT_EQ(r.m_v[size_t(i)], r.val[size_t(v)]) << i << ": the run's values hold T + 1 steps";
+    EXPECT_EQ(r.m_act_index[size_t(i)], r.act_index[size_t(j)]) << i;
+    if (recurrent) {
+      EXPECT_EQ(r.m_reset[size_t(i)], r.reset[size_t(j)]) << i;
+    }
+  };
+  Rollout samples(runs * (TN + N), runs * m);
+  gather_samples(Backend::cpu, samples.rows(false), idx.data(), m, blocks);
+  for (int run = 0; run < runs; ++run)
+    for (int64_t k = 0; k < m; ++k) expect_row(samples, run * m + k, run, idx[size_t(run * stride + k)], false);
+  // recurrent: sequences j of [T, Nm] per run, envs idx[run, 0..Nm) (each < N)
+  for (int run = 0; run < runs; ++run)
+    for (int64_t j = 0; j < Nm; ++j) idx[size_t(run * stride + j)] = int32_t((2 * j + run + 1) % N);
+  Rollout seqs(runs * (TN + N), runs * T * Nm);
+  std::vector<float> h0(size_t(runs * N * H)), m_h0(size_t(runs * Nm * H), -1);
+  for (size_t i = 0; i < h0.size(); ++i) h0[i] = float(i);
+  gather_sequences(Backend::cpu, seqs.rows(true), idx.data(), T, N, Nm, H, h0.data(), m_h0.data(), blocks);
+  for (int run = 0; run < runs; ++run)
+    for (int64_t j = 0; j < Nm; ++j) {
+      const int64_t env = idx[size_t(run * stride + j)];
+      for (int t = 0; t < T; ++t) expect_row(seqs, (run * T + t) * Nm + j, run, t * N + env, true);
+      for (int h = 0; h < H; ++h)
+        EXPECT_EQ(m_h0[size_t((run * Nm + j) * H + h)], h0[size_t((run * N + env) * H + h)]) << run << " " << env;
+    }
+}
+
+// The per-env orders of a seed batch in one call: run r's k-th order is the single call's at its seed and counter + k.
+TEST(MinibatchPlan, PerEnvOrdersOfRunsAreEachRunsAlone) {
+  const int T = 10, M = 4, runs = 2, per_run = 3;
+  const int64_t N = 8;
+  const std::vector<uint32_t> seeds = {3, 4}, counters = {1, 6};
+  const auto seeds_b = Buffer<uint32_t>::copy_of(Backend::cpu, seeds);
+  const auto counters_b = Buffer<uint32_t>::copy_of(Backend::cpu, counters);
+  const RunDraws draws{seeds_b.data(), counters_b.data(), runs, per_run};
+  std::vector<int32_t> steps(size_t(runs * per_run * T * N)), blocks(size_t(runs * per_run * N));
+  draw_per_env_steps(Backend::cpu, 0, 0u, T, N, M, 8, steps.data(), draws);
+  draw_per_env_blocks(Backend::cpu, 0, 0u, N, M, 8, blocks.data(), draws);
+  std::vector<int32_t> one_steps(static_cast<size_t>(T * N)), one_blocks(static_cast<size_t>(N));
+  for (int r = 0; r < runs; ++r)
+    for (int k = 0; k < per_run; ++k) {
+      const int64_t s = r * per_run + k;
+      const StepRef draw(counters[size_t(r)] + uint32_t(k));
+      draw_per_env_steps(Backend::cpu, seeds[size_t(r)], draw, T, N, M, 8, one_steps.data());
+      draw_per_env_blocks(Backend::cpu, seeds[size_t(r)], draw, N, M, 8, one_blocks.data());
+      EXPECT_TRUE(std::equal(one_steps.begin(), one_steps.end(), steps.begin() + s * T * N)) << r << " " << k;
+      EXPECT_TRUE(std::equal(one_blocks.begin(), one_blocks.end(), blocks.begin() + s * N)) << r << " " << k;
+    }
+  EXPECT_FALSE(std::equal(steps.begin(), steps.begin() + T * N, steps.begin() + per_run * T * N));  // runs differ
 }

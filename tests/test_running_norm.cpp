@@ -104,12 +104,74 @@ TEST(RunningNorm, CudaKernelEmulatedMatchesCpuPath) {
     Buffer<double> cpu(Backend::cpu, size_t(chunks) * dim * 2), emu(Backend::cpu, size_t(chunks) * dim * 2);
     column_moments(Backend::cpu, xb.data(), rows, dim, sb.data(), cpu.data());
     emulate_launch(unsigned(chunks), moments::kThreads, moments::column_moments_kernel<float>,
-                   static_cast<const float*>(xb.data()), rows, dim, moment_chunk_rows(rows),
-                   static_cast<const double*>(sb.data()), emu.data());
+                   static_cast<const float*>(xb.data()), rows, dim, moment_chunk_rows(rows), chunks,
+                   static_cast<const double* const*>(nullptr), static_cast<const double*>(sb.data()), emu.data());
     // the same sums in another order, in double
     const double* a = cpu.data();
     const double* e = emu.data();
     for (size_t i = 0; i < cpu.size(); ++i)
       ASSERT_NEAR(e[i], a[i], 1e-9 * (1.0 + std::fabs(a[i]))) << "dim " << dim << " entry " << i;
   }
+}
+
+// A seed batch's moments: runs side by side in one launch, each about its own shift, equal each run alone — bit for
+// bit on the CPU, and to rounding from the emulated CUDA kernel's grid of runs × chunks.
+TEST(RunningNorm, MomentsOfRunsEqualEachRunAlone) {
+  const int runs = 3, dim = 7;
+  const int64_t rows = 1100;  // 3 chunks per run, the last partly full
+  const std::vector<float> x = batch(runs * rows, dim, 21);
+  const auto xb = Buffer<float>::copy_of(Backend::cpu, x);
+  std::vector<Buffer<double>> shift;
+  std::vector<const double*> shift_of_run;
+  for (int r = 0; r < runs; ++r) {
+    std::vector<double> s(static_cast<size_t>(dim));
+    for (int k = 0; k < dim; ++k) s[size_t(k)] = 100.0 * r + 999.0 * (k % 3);
+    shift.push_back(Buffer<double>::copy_of(Backend::cpu, s));
+    shift_of_run.push_back(shift.back().data());
+  }
+  const auto shifts = Buffer<const double*>::copy_of(Backend::cpu, shift_of_run);
+  const int chunks = moment_chunks(rows);
+  const size_t per_run = size_t(chunks) * dim * 2;
+  Buffer<double> batched(Backend::cpu, runs * per_run), emu(Backend::cpu, runs * per_run), alone(Backend::cpu, per_run);
+  column_moments_of_runs(Backend::cpu, xb.data(), rows, dim, runs, shifts.data(), batched.data());
+  emulate_launch(unsigned(runs * chunks), moments::kThreads, moments::column_moments_kernel<float>,
+                 static_cast<const float*>(xb.data()), rows, dim, moment_chunk_rows(rows), chunks,
+                 static_cast<const double* const*>(shifts.data()), static_cast<const double*>(nullptr), emu.data());
+  for (int r = 0; r < runs; ++r) {
+    column_moments(Backend::cpu, xb.data() + r * rows * dim, rows, dim, shift_of_run[size_t(r)], alone.data());
+    for (size_t i = 0; i < per_run; ++i) {
+      const double a = alone.data()[i];
+      ASSERT_EQ(batched.data()[r * per_run + i], a) << "run " << r << " entry " << i;
+      ASSERT_NEAR(emu.data()[r * per_run + i], a, 1e-9 * (1.0 + std::fabs(a))) << "run " << r << " entry " << i;
+    }
+  }
+}
+
+// RunNorms over a seed batch (its one-launch update, normalisation and scale) equals one RunningNorm per run.
+TEST(RunningNorm, SeedBatchEqualsEachRunAlone) {
+  const int runs = 4, dim = 5;
+  RunNorms batch_norms(Backend::cpu, dim, runs);
+  std::vector<RunningNorm> alone;
+  for (int r = 0; r < runs; ++r) alone.emplace_back(Backend::cpu, dim);
+  uint32_t seed = 40;
+  for (int64_t n : {int64_t(16), int64_t(700), int64_t(3)}) {  // one chunk, two chunks, a few rows
+    std::vector<float> x = batch(runs * n, dim, seed++);
+    for (size_t i = 0; i < x.size(); ++i) x[i] *= 1.0f + float(i / size_t(n * dim));  // the runs' data differ
+    const auto xb = Buffer<float>::copy_of(Backend::cpu, x);
+    batch_norms.update(xb.data(), n);
+    Buffer<float> normalized(Backend::cpu, x.size()), scaled(Backend::cpu, x.size());
+    batch_norms.normalize(xb.data(), normalized.data(), n);
+    batch_norms.scale(xb.data(), scaled.data(), n);
+    Buffer<float> one(Backend::cpu, size_t(n * dim));
+    for (int r = 0; r < runs; ++r) {
+      const float* xr = xb.data() + r * n * dim;
+      alone[size_t(r)].update(xr, n);
+      EXPECT_EQ(batch_norms[r].stats(), alone[size_t(r)].stats()) << "run " << r << ", " << n << " rows";
+      alone[size_t(r)].normalize(xr, one.data(), n);
+      for (int64_t i = 0; i < n * dim; ++i) ASSERT_EQ(normalized.data()[r * n * dim + i], one.data()[i]) << r;
+      alone[size_t(r)].scale(xr, one.data(), n);
+      for (int64_t i = 0; i < n * dim; ++i) ASSERT_EQ(scaled.data()[r * n * dim + i], one.data()[i]) << r;
+    }
+  }
+  EXPECT_NE(batch_norms[0].stats(), batch_norms[1].stats());  // each run kept its own
 }

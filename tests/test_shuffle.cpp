@@ -69,4 +69,26 @@ TEST(Shuffle, PositionsAreUniform) {
 
 TEST(Shuffle, RefusesMoreItemsThanInt32Indices) {
   EXPECT_THROW(PermutationSampler(Backend::cpu, int64_t(1) << 31), std::invalid_argument);
+  EXPECT_THROW(PermutationSampler(Backend::cpu, int64_t(1) << 30, 2), std::invalid_argument);  // 2 segments
+}
+
+// A seed batch's shuffles of an update in one call: run r's k-th permutation is draw() of its seed at its counter
+// plus k, each run at its own counter; more than the sampler's segments is refused.
+TEST(Shuffle, RunsDrawEachRunsPermutationsInOneCall) {
+  const int64_t n = 37;
+  const int runs = 3, per_run = 4;
+  PermutationSampler s(Backend::cpu, n, runs * per_run);
+  const std::vector<uint32_t> seeds = {5, 9, 5}, counters = {0, 2, 7};  // runs 0 and 2: one seed, other counters
+  const auto seeds_b = Buffer<uint32_t>::copy_of(Backend::cpu, seeds);
+  const auto counters_b = Buffer<uint32_t>::copy_of(Backend::cpu, counters);
+  Buffer<int32_t> perm(Backend::cpu, size_t(runs * per_run * n));
+  s.draw_runs(RunDraws{seeds_b.data(), counters_b.data(), runs, per_run}, perm.data());
+  const std::vector<int32_t> all = perm.to_host();
+  for (int r = 0; r < runs; ++r)
+    for (int k = 0; k < per_run; ++k) {
+      const std::vector<int32_t> one(all.begin() + (r * per_run + k) * n, all.begin() + (r * per_run + k + 1) * n);
+      EXPECT_EQ(one, draw(n, seeds[size_t(r)], counters[size_t(r)] + uint32_t(k))) << "run " << r << " draw " << k;
+    }
+  EXPECT_THROW(s.draw_runs(RunDraws{seeds_b.data(), counters_b.data(), runs, per_run + 1}, perm.data()),
+               std::logic_error);
 }
