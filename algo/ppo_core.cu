@@ -242,9 +242,7 @@ void PpoCore::update(IterationStats* st) {
     draw_epoch_orders();  // samples or env sequences
     update_minibatches();
   });
-  std::vector<double> grad_norms;
-  for (int r = 0; r < runs(); ++r) grad_norms.push_back(adam_.last_grad_norm(r));
-  read_update_stats(term_acc_, cfg_.epochs * cfg_.minibatches, grad_norms, st);
+  read_update_stats(term_acc_, cfg_.epochs * cfg_.minibatches, adam_.last_grad_norms(), st);
 }
 
 void PpoCore::draw_epoch_orders() {

@@ -91,7 +91,14 @@ double Adam<T>::last_grad_norm(int seed) const {
   if (seed < 0 || seed >= seeds_)
     throw std::out_of_range("Adam::last_grad_norm: seed " + std::to_string(seed) + " outside [0, " +
                             std::to_string(seeds_) + ")");
-  return std::sqrt(double(norm_sq_.to_host()[size_t(seed)]));
+  return last_grad_norms()[size_t(seed)];
+}
+
+template <class T>
+std::vector<double> Adam<T>::last_grad_norms() const {
+  std::vector<double> norms;
+  for (const T sq : norm_sq_.to_host()) norms.push_back(std::sqrt(double(sq)));
+  return norms;
 }
 
 template class Adam<float>;

@@ -44,6 +44,7 @@ class Adam {
   void step(T* params, T* grads);
   // Global L2 norm of seed `seed`'s gradients in the last step, before clipping (reads one scalar back).
   double last_grad_norm(int seed = 0) const;
+  std::vector<double> last_grad_norms() const;  // [seeds] every seed's, in one read
   int seeds() const { return seeds_; }
   int64_t steps() const { return t_; }
   // A new learning rate from the next step on (schedules of eager, uncaptured steps: ContraBAR's CPC halving).
