@@ -77,14 +77,14 @@ PpoCore::PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_
       cfg_(cfg),
       params_(b, build(layout_, env, shape, cfg.hidden, embed_, gru_, actor_, critic_, head_), seeds),
       adam_(b, layout_.total(), cfg.adam, int(seeds.size())),
+      ret_norms_(b, 1, int(seeds.size())),
+      episodes_(b, n_envs, int(seeds.size())),
       seeds_(seeds),
       seeds_dev_(Buffer<uint32_t>::copy_of(b, seeds)),
       first_env_(first_env),
       plan_(plan_of(shape, n_envs, cfg)),
       shuffler_(b, cfg.shuffle == ShufflePlan::global ? plan_.items : 0, int(seeds.size()) * cfg.epochs),
       graphs_(b, cfg.cuda_graphs),
-      ret_norms_(b, 1, int(seeds.size())),
-      episodes_(b, n_envs, int(seeds.size())),
       draws_(b, seeds.size()),
       disc_ret_(b, size_t(cols_)) {
   const int S = int(seeds.size());
