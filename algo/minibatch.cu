@@ -62,27 +62,18 @@ DYN_HD int place_in_group(const Key& key, int64_t first, int64_t count, int64_t 
   return place;
 }
 
-// The seed and draw number of segment s of a call: a seed batch's run and draw, or the one (seed, draw).
-struct SegmentDraw {
-  uint32_t seed;
-  StepRef draw;
-  RunDraws runs;
-  DYN_HD uint32_t seed_of(int64_t s) const { return runs.seeds ? runs.seed(s) : seed; }
-  DYN_HD uint32_t draw_of(int64_t s) const { return runs.seeds ? runs.draw(s) : draw.get(); }
-};
-
 // Sample (t, e) of a feed-forward rollout [T, N] (item i % T·N of segment i / T·N): its place in env e's order of
 // steps falls in minibatch k, the last k with floor(T·k/M) <= place, which puts it at begin(k) + e · count(k) +
 // (place − floor(T·k/M)) of its segment.
 struct PerEnvSteps {
-  SegmentDraw segment;
+  RunDraws segment;
   uint32_t first_env;
   int T, M;
   int64_t N;
   int32_t* perm;
   DYN_HD void operator()(int64_t item) const {
     const int64_t s = item / (T * N), i = item % (T * N);
-    const uint32_t seed = segment.seed_of(s), draw = segment.draw_of(s);
+    const uint32_t seed = segment.seed(s), draw = segment.draw(s);
     const int64_t t = i / N, e = i % N;
     auto key = [&](int64_t u) {  // step u's key in env e's order
       return Philox(seed, kStreamShuffle, first_env + uint32_t(e), draw, uint32_t(u)).next_u32();
@@ -97,14 +88,14 @@ struct PerEnvSteps {
 // Env e of block e / M (item e % N of segment e / N): its place among the block's M keys is the minibatch that takes
 // it.
 struct PerEnvBlocks {
-  SegmentDraw segment;
+  RunDraws segment;
   uint32_t first_env;
   int M;
   int64_t N;
   int32_t* perm;
   DYN_HD void operator()(int64_t item) const {
     const int64_t s = item / N, e = item % N;
-    const uint32_t seed = segment.seed_of(s), draw = segment.draw_of(s);
+    const uint32_t seed = segment.seed(s), draw = segment.draw(s);
     auto key = [&](int64_t u) { return Philox(seed, kStreamShuffle, first_env + uint32_t(u), draw).next_u32(); };
     const int64_t block = e / M;
     const int place = place_in_group(key, block * M, M, e);
@@ -134,8 +125,9 @@ MinibatchPlan MinibatchPlan::per_env_steps(int steps, int64_t envs, int minibatc
 
 void draw_per_env_steps(Backend b, uint32_t seed, StepRef draw, int steps, int64_t envs, int minibatches,
                         uint32_t first_env, int32_t* perm, const RunDraws& runs) {
-  const int64_t segments = runs.seeds ? runs.count() : 1;
-  parallel_for(b, segments * steps * envs, PerEnvSteps{{seed, draw, runs}, first_env, steps, minibatches, envs, perm});
+  const RunDraws segments = RunDraws::or_one(runs, seed, draw);
+  parallel_for(b, int64_t(segments.count()) * steps * envs,
+               PerEnvSteps{segments, first_env, steps, minibatches, envs, perm});
 }
 
 void draw_per_env_blocks(Backend b, uint32_t seed, StepRef draw, int64_t envs, int minibatches, uint32_t first_env,
@@ -144,8 +136,8 @@ void draw_per_env_blocks(Backend b, uint32_t seed, StepRef draw, int64_t envs, i
     throw std::invalid_argument(
         "train.shuffle = per_env with a recurrent policy: train.minibatches = " + std::to_string(minibatches) +
         " must divide this process's " + std::to_string(envs) + " envs and its first env " + std::to_string(first_env));
-  const int64_t segments = runs.seeds ? runs.count() : 1;
-  parallel_for(b, segments * envs, PerEnvBlocks{{seed, draw, runs}, first_env, minibatches, envs, perm});
+  const RunDraws segments = RunDraws::or_one(runs, seed, draw);
+  parallel_for(b, int64_t(segments.count()) * envs, PerEnvBlocks{segments, first_env, minibatches, envs, perm});
 }
 
 void gather_samples(Backend b, const SampleRows& rows, const int32_t* samples, int64_t m, const RunBlocks& runs) {

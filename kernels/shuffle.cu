@@ -44,15 +44,11 @@ size_t radix_sort_temp_bytes(int64_t n, int segments, const int32_t* offsets) {
   return bytes > segmented ? bytes : segmented;
 }
 
-// Item i's key: item i % n of segment s = i / n, keyed by that segment's seed and draw; or, with no seed table, of
-// the one permutation of (seed, draw).
+// Item i's key: item i % n of segment s = i / n, keyed by that segment's seed and draw.
 struct SegmentKeys {
   RunDraws runs;
-  uint32_t seed;
-  StepRef draw;
   int64_t n;
   DYN_HD uint32_t operator()(int64_t i) const {
-    if (!runs.seeds) return shuffle_key(seed, i, draw.get());
     const int64_t s = i / n;
     return shuffle_key(runs.seed(s), i % n, runs.draw(s));
   }
@@ -93,21 +89,21 @@ PermutationSampler::PermutationSampler(Backend b, int64_t n, int segments) : b_(
 }
 
 void PermutationSampler::draw(uint32_t seed, StepRef draw, int32_t* perm) {
-  draw_segments(RunDraws{}, seed, draw, perm);
+  draw_segments(RunDraws::or_one(RunDraws{}, seed, draw), perm);
 }
 
 void PermutationSampler::draw_runs(const RunDraws& runs, int32_t* perm) {
   if (runs.count() > segments_)
     throw std::logic_error("PermutationSampler::draw_runs: " + std::to_string(runs.count()) +
                            " permutations, room for " + std::to_string(segments_));
-  draw_segments(runs, 0, StepRef(0u), perm);
+  draw_segments(runs, perm);
 }
 
-void PermutationSampler::draw_segments(const RunDraws& runs, uint32_t seed, StepRef draw, int32_t* perm) {
+void PermutationSampler::draw_segments(const RunDraws& runs, int32_t* perm) {
   if (n_ == 0) return;
-  const int segments = runs.seeds ? runs.count() : 1;
+  const int segments = runs.count();
   const int64_t items = n_ * segments;
-  const SegmentKeys key{runs, seed, draw, n_};
+  const SegmentKeys key{runs, n_};
   if (b_ == Backend::cpu) {
     uint64_t* pairs = pairs_.data();
     parallel_for(b_, items, DrawPairs{key, pairs});

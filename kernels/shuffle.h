@@ -16,13 +16,22 @@ namespace dyn {
 // A seed batch's shuffles of one update, drawn in one call: `runs` runs × `per_run` permutations, run r's k-th keyed
 // by seeds[r] at draw number draws[r] + k (both [R] in backend memory), written one after another (segment
 // s = r · per_run + k).
+// Without tables (seeds null): the one permutation of (one_seed, one_draw).
 struct RunDraws {
   const uint32_t* seeds = nullptr;
   const uint32_t* draws = nullptr;
   int runs = 1, per_run = 1;
-  int count() const { return runs * per_run; }
-  DYN_HD uint32_t seed(int64_t segment) const { return seeds[segment / per_run]; }
-  DYN_HD uint32_t draw(int64_t segment) const { return draws[segment / per_run] + uint32_t(segment % per_run); }
+  uint32_t one_seed = 0;
+  StepRef one_draw = 0u;
+  int count() const { return seeds ? runs * per_run : 1; }
+  DYN_HD uint32_t seed(int64_t segment) const { return seeds ? seeds[segment / per_run] : one_seed; }
+  DYN_HD uint32_t draw(int64_t segment) const {
+    return seeds ? draws[segment / per_run] + uint32_t(segment % per_run) : one_draw.get();
+  }
+  // `runs` when it has tables, else the one permutation of (seed, draw)
+  static RunDraws or_one(const RunDraws& runs, uint32_t seed, StepRef draw) {
+    return runs.seeds ? runs : RunDraws{nullptr, nullptr, 1, 1, seed, draw};
+  }
 };
 
 class PermutationSampler {
@@ -38,8 +47,8 @@ class PermutationSampler {
   void draw_runs(const RunDraws& runs, int32_t* perm);
 
  private:
-  // perm [segments, n]: the keys of `runs`, or (runs.seeds null) of (seed, draw) for one segment; then sorted
-  void draw_segments(const RunDraws& runs, uint32_t seed, StepRef draw, int32_t* perm);
+  // perm [runs.count(), n]: the keys of `runs`, then sorted
+  void draw_segments(const RunDraws& runs, int32_t* perm);
 
   Backend b_ = Backend::cpu;
   int64_t n_ = 0;
