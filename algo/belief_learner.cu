@@ -206,7 +206,7 @@ BeliefLearner::BeliefLearner(Backend b, const EnvConfig& env, int64_t n_envs, co
                                 std::to_string(cfg.rollout_steps) + " and " + std::to_string(H));
   for (const uint32_t seed : seeds_) sample_rngs_.emplace_back(seed);  // each run's sampling stream
   core_ = std::make_unique<PpoCore>(b, spec(), PolicyShape{in_dim_}, n_envs, cfg, seeds_, env.first_env);
-  lws_.eps = Buffer<float>(b, size_t(H + 1) * bc.batch_episodes * d_);
+  lws_.eps = Buffer<float>(b, size_t(runs()) * (H + 1) * bc.batch_episodes * d_);
   for (Buffer<uint8_t>* buf : {&send_prev_, &close_, &no_start_}) buf->zero();
   reset_envs();
 }
@@ -313,7 +313,7 @@ void BeliefLearner::update_runs(IterationStats* st) {
   if (replays_.count() >= bc_.batch_episodes)  // every run's replay holds as many episodes
     for (; steps < bc_.updates_per_iteration; ++steps) {
       bparams_.grad.zero();
-      for (int r = 0; r < R; ++r) belief_loss_of_run(r, acc.data() + 5 * r);
+      belief_losses(acc.data());
       ++belief_steps_;
       badam_.step(bparams_.value.data(), bparams_.grad.data());  // each run's step on its part of [S, P]
     }
@@ -340,25 +340,39 @@ EpisodeBatchView<float> BeliefLearner::gather_episodes(const std::vector<int32_t
   return ep;
 }
 
-void BeliefLearner::belief_loss_of_run(int run, double* acc) {
-  const int B = bc_.batch_episodes, H = spec().horizon;
-  const size_t P = blayout_.total();
-  const uint32_t seed = seeds_[size_t(run)];
-  // B distinct episodes, uniformly from the filled part of the run's ring
-  EpisodeReplay& replay = replays_[run];
-  const EpisodeBatchView<float> ep = gather_episodes(replay.sample(B, sample_rngs_[size_t(run)]), run);
+void BeliefLearner::belief_losses(double* acc) {
+  const int B = bc_.batch_episodes, H = spec().horizon, R = runs();
   const BeliefLossConfig& lc = bc_.loss;
-  const DecodePlan plan = plan_decodes(replay.batch_session_ids(), H, B, lc.session_recon, lc.elbo_samples,
-                                       lc.decode_samples, seed, belief_steps_);
-  draw_belief_noise(b_, seed, belief_steps_, int64_t(H + 1) * B * d_, lws_.eps.data());
-  const float* p = bparams_.value.data() + size_t(run) * P;
-  float* g = bparams_.grad.data() + size_t(run) * P;
-  const BeliefLossStats s = belief_loss<float>(model_, p, g, ep, plan, lc, nullptr, lws_);
-  acc[0] += s.total;
-  acc[1] += s.recon;
-  acc[2] += s.kl;
-  acc[3] += s.consistency;
-  acc[4] += s.bce;
+  // B distinct episodes per run, uniformly from the filled part of its ring, gathered seed-major [S, T(+1), B]
+  std::vector<std::vector<int32_t>> slots;
+  for (int r = 0; r < R; ++r) slots.push_back(replays_[r].sample(B, sample_rngs_[size_t(r)]));
+  const EpisodeBatchView<float> ep = replays_.gather(slots);
+  if (bc_.normalize_obs) {  // the stored raw observations, normalised with each run's current statistics
+    enc_norms_.normalize(replays_.batch_obs(), replays_.batch_obs(), int64_t(H + 1) * B, 0, R);
+    if (float* land = replays_.batch_landing()) enc_norms_.normalize(land, land, int64_t(H) * B, 0, R);
+  }
+  // each run's decode plan from its sessions (one read of [S, T, B]), then one plan over the runs
+  const std::vector<int32_t> sid = replays_.batch_session_ids();
+  std::vector<DecodePlan> plans;
+  const size_t per_run = size_t(H) * B;
+  for (int r = 0; r < R; ++r) {
+    const std::vector<int32_t> run_sid(sid.begin() + long(r * per_run), sid.begin() + long((r + 1) * per_run));
+    plans.push_back(plan_decodes(run_sid, H, B, lc.session_recon, lc.elbo_samples, lc.decode_samples, seeds_[size_t(r)],
+                                 belief_steps_));
+  }
+  const DecodePlan plan = R == 1 ? std::move(plans[0]) : concat_plans(plans, H, B);
+  draw_belief_noise_runs(b_, core_->seeds_dev(), R, belief_steps_, int64_t(H + 1) * B * d_, lws_.eps.data());
+  const std::vector<BeliefLossStats> st = belief_loss_runs<float>(model_, bparams_.value.data(), bparams_.grad.data(),
+                                                                  blayout_.total(), ep, plan, lc, lws_);
+  for (int r = 0; r < R; ++r) {
+    double* a = acc + 5 * r;
+    const BeliefLossStats& s = st[size_t(r)];
+    a[0] += s.total;
+    a[1] += s.recon;
+    a[2] += s.kl;
+    a[3] += s.consistency;
+    a[4] += s.bce;
+  }
 }
 
 std::unique_ptr<EvalAgent> BeliefLearner::run_eval_agent(int64_t n, int run) {

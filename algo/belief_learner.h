@@ -6,8 +6,9 @@
 // evaluation also measures how often the reward decoder, at the belief's mean, ranks the rewarding goal first.
 // With seeds, a seed batch (algo/rollout_learner.h): S runs side by side, each with its own envs, normalisers,
 // carried state, replay, sampling stream and belief model part ([S, P] blobs); each rollout step is one batched
-// encoder pass and one batched policy pass over the S·N rows, the belief steps one loss per run and one Adam step
-// over [S, P]. Each run's figures are those of the run alone (bit for bit on the CPU).
+// encoder pass and one batched policy pass over the S·N rows, each belief step one loss over every run's episodes
+// (belief_loss_runs) and one Adam step over [S, P]. Each run's figures are those of the run alone (bit for bit on the
+// CPU).
 #pragma once
 
 #include <cstdint>
@@ -70,8 +71,9 @@ class BeliefLearner : public RolloutLearner {
   void collect_steps() override;
   void after_collect(IterationStats* st) override;  // the replays' host mirrors, the termination head's counts
   void update_runs(IterationStats* st) override;    // PPO update, then the belief steps of every run
-  // One belief step of run `run`: its loss and gradient into its part of the [S, P] blob; its loss terms into acc.
-  void belief_loss_of_run(int run, double* acc);
+  // One belief step of every run: each run's B episodes from its replay, the losses and gradients into the [S, P]
+  // blob in one belief_loss_runs; run r's loss terms into acc [S, 5] row r.
+  void belief_losses(double* acc);
   // One online encoder step for runs [run0, run0 + R), n envs each (the rows [R·n, ·]), from the given previous
   // action and reward, start flags, conditioning input and state h [R·n, H] (new state into h_out, which may alias
   // h); the policy's raw input [s, μ, log σ²] into raw [R·n, obs + 2d]; q stays in ws.
@@ -94,9 +96,9 @@ class BeliefLearner : public RolloutLearner {
   ParamBlob<float> bparams_;  // [S, P]
   Adam<float> badam_;
   std::vector<std::mt19937_64> sample_rngs_;  // [S]
-  AgentCarry carry_;  // S·N rows: previous action and reward, start, GRU state, conditioning input
-  RunReplays replays_;  // [S]
-  uint32_t belief_steps_ = 0;           // per run (every run takes each step)
+  AgentCarry carry_;           // S·N rows: previous action and reward, start, GRU state, conditioning input
+  RunReplays replays_;         // [S]
+  uint32_t belief_steps_ = 0;  // per run (every run takes each step)
   float* q_trace_ = nullptr;
 
   Buffer<float> obs_enc_;                         // [S·N, obs] the encoder's normalised observations

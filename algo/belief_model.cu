@@ -18,10 +18,10 @@ namespace dyn {
 
 namespace {
 
-// The encoder's per-latent inputs of whole episodes into ws, [T+1, B].
+// The encoder's per-latent inputs of whole episodes into ws, [S, T+1, B].
 template <class T>
 void episode_inputs(Backend b, const EpisodeBatchView<T>& ep, BeliefLossWorkspace<T>& ws, int A) {
-  const size_t R = size_t(ep.steps + 1) * size_t(ep.batch);
+  const size_t R = size_t(ep.runs) * size_t(ep.steps + 1) * size_t(ep.batch);
   ws.prev_a.ensure(b, R);
   ws.prev_r.ensure(b, R);
   ws.start.ensure(b, R);
@@ -29,12 +29,53 @@ void episode_inputs(Backend b, const EpisodeBatchView<T>& ep, BeliefLossWorkspac
   episode_inputs(b, ep, A, ws.prev_a.data(), ws.prev_a_value.data(), ws.prev_r.data(), ws.start.data());
 }
 
-// eps[i] ~ N(0, 1) from Philox(seed, kStreamBelief, i, step).
+// eps[i] ~ N(0, 1) of [S, n]: run i / n's Philox(seed, kStreamBelief, i mod n, step), the run's seed seeds[run]
+// (nullptr: one run, `seed`).
 template <class T>
 struct BeliefNoise {
-  uint32_t seed, step;
+  const uint32_t* seeds;
+  uint32_t seed;
+  int64_t n;
+  uint32_t step;
   T* eps;
-  DYN_HD void operator()(int64_t i) const { eps[i] = T(Philox(seed, kStreamBelief, uint32_t(i), step).normal()); }
+  DYN_HD void operator()(int64_t i) const {
+    eps[i] = T(Philox(seeds ? seeds[i / n] : seed, kStreamBelief, uint32_t(i % n), step).normal());
+  }
+};
+
+// Rows of one time step of whole episodes across a seed batch: item i of [S, B] is run s = i / B's episode i mod B,
+// at latent row s·R + row0 + (i mod B) of the seed-major [S, T+1, B] rows.
+struct StepRowsOfRuns {
+  int64_t B, R, row0;
+  DYN_HD int64_t row(int64_t i) const { return (i / B) * R + row0 + i % B; }
+};
+
+// The carried conditioning inputs [S·B, C] into columns [col, col + C) of the step's rows of x [S·R, width].
+template <class T>
+struct PlaceStepColumns {
+  StepRowsOfRuns rows;
+  int C, width, col;
+  const T* carried;
+  T* x;
+  DYN_HD void operator()(int64_t i, int64_t k) const { x[rows.row(i) * width + col + k] = carried[i * C + k]; }
+};
+
+// Where the previous transition ended its session, the step's belief (μ, log σ²) becomes the carried input; send
+// [S, T, B] (transition row of run s: s·T·B + (t − 1)·B + b).
+template <class T>
+struct CarryStepBelief {
+  StepRowsOfRuns rows;
+  int d2, qw;
+  int64_t TB, prev_tr;  // transitions per run; (t − 1)·B
+  const T* q;
+  const uint8_t* send;
+  T* carried;
+  DYN_HD void operator()(int64_t i) const {
+    const int64_t B = rows.B;
+    if (!send[(i / B) * TB + prev_tr + i % B]) return;
+    const int64_t r = rows.row(i);
+    for (int k = 0; k < d2; ++k) carried[i * d2 + k] = q[r * qw + k];
+  }
 };
 
 // cond[i] = (μ, log σ²) of latent row i where close[i].
@@ -82,7 +123,8 @@ struct Scale {
   DYN_HD void operator()(int64_t i) const { x[i] *= by; }
 };
 
-// The KL chain, consistency and termination terms of trajectory bb (nn/belief_terms.h).
+// The KL chain, consistency and termination terms of trajectory bb of [S, B] (nn/belief_terms.h): its run's
+// blocks of the seed-major rows, with its run's consistency weight.
 template <class T>
 struct BeliefTermsRows {
   int B, steps, d;
@@ -90,9 +132,14 @@ struct BeliefTermsRows {
   const int32_t* sid;
   const uint8_t *send, *elbo;
   BeliefTermWeights<T> w;
+  const T* run_consistency;  // [S]
   T *dq, *dprior, *sums;
   DYN_HD void operator()(int64_t bb) const {
-    belief_terms_row(int(bb), B, steps, d, q, prior, sid, send, elbo, w, dq, dprior, sums + bb * 3);
+    const int64_t run = bb / B, R = int64_t(steps + 1) * B, TB = int64_t(steps) * B, qw = 2 * d + 1, pw = 2 * d;
+    BeliefTermWeights<T> wr = w;
+    wr.consistency = run_consistency[run];
+    belief_terms_row(int(bb % B), B, steps, d, q + run * R * qw, prior + run * R * pw, sid + run * TB, send + run * TB,
+                     elbo + run * R, wr, dq + run * R * qw, dprior + run * R * pw, sums + bb * 3);
   }
 };
 
@@ -123,8 +170,8 @@ BeliefModel<T>::BeliefModel(Backend b, const BeliefShape& s, ParamLayout& layout
 }
 
 template <class T>
-void BeliefModel<T>::mlp_forward(const Mlp& mlp, const T* params, const T* x, int64_t R, MlpWorkspace<T>& w,
-                                 int seeds, size_t param_stride) const {
+void BeliefModel<T>::mlp_forward(const Mlp& mlp, const T* params, const T* x, int64_t R, MlpWorkspace<T>& w, int seeds,
+                                 size_t param_stride) const {
   if (seeds == 1)
     mlp.forward(b_, params, x, int(R), w);
   else
@@ -163,6 +210,8 @@ void BeliefModel<T>::encode(const T* params, const T* obs, const int32_t* prev_a
   const int64_t R = int64_t(steps) * batch;  // per seed
   const int E = s_.embed, C = s_.cond_dim(), W = s_.trunk_in();
   embed_inputs(params, obs, prev_a, prev_a_value, prev_r, start, R, ws, seeds, param_stride);
+  ws.seeds = seeds;
+  ws.param_stride = param_stride;
   T* tin = ws.trunk_in.data();
   if (C > 0) place_columns(b_, cond, R * seeds, C, tin, W, 3 * E);
   mlp_forward(trunk, params, tin, R, ws.trunk, seeds, param_stride);
@@ -178,69 +227,86 @@ void BeliefModel<T>::encode(const T* params, const T* obs, const int32_t* prev_a
 template <class T>
 void BeliefModel<T>::encode_sessions(const T* params, const T* obs, const int32_t* prev_a, const T* prev_a_value,
                                      const T* prev_r, const uint8_t* start, const uint8_t* send, int steps, int batch,
-                                     EncoderWorkspace<T>& ws, T* cond_out) const {
+                                     EncoderWorkspace<T>& ws, T* cond_out, int seeds, size_t param_stride) const {
   DYN_NVTX_RANGE("belief_encode_sessions");
-  const int64_t R = int64_t(steps) * batch;
-  const int E = s_.embed, C = s_.cond_dim(), W = s_.trunk_in(), d = s_.latent;
+  const int64_t R = int64_t(steps) * batch;  // per seed
+  const int E = s_.embed, C = s_.cond_dim(), W = s_.trunk_in(), d = s_.latent, S = seeds;
   if (C == 0) {
     encode(params, obs, prev_a, prev_a_value, prev_r, start, static_cast<const T*>(nullptr),
-           static_cast<const T*>(nullptr), steps, batch, ws);
+           static_cast<const T*>(nullptr), steps, batch, ws, seeds, param_stride);
     return;
   }
   // what does not depend on the conditioning input runs over all rows at once: the embeddings
-  embed_inputs(params, obs, prev_a, prev_a_value, prev_r, start, R, ws);
-  ws.trunk.reserve(b_, trunk.shape(), int(R));
-  ws.gru.reserve(b_, steps, batch, s_.hidden);
-  ws.heads.reserve(b_, heads.shape(), int(R));
-  ws.carried.ensure(b_, size_t(batch) * C);
+  embed_inputs(params, obs, prev_a, prev_a_value, prev_r, start, R, ws, seeds, param_stride);
+  ws.seeds = seeds;
+  ws.param_stride = param_stride;
+  ws.trunk.reserve(b_, trunk.shape(), int(R * S));
+  ws.gru.reserve(b_, steps, batch, s_.hidden, S);
+  ws.heads.reserve(b_, heads.shape(), int(R * S));
+  ws.carried.ensure(b_, size_t(S) * batch * C);
   ws.carried.zero();
   T *tin = ws.trunk_in.data(), *carried = ws.carried.data();
-  for (int t = 0; t < steps; ++t) {  // then one time step of rows [t·B, (t+1)·B) at a time
+  const int64_t SB = int64_t(S) * batch;
+  for (int t = 0; t < steps; ++t) {  // then one time step of every seed's rows [t·B, (t+1)·B) at a time
     const int row0 = t * batch;
-    T* tin_t = tin + int64_t(row0) * W;
-    place_columns(b_, carried, batch, C, tin_t, W, 3 * E);
-    if (cond_out) {
-      T* co = cond_out + int64_t(row0) * C;
-      copy_values(b_, carried, co, int64_t(batch) * C);
+    const StepRowsOfRuns rows{batch, R, row0};
+    parallel_for_2d(b_, SB, C, PlaceStepColumns<T>{rows, C, W, 3 * E, carried, tin});
+    if (cond_out) parallel_for_2d(b_, SB, C, PlaceStepColumns<T>{rows, C, C, 0, carried, cond_out});
+    if (S == 1) {  // (on CUDA the fused kernels where the shape has them)
+      trunk.forward_rows(b_, params, tin, row0, batch, ws.trunk);
+      gru.project_input(b_, params, ws.trunk.act.back().data(), t, t + 1, ws.gru);
+      gru.recur(b_, params, ws.reset.data(), static_cast<const T*>(nullptr), t, t + 1, ws.gru);
+      heads.forward_rows(b_, params, ws.gru.h.data(), row0, batch, ws.heads);
+    } else {
+      trunk.forward_rows_seeds(b_, params, param_stride, tin, row0, batch, S, ws.trunk);
+      gru.project_input_seeds(b_, params, param_stride, ws.trunk.act.back().data(), t, t + 1, ws.gru);
+      gru.recur_seeds(b_, params, param_stride, ws.reset.data(), static_cast<const T*>(nullptr), t, t + 1, ws.gru);
+      heads.forward_rows_seeds(b_, params, param_stride, ws.gru.h.data(), row0, batch, S, ws.heads);
     }
-    trunk.forward_rows(b_, params, tin, row0, batch, ws.trunk);
-    gru.project_input(b_, params, ws.trunk.act.back().data(), t, t + 1, ws.gru);
-    gru.recur(b_, params, ws.reset.data(), static_cast<const T*>(nullptr), t, t + 1, ws.gru);
-    heads.forward_rows(b_, params, ws.gru.h.data(), row0, batch, ws.heads);
     // latent t closes its session where transition t − 1 was the session's last
     if (t >= 1)
-      carry_final_belief(b_, q(ws) + int64_t(row0) * s_.head_out(), send + int64_t(t - 1) * batch, batch, d, carried);
+      parallel_for(b_, SB,
+                   CarryStepBelief<T>{rows, 2 * d, s_.head_out(), int64_t(steps - 1) * batch, int64_t(t - 1) * batch,
+                                      q(ws), send, carried});
   }
 }
 
 template <class T>
 void BeliefModel<T>::encode_backward(const T* params, T* grads, const T* dq, EncoderWorkspace<T>& ws) const {
   DYN_NVTX_RANGE("belief_encode_backward");
-  const int64_t R = ws.rows;
-  const int E = s_.embed, W = s_.trunk_in(), H = s_.hidden;
+  const int64_t R = ws.rows;  // every seed's
+  const int E = s_.embed, W = s_.trunk_in(), H = s_.hidden, S = ws.seeds;
+  const size_t ps = ws.param_stride;
+  T* none = nullptr;
   ws.dh.ensure(b_, R * H);
   ws.d_trunk_in.ensure(b_, R * W);
   for (Buffer<T>* buf : {&ws.d_es, &ws.d_ea, &ws.d_er}) buf->ensure(b_, R * E);
   ws.dh.zero();
-  heads.backward(b_, params, grads, ws.gru.h.data(), dq, ws.dh.data(), ws.heads, true);
+  heads.backward_seeds(b_, params, grads, ps, ws.gru.h.data(), dq, ws.dh.data(), S, ws.heads, true);
   // the GRU's input gradient (written, not added) is the trunk's output gradient
   ws.d_gru_in.ensure(b_, R * s_.trunk);
-  gru.backward(b_, params, grads, ws.trunk.act.back().data(), ws.reset.data(), ws.dh.data(), 0, ws.d_gru_in.data(),
-               static_cast<T*>(nullptr), static_cast<T*>(nullptr), ws.gru);
+  gru.backward_seeds(b_, params, grads, ps, ws.trunk.act.back().data(), ws.reset.data(), ws.dh.data(), 0,
+                     ws.d_gru_in.data(), none, none, ws.gru);
   ws.d_trunk_in.zero();
-  trunk.backward(b_, params, grads, ws.trunk_in.data(), ws.d_gru_in.data(), ws.d_trunk_in.data(), ws.trunk, true);
+  trunk.backward_seeds(b_, params, grads, ps, ws.trunk_in.data(), ws.d_gru_in.data(), ws.d_trunk_in.data(), S, ws.trunk,
+                       true);
   const T* dti = ws.d_trunk_in.data();
   take_columns(b_, dti, W, 0, R, E, ws.d_es.data());
   take_columns(b_, dti, W, E, R, E, ws.d_ea.data());
   take_columns(b_, dti, W, 2 * E, R, E, ws.d_er.data());
-  emb_s.backward(b_, params, grads, ws.xs.data(), ws.d_es.data(), static_cast<T*>(nullptr), ws.es, true);
-  emb_a.backward(b_, params, grads, ws.xa.data(), ws.d_ea.data(), static_cast<T*>(nullptr), ws.ea, true);
-  emb_r.backward(b_, params, grads, ws.xr.data(), ws.d_er.data(), static_cast<T*>(nullptr), ws.er, true);
+  emb_s.backward_seeds(b_, params, grads, ps, ws.xs.data(), ws.d_es.data(), none, S, ws.es, true);
+  emb_a.backward_seeds(b_, params, grads, ps, ws.xa.data(), ws.d_ea.data(), none, S, ws.ea, true);
+  emb_r.backward_seeds(b_, params, grads, ps, ws.xr.data(), ws.d_er.data(), none, S, ws.er, true);
 }
 
 template <class T>
 void draw_belief_noise(Backend b, uint32_t seed, uint32_t step, int64_t n, T* eps) {
-  parallel_for(b, n, BeliefNoise<T>{seed, step, eps});
+  parallel_for(b, n, BeliefNoise<T>{nullptr, seed, n > 0 ? n : 1, step, eps});
+}
+
+template <class T>
+void draw_belief_noise_runs(Backend b, const uint32_t* seeds, int runs, uint32_t step, int64_t n, T* eps) {
+  parallel_for(b, int64_t(runs) * n, BeliefNoise<T>{seeds, 0u, n > 0 ? n : 1, step, eps});
 }
 
 template <class T>
@@ -306,7 +372,34 @@ DecodePlan plan_decodes(const std::vector<int32_t>& sid, int steps, int batch, b
   p.tr_pair.resize(size_t(p.pairs));
   std::vector<int32_t> fill(p.tr_offset.begin(), p.tr_offset.end() - 1);
   for (int32_t q = 0; q < int32_t(p.pairs); ++q) p.tr_pair[size_t(fill[size_t(p.pair_tr[size_t(q)])]++)] = q;
+  p.run_pairs = {0, p.pairs};
+  p.run_consistency_pairs = {p.consistency_pairs};
   return p;
+}
+
+DecodePlan concat_plans(const std::vector<DecodePlan>& plans, int steps, int batch) {
+  const size_t latents = size_t(steps + 1) * batch, transitions = size_t(steps) * batch;
+  DecodePlan all;
+  all.offset.push_back(0);
+  all.tr_offset.push_back(0);
+  all.run_pairs.push_back(0);
+  for (size_t s = 0; s < plans.size(); ++s) {
+    const DecodePlan& p = plans[s];
+    if (p.offset.size() != latents + 1 || p.tr_offset.size() != transitions + 1 || p.runs() != 1)
+      throw std::invalid_argument("concat_plans: run " + std::to_string(s) + "'s plan is not one run's of " +
+                                  std::to_string(steps) + " steps x " + std::to_string(batch) + " episodes");
+    const int32_t first = int32_t(all.pairs), tr0 = int32_t(s * transitions);
+    for (size_t i = 1; i < p.offset.size(); ++i) all.offset.push_back(first + p.offset[i]);
+    for (size_t i = 1; i < p.tr_offset.size(); ++i) all.tr_offset.push_back(first + p.tr_offset[i]);
+    for (const int32_t tr : p.pair_tr) all.pair_tr.push_back(tr0 + tr);
+    for (const int32_t q : p.tr_pair) all.tr_pair.push_back(first + q);
+    all.elbo.insert(all.elbo.end(), p.elbo.begin(), p.elbo.end());
+    all.pairs += p.pairs;
+    all.consistency_pairs += p.consistency_pairs;
+    all.run_pairs.push_back(all.pairs);
+    all.run_consistency_pairs.push_back(p.consistency_pairs);
+  }
+  return all;
 }
 
 // ---- the reconstruction term (eq. 5) over the planned pairs ----
@@ -327,35 +420,45 @@ struct PairRows {
   }
 };
 
+// The observation row of transition row i's s_j in seed-major episodes (obs [S, T+1, B], transitions [S, T, B]):
+// each run before transition i's has B more observation rows than transition rows.
+DYN_HD int64_t transition_obs_row(int64_t i, int64_t B, int64_t TB) { return i + (i / TB) * B; }
+
 // A transition's decoder features [s_j, a_j features (one-hot, or the vector), s_{j+1}] (s_{j+1}: where the
 // action led).
 template <class T>
 struct TransitionFeatures {
   int B, O, A;
+  int64_t TB;  // transitions per run
   bool discrete;
   const T *obs, *next;
   const int32_t* act;
   const T* act_value;
-  T* x;  // [T·B, 2·O + A]
+  T* x;  // [S·T·B, 2·O + A]
   DYN_HD void operator()(int64_t i) const {
     const int w = 2 * O + A;
-    for (int k = 0; k < O; ++k) x[i * w + k] = obs[i * O + k];
+    const int64_t o = transition_obs_row(i, B, TB);
+    for (int k = 0; k < O; ++k) x[i * w + k] = obs[o * O + k];
     for (int k = 0; k < A; ++k)
       x[i * w + O + k] = action_feature(discrete, discrete ? act[i] : 0,
                                         discrete ? static_cast<const T*>(nullptr) : act_value + i * A, false, k);
-    for (int k = 0; k < O; ++k) x[i * w + O + A + k] = next ? next[i * O + k] : obs[(i + B) * O + k];
+    for (int k = 0; k < O; ++k) x[i * w + O + A + k] = next ? next[i * O + k] : obs[(o + B) * O + k];
   }
 };
 
-// h1[p] = act(U[row p] + V[transition p] + b): the first layer of every pair (one instantiation per activation).
+// h1[p] = act(U[row p] + V[transition p] + b): the first layer of every pair (one instantiation per activation);
+// a seed batch's pair reads its run's bias (its latent row's run, R latent rows per run).
 template <class T, Activation A>
 struct PairFirstLayer {
   int Hd;
+  int64_t R;
+  size_t param_stride;
   const int32_t *row, *tr;
   const T *u, *v, *bias;
   T* h1;  // [P, Hd]
   DYN_HD void operator()(int64_t p, int64_t k) const {
-    h1[p * Hd + k] = activate_as<A>(u[int64_t(row[p]) * Hd + k] + v[int64_t(tr[p]) * Hd + k] + bias[k]);
+    const T* b = param_stride ? bias + size_t(row[p] / R) * param_stride : bias;
+    h1[p * Hd + k] = activate_as<A>(u[int64_t(row[p]) * Hd + k] + v[int64_t(tr[p]) * Hd + k] + b[k]);
   }
 };
 
@@ -406,81 +509,113 @@ namespace {
 template <class T>
 struct PairStateResidual {
   int B, O;
+  int64_t TB;  // transitions per run
   const int32_t* tr;
   const T *shat, *obs, *next;
   T* res;  // [P, O]
   DYN_HD void operator()(int64_t p, int64_t k) const {
     const int64_t i = tr[p];
-    res[p * O + k] = shat[p * O + k] - (next ? next[i * O + k] : obs[(i + B) * O + k]);
+    res[p * O + k] = shat[p * O + k] - (next ? next[i * O + k] : obs[(transition_obs_row(i, B, TB) + B) * O + k]);
   }
 };
 
+// A seed batch's shape for the pair decoders: S runs of R latent rows and TB transition rows each, run s's
+// parameters at s · param_stride, its pairs [run_pairs[s], run_pairs[s+1]).
+struct PairRuns {
+  int S;
+  int64_t R, TB;
+  size_t param_stride;
+  const std::vector<int64_t>* run_pairs;  // [S + 1]
+  int64_t first(int s) const { return (*run_pairs)[size_t(s)]; }
+  int count(int s) const { return int((*run_pairs)[size_t(s) + 1] - (*run_pairs)[size_t(s)]); }
+};
+
 // One decoder over the plan's P pairs (ws.pair_row, ws.pair_tr): the first layer's pre-activation U_t + V_j + b
-// with U = z W_zᵀ per latent [R, Hd] and V = x[:, :xw] W_xᵀ per transition [T·B, Hd] (x: ws.dec_x, XW columns), the
-// later layers as GEMMs over the pairs; leaves each layer's output in dw.act[l] [P, ·]. x is [T·B, XW]; the decoder
-// reads its first xw columns.
+// with U = z W_zᵀ per latent [S·R, Hd] and V = x[:, :xw] W_xᵀ per transition [S·T·B, Hd] (x: ws.dec_x, XW columns;
+// one strided-batched product over the runs each), the later layers as GEMMs over each run's pairs; leaves each
+// layer's output in dw.act[l] [P, ·].
 template <class T>
-void pair_decoder_forward(Backend b, const Mlp& dec, const T* params, int d, const T* z, int64_t R, int64_t TB, int XW,
+void pair_decoder_forward(Backend b, const Mlp& dec, const T* params, int d, const T* z, const PairRuns& runs, int XW,
                           int xw, int64_t P, BeliefLossWorkspace<T>& ws, PairDecoderWorkspace<T>& dw) {
   const MlpShape& sh = dec.shape();
-  const int Hd = sh.sizes[1], DI = sh.sizes[0];
-  dw.u.ensure(b, size_t(R) * Hd);
-  dw.v.ensure(b, size_t(TB) * Hd);
+  const int Hd = sh.sizes[1], DI = sh.sizes[0], S = runs.S;
+  const int64_t R = runs.R, TB = runs.TB, ps = int64_t(runs.param_stride);
+  dw.u.ensure(b, size_t(S * R) * Hd);
+  dw.v.ensure(b, size_t(S * TB) * Hd);
   dw.act.resize(size_t(sh.layers()));
   for (int l = 0; l < sh.layers(); ++l) dw.act[size_t(l)].ensure(b, size_t(P) * sh.sizes[l + 1]);
   const T* w0 = params + dec.weight_offset(0);  // W_z and W_x are column blocks of W_0 [Hd, DI]
-  gemm<T>(b, false, true, int(R), Hd, d, T(1), z, d, w0, DI, T(0), dw.u.data(), Hd);
-  gemm<T>(b, false, true, int(TB), Hd, xw, T(1), ws.dec_x.data(), XW, w0 + d, DI, T(0), dw.v.data(), Hd);
+  gemm_strided_batched<T>(b, false, true, int(R), Hd, d, T(1), z, d, R * d, w0, DI, ps, T(0), dw.u.data(), Hd, R * Hd,
+                          S);
+  gemm_strided_batched<T>(b, false, true, int(TB), Hd, xw, T(1), ws.dec_x.data(), XW, TB * XW, w0 + d, DI, ps, T(0),
+                          dw.v.data(), Hd, TB * Hd, S);
   with_activation(sh.layers() == 1 ? sh.output : sh.hidden, [&](auto a) {
-    parallel_for_2d(b, P, Hd,
-                    PairFirstLayer<T, decltype(a)::value>{Hd, ws.pair_row.data(), ws.pair_tr.data(), dw.u.data(),
-                                                          dw.v.data(), params + dec.bias_offset(0), dw.act[0].data()});
+    parallel_for_2d(
+        b, P, Hd,
+        PairFirstLayer<T, decltype(a)::value>{Hd, R, runs.param_stride, ws.pair_row.data(), ws.pair_tr.data(),
+                                              dw.u.data(), dw.v.data(), params + dec.bias_offset(0), dw.act[0].data()});
   });
   for (int l = 1; l < sh.layers(); ++l)
-    linear_forward(b, dw.act[size_t(l - 1)].data(), params + dec.weight_offset(l), params + dec.bias_offset(l),
-                   dw.act[size_t(l)].data(), int(P), sh.sizes[l], sh.sizes[l + 1],
-                   l == sh.layers() - 1 ? sh.output : sh.hidden);
+    for (int s = 0; s < S; ++s) {  // each run's pairs (their counts differ)
+      const int64_t p0 = runs.first(s);
+      const T* ps_params = params + size_t(s) * runs.param_stride;
+      if (runs.count(s) > 0)
+        linear_forward(b, dw.act[size_t(l - 1)].data() + p0 * sh.sizes[l], ps_params + dec.weight_offset(l),
+                       ps_params + dec.bias_offset(l), dw.act[size_t(l)].data() + p0 * sh.sizes[l + 1], runs.count(s),
+                       sh.sizes[l], sh.sizes[l + 1], l == sh.layers() - 1 ? sh.output : sh.hidden);
+    }
 }
 
-// Given dw.dy = d loss / d output [P, out]: adds the decoder's parameter gradients into grads and d loss / d z
-// into ws.dz (which the caller zeroed).
+// Given dw.dy = d loss / d output [P, out]: adds the decoder's parameter gradients into grads (each run's into its
+// part) and d loss / d z into ws.dz (which the caller zeroed).
 template <class T>
-void pair_decoder_backward(Backend b, const Mlp& dec, const T* params, T* grads, int d, const T* z, int64_t R,
-                           int64_t TB, int XW, int xw, int64_t P, BeliefLossWorkspace<T>& ws,
+void pair_decoder_backward(Backend b, const Mlp& dec, const T* params, T* grads, int d, const T* z,
+                           const PairRuns& runs, int XW, int xw, int64_t P, BeliefLossWorkspace<T>& ws,
                            PairDecoderWorkspace<T>& dw) {
   const MlpShape& sh = dec.shape();
-  const int DI = sh.sizes[0];
+  const int DI = sh.sizes[0], S = runs.S;
+  const int64_t R = runs.R, TB = runs.TB, ps = int64_t(runs.param_stride);
   int widest = 1;
   for (int l = 1; l <= sh.layers(); ++l) widest = sh.sizes[l] > widest ? sh.sizes[l] : widest;
   dw.ga.ensure(b, size_t(P) * widest);
   dw.gb.ensure(b, size_t(P) * widest);
-  dw.du.ensure(b, size_t(R) * sh.sizes[1]);
-  dw.dv.ensure(b, size_t(TB) * sh.sizes[1]);
-  // layers L−1 .. 1 over the pairs; g ends as d loss / d (first layer's pre-activation) [P, Hd]
+  dw.du.ensure(b, size_t(S * R) * sh.sizes[1]);
+  dw.dv.ensure(b, size_t(S * TB) * sh.sizes[1]);
+  // layers L−1 .. 1 over the pairs (each run's own parameters); g ends as d loss / d (first layer's
+  // pre-activation) [P, Hd]
   T *g = dw.ga.data(), *next = dw.gb.data();
   const T* dy = dw.dy.data();
   for (int l = sh.layers() - 1; l >= 0; --l) {
     const int n_in = sh.sizes[l], n_out = sh.sizes[l + 1];
     activation_backward(b, l == sh.layers() - 1 ? sh.output : sh.hidden, dw.act[size_t(l)].data(), dy, g, P * n_out);
     if (l == 0) break;
-    linear_backward(b, dw.act[size_t(l - 1)].data(), params + dec.weight_offset(l), g, static_cast<T*>(nullptr),
-                    grads + dec.weight_offset(l), grads + dec.bias_offset(l), int(P), n_in, n_out, true);
-    gemm<T>(b, false, false, int(P), n_in, n_out, T(1), g, n_out, params + dec.weight_offset(l), n_in, T(0), next,
-            n_in);
+    for (int s = 0; s < S; ++s) {
+      const int64_t p0 = runs.first(s);
+      const int n = runs.count(s);
+      if (n == 0) continue;
+      const T* w = params + size_t(s) * runs.param_stride + dec.weight_offset(l);
+      T* gs = grads + size_t(s) * runs.param_stride;
+      linear_backward(b, dw.act[size_t(l - 1)].data() + p0 * n_in, w, g + p0 * n_out, static_cast<T*>(nullptr),
+                      gs + dec.weight_offset(l), gs + dec.bias_offset(l), n, n_in, n_out, true);
+      gemm<T>(b, false, false, n, n_in, n_out, T(1), g + p0 * n_out, n_out, w, n_in, T(0), next + p0 * n_in, n_in);
+    }
     dy = next;
     std::swap(g, next);
   }
   // the first layer: fold the pairs back onto their latents (dU) and transitions (dV)
   const int Hd = sh.sizes[1];
-  parallel_for(b, R, LatentGradSum<T>{Hd, ws.offset.data(), g, dw.du.data()});
-  parallel_for(b, TB, TransitionGradSum<T>{Hd, ws.tr_offset.data(), ws.tr_pair.data(), g, dw.dv.data()});
+  parallel_for(b, S * R, LatentGradSum<T>{Hd, ws.offset.data(), g, dw.du.data()});
+  parallel_for(b, S * TB, TransitionGradSum<T>{Hd, ws.tr_offset.data(), ws.tr_pair.data(), g, dw.dv.data()});
   const T* w0 = params + dec.weight_offset(0);
   T* gw0 = grads + dec.weight_offset(0);
-  gemm<T>(b, true, false, Hd, d, int(R), T(1), dw.du.data(), Hd, z, d, T(1), gw0, DI);  // dW_z += dUᵀ z
-  gemm<T>(b, true, false, Hd, xw, int(TB), T(1), dw.dv.data(), Hd, ws.dec_x.data(), XW, T(1), gw0 + d,
-          DI);                                                                 // dW_x += dVᵀ x
-  column_sums(b, dw.du.data(), int(R), Hd, grads + dec.bias_offset(0), true);  // db += Σ_r dU (one GEMM)
-  gemm<T>(b, false, false, int(R), d, Hd, T(1), dw.du.data(), Hd, w0, DI, T(1), ws.dz.data(), d);  // dz += dU W_z
+  // dW_z += dUᵀ z, dW_x += dVᵀ x, db += Σ_r dU, dz += dU W_z: one strided-batched product over the runs each
+  gemm_strided_batched<T>(b, true, false, Hd, d, int(R), T(1), dw.du.data(), Hd, R * Hd, z, d, R * d, T(1), gw0, DI, ps,
+                          S);
+  gemm_strided_batched<T>(b, true, false, Hd, xw, int(TB), T(1), dw.dv.data(), Hd, TB * Hd, ws.dec_x.data(), XW,
+                          TB * XW, T(1), gw0 + d, DI, ps, S);
+  column_sums_seeds(b, dw.du.data(), int(R), Hd, grads + dec.bias_offset(0), ps, S, true);
+  gemm_strided_batched<T>(b, false, false, int(R), d, Hd, T(1), dw.du.data(), Hd, R * Hd, w0, DI, ps, T(1),
+                          ws.dz.data(), d, R * d, S);
 }
 
 }  // namespace
@@ -500,41 +635,51 @@ void ground_truth_conditioning(const BeliefModel<T>& m, const T* params, const E
                     ep.send, T1, B, ws.gt_enc, ws.cond.data());
 }
 
+namespace {
+
+// The belief loss of S runs' batches (belief_loss: S = 1, and the caller's conditioning inputs or none).
 template <class T>
-BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, const EpisodeBatchView<T>& ep,
-                            const DecodePlan& plan, const BeliefLossConfig& cfg, const T* cond,
-                            BeliefLossWorkspace<T>& ws) {
+std::vector<BeliefLossStats> belief_loss_impl(const BeliefModel<T>& m, const T* params, T* grads, size_t param_stride,
+                                              const EpisodeBatchView<T>& ep, const DecodePlan& plan,
+                                              const BeliefLossConfig& cfg, const T* cond, BeliefLossWorkspace<T>& ws) {
   DYN_NVTX_RANGE("belief_loss");
   const Backend b = m.backend();
   const BeliefShape& s = m.shape();
-  const int B = ep.batch, steps = ep.steps, T1 = steps + 1, d = s.latent;
+  const int B = ep.batch, steps = ep.steps, T1 = steps + 1, d = s.latent, S = ep.runs;
   const int qw = 2 * d + 1;
-  const int64_t R = int64_t(T1) * B, P = plan.pairs;
-  if (ws.eps.size() < size_t(R) * d) throw std::invalid_argument("belief_loss: ws.eps must hold [T+1, B, d] noise");
+  const int64_t R = int64_t(T1) * B, TB = int64_t(steps) * B, P = plan.pairs;  // R, TB per run; P over all
+  const int64_t SR = R * S;
+  if (plan.runs() != S || plan.offset.size() != size_t(SR) + 1)
+    throw std::invalid_argument("belief_loss: the decode plan covers " + std::to_string(plan.runs()) +
+                                " runs' latents, the episodes " + std::to_string(S) + " (concat_plans)");
+  if (ws.eps.size() < size_t(SR) * d) throw std::invalid_argument("belief_loss: ws.eps must hold [S, T+1, B, d] noise");
   episode_inputs(b, ep, ws, s.actions);
   // 1. encoder over the whole episodes, with the caller's conditioning inputs or those of the ground-truth sessions
   //    built in the same pass
   if (s.conditioning && !cond)
     m.encode_sessions(params, ep.obs, ws.prev_a.data(), ws.prev_a_value.data(), ws.prev_r.data(), ws.start.data(),
-                      ep.send, T1, B, ws.enc, static_cast<T*>(nullptr));
+                      ep.send, T1, B, ws.enc, static_cast<T*>(nullptr), S, param_stride);
   else
     m.encode(params, ep.obs, ws.prev_a.data(), ws.prev_a_value.data(), ws.prev_r.data(), ws.start.data(),
-             s.conditioning ? cond : nullptr, static_cast<const T*>(nullptr), T1, B, ws.enc);
-  const T* q = BeliefModel<T>::q(ws.enc);  // [R, 2d+1]
+             s.conditioning ? cond : nullptr, static_cast<const T*>(nullptr), T1, B, ws.enc, S, param_stride);
+  const T* q = BeliefModel<T>::q(ws.enc);  // [S, R, 2d+1]
   // 2. the learned prior of every posterior, and one reparameterised sample per latent
-  ws.prior_in.ensure(b, R * 2 * d);
-  ws.dprior_in.ensure(b, R * 2 * d);
-  ws.dprior.ensure(b, R * 2 * d);
-  ws.z.ensure(b, R * d);
-  ws.dz.ensure(b, R * d);
-  ws.dq.ensure(b, R * qw);
-  take_columns(b, q, qw, 0, R, 2 * d, ws.prior_in.data());
-  m.prior.forward(b, params, ws.prior_in.data(), int(R), ws.prior);
+  ws.prior_in.ensure(b, SR * 2 * d);
+  ws.dprior_in.ensure(b, SR * 2 * d);
+  ws.dprior.ensure(b, SR * 2 * d);
+  ws.z.ensure(b, SR * d);
+  ws.dz.ensure(b, SR * d);
+  ws.dq.ensure(b, SR * qw);
+  take_columns(b, q, qw, 0, SR, 2 * d, ws.prior_in.data());
+  if (S == 1)
+    m.prior.forward(b, params, ws.prior_in.data(), int(R), ws.prior);
+  else
+    m.prior.forward_seeds(b, params, param_stride, ws.prior_in.data(), S, int(R), ws.prior);
   const T* prior = ws.prior.act.back().data();
   {
     const T* eps = ws.eps.data();
     T* z = ws.z.data();
-    parallel_for_2d(b, R, d, SampleLatent<T>{d, qw, q, eps, z});
+    parallel_for_2d(b, SR, d, SampleLatent<T>{d, qw, q, eps, z});
   }
   // 3. reconstruction over the planned (latent, transition) pairs, each decoder's first layer split by input
   //    (pair_decoder_forward), then d loss / d output = 2 (output − target) / B back to dz (pair_decoder_backward)
@@ -543,106 +688,148 @@ BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, 
   ws.tr_offset.assign(b, plan.tr_offset);
   ws.tr_pair.assign(b, plan.tr_pair);
   ws.elbo.assign(b, plan.elbo);
-  BeliefLossStats st;
-  st.pairs = P;
-  ws.scalars.ensure(b, 4);
+  ws.run_pairs.assign(b, plan.run_pairs);
+  std::vector<int64_t> state_values(plan.run_pairs);
+  for (int64_t& v : state_values) v *= s.obs;
+  ws.run_state_values.assign(b, state_values);
+  ws.scalars.ensure(b, size_t(2 * S));
+  ws.scalars.zero();
   ws.dq.zero();
   ws.dprior.zero();
+  const PairRuns runs{S, R, TB, param_stride, &plan.run_pairs};
   if (P > 0) {
     // the pairs' rows and the transitions' decoder features [s_j, a_j, s_{j+1}]
     const int O = s.obs, XW = 2 * s.obs + s.actions;
-    const int64_t TB = int64_t(steps) * B;
     ws.pair_row.ensure(b, size_t(P));
-    ws.dec_x.ensure(b, size_t(TB) * XW);
-    parallel_for(b, R, PairRows{ws.offset.data(), ws.pair_row.data()});
-    parallel_for(b, TB,
-                 TransitionFeatures<T>{B, s.obs, s.actions, s.discrete_actions, ep.obs, ep.next_obs, ep.act,
+    ws.dec_x.ensure(b, size_t(S * TB) * XW);
+    parallel_for(b, SR, PairRows{ws.offset.data(), ws.pair_row.data()});
+    parallel_for(b, S * TB,
+                 TransitionFeatures<T>{B, s.obs, s.actions, TB, s.discrete_actions, ep.obs, ep.next_obs, ep.act,
                                        ep.act_value, ws.dec_x.data()});
     ws.dz.zero();
     const T two_over_b = T(2) / T(B);
-    // the reward decoder on [z_t, s_j, a_j, s_{j+1}]: residuals r̂ − r, their squares' sum, then 2 (r̂ − r) / B
+    // the reward decoder on [z_t, s_j, a_j, s_{j+1}]: residuals r̂ − r, each run's sum of their squares, then
+    // 2 (r̂ − r) / B
     PairDecoderWorkspace<T>& rd = ws.reward_dec;
-    pair_decoder_forward(b, m.decoder, params, d, ws.z.data(), R, TB, XW, XW, P, ws, rd);
+    pair_decoder_forward(b, m.decoder, params, d, ws.z.data(), runs, XW, XW, P, ws, rd);
     rd.dy.ensure(b, size_t(P));
     parallel_for(b, P, PairResidual<T>{ws.pair_tr.data(), rd.act.back().data(), ep.rew, rd.dy.data()});
     T* dy = rd.dy.data();
-    sum_of_squares(b, dy, size_t(P), ws.scalars.data());
+    offset_sums_of_squares(b, dy, ws.run_pairs.data(), S, ws.scalars.data());
     parallel_for(b, P, Scale<T>{two_over_b, dy});
-    pair_decoder_backward(b, m.decoder, params, grads, d, ws.z.data(), R, TB, XW, XW, P, ws, rd);
+    pair_decoder_backward(b, m.decoder, params, grads, d, ws.z.data(), runs, XW, XW, P, ws, rd);
     // the state decoder on [z_t, s_j, a_j] → s_{j+1} (halfcheetah_wind_vel: the wind changes the dynamics)
     if (s.state_decoder) {
       PairDecoderWorkspace<T>& sd = ws.state_dec;
-      pair_decoder_forward(b, m.state_decoder, params, d, ws.z.data(), R, TB, XW, O + s.actions, P, ws, sd);
+      pair_decoder_forward(b, m.state_decoder, params, d, ws.z.data(), runs, XW, O + s.actions, P, ws, sd);
       sd.dy.ensure(b, size_t(P) * O);
       parallel_for_2d(
           b, P, O,
-          PairStateResidual<T>{B, O, ws.pair_tr.data(), sd.act.back().data(), ep.obs, ep.next_obs, sd.dy.data()});
+          PairStateResidual<T>{B, O, TB, ws.pair_tr.data(), sd.act.back().data(), ep.obs, ep.next_obs, sd.dy.data()});
       T* sdy = sd.dy.data();
       const int64_t PO = P * O;
-      sum_of_squares(b, sdy, size_t(PO), ws.scalars.data() + 1);
+      offset_sums_of_squares(b, sdy, ws.run_state_values.data(), S, ws.scalars.data() + S);
       const T coef = two_over_b * T(cfg.state_weight);
       parallel_for(b, PO, Scale<T>{coef, sdy});
-      pair_decoder_backward(b, m.state_decoder, params, grads, d, ws.z.data(), R, TB, XW, O + s.actions, P, ws, sd);
+      pair_decoder_backward(b, m.state_decoder, params, grads, d, ws.z.data(), runs, XW, O + s.actions, P, ws, sd);
     }
     // 4. d loss / d q through the sample z = μ + exp(½ log σ²) ε
     const T *dz = ws.dz.data(), *eps = ws.eps.data();
     T* dq = ws.dq.data();
-    parallel_for_2d(b, R, d, SampleLatentBackward<T>{d, qw, q, eps, dz, dq});
+    parallel_for_2d(b, SR, d, SampleLatentBackward<T>{d, qw, q, eps, dz, dq});
   }
-  // then the KL chain, consistency and BCE rows
+  // then the KL chain, consistency and BCE rows, each run's consistency term over its own valid pairs
   BeliefTermWeights<T> w;
   w.kl = T(cfg.kl_weight);
-  w.consistency = cfg.beta > 0 && plan.consistency_pairs > 0 ? T(cfg.beta / double(plan.consistency_pairs)) : T(0);
   w.termination = cfg.termination > 0 ? T(cfg.termination / (double(steps) * B)) : T(0);
   w.session_kl = cfg.session_kl;
   w.conditioning = cfg.conditioning;
-  ws.sums.ensure(b, size_t(B) * 3);
+  std::vector<T> consistency(static_cast<size_t>(S));
+  for (int r = 0; r < S; ++r) {
+    const int64_t pairs = plan.run_consistency_pairs[size_t(r)];
+    consistency[size_t(r)] = cfg.beta > 0 && pairs > 0 ? T(cfg.beta / double(pairs)) : T(0);
+  }
+  ws.run_consistency.assign(b, consistency);
+  ws.sums.ensure(b, size_t(S) * B * 3);
   {
     const int32_t* sid = ep.sid;
     const uint8_t* send = ep.send;
     T *dq = ws.dq.data(), *dprior = ws.dprior.data(), *sums = ws.sums.data();
     const uint8_t* elbo = ws.elbo.data();
-    parallel_for(b, B, BeliefTermsRows<T>{B, steps, d, q, prior, sid, send, elbo, w, dq, dprior, sums});
+    parallel_for(
+        b, int64_t(S) * B,
+        BeliefTermsRows<T>{B, steps, d, q, prior, sid, send, elbo, w, ws.run_consistency.data(), dq, dprior, sums});
   }
   // 5. the prior's gradient flows into its parameters and back into the posteriors it was computed from
   if (cfg.session_kl && cfg.conditioning) {
     ws.dprior_in.zero();
-    m.prior.backward(b, params, grads, ws.prior_in.data(), ws.dprior.data(), ws.dprior_in.data(), ws.prior, true);
+    m.prior.backward_seeds(b, params, grads, param_stride, ws.prior_in.data(), ws.dprior.data(), ws.dprior_in.data(), S,
+                           ws.prior, true);
     T* dq = ws.dq.data();
     const T* dpi = ws.dprior_in.data();
-    parallel_for_2d(b, R, 2 * d, AddPriorInputGrad<T>{2 * d, qw, dpi, dq});
+    parallel_for_2d(b, SR, 2 * d, AddPriorInputGrad<T>{2 * d, qw, dpi, dq});
   }
   // 6. through the heads, the GRU, the trunk and the embeddings
   m.encode_backward(params, grads, ws.dq.data(), ws.enc);
-  // statistics: one read of the per-trajectory sums and the reconstruction scalar
+  // statistics: one read of the per-trajectory sums and one of the reconstruction scalars
   const std::vector<T> sums = ws.sums.to_host();
-  double kl = 0, hinge = 0, bce = 0;
-  for (int i = 0; i < B; ++i) {
-    kl += double(sums[3 * i]);
-    hinge += double(sums[3 * i + 1]);
-    bce += double(sums[3 * i + 2]);
-  }
   const std::vector<T> recon = ws.scalars.to_host();
-  st.recon = P > 0 ? double(recon[0]) / B : 0.0;
-  st.state_recon = P > 0 && s.state_decoder ? double(recon[1]) / B : 0.0;
-  st.kl = kl / B;
-  st.consistency = plan.consistency_pairs > 0 ? hinge / double(plan.consistency_pairs) : 0.0;
-  st.bce = bce / (double(steps) * B);
-  st.total = st.recon + cfg.state_weight * st.state_recon + cfg.kl_weight * kl +
-             (w.consistency > T(0) ? cfg.beta * st.consistency : 0.0) +
-             (w.termination > T(0) ? cfg.termination * st.bce : 0.0);
-  return st;
+  std::vector<BeliefLossStats> out(static_cast<size_t>(S));
+  for (int r = 0; r < S; ++r) {
+    BeliefLossStats& st = out[size_t(r)];
+    const int64_t pairs = plan.run_pairs[size_t(r) + 1] - plan.run_pairs[size_t(r)];
+    const int64_t cpairs = plan.run_consistency_pairs[size_t(r)];
+    double kl = 0, hinge = 0, bce = 0;
+    for (int i = 0; i < B; ++i) {
+      const size_t k = 3 * (size_t(r) * B + size_t(i));
+      kl += double(sums[k]);
+      hinge += double(sums[k + 1]);
+      bce += double(sums[k + 2]);
+    }
+    st.pairs = pairs;
+    st.recon = pairs > 0 ? double(recon[size_t(r)]) / B : 0.0;
+    st.state_recon = pairs > 0 && s.state_decoder ? double(recon[size_t(S + r)]) / B : 0.0;
+    st.kl = kl / B;
+    st.consistency = cpairs > 0 ? hinge / double(cpairs) : 0.0;
+    st.bce = bce / (double(steps) * B);
+    st.total = st.recon + cfg.state_weight * st.state_recon + cfg.kl_weight * kl +
+               (consistency[size_t(r)] > T(0) ? cfg.beta * st.consistency : 0.0) +
+               (w.termination > T(0) ? cfg.termination * st.bce : 0.0);
+  }
+  return out;
 }
 
-#define DYN_INSTANTIATE_BELIEF(T)                                                                          \
-  template class BeliefModel<T>;                                                                           \
-  template void carry_final_belief<T>(Backend, const T*, const uint8_t*, int64_t, int, T*);                \
-  template void draw_belief_noise<T>(Backend, uint32_t, uint32_t, int64_t, T*);                            \
-  template void ground_truth_conditioning<T>(const BeliefModel<T>&, const T*, const EpisodeBatchView<T>&,  \
-                                             BeliefLossWorkspace<T>&);                                     \
-  template BeliefLossStats belief_loss<T>(const BeliefModel<T>&, const T*, T*, const EpisodeBatchView<T>&, \
-                                          const DecodePlan&, const BeliefLossConfig&, const T*,            \
-                                          BeliefLossWorkspace<T>&);
+}  // namespace
+
+template <class T>
+BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, const EpisodeBatchView<T>& ep,
+                            const DecodePlan& plan, const BeliefLossConfig& cfg, const T* cond,
+                            BeliefLossWorkspace<T>& ws) {
+  if (ep.runs != 1)
+    throw std::invalid_argument("belief_loss: one run's episodes (belief_loss_runs takes a seed batch)");
+  return belief_loss_impl(m, params, grads, 0, ep, plan, cfg, cond, ws)[0];
+}
+
+template <class T>
+std::vector<BeliefLossStats> belief_loss_runs(const BeliefModel<T>& m, const T* params, T* grads, size_t param_stride,
+                                              const EpisodeBatchView<T>& ep, const DecodePlan& plan,
+                                              const BeliefLossConfig& cfg, BeliefLossWorkspace<T>& ws) {
+  return belief_loss_impl(m, params, grads, param_stride, ep, plan, cfg, static_cast<const T*>(nullptr), ws);
+}
+
+#define DYN_INSTANTIATE_BELIEF(T)                                                                              \
+  template class BeliefModel<T>;                                                                               \
+  template void carry_final_belief<T>(Backend, const T*, const uint8_t*, int64_t, int, T*);                    \
+  template void draw_belief_noise<T>(Backend, uint32_t, uint32_t, int64_t, T*);                                \
+  template void ground_truth_conditioning<T>(const BeliefModel<T>&, const T*, const EpisodeBatchView<T>&,      \
+                                             BeliefLossWorkspace<T>&);                                         \
+  template BeliefLossStats belief_loss<T>(const BeliefModel<T>&, const T*, T*, const EpisodeBatchView<T>&,     \
+                                          const DecodePlan&, const BeliefLossConfig&, const T*,                \
+                                          BeliefLossWorkspace<T>&);                                            \
+  template std::vector<BeliefLossStats> belief_loss_runs<T>(const BeliefModel<T>&, const T*, T*, size_t,       \
+                                                            const EpisodeBatchView<T>&, const DecodePlan&,     \
+                                                            const BeliefLossConfig&, BeliefLossWorkspace<T>&); \
+  template void draw_belief_noise_runs<T>(Backend, const uint32_t*, int, uint32_t, int64_t, T*);
 DYN_INSTANTIATE_BELIEF(float)
 DYN_INSTANTIATE_BELIEF(double)
 

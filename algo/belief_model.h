@@ -46,10 +46,12 @@ struct EncoderWorkspace {
   Buffer<T> dh;                // [R, H]
   Buffer<T> d_gru_in;          // [R, trunk]
   Buffer<uint8_t> reset;       // [steps, batch]
-  Buffer<T> carried;           // [batch, 2d] encode_sessions: the conditioning input carried between steps
+  Buffer<T> carried;           // [S, batch, 2d] encode_sessions: the conditioning input carried between steps
   MlpWorkspace<T> es, ea, er, trunk, heads;
   GruWorkspace<T> gru;
-  int rows = 0;
+  int rows = 0;             // every seed's
+  int seeds = 1;            // the last encode's seed batch, which encode_backward runs
+  size_t param_stride = 0;  // and its parameter stride
 };
 
 // Which loss terms, and their weights (SPEC §3; flags of `--algo dynamite|varibad` and the ablations).
@@ -99,7 +101,7 @@ class BeliefModel {
   // [batch, H]. Leaves q [R, 2d+1] in q(ws) and the hidden states [R, H] in ws.gru.h.
   // seeds > 1: a seed batch's S encoders at once (run s's parameters at params + s · param_stride), every input,
   // h0 and output seed-major [S, steps, batch, ·] (the online step: [S·N, ·]); run s's rows are those of its own
-  // encode() — bit for bit on the CPU, within rounding on CUDA (the GEMM path). No encode_backward after it.
+  // encode() — bit for bit on the CPU, within rounding on CUDA (the GEMM path).
   void encode(const T* params, const T* obs, const int32_t* prev_a, const T* prev_a_value, const T* prev_r,
               const uint8_t* start, const T* cond, const T* h0, int steps, int batch, EncoderWorkspace<T>& ws,
               int seeds = 1, size_t param_stride = 0) const;
@@ -108,12 +110,15 @@ class BeliefModel {
   // embeddings run over all rows at once, the trunk, GRU and heads one time step at a time, each session's final
   // belief carried into the next's conditioning input (as data). Fills ws as encode() with those inputs would, so
   // encode_backward applies; cond_out [R, 2d] receives the inputs unless nullptr. Without conditioning: encode().
+  // seeds > 1: a seed batch's, seed-major as encode()'s (send [S, steps − 1, batch]), each time step one
+  // strided-batched pass over every seed's rows of that step.
   void encode_sessions(const T* params, const T* obs, const int32_t* prev_a, const T* prev_a_value, const T* prev_r,
                        const uint8_t* start, const uint8_t* send, int steps, int batch, EncoderWorkspace<T>& ws,
-                       T* cond_out) const;
+                       T* cond_out, int seeds = 1, size_t param_stride = 0) const;
   static const T* q(const EncoderWorkspace<T>& ws) { return ws.heads.act.back().data(); }
-  // Given dq [R, 2d+1] for the last encode(ws): adds the encoder's parameter gradients into grads (the
-  // conditioning input is treated as data: no gradient flows into the belief it came from).
+  // Given dq [R, 2d+1] for the last encode(ws) or encode_sessions(ws): adds the encoder's parameter gradients into
+  // grads (the conditioning input is treated as data: no gradient flows into the belief it came from); a seed batch's
+  // into each seed's part of grads ([S, P] at the encode's param_stride).
   void encode_backward(const T* params, T* grads, const T* dq, EncoderWorkspace<T>& ws) const;
 
   Mlp emb_s, emb_a, emb_r, trunk, heads, prior, decoder, state_decoder;
@@ -136,6 +141,9 @@ class BeliefModel {
 // eps [n] ~ N(0, 1) from Philox(seed, kStreamBelief, i, step): the reparameterisation noise of one belief step.
 template <class T>
 void draw_belief_noise(Backend b, uint32_t seed, uint32_t step, int64_t n, T* eps);
+// The same for a seed batch in one launch: eps [S, n], run s's from its seed seeds[s] (backend memory [S]).
+template <class T>
+void draw_belief_noise_runs(Backend b, const uint32_t* seeds, int runs, uint32_t step, int64_t n, T* eps);
 
 // After latent rows q [n, 2d+1]: where close[i], the belief (μ, log σ²) becomes row i's conditioning input cond
 // [n, 2d] for what follows (the session it ends is over).
@@ -156,9 +164,17 @@ struct DecodePlan {
   std::vector<uint8_t> elbo;       // [(T+1)·B] the latent is an ELBO index: its KL term counts
   int64_t pairs = 0;
   int64_t consistency_pairs = 0;  // (t, t+1) in one session, over the batch
+  // A seed batch's runs' plans one after another (concat_plans): run s's pairs are [run_pairs[s], run_pairs[s+1]),
+  // its rows those of its block; one run: {0, pairs} and {consistency_pairs}.
+  std::vector<int64_t> run_pairs;              // [S + 1]
+  std::vector<int64_t> run_consistency_pairs;  // [S]
+  int runs() const { return int(run_consistency_pairs.size()); }
 };
 DecodePlan plan_decodes(const std::vector<int32_t>& sid, int steps, int batch, bool session_recon, int elbo_samples = 0,
                         int decode_samples = 0, uint32_t seed = 0, uint32_t step = 0);
+// The plans of a seed batch's runs (each of `steps` transitions × `batch` episodes) as one plan over the seed-major
+// rows: run s's latent rows shifted by s·(T+1)·B, its transition rows by s·T·B and its pairs by the pairs before it.
+DecodePlan concat_plans(const std::vector<DecodePlan>& plans, int steps, int batch);
 
 // One decoder's buffers over the decoded pairs.
 template <class T>
@@ -189,8 +205,11 @@ struct BeliefLossWorkspace {
   Buffer<uint8_t> elbo;               // [R]
   Buffer<T> dec_x;                    // [T·B, 2·obs + A] transition features [s_j, a_j features, s_{j+1}]
   PairDecoderWorkspace<T> reward_dec, state_dec;
-  Buffer<T> sums;     // [B, 3] per-trajectory KL, hinge, BCE
-  Buffer<T> scalars;  // [4] reductions
+  Buffer<T> sums;                    // [S, B, 3] per-trajectory KL, hinge, BCE
+  Buffer<T> scalars;                 // [2, S] reductions: each run's reward and state reconstruction sums
+  Buffer<int64_t> run_pairs;         // [S + 1] the plan's runs' first pairs
+  Buffer<int64_t> run_state_values;  // [S + 1] and their first state residuals (pairs · obs)
+  Buffer<T> run_consistency;         // [S] each run's consistency weight β / its valid pairs
   MlpWorkspace<T> prior;
   EncoderWorkspace<T> gt_enc;  // ground_truth_conditioning's encoder pass
 };
@@ -210,5 +229,16 @@ template <class T>
 BeliefLossStats belief_loss(const BeliefModel<T>& m, const T* params, T* grads, const EpisodeBatchView<T>& ep,
                             const DecodePlan& plan, const BeliefLossConfig& cfg, const T* cond,
                             BeliefLossWorkspace<T>& ws);
+
+// A seed batch's belief losses at once, S = ep.runs: run s's parameters and gradients at s · param_stride of params
+// and grads ([S, P]), its episodes block s of ep, its noise block s of ws.eps [S, T+1, B, d], its pairs those of
+// plan = concat_plans(each run's); conditioning inputs from the ground-truth sessions. The encoder, prior and the
+// decoders' first layers run as strided-batched products over the seeds; the decoders' later layers, whose pairs
+// are ragged across runs, as one product per run. Each run's stats and gradients are those of belief_loss on its
+// own — bit for bit on the CPU, within rounding on CUDA.
+template <class T>
+std::vector<BeliefLossStats> belief_loss_runs(const BeliefModel<T>& m, const T* params, T* grads, size_t param_stride,
+                                              const EpisodeBatchView<T>& ep, const DecodePlan& plan,
+                                              const BeliefLossConfig& cfg, BeliefLossWorkspace<T>& ws);
 
 }  // namespace dyn

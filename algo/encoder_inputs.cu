@@ -7,21 +7,25 @@ namespace dyn {
 
 namespace {
 
-// Latent row i of whole episodes [T+1, B]: it sees a_{t−1} and r_{t−1} (row i − B); the first row of each starts.
+// Latent row i of whole episodes [S, T+1, B] (R = (T+1)·B rows per run): it sees a_{t−1} and r_{t−1}, transition
+// row t·B + b − B of its run's [T, B]; the first B rows of each run start.
 template <class T>
 struct EpisodeInputs {
   int B, A;
+  int64_t R;
   const int32_t* act;
   const T *act_value, *rew;
   int32_t* pa;
   T *pav, *pr;
   uint8_t* st;
   DYN_HD void operator()(int64_t i) const {
-    const bool first = i < B;
-    pa[i] = (first || !act) ? 0 : act[i - B];
+    const int64_t run = i / R, local = i - run * R;
+    const bool first = local < B;
+    const int64_t tr = run * (R - B) + local - B;  // the previous transition's row
+    pa[i] = (first || !act) ? 0 : act[tr];
     if (act_value)
-      for (int k = 0; k < A; ++k) pav[i * A + k] = first ? T(0) : act_value[(i - B) * A + k];
-    pr[i] = first ? T(0) : rew[i - B];
+      for (int k = 0; k < A; ++k) pav[i * A + k] = first ? T(0) : act_value[tr * A + k];
+    pr[i] = first ? T(0) : rew[tr];
     st[i] = first ? 1 : 0;
   }
 };
@@ -54,9 +58,10 @@ struct EncoderInputs {
 template <class T>
 void episode_inputs(Backend b, const EpisodeBatchView<T>& ep, int actions, int32_t* prev_a, T* prev_a_value, T* prev_r,
                     uint8_t* start) {
-  const int64_t R = int64_t(ep.steps + 1) * ep.batch;
-  parallel_for(b, R,
-               EpisodeInputs<T>{ep.batch, actions, ep.act, ep.act_value, ep.rew, prev_a, prev_a_value, prev_r, start});
+  const int64_t R = int64_t(ep.steps + 1) * ep.batch;  // per run
+  parallel_for(
+      b, R * ep.runs,
+      EpisodeInputs<T>{ep.batch, actions, R, ep.act, ep.act_value, ep.rew, prev_a, prev_a_value, prev_r, start});
 }
 
 template <class T>

@@ -11,10 +11,11 @@
 
 namespace dyn {
 
-// A batch of B whole episodes of T transitions, time-major, on the model's backend.
+// A batch of B whole episodes of T transitions, time-major, on the model's backend; for a seed batch, `runs` such
+// batches one after another (every array [S, ·] seed-major: run s's block follows run s − 1's).
 template <class T>
 struct EpisodeBatchView {
-  int steps = 0, batch = 0;       // T, B
+  int steps = 0, batch = 0;       // T, B (per run)
   const T* obs = nullptr;         // [T + 1, B, obs]: s_0 .. s_T (s_T: the observation the episode ended on)
   const int32_t* act = nullptr;   // [T, B]
   const T* rew = nullptr;         // [T, B] raw rewards
@@ -23,10 +24,12 @@ struct EpisodeBatchView {
   const T* next_obs = nullptr;    // [T, B, obs] where each action led (the decoder's s_{j+1}), when an auto-reset
                                   // makes obs[j + 1] differ from it; nullptr: obs[j + 1]
   const T* act_value = nullptr;   // [T, B, A] continuous actions (then act is unused)
+  int runs = 1;                   // S
 };
 
 // Latent rows [T+1, B] of whole episodes: latent t sees a_{t−1} and r_{t−1}; t = 0 starts. Writes prev_a [R]
-// (discrete), prev_a_value [R, A] (continuous, when ep.act_value), prev_r [R] and start [R], R = (T+1)·B.
+// (discrete), prev_a_value [R, A] (continuous, when ep.act_value), prev_r [R] and start [R], R = (T+1)·B — [S, R]
+// for a seed batch's runs.
 template <class T>
 void episode_inputs(Backend b, const EpisodeBatchView<T>& ep, int actions, int32_t* prev_a, T* prev_a_value, T* prev_r,
                     uint8_t* start);

@@ -1,6 +1,7 @@
 // EpisodeReplay: the push and the gather as one parallel_for over (step, episode) rows each; sampling on the host.
 #include <numeric>
 #include <stdexcept>
+#include <string>
 
 #include "algo/episode_replay.h"
 #include "kernels/copy.h"
@@ -186,26 +187,39 @@ std::vector<int32_t> EpisodeReplay::sample(int batch, std::mt19937_64& rng) cons
   return slots;
 }
 
-EpisodeBatchView<float> EpisodeReplay::gather(const std::vector<int32_t>& slots) {
+EpisodeBatchView<float> EpisodeReplay::gather(const std::vector<int32_t>& slots) { return gather_into(slots, bt_, 0); }
+
+EpisodeBatchView<float> EpisodeReplay::gather_into(const std::vector<int32_t>& slots, Arrays& batch, int block) {
   const int B = int(slots.size());
   if (B > max_batch_) throw std::invalid_argument("EpisodeReplay::gather: more slots than the batch holds");
+  const int64_t H = H_, at = int64_t(block) * B;  // the block's first episode
+  if (block < 0 || size_t((at + B) * H) > batch.rew.size())
+    throw std::invalid_argument("EpisodeReplay::gather_into: block " + std::to_string(block) + " of " +
+                                std::to_string(B) + " episodes is outside the batch's arrays");
   if (pick_.size() != slots.size()) pick_ = Buffer<int32_t>(b_, slots.size());
   pick_.from_host(slots);
+  // the block's arrays: observations [(T+1)·B, ·] and transitions [T·B, ·] from its first episode on
+  float* obs = batch.obs.data() + at * (H + 1) * O_;
+  float* land = landing_ ? batch.land.data() + at * H * O_ : nullptr;
+  float* rew = batch.rew.data() + at * H;
+  float* act_value = discrete_ ? nullptr : batch.act_value.data() + at * H * A_;
+  int32_t* act = discrete_ ? batch.act.data() + at * H : nullptr;
+  int32_t* sid = batch.sid.data() + at * H;
+  uint8_t* send = batch.send.data() + at * H;
   const RowCopy rc =
       row_copy(O_, A_, H_, discrete_, rp_.obs.data(), rp_.land.data(), rp_.rew.data(), rp_.act_value.data(),
-               rp_.act.data(), rp_.sid.data(), rp_.send.data(), bt_.obs.data(), bt_.land.data(), bt_.rew.data(),
-               bt_.act_value.data(), bt_.act.data(), bt_.sid.data(), bt_.send.data());
+               rp_.act.data(), rp_.sid.data(), rp_.send.data(), obs, land, rew, act_value, act, sid, send);
   parallel_for(b_, int64_t(H_ + 1) * B, GatherRows{rc, B, pick_.data()});
   EpisodeBatchView<float> v;
   v.steps = H_;
   v.batch = B;
-  v.obs = bt_.obs.data();
-  v.act = discrete_ ? bt_.act.data() : nullptr;
-  v.act_value = discrete_ ? nullptr : bt_.act_value.data();
-  v.rew = bt_.rew.data();
-  v.sid = bt_.sid.data();
-  v.send = bt_.send.data();
-  v.next_obs = landing_ ? bt_.land.data() : nullptr;
+  v.obs = obs;
+  v.act = act;
+  v.act_value = act_value;
+  v.rew = rew;
+  v.sid = sid;
+  v.send = send;
+  v.next_obs = land;
   return v;
 }
 
@@ -222,8 +236,35 @@ void EpisodeReplay::record_step(int k, const ActionBatch& a, const float* reward
 
 RunReplays::RunReplays(Backend b, const EnvSpec& spec, int runs, int64_t capacity, int64_t n_envs, int max_batch,
                        bool landing)
-    : n_(n_envs), obs_dim_(spec.obs_dim), action_dim_(spec.action_dim) {
+    : n_(n_envs),
+      obs_dim_(spec.obs_dim),
+      action_dim_(spec.action_dim),
+      horizon_(spec.horizon),
+      batch_episodes_(max_batch) {
   for (int r = 0; r < runs; ++r) replays_.emplace_back(b, spec, capacity, n_envs, max_batch, landing);
+  batch_.allocate(b, int64_t(runs) * max_batch, spec.horizon, spec.obs_dim, spec.discrete(), spec.action_dim, landing);
+}
+
+EpisodeBatchView<float> RunReplays::gather(const std::vector<std::vector<int32_t>>& slots) {
+  if (slots.size() != replays_.size())
+    throw std::invalid_argument("RunReplays::gather: " + std::to_string(slots.size()) + " runs' slots for " +
+                                std::to_string(replays_.size()) + " runs");
+  EpisodeBatchView<float> all;
+  for (size_t r = 0; r < replays_.size(); ++r) {
+    if (slots[r].size() != slots[0].size())
+      throw std::invalid_argument("RunReplays::gather: every run gathers as many episodes");
+    const EpisodeBatchView<float> v = replays_[r].gather_into(slots[r], batch_, int(r));
+    if (r == 0) all = v;  // block 0 starts every array
+  }
+  all.runs = int(replays_.size());
+  batch_episodes_ = all.batch;
+  return all;
+}
+
+std::vector<int32_t> RunReplays::batch_session_ids() const {
+  std::vector<int32_t> all = batch_.sid.to_host();
+  all.resize(replays_.size() * size_t(horizon_) * size_t(batch_episodes_));
+  return all;
 }
 
 void RunReplays::record_obs(int k, const float* obs) {

@@ -20,6 +20,13 @@ namespace dyn {
 
 class EpisodeReplay {
  public:
+  struct Arrays {  // E episodes; the order of the first two axes is the owner's
+    Buffer<float> obs, land, rew, act_value;
+    Buffer<int32_t> act, sid;
+    Buffer<uint8_t> send;
+    void allocate(Backend b, int64_t episodes, int horizon, int obs_dim, bool discrete, int action_dim, bool landing);
+  };
+
   EpisodeReplay() = default;
   EpisodeReplay(Backend b, const EnvSpec& spec, int64_t capacity, int64_t n_envs, int max_batch, bool landing);
 
@@ -48,6 +55,9 @@ class EpisodeReplay {
   std::vector<int32_t> sample(int batch, std::mt19937_64& rng) const;
   // The slots gathered time-major [T(+1), B, ·]; the view stays valid until the next gather.
   EpisodeBatchView<float> gather(const std::vector<int32_t>& slots);
+  // The same into block `block` of a seed batch's arrays (allocated for S·B episodes, [S, T(+1), B, ·]); returns the
+  // view of that block.
+  EpisodeBatchView<float> gather_into(const std::vector<int32_t>& slots, Arrays& batch, int block);
   // The gathered batch's session ids [T, B] (one read, for the decode plan).
   std::vector<int32_t> batch_session_ids() const { return bt_.sid.to_host(); }
   // The gathered batch's observations [(T+1)·B, obs] and landings (nullptr without), for in-place normalisation.
@@ -58,12 +68,6 @@ class EpisodeReplay {
   void visit_state(StateVisitor& v);
 
  private:
-  struct Arrays {  // E episodes; the order of the first two axes is the owner's
-    Buffer<float> obs, land, rew, act_value;
-    Buffer<int32_t> act, sid;
-    Buffer<uint8_t> send;
-    void allocate(Backend b, int64_t episodes, int horizon, int obs_dim, bool discrete, int action_dim, bool landing);
-  };
   Backend b_ = Backend::cpu;
   int H_ = 0, O_ = 0, A_ = 0;
   bool discrete_ = true, landing_ = false;
@@ -90,11 +94,20 @@ class RunReplays {
   // every run's replay holds as many episodes
   int64_t count() const { return replays_[0].count(); }
   EpisodeReplay& operator[](int run) { return replays_[size_t(run)]; }
+  // Each run's slots (slots[s], B each) gathered into one seed-major batch [S, T(+1), B, ·] (one gather per run: the
+  // rings are the runs' own); the view (runs = S) stays valid until the next gather.
+  EpisodeBatchView<float> gather(const std::vector<std::vector<int32_t>>& slots);
+  // The gathered batch's session ids [S, T, B] (one read, for the decode plans), and its observations
+  // [S·(T+1)·B, obs] and landings (nullptr without) for in-place normalisation.
+  std::vector<int32_t> batch_session_ids() const;
+  float* batch_obs() { return batch_.obs.data(); }
+  float* batch_landing() { return batch_.land.size() ? batch_.land.data() : nullptr; }
 
  private:
   int64_t n_ = 0;
-  int obs_dim_ = 0, action_dim_ = 0;
+  int obs_dim_ = 0, action_dim_ = 0, horizon_ = 0, batch_episodes_ = 0;
   std::vector<EpisodeReplay> replays_;  // [S]
+  EpisodeReplay::Arrays batch_;         // [S, T(+1), B, ·]
 };
 
 }  // namespace dyn

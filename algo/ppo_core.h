@@ -79,8 +79,9 @@ class PpoCore {
   PpoCore(Backend b, const EnvSpec& env, const PolicyShape& shape, int64_t n_envs, const PpoConfig& cfg,
           const std::vector<uint32_t>& seeds, uint32_t first_env = 0);
   int runs() const { return int(seeds_.size()); }
-  int64_t graph_replays() const { return graphs_.replays(); }     // advantages and update graph launches
-  int64_t graphs_captured() const { return graphs_.captured(); }  // of those two stages
+  const uint32_t* seeds_dev() const { return seeds_dev_.data(); }  // [S] the runs' seeds in backend memory
+  int64_t graph_replays() const { return graphs_.replays(); }      // advantages and update graph launches
+  int64_t graphs_captured() const { return graphs_.captured(); }   // of those two stages
   const PolicyShape& shape() const { return shape_; }
   const PolicyHead& head() const { return head_; }
   const float* params() const { return params_.value.data(); }

@@ -151,12 +151,13 @@ OpPath Gru::recur_path(Backend b) const {
 }
 
 template <class T>
-void Gru::check_steps(const char* op, int t0, int t1, const GruWorkspace<T>& ws, Backend b) const {
-  if (ws.seeds != 1)
+void Gru::check_steps(const char* op, int t0, int t1, const GruWorkspace<T>& ws, Backend b, int seeds) const {
+  if (ws.seeds != seeds)
     throw std::invalid_argument(std::string("Gru::") + op + ": the workspace holds a seed batch of " +
-                                std::to_string(ws.seeds) + " (forward_seeds runs those)");
+                                std::to_string(ws.seeds) + ", not " + std::to_string(seeds) +
+                                " (project_input_seeds and recur_seeds run a seed batch's steps)");
   if (t0 < 0 || t1 < t0 || t1 > ws.steps || ws.gi.backend() != b ||
-      ws.gi.size() != size_t(ws.steps) * ws.batch * 3 * hidden_)
+      ws.gi.size() != size_t(ws.seeds) * ws.steps * ws.batch * 3 * hidden_)
     throw std::invalid_argument(std::string("Gru::") + op + ": steps [" + std::to_string(t0) + ", " +
                                 std::to_string(t1) + ") outside the workspace's " + std::to_string(ws.steps) +
                                 ", or the workspace was reserved for another width or backend");
@@ -186,6 +187,25 @@ void Gru::project_input(Backend b, const T* params, const T* x, int t0, int t1, 
   // gi = x W_ihᵀ + b_ih: [(t1 − t0)·N, 3H]
   linear_forward(b, x + r0 * input_, params + w_ih_, params + b_ih_, ws.gi.data() + r0 * 3 * H, (t1 - t0) * N, input_,
                  3 * H);
+}
+
+template <class T>
+void Gru::project_input_seeds(Backend b, const T* params, size_t param_stride, const T* x, int t0, int t1,
+                              GruWorkspace<T>& ws) const {
+  check_steps("project_input_seeds", t0, t1, ws, b, ws.seeds);
+  const int N = ws.batch, H = hidden_;
+  const size_t r0 = size_t(t0) * N;
+  // gi_s = x_s W_ih,sᵀ + b_ih,s over steps [t0, t1) of each seed's [T·N] block
+  linear_forward_blocks(b, x + r0 * input_, params + w_ih_, params + b_ih_, param_stride, ws.gi.data() + r0 * 3 * H,
+                        ws.seeds, (t1 - t0) * N, int64_t(ws.steps) * N, input_, 3 * H);
+}
+
+template <class T>
+void Gru::recur_seeds(Backend b, const T* params, size_t param_stride, const uint8_t* reset, const T* h0, int t0,
+                      int t1, GruWorkspace<T>& ws) const {
+  check_steps("recur_seeds", t0, t1, ws, b, ws.seeds);
+  if (t1 == t0 || ws.batch == 0) return;
+  recur_gemm(b, params, param_stride, reset, h0, t0, t1, ws);
 }
 
 template <class T>
@@ -327,7 +347,10 @@ void Gru::backward_seeds(Backend b, const T* params, T* grads, size_t param_stri
   template void Gru::project_input<T>(Backend, const T*, const T*, int, int, GruWorkspace<T>&) const;                  \
   template void Gru::recur<T>(Backend, const T*, const uint8_t*, const T*, int, int, GruWorkspace<T>&) const;          \
   template OpPath Gru::recur_path<T>(Backend) const;                                                                   \
-  template void Gru::check_steps<T>(const char*, int, int, const GruWorkspace<T>&, Backend) const;                     \
+  template void Gru::check_steps<T>(const char*, int, int, const GruWorkspace<T>&, Backend, int) const;                \
+  template void Gru::project_input_seeds<T>(Backend, const T*, size_t, const T*, int, int, GruWorkspace<T>&) const;    \
+  template void Gru::recur_seeds<T>(Backend, const T*, size_t, const uint8_t*, const T*, int, int, GruWorkspace<T>&)   \
+      const;                                                                                                           \
   template void Gru::backward<T>(Backend, const T*, T*, const T*, const uint8_t*, const T*, int, T*, T*, T*,           \
                                  GruWorkspace<T>&) const;                                                              \
   template void Gru::recur_gemm<T>(Backend, const T*, size_t, const uint8_t*, const T*, int, int, GruWorkspace<T>&)    \

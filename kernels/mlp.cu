@@ -33,17 +33,20 @@ const T* ones(Backend b, int n) {
 // __host__ __device__ lambda in a type-erased wrapper called through a pointer per element, which profiling
 // showed at ~15 % of an RL² iteration for the bias pass alone; a functor inlines into the OpenMP loop.
 
-// y[r, c] ← act(y[r, c] + bias_s[c]) over [S · batch, cols], where row r is seed s = r / batch's and bias_s is at
-// bias + s · param_stride; one instantiation per activation (with_activation).
+// y[r, c] ← act(y[r, c] + bias_s[c]) over S · batch rows of cols, where item r is seed s = r / batch's, at row
+// r + s · gap of y (gap: the rows between one seed's batch and the next's), and bias_s is at bias + s · param_stride;
+// one instantiation per activation (with_activation).
 template <class T, Activation A>
 struct BiasActivate {
   T* y;
   const T* bias;
   int64_t cols, batch;
   size_t param_stride;
+  int64_t gap;
   DYN_HD void operator()(int64_t r, int64_t c) const {
-    const size_t seed_offset = param_stride ? size_t(r / batch) * param_stride : 0;  // one seed: no division
-    y[r * cols + c] = activate_as<A>(y[r * cols + c] + bias[seed_offset + c]);
+    const int64_t seed = param_stride || gap ? r / batch : 0;  // one seed: no division
+    const int64_t row = r + seed * gap;
+    y[row * cols + c] = activate_as<A>(y[row * cols + c] + bias[size_t(seed) * param_stride + c]);
   }
 };
 
@@ -57,16 +60,23 @@ struct ActivationBackward {
 }  // namespace
 
 template <class T>
-void linear_forward_seeds(Backend b, const T* x, const T* w, const T* bias, size_t param_stride, T* y, int seeds,
-                          int batch, int in, int out, Activation act) {
+void linear_forward_blocks(Backend b, const T* x, const T* w, const T* bias, size_t param_stride, T* y, int seeds,
+                           int rows, int64_t block, int in, int out, Activation act) {
   const int64_t ps = int64_t(param_stride);
   // y_s = x_s W_sᵀ
-  gemm_strided_batched<T>(b, false, true, batch, out, in, T(1), x, in, int64_t(batch) * in, w, in, ps, T(0), y, out,
-                          int64_t(batch) * out, seeds);
+  gemm_strided_batched<T>(b, false, true, rows, out, in, T(1), x, in, block * in, w, in, ps, T(0), y, out, block * out,
+                          seeds);
+  const int64_t gap = seeds > 1 ? block - rows : 0;
   with_activation(act, [&](auto a) {
-    parallel_for_2d(b, int64_t(seeds) * batch, out,
-                    BiasActivate<T, decltype(a)::value>{y, bias, out, batch > 0 ? batch : 1, param_stride});
+    parallel_for_2d(b, int64_t(seeds) * rows, out,
+                    BiasActivate<T, decltype(a)::value>{y, bias, out, rows > 0 ? rows : 1, param_stride, gap});
   });
+}
+
+template <class T>
+void linear_forward_seeds(Backend b, const T* x, const T* w, const T* bias, size_t param_stride, T* y, int seeds,
+                          int batch, int in, int out, Activation act) {
+  linear_forward_blocks(b, x, w, bias, param_stride, y, seeds, batch, batch, in, out, act);
 }
 
 template <class T>
@@ -189,14 +199,29 @@ void Mlp::forward_rows_impl(Backend b, const T* params, const T* x, int row0, in
 template <class T>
 void Mlp::layers_forward(Backend b, const T* params, size_t param_stride, const T* x, int row0, int seeds, int rows,
                          MlpWorkspace<T>& ws) const {
+  const int64_t block = seeds > 1 ? ws.batch / seeds : rows;  // rows between two seeds' first rows
   const T* in = x + size_t(row0) * shape_.sizes[0];
   for (int l = 0; l < shape_.layers(); ++l) {
     const int n_in = shape_.sizes[l], n_out = shape_.sizes[l + 1];
     T* y = ws.act[l].data() + size_t(row0) * n_out;
-    linear_forward_seeds(b, in, params + w_off_[l], params + b_off_[l], param_stride, y, seeds, rows, n_in, n_out,
-                         l == shape_.layers() - 1 ? shape_.output : shape_.hidden);
+    linear_forward_blocks(b, in, params + w_off_[l], params + b_off_[l], param_stride, y, seeds, rows, block, n_in,
+                          n_out, l == shape_.layers() - 1 ? shape_.output : shape_.hidden);
     in = y;
   }
+}
+
+template <class T>
+void Mlp::forward_rows_seeds(Backend b, const T* params, size_t param_stride, const T* x, int row0, int rows, int seeds,
+                             MlpWorkspace<T>& ws) const {
+  if (rows == 0) return;
+  if (!params || !x) throw std::invalid_argument("Mlp::forward_rows_seeds: params and x must not be null");
+  if (seeds < 1 || ws.batch % seeds != 0 || row0 < 0 || rows < 0 || int64_t(row0) + rows > ws.batch / seeds ||
+      ws.sizes != shape_.sizes || ws.act.empty() || ws.act[0].backend() != b)
+    throw std::invalid_argument("Mlp::forward_rows_seeds: rows [" + std::to_string(row0) + ", " +
+                                std::to_string(int64_t(row0) + rows) + ") of " + std::to_string(seeds) +
+                                " seeds outside the workspace's " + std::to_string(ws.batch) +
+                                " rows, or the workspace has another shape or backend");
+  layers_forward(b, params, param_stride, x, row0, seeds, rows, ws);
 }
 
 template <class T>
@@ -262,10 +287,14 @@ void Mlp::backward_seeds(Backend b, const T* params, T* grads, size_t param_stri
   template void Mlp::forward_rows<T>(Backend, const T*, const T*, int, int, MlpWorkspace<T>&) const;                 \
   template void Mlp::forward_rows_impl<T>(Backend, const T*, const T*, int, int, MlpWorkspace<T>&) const;            \
   template void Mlp::layers_forward<T>(Backend, const T*, size_t, const T*, int, int, int, MlpWorkspace<T>&) const;  \
+  template void Mlp::forward_rows_seeds<T>(Backend, const T*, size_t, const T*, int, int, int, MlpWorkspace<T>&)     \
+      const;                                                                                                         \
   template OpPath Mlp::forward_path<T>(Backend) const;                                                               \
   template void Mlp::backward<T>(Backend, const T*, T*, const T*, const T*, T*, MlpWorkspace<T>&, bool) const;       \
   template void linear_forward_seeds<T>(Backend, const T*, const T*, const T*, size_t, T*, int, int, int, int,       \
                                         Activation);                                                                 \
+  template void linear_forward_blocks<T>(Backend, const T*, const T*, const T*, size_t, T*, int, int, int64_t, int,  \
+                                         int, Activation);                                                           \
   template void linear_backward_seeds<T>(Backend, const T*, const T*, const T*, T*, T*, T*, size_t, int, int, int,   \
                                          int, bool);                                                                 \
   template void Mlp::forward_seeds<T>(Backend, const T*, size_t, const T*, int, int, MlpWorkspace<T>&) const;        \

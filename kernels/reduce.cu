@@ -75,6 +75,22 @@ void segment_transform_sums(Backend b, const T* x, size_t n, int segments, T* ou
 }  // namespace
 
 template <class T>
+void offset_sums_of_squares(Backend b, const T* x, const int64_t* offsets, int segments, T* out) {
+  if (segments <= 0) return;
+  if (b == Backend::cpu) {
+    for (int s = 0; s < segments; ++s)
+      transform_sum(b, x + offsets[s], size_t(offsets[s + 1] - offsets[s]), out + s, Square<T>());
+    return;
+  }
+  const auto values = thrust::make_transform_iterator(x, Square<T>());
+  size_t temp_bytes = 0;
+  DYN_CUDA_CHECK(
+      cub::DeviceSegmentedReduce::Sum(nullptr, temp_bytes, values, out, segments, offsets, offsets + 1, cuda_stream()));
+  DYN_CUDA_CHECK(cub::DeviceSegmentedReduce::Sum(cub_temp(temp_bytes), temp_bytes, values, out, segments, offsets,
+                                                 offsets + 1, cuda_stream()));
+}
+
+template <class T>
 void reduce_sum(Backend b, const T* x, size_t n, T* out) {
   transform_sum(b, x, n, out, Identity<T>());
 }
@@ -98,6 +114,8 @@ template void reduce_sum<float>(Backend, const float*, size_t, float*);
 template void reduce_sum<double>(Backend, const double*, size_t, double*);
 template void sum_of_squares<float>(Backend, const float*, size_t, float*);
 template void sum_of_squares<double>(Backend, const double*, size_t, double*);
+template void offset_sums_of_squares<float>(Backend, const float*, const int64_t*, int, float*);
+template void offset_sums_of_squares<double>(Backend, const double*, const int64_t*, int, double*);
 template void segment_sums<float>(Backend, const float*, size_t, int, float*);
 template void segment_sums<double>(Backend, const double*, size_t, int, double*);
 template void segment_sums_of_squares<float>(Backend, const float*, size_t, int, float*);

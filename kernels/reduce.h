@@ -20,6 +20,10 @@ void sum_of_squares(Backend b, const T* x, size_t n, T* out);
 // reduction.
 template <class T>
 void segment_sums_of_squares(Backend b, const T* x, size_t n, int segments, T* out);
+// out[s] = Σ x[i]² over i in [offsets[s], offsets[s+1]) for `segments` ragged segments (offsets [segments + 1] in
+// backend memory); on the CPU each exactly sum_of_squares of its segment alone, on CUDA one segmented CUB reduction.
+template <class T>
+void offset_sums_of_squares(Backend b, const T* x, const int64_t* offsets, int segments, T* out);
 // out[s] = Σ x[s · n + i], likewise (each exactly reduce_sum of its segment alone on the CPU).
 template <class T>
 void segment_sums(Backend b, const T* x, size_t n, int segments, T* out);

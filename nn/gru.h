@@ -58,6 +58,17 @@ class Gru {
   template <class T>
   void recur(Backend b, const T* params, const uint8_t* reset, const T* h0, int t0, int t1, GruWorkspace<T>& ws) const;
 
+  // project_input and recur for a seed batch's workspace (ws.reserve with seeds; sequences [S, T, N, ·] as in
+  // forward_seeds): steps [t0, t1) of every seed, seed s's parameters at s · param_stride (the GEMM path); a caller
+  // that builds each step's input from the last step's output, as forward_seeds would compute it (bit for bit on the
+  // CPU). backward_seeds applies after.
+  template <class T>
+  void project_input_seeds(Backend b, const T* params, size_t param_stride, const T* x, int t0, int t1,
+                           GruWorkspace<T>& ws) const;
+  template <class T>
+  void recur_seeds(Backend b, const T* params, size_t param_stride, const uint8_t* reset, const T* h0, int t0, int t1,
+                   GruWorkspace<T>& ws) const;
+
   // The implementation recur() (and so forward()) takes on backend b for scalar T.
   template <class T>
   OpPath recur_path(Backend b) const;
@@ -87,7 +98,7 @@ class Gru {
 
  private:
   template <class T>
-  void check_steps(const char* op, int t0, int t1, const GruWorkspace<T>& ws, Backend b) const;
+  void check_steps(const char* op, int t0, int t1, const GruWorkspace<T>& ws, Backend b, int seeds = 1) const;
   // The GEMM path of recur() for the workspace's seeds (recur: one seed, param_stride unused).
   template <class T>
   void recur_gemm(Backend b, const T* params, size_t param_stride, const uint8_t* reset, const T* h0, int t0, int t1,

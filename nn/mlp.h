@@ -34,6 +34,11 @@ void linear_forward_seeds(Backend b, const T* x, const T* w, const T* bias, size
 template <class T>
 void linear_backward_seeds(Backend b, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db, size_t param_stride,
                            int seeds, int batch, int in, int out, bool accumulate);
+// linear_forward_seeds over `rows` rows of each seed where seed s's rows start `block` rows after seed s − 1's in x
+// and y (block = rows: linear_forward_seeds); a recurrent caller's one time step of every seed's sequence.
+template <class T>
+void linear_forward_blocks(Backend b, const T* x, const T* w, const T* bias, size_t param_stride, T* y, int seeds,
+                           int rows, int64_t block, int in, int out, Activation act = Activation::none);
 
 // out [cols] = Σ_r x[r, :] (accumulate: +=) for x [rows, cols]: one GEMM against ones, on either backend.
 template <class T>
@@ -120,11 +125,16 @@ class Mlp {
   template <class T>
   void backward_seeds(Backend b, const T* params, T* grads, size_t param_stride, const T* x, const T* dy, T* dx,
                       int seeds, MlpWorkspace<T>& ws, bool accumulate) const;
+  // forward_rows for a seed batch: rows [row0, row0 + rows) of each seed's block of ws.batch / seeds rows (x
+  // [S, block, in]), over a workspace reserved for all of them (the GEMM path); backward_seeds applies after.
+  template <class T>
+  void forward_rows_seeds(Backend b, const T* params, size_t param_stride, const T* x, int row0, int rows, int seeds,
+                          MlpWorkspace<T>& ws) const;
 
  private:
   template <class T>
   void forward_rows_impl(Backend b, const T* params, const T* x, int row0, int rows, MlpWorkspace<T>& ws) const;
-  // The GEMM path over the layers: rows [row0, row0 + rows) of each of `seeds` seeds (row0 = 0 for a seed batch).
+  // The GEMM path over the layers: rows [row0, row0 + rows) of each of `seeds` seeds' blocks of ws.batch / seeds rows.
   template <class T>
   void layers_forward(Backend b, const T* params, size_t param_stride, const T* x, int row0, int seeds, int rows,
                       MlpWorkspace<T>& ws) const;

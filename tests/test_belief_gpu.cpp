@@ -11,6 +11,7 @@
 #include "algo/belief_learner.h"
 #include "algo/belief_model.h"
 #include "tests/belief_episodes.h"
+#include "tests/belief_runs.h"
 #include "tests/gpu_guard.h"
 #include "tests/gradcheck.h"
 #include "tests/learner_parity.h"
@@ -63,6 +64,30 @@ TEST(BeliefParity, LossAndGradientMatchCpu) {
                       1e-4 * std::fabs(c.st.consistency) + 1e-6);
     DYN_EXPECT_WITHIN(at + "bce_abs_diff", std::fabs(g.st.bce - c.st.bce), 1e-4 * std::fabs(c.st.bce) + 1e-6);
     DYN_EXPECT_WITHIN(at + "grad_rel_l2", rel_l2(g.grad, c.grad), 1e-4);
+  }
+}
+
+// A seed batch's belief losses in one call on CUDA (strided-batched GEMMs over the runs, one product per run for the
+// decoders' ragged layers, segmented CUB sums) against each run alone on the CPU, for every case of
+// tests/belief_runs.h.
+TEST(BeliefParity, SeedBatchLossMatchesEachRunAloneOnCpu) {
+  DYN_REQUIRE_CUDA();
+  for (const auto& [name, c] : dyn_test::belief_runs_cases()) {
+    const dyn_test::BeliefRunsData data(c);
+    const dyn_test::BeliefRunsResult cpu = dyn_test::belief_losses_alone(Backend::cpu, data);
+    const dyn_test::BeliefRunsResult gpu = dyn_test::belief_losses_batch(Backend::cuda, data);
+    for (int s = 0; s < c.runs; ++s) {
+      const BeliefLossStats &a = cpu.stats[size_t(s)], &g = gpu.stats[size_t(s)];
+      const std::string at = std::string(name) + "/run" + std::to_string(s) + "/";
+      EXPECT_EQ(g.pairs, a.pairs) << at;
+      // float GEMMs and sums over a few hundred latents and their pairs, in another order
+      DYN_EXPECT_WITHIN(at + "total_abs_diff", std::fabs(g.total - a.total), 1e-4 * std::fabs(a.total));
+      DYN_EXPECT_WITHIN(at + "recon_abs_diff", std::fabs(g.recon - a.recon), 1e-4 * std::fabs(a.recon) + 1e-6);
+      DYN_EXPECT_WITHIN(at + "state_recon_abs_diff", std::fabs(g.state_recon - a.state_recon),
+                        1e-4 * std::fabs(a.state_recon) + 1e-6);
+      DYN_EXPECT_WITHIN(at + "kl_abs_diff", std::fabs(g.kl - a.kl), 1e-4 * std::fabs(a.kl) + 1e-6);
+    }
+    DYN_EXPECT_WITHIN(std::string(name) + "/grad_rel_l2", rel_l2(gpu.grad, cpu.grad), 1e-4);
   }
 }
 
