@@ -152,17 +152,19 @@ void ContrabarLearner::collect_steps() {
   core_->finish_rollout();
 }
 
-CpcLossStats ContrabarLearner::cpc_loss_of_run(int run) {
-  const int B = cc_.batch_episodes, H = spec().horizon;
-  const size_t P = clayout_.total();
-  // B distinct episodes, uniformly from the filled part of the run's ring
-  EpisodeReplay& replay = replays_[run];
-  const EpisodeBatchView<float> ep = replay.gather(replay.sample(B, sample_rngs_[size_t(run)]));
-  if (cc_.normalize_obs)  // the stored raw observations, normalised with the current statistics
-    enc_norms_[run].normalize(replay.batch_obs(), replay.batch_obs(), int64_t(H + 1) * B);
-  const CpcPlan plan =
-      plan_cpc(H, B, cc_.shape.lookahead, cc_.shape.negatives, seeds_[size_t(run)], uint32_t(cpc_steps_));
-  return model_.loss(cparams_.value.data() + size_t(run) * P, cparams_.grad.data() + size_t(run) * P, ep, plan, lws_);
+std::vector<CpcLossStats> ContrabarLearner::cpc_losses() {
+  const int B = cc_.batch_episodes, H = spec().horizon, R = runs();
+  // B distinct episodes per run, uniformly from the filled part of its ring, gathered seed-major [S, T(+1), B]
+  std::vector<std::vector<int32_t>> slots;
+  for (int r = 0; r < R; ++r) slots.push_back(replays_[r].sample(B, sample_rngs_[size_t(r)]));
+  const EpisodeBatchView<float> ep = replays_.gather(slots);
+  if (cc_.normalize_obs)  // the stored raw observations, normalised with each run's current statistics
+    enc_norms_.normalize(replays_.batch_obs(), replays_.batch_obs(), int64_t(H + 1) * B, 0, R);
+  std::vector<CpcPlan> plans;
+  for (int r = 0; r < R; ++r)
+    plans.push_back(plan_cpc(H, B, cc_.shape.lookahead, cc_.shape.negatives, seeds_[size_t(r)], uint32_t(cpc_steps_)));
+  const CpcPlan plan = R == 1 ? std::move(plans[0]) : concat_cpc_plans(plans);
+  return model_.loss_runs(cparams_.value.data(), cparams_.grad.data(), clayout_.total(), ep, plan, lws_);
 }
 
 void ContrabarLearner::update_runs(IterationStats* st) {
@@ -178,8 +180,9 @@ void ContrabarLearner::update_runs(IterationStats* st) {
     for (; steps < cc_.updates_per_iteration; ++steps) {
       if (cc_.lr_halve_after > 0 && cpc_steps_ == cc_.lr_halve_after) cadam_.set_lr(cadam_.lr() * 0.5f);
       cparams_.grad.zero();
+      const std::vector<CpcLossStats> all = cpc_losses();
       for (int r = 0; r < R; ++r) {
-        const CpcLossStats s = cpc_loss_of_run(r);
+        const CpcLossStats& s = all[size_t(r)];
         loss[size_t(r)] += s.loss;
         acc[size_t(r)] += s.accuracy;
         for (int k = 0; k < K; ++k) acc_k[size_t(r * K + k)] += s.accuracy_k[size_t(k)];

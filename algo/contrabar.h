@@ -5,8 +5,9 @@
 // encoder (the reference: 30 steps of 25 trajectories on the gridworld, 1 of 20 on MuJoCo; Adam lr 1e-4 halved after
 // 1200 steps). With seeds, a seed batch (algo/rollout_learner.h): S runs side by side, each with its own envs,
 // normalisers, carried state, replay, sampling stream and CPC model part ([S, P] blobs); each rollout step is one
-// batched encoder pass and one batched policy pass over the S·N rows, each CPC step one loss per run and one Adam step
-// over [S, P]. Each run's figures are those of the run alone (bit for bit on the CPU).
+// batched encoder pass and one batched policy pass over the S·N rows, each CPC step one loss over every run's episodes
+// (CpcModel::loss_runs) and one Adam step over [S, P]. Each run's figures are those of the run alone (bit for bit on
+// the CPU).
 #pragma once
 
 #include <cstdint>
@@ -52,8 +53,9 @@ class ContrabarLearner : public RolloutLearner {
   void collect_steps() override;
   void after_collect(IterationStats* st) override;  // the replays' host mirrors
   void update_runs(IterationStats* st) override;    // PPO update, then the CPC steps of every run
-  // One CPC step's loss of run `run` and its gradient into its part of the [S, P] blob.
-  CpcLossStats cpc_loss_of_run(int run);
+  // One CPC step of every run: each run's B episodes from its replay, the losses and gradients into the [S, P] blob
+  // in one CpcModel::loss_runs; each run's stats.
+  std::vector<CpcLossStats> cpc_losses();
   // One online encoder step for runs [run0, run0 + R), n envs each (the rows [R·n, ·]), from the previous action and
   // reward, the start flags and the state h [R·n, H] (new state into h_out, which may alias h); the policy's raw
   // input [s, h'] into raw [R·n, obs + H].
@@ -71,9 +73,9 @@ class ContrabarLearner : public RolloutLearner {
   ParamBlob<float> cparams_;  // [S, P]
   Adam<float> cadam_;
   std::vector<std::mt19937_64> sample_rngs_;  // [S]
-  AgentCarry carry_;  // S·N rows: previous action and reward, start, the GRU state
-  RunReplays replays_;  // [S]
-  int64_t cpc_steps_ = 0;               // per run (every run takes each step)
+  AgentCarry carry_;                          // S·N rows: previous action and reward, start, the GRU state
+  RunReplays replays_;                        // [S]
+  int64_t cpc_steps_ = 0;                     // per run (every run takes each step)
 
   Buffer<float> obs_enc_;     // [S·N, obs] the encoder's normalised observations
   Buffer<uint8_t> no_start_;  // [S·N] zeros (bootstrap steps continue the episode)

@@ -35,7 +35,9 @@ struct CpcShape {
 // What one encode() keeps for its backward; sized on use.
 template <class T>
 struct CpcEncoderWorkspace {
-  int rows = 0;
+  int rows = 0;                // every seed's
+  int seeds = 1;               // the last encode's seed batch, which encode_backward runs
+  size_t param_stride = 0;     // and its parameter stride
   Buffer<T> xs, xa, xr;        // [R, obs], [R, A], [R, 1] raw inputs (a, r zero where an episode starts)
   Buffer<uint8_t> reset;       // [R]
   Buffer<T> e;                 // [R, E] the three embeddings side by side
@@ -52,17 +54,21 @@ struct CpcEncoderWorkspace {
 // anchor, step, k). The valid pairs grouped by z row (z_offset / z_pair) fold the z side's gradients back without
 // atomics.
 struct CpcPlan {
-  int steps = 0, batch = 0, lookahead = 0, per_anchor = 0;  // T, B, K, N + 1
-  std::vector<int32_t> z_row;                               // [K, A, N+1]
-  std::vector<uint8_t> valid;                               // [K, A]
-  std::vector<int32_t> z_offset;  // [K, R + 1] R = (T+1)·B: z_pair[z_offset[k, r] .. z_offset[k, r + 1]) are the
+  int steps = 0, batch = 0, lookahead = 0, per_anchor = 0;  // T, B, K, N + 1 (per run)
+  int runs = 1;  // S: a seed batch's plans one after another (concat_cpc_plans), every index over all runs' rows
+  std::vector<int32_t> z_row;     // [K, S·A, N+1] (run s's z rows at s·R + ·)
+  std::vector<uint8_t> valid;     // [K, S·A]
+  std::vector<int32_t> z_offset;  // [K, S·R + 1] R = (T+1)·B: z_pair[z_offset[k, r] .. z_offset[k, r + 1]) are the
                                   // pairs of z row r under classifier k
   std::vector<int32_t> z_pair;    // the valid pairs' indices a·(N+1) + j (within k), grouped by k, then z row
-  int64_t valid_anchors = 0;      // Σ valid
+  int64_t valid_anchors = 0;      // Σ valid (every run has as many: validity depends on t + k only)
   int64_t anchors() const { return int64_t(steps) * batch; }
   int64_t rows() const { return int64_t(steps + 1) * batch; }
 };
 CpcPlan plan_cpc(int steps, int batch, int lookahead, int negatives, uint32_t seed, uint32_t step);
+// The plans of a seed batch's runs (one run's each, of one shape) as one plan over the seed-major rows [S, R]: run s's
+// anchors at s·A + ·, its z rows at s·R + ·, its pairs at s·A·(N+1) + · within each k.
+CpcPlan concat_cpc_plans(const std::vector<CpcPlan>& plans);
 
 // Everything one CPC loss evaluation allocates, sized on use.
 template <class T>
@@ -78,7 +84,8 @@ struct CpcLossWorkspace {
   Buffer<T> wz, wh;                         // [K, D1, E], [K, D1, H] W1's column blocks times γ
   Buffer<T> c, d;                           // [K, D1] W1 γ, W1 β + b1
   Buffer<T> pz, ph;                         // [K, R, D1], [K, A, D1]
-  Buffer<T> logits, dlogits, loss;          // [K, A, N+1], [K, A, N+1], [K, A]
+  Buffer<T> logits, dlogits, loss;          // [K, A, N+1], [K, A, N+1], [K, A] (A: every run's anchors)
+  Buffer<T> run_loss, run_loss_sum;         // [S, K, A] the losses run-major, [S] their sums
   Buffer<uint8_t> hit;                      // [K, A]
   Buffer<T> act;                            // [A·(N+1), D1] one k's pair activations, then r · d/d pre
   Buffer<T> pair_mu, pair_r;                // [A·(N+1)] one k's pair statistics
@@ -88,7 +95,6 @@ struct CpcLossWorkspace {
   Buffer<T> part, part_sum;                 // [A, 3·D1 + 1] per-anchor sums of dw2, dd, dc and db2; their column sums
   Buffer<T> dwz, dwh;                       // [D1, E], [D1, H]
   Buffer<T> dx, dh;                         // [R, E], [R, H] the encoder's gradients from the pairs
-  Buffer<T> scalars;                        // [1] the loss sum
 };
 
 struct CpcLossStats {
@@ -110,17 +116,24 @@ class CpcModel {
   // the contexts h [R, H] in ws.gru.h.
   // seeds > 1: a seed batch's S encoders at once (run s's parameters at params + s · param_stride), every input,
   // h0 and output seed-major [S, steps, batch, ·] (the online step: [S·N, ·]); run s's rows are those of its own
-  // encode() — bit for bit on the CPU, within rounding on CUDA (the GEMM path). No encode_backward after it.
+  // encode() — bit for bit on the CPU, within rounding on CUDA (the GEMM path).
   void encode(const T* params, const T* obs, const int32_t* prev_a, const T* prev_a_value, const T* prev_r,
               const uint8_t* start, const T* h0, int steps, int batch, CpcEncoderWorkspace<T>& ws, int seeds = 1,
               size_t param_stride = 0) const;
   // Given dh [R, H] and dx_extra [R, E] (the z rows' gradient; may be nullptr) for the last encode: adds the
-  // encoder's parameter gradients into grads.
+  // encoder's parameter gradients into grads (a seed batch's into each seed's part, at the encode's param_stride).
   void encode_backward(const T* params, T* grads, const T* dh, const T* dx_extra, CpcEncoderWorkspace<T>& ws) const;
 
   // The CPC loss over whole episodes and its gradient (added into grads), pairs from the plan.
   CpcLossStats loss(const T* params, T* grads, const EpisodeBatchView<T>& ep, const CpcPlan& plan,
                     CpcLossWorkspace<T>& ws) const;
+  // A seed batch's CPC losses at once, S = ep.runs: run s's parameters and gradients at s · param_stride ([S, P]),
+  // its episodes block s of ep, its pairs those of plan = concat_cpc_plans(each run's). Per classifier, every
+  // run's first-layer parts and gradients are one strided-batched product each and every pass over pairs, anchors or
+  // z rows one launch over all runs. Each run's stats and gradients are those of loss() on its own (bit for bit on
+  // the CPU, within rounding on CUDA).
+  std::vector<CpcLossStats> loss_runs(const T* params, T* grads, size_t param_stride, const EpisodeBatchView<T>& ep,
+                                      const CpcPlan& plan, CpcLossWorkspace<T>& ws) const;
 
   Mlp emb_s, emb_a, emb_r;
   Gru gru;
