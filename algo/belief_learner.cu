@@ -192,7 +192,7 @@ BeliefLearner::BeliefLearner(Backend b, const EnvConfig& env, int64_t n_envs, co
       bparams_(b, blayout_, salted_seeds(seeds_, 0x5eedu)),
       badam_(b, blayout_.total(), bc.adam, runs()),
       carry_(b, spec(), runs() * n_envs, bc.shape.hidden, bc.shape.cond_dim(), runs()),
-      replays_(b, spec(), runs(), bc.replay_episodes, n_envs, bc.batch_episodes, env.session.reset_on_switch),
+      replays_(b, spec(), bc.replay_episodes, n_envs, bc.batch_episodes, env.session.reset_on_switch, runs()),
       obs_enc_(b, size_t(runs() * n_envs) * spec().obs_dim),
       send_prev_(b, size_t(runs() * n_envs)),
       close_(b, size_t(runs() * n_envs)),
@@ -270,7 +270,7 @@ void BeliefLearner::collect_steps() {
     core_->policy_step(roll_ws_, ps);
     const ActionBatch a = ps.actions.batch();
     step_envs(t, ps);
-    replays_.record_step(k, ps.actions, core_->reward(t), final_obs_.data(), sid_.data(), send_.data());
+    replays_.record_step(k, ps.actions.batch(), core_->reward(t), final_obs_.data(), sid_.data(), send_.data());
     if (clock_.truncates_after(t)) {  // time limit: the episode is complete
       replays_.record_obs(spec().horizon, final_obs_.data());
       replays_.push();
@@ -329,15 +329,19 @@ void BeliefLearner::update_runs(IterationStats* st) {
   }
 }
 
-EpisodeBatchView<float> BeliefLearner::gather_episodes(const std::vector<int32_t>& slots, int run) {
-  EpisodeReplay& replay = replays_[run];
-  const EpisodeBatchView<float> ep = replay.gather(slots);
-  if (bc_.normalize_obs) {  // the stored raw observations, normalised with the current statistics
-    const int64_t B = int64_t(slots.size()), H = spec().horizon;
-    enc_norms_[run].normalize(replay.batch_obs(), replay.batch_obs(), (H + 1) * B);
-    if (replay.batch_landing()) enc_norms_[run].normalize(replay.batch_landing(), replay.batch_landing(), H * B);
+EpisodeBatchView<float> BeliefLearner::gather_runs(const std::vector<std::vector<int32_t>>& slots) {
+  const EpisodeBatchView<float> ep = replays_.gather(slots);
+  if (bc_.normalize_obs) {  // the stored raw observations, normalised with each run's current statistics
+    const int64_t B = ep.batch, H = spec().horizon;
+    enc_norms_.normalize(replays_.batch_obs(), replays_.batch_obs(), (H + 1) * B, 0, runs());
+    if (float* land = replays_.batch_landing()) enc_norms_.normalize(land, land, H * B, 0, runs());
   }
   return ep;
+}
+
+EpisodeBatchView<float> BeliefLearner::gather_episodes(const std::vector<int32_t>& slots, int run) {
+  const EpisodeBatchView<float> all = gather_runs(std::vector<std::vector<int32_t>>(size_t(runs()), slots));
+  return episodes_of_run(all, run, spec().obs_dim, spec().action_dim);
 }
 
 void BeliefLearner::belief_losses(double* acc) {
@@ -345,12 +349,8 @@ void BeliefLearner::belief_losses(double* acc) {
   const BeliefLossConfig& lc = bc_.loss;
   // B distinct episodes per run, uniformly from the filled part of its ring, gathered seed-major [S, T(+1), B]
   std::vector<std::vector<int32_t>> slots;
-  for (int r = 0; r < R; ++r) slots.push_back(replays_[r].sample(B, sample_rngs_[size_t(r)]));
-  const EpisodeBatchView<float> ep = replays_.gather(slots);
-  if (bc_.normalize_obs) {  // the stored raw observations, normalised with each run's current statistics
-    enc_norms_.normalize(replays_.batch_obs(), replays_.batch_obs(), int64_t(H + 1) * B, 0, R);
-    if (float* land = replays_.batch_landing()) enc_norms_.normalize(land, land, int64_t(H) * B, 0, R);
-  }
+  for (int r = 0; r < R; ++r) slots.push_back(replays_.sample(B, sample_rngs_[size_t(r)], r));
+  const EpisodeBatchView<float> ep = gather_runs(slots);
   // each run's decode plan from its sessions (one read of [S, T, B]), then one plan over the runs
   const std::vector<int32_t> sid = replays_.batch_session_ids();
   std::vector<DecodePlan> plans;
@@ -388,7 +388,7 @@ void BeliefLearner::visit_run_state(StateVisitor& v, int run) {
   v.part("params", bparams_, run);
   v.part("adam", badam_, run);
   v.part("carry", carry_, run);
-  v.part("replay", replays_[run]);
+  v.part("replay", replays_, run);
   v.rng("sample_rng", sample_rngs_[size_t(run)]);
   v.value("steps", belief_steps_);
   v.share("session_end_prev", send_prev_, run, runs());

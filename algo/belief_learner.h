@@ -71,6 +71,8 @@ class BeliefLearner : public RolloutLearner {
   void collect_steps() override;
   void after_collect(IterationStats* st) override;  // the replays' host mirrors, the termination head's counts
   void update_runs(IterationStats* st) override;    // PPO update, then the belief steps of every run
+  // Each run's slots gathered seed-major (EpisodeReplay::gather), normalised as the belief steps see them.
+  EpisodeBatchView<float> gather_runs(const std::vector<std::vector<int32_t>>& slots);
   // One belief step of every run: each run's B episodes from its replay, the losses and gradients into the [S, P]
   // blob in one belief_loss_runs; run r's loss terms into acc [S, 5] row r.
   void belief_losses(double* acc);
@@ -97,7 +99,7 @@ class BeliefLearner : public RolloutLearner {
   Adam<float> badam_;
   std::vector<std::mt19937_64> sample_rngs_;  // [S]
   AgentCarry carry_;           // S·N rows: previous action and reward, start, GRU state, conditioning input
-  RunReplays replays_;         // [S]
+  EpisodeReplay replays_;      // S runs' rings
   uint32_t belief_steps_ = 0;  // per run (every run takes each step)
   float* q_trace_ = nullptr;
 

@@ -62,7 +62,7 @@ ContrabarLearner::ContrabarLearner(Backend b, const EnvConfig& env, int64_t n_en
       cparams_(b, clayout_, salted_seeds(seeds_, 0xc0c0u)),
       cadam_(b, clayout_.total(), cc.adam, runs()),
       carry_(b, spec(), runs() * n_envs, cc.shape.hidden, 0, runs()),
-      replays_(b, spec(), runs(), cc.replay_episodes, n_envs, cc.batch_episodes, false),
+      replays_(b, spec(), cc.replay_episodes, n_envs, cc.batch_episodes, false, runs()),
       obs_enc_(b, size_t(runs() * n_envs) * spec().obs_dim),
       no_start_(b, size_t(runs() * n_envs)),
       h_scratch_(b, size_t(runs() * n_envs) * cc.shape.hidden),
@@ -123,7 +123,7 @@ void ContrabarLearner::collect_steps() {
     core_->policy_step(roll_ws_, ps);
     const ActionBatch a = ps.actions.batch();
     step_envs(t, ps);
-    replays_.record_step(k, ps.actions, core_->reward(t), final_obs_.data(), sid_.data(), send_.data());
+    replays_.record_step(k, ps.actions.batch(), core_->reward(t), final_obs_.data(), sid_.data(), send_.data());
     if (clock_.truncates_after(t)) {  // time limit: the episode is complete
       replays_.record_obs(spec().horizon, final_obs_.data());
       replays_.push();
@@ -156,7 +156,7 @@ std::vector<CpcLossStats> ContrabarLearner::cpc_losses() {
   const int B = cc_.batch_episodes, H = spec().horizon, R = runs();
   // B distinct episodes per run, uniformly from the filled part of its ring, gathered seed-major [S, T(+1), B]
   std::vector<std::vector<int32_t>> slots;
-  for (int r = 0; r < R; ++r) slots.push_back(replays_[r].sample(B, sample_rngs_[size_t(r)]));
+  for (int r = 0; r < R; ++r) slots.push_back(replays_.sample(B, sample_rngs_[size_t(r)], r));
   const EpisodeBatchView<float> ep = replays_.gather(slots);
   if (cc_.normalize_obs)  // the stored raw observations, normalised with each run's current statistics
     enc_norms_.normalize(replays_.batch_obs(), replays_.batch_obs(), int64_t(H + 1) * B, 0, R);
@@ -219,7 +219,7 @@ void ContrabarLearner::visit_run_state(StateVisitor& v, int run) {
   v.part("params", cparams_, run);
   v.part("adam", cadam_, run);
   v.part("carry", carry_, run);
-  v.part("replay", replays_[run]);
+  v.part("replay", replays_, run);
   v.rng("sample_rng", sample_rngs_[size_t(run)]);
   v.value("steps", cpc_steps_);
   v.prefix = saved;

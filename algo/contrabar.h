@@ -74,7 +74,7 @@ class ContrabarLearner : public RolloutLearner {
   Adam<float> cadam_;
   std::vector<std::mt19937_64> sample_rngs_;  // [S]
   AgentCarry carry_;                          // S·N rows: previous action and reward, start, the GRU state
-  RunReplays replays_;                        // [S]
+  EpisodeReplay replays_;                     // S runs' rings
   int64_t cpc_steps_ = 0;                     // per run (every run takes each step)
 
   Buffer<float> obs_enc_;     // [S·N, obs] the encoder's normalised observations

@@ -27,6 +27,22 @@ struct EpisodeBatchView {
   int runs = 1;                   // S
 };
 
+// Run `run`'s block of a seed batch's episodes (obs_dim and action_dim: the env's widths), as a one-run view.
+template <class T>
+EpisodeBatchView<T> episodes_of_run(const EpisodeBatchView<T>& all, int run, int obs_dim, int action_dim) {
+  const int64_t L = int64_t(all.steps + 1) * all.batch * run, TB = int64_t(all.steps) * all.batch * run;
+  EpisodeBatchView<T> v = all;
+  v.runs = 1;
+  v.obs = all.obs + L * obs_dim;
+  v.act = all.act ? all.act + TB : nullptr;
+  v.rew = all.rew + TB;
+  v.sid = all.sid + TB;
+  v.send = all.send + TB;
+  v.next_obs = all.next_obs ? all.next_obs + TB * obs_dim : nullptr;
+  v.act_value = all.act_value ? all.act_value + TB * action_dim : nullptr;
+  return v;
+}
+
 // Latent rows [T+1, B] of whole episodes: latent t sees a_{t−1} and r_{t−1}; t = 0 starts. Writes prev_a [R]
 // (discrete), prev_a_value [R, A] (continuous, when ep.act_value), prev_r [R] and start [R], R = (T+1)·B — [S, R]
 // for a seed batch's runs.

@@ -1,7 +1,7 @@
 // The belief learners' episode replay (algo/episode_replay.h): pushes of N assembled episodes into a ring whose
 // capacity is not a multiple of N wrap around and overwrite the oldest slots; the gather returns each slot's episode
 // whole (observations, action vectors or indices, rewards, sessions, landings) time-major; sampling gives distinct
-// filled slots, uniformly.
+// filled slots, uniformly; a seed batch's replay (runs > 1) holds and gathers what each run's alone does.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +9,7 @@
 #include <set>
 #include <vector>
 
+#include "algo/encoder_inputs.h"
 #include "algo/episode_replay.h"
 
 using namespace dyn;
@@ -131,4 +132,78 @@ TEST(EpisodeReplay, SamplesDistinctFilledSlotsUniformly) {
   }
   const double p = double(B) / 9, expected = draws * p, sd = std::sqrt(draws * p * (1 - p));
   for (int slot = 0; slot < 9; ++slot) EXPECT_NEAR(hits[size_t(slot)], expected, 5 * sd) << "slot " << slot;
+}
+
+// A seed batch's replay (runs = 3, one launch per record, push and gather over every run's rows) holds and gathers
+// exactly what each run's replay alone does, through pushes that wrap the rings.
+TEST(EpisodeReplay, SeedBatchRunsEqualEachRunAlone) {
+  for (bool discrete : {true, false})
+    for (bool landing : {false, true}) {
+      SCOPED_TRACE(std::string(discrete ? "discrete" : "continuous") + (landing ? ", landing" : ""));
+      const int S = 3, A = discrete ? 1 : kAct;
+      const int64_t n = 4, capacity = 10, rows = S * n;
+      EpisodeReplay batch(Backend::cpu, spec(discrete), capacity, n, 5, landing, S);
+      std::vector<EpisodeReplay> alone;
+      for (int r = 0; r < S; ++r) alone.emplace_back(Backend::cpu, spec(discrete), capacity, n, 5, landing);
+      std::mt19937 rng(3);
+      std::normal_distribution<float> normal;
+      auto fill = [&](size_t size) {
+        std::vector<float> v(size);
+        for (float& x : v) x = normal(rng);
+        return v;
+      };
+      for (int p = 0; p < 3; ++p) {  // 12 episodes per run into rings of 10
+        for (int k = 0; k <= kH; ++k) {
+          std::vector<float> obs = fill(size_t(rows) * kObs);
+          batch.record_obs(k, obs.data());
+          for (int r = 0; r < S; ++r) alone[size_t(r)].record_obs(k, obs.data() + r * n * kObs);
+          if (k == kH) break;
+          std::vector<float> value = fill(size_t(rows) * A), rew = fill(size_t(rows)), fin = fill(size_t(rows) * kObs);
+          std::vector<int32_t> index(static_cast<size_t>(rows)), sid(static_cast<size_t>(rows));
+          std::vector<uint8_t> send(static_cast<size_t>(rows));
+          for (int64_t i = 0; i < rows; ++i) {
+            index[size_t(i)] = int32_t((i * 7 + k + p) % 5);
+            sid[size_t(i)] = int32_t((i + k) % 4);
+            send[size_t(i)] = uint8_t((i + k + p) % 2);
+          }
+          const ActionBatch a{discrete ? index.data() : nullptr, discrete ? nullptr : value.data()};
+          batch.record_step(k, a, rew.data(), fin.data(), sid.data(), send.data());
+          for (int r = 0; r < S; ++r) {
+            const int64_t o = r * n;
+            const ActionBatch ar{discrete ? index.data() + o : nullptr, discrete ? nullptr : value.data() + o * A};
+            alone[size_t(r)].record_step(k, ar, rew.data() + o, fin.data() + o * kObs, sid.data() + o, send.data() + o);
+          }
+        }
+        batch.push();
+        batch.note_push();
+        for (EpisodeReplay& r : alone) {
+          r.push();
+          r.note_push();
+        }
+      }
+      const std::vector<std::vector<int32_t>> slots = {{0, 9, 3}, {5, 1, 2}, {8, 7, 4}};
+      const EpisodeBatchView<float> all = batch.gather(slots);
+      ASSERT_EQ(all.runs, S);
+      for (int r = 0; r < S; ++r) {
+        EXPECT_EQ(batch.count(r), alone[size_t(r)].count());
+        const EpisodeBatchView<float> mine = episodes_of_run(all, r, kObs, A);
+        const EpisodeBatchView<float> own = alone[size_t(r)].gather(slots[size_t(r)]);
+        const int64_t L = (kH + 1) * 3, TB = kH * 3;
+        EXPECT_EQ(std::vector<float>(mine.obs, mine.obs + L * kObs), std::vector<float>(own.obs, own.obs + L * kObs));
+        EXPECT_EQ(std::vector<float>(mine.rew, mine.rew + TB), std::vector<float>(own.rew, own.rew + TB));
+        EXPECT_EQ(std::vector<int32_t>(mine.sid, mine.sid + TB), std::vector<int32_t>(own.sid, own.sid + TB));
+        EXPECT_EQ(std::vector<uint8_t>(mine.send, mine.send + TB), std::vector<uint8_t>(own.send, own.send + TB));
+        if (discrete) {
+          EXPECT_EQ(std::vector<int32_t>(mine.act, mine.act + TB), std::vector<int32_t>(own.act, own.act + TB));
+        } else {
+          EXPECT_EQ(std::vector<float>(mine.act_value, mine.act_value + TB * A),
+                    std::vector<float>(own.act_value, own.act_value + TB * A));
+        }
+        if (landing) {
+          EXPECT_EQ(std::vector<float>(mine.next_obs, mine.next_obs + TB * kObs),
+                    std::vector<float>(own.next_obs, own.next_obs + TB * kObs));
+        }
+      }
+      EXPECT_THROW(batch.gather({{0, 1}, {2, 3}}), std::invalid_argument) << "two runs' slots for three";
+    }
 }
