@@ -56,8 +56,9 @@ def variant(algo):
 
 
 class Job:
-    def __init__(self, env, algo, seed, runs_dir, frames=0, sets=(), log_dir=None, config=None):
+    def __init__(self, env, algo, seed, runs_dir, frames=0, sets=(), log_dir=None, config=None, needs=()):
         self.env, self.algo, self.seed = env, algo, int(seed)
+        self.needs = list(needs)  # summary.json keys a finished run must have (Fig. 6: eval_carried)
         self.config = config  # a TOML merged over the env's config (--config), e.g. a preset
         self.runs_dir = pathlib.Path(runs_dir)
         self.frames = int(frames)
@@ -131,14 +132,26 @@ def same_value(ours, theirs):
     return ours.strip('"') == str(theirs)
 
 
+# The config sections only some learners read: a --set key of one does not tell apart runs of the others (a campaign
+# sets gridworld:contrabar.hidden=64 for every gridworld run; an rl2 run made without it is the same run).
+LEARNER_SECTIONS = {"belief": ("dynamite", "varibad"), "contrabar": ("contrabar",), "rl2": ("rl2",)}
+
+
+def reads_key(algo, key):
+    """Whether a learner (the --algo word) reads this config key."""
+    readers = LEARNER_SECTIONS.get(key.partition(".")[0])
+    return readers is None or shlex.split(algo)[0] in readers
+
+
 def matches(run_dir, job):
-    """The run directory holds this job's run: its name, and every --set key of the job at the job's value."""
+    """The run directory holds this job's run: its name, and every --set key of the job that its learner reads at
+    the job's value."""
     if not run_dir.name.startswith(job.prefix()):
         return False
     config = run_config(run_dir)
     for s in job.sets:
         key, _, value = s.partition("=")
-        if key == "run.out_dir":
+        if key == "run.out_dir" or not reads_key(job.algo, key):
             continue
         if not same_value(value, config_value(config, key)):
             return False
@@ -155,7 +168,7 @@ def finished(job, search=()):
             if s.exists() and matches(d, job):
                 j = json.loads(s.read_text())
                 if j.get("algo") == variant(job.algo) and j.get("seed") == job.seed and \
-                        j.get("frames", 0) >= job.frames:
+                        j.get("frames", 0) >= job.frames and all(k in j for k in job.needs):
                     return d
     return None
 
@@ -357,7 +370,7 @@ def load_run(run_dir):
 def job_spec(job):
     """A job as JSON-ready data (a Slurm task's description)."""
     return {"env": job.env, "algo": job.algo, "seed": job.seed, "runs_dir": str(job.runs_dir), "frames": job.frames,
-            "sets": job.sets, "log_dir": str(job.log_dir), "config": job.config}
+            "sets": job.sets, "log_dir": str(job.log_dir), "config": job.config, "needs": job.needs}
 
 
 def argv_without(argv, option):

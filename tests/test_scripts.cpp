@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -226,4 +227,28 @@ TEST_F(Scripts, ReproduceFig8BoxesTwentyFiveRolloutsPerPolicy) {
   const ScriptRun stray = run_script(reproduce("table1", out, "--sessions 2 --algos ppo --seeds 1"), dir_);
   EXPECT_NE(stray.status, 0);
   EXPECT_NE(stray.output.find("--sessions applies to fig8 only"), std::string::npos) << stray.output;
+}
+
+// Which finished runs a campaign accepts (scripts/campaign_lib.py finished()): a --set key of a section the job's
+// learner does not read (contrabar.* for rl2) does not tell runs apart, one it reads does; a target that needs a
+// summary key (Fig. 6: eval_carried) does not accept a run without it.
+TEST_F(Scripts, FinishedRunsMatchOnTheKeysTheirLearnerReadsAndWhatTheTargetNeeds) {
+  const fs::path runs = dir_ / "runs";
+  auto make_run = [&](const std::string& name, const std::string& algo, const std::string& extra) {
+    fs::create_directories(runs / name);
+    std::ofstream(runs / name / "config.toml") << "[contrabar]\nhidden = 256\n\n[train]\nlr = 0.0003\n";
+    std::ofstream(runs / name / "summary.json")
+        << "{\"algo\": \"" << algo << "\", \"seed\": 0, \"frames\": 100" << extra << "}\n";
+  };
+  make_run("gridworld-rl2-0-20260101-000000", "rl2", "");
+  make_run("gridworld-contrabar-0-20260101-000000", "contrabar", ", \"eval_carried\": []");
+  const std::string py =
+      "import sys; sys.path.insert(0, 'scripts'); from campaign_lib import Job, finished; R = '" + runs.string() +
+      "'; j = lambda a, sets, needs=(): bool(finished(Job('gridworld', a, 0, R, 100, sets, needs=needs))); "
+      "print(j('rl2', ['contrabar.hidden=64']), j('contrabar', ['contrabar.hidden=64']), "
+      "j('contrabar', ['contrabar.hidden=256']), j('rl2', ['train.lr=7e-4']), j('rl2', [], ['eval_carried']), "
+      "j('contrabar', [], ['eval_carried']))";
+  const ScriptRun r = run_script("python3 -c \"" + py + "\"", dir_);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "True False True False False True\n");
 }
