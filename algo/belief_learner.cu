@@ -348,9 +348,7 @@ void BeliefLearner::belief_losses(double* acc) {
   const int B = bc_.batch_episodes, H = spec().horizon, R = runs();
   const BeliefLossConfig& lc = bc_.loss;
   // B distinct episodes per run, uniformly from the filled part of its ring, gathered seed-major [S, T(+1), B]
-  std::vector<std::vector<int32_t>> slots;
-  for (int r = 0; r < R; ++r) slots.push_back(replays_.sample(B, sample_rngs_[size_t(r)], r));
-  const EpisodeBatchView<float> ep = gather_runs(slots);
+  const EpisodeBatchView<float> ep = gather_runs(replays_.sample(B, sample_rngs_));
   // each run's decode plan from its sessions (one read of [S, T, B]), then one plan over the runs
   const std::vector<int32_t> sid = replays_.batch_session_ids();
   std::vector<DecodePlan> plans;
@@ -360,7 +358,7 @@ void BeliefLearner::belief_losses(double* acc) {
     plans.push_back(plan_decodes(run_sid, H, B, lc.session_recon, lc.elbo_samples, lc.decode_samples, seeds_[size_t(r)],
                                  belief_steps_));
   }
-  const DecodePlan plan = R == 1 ? std::move(plans[0]) : concat_plans(plans, H, B);
+  const DecodePlan plan = concat_plans(plans, H, B);
   draw_belief_noise_runs(b_, core_->seeds_dev(), R, belief_steps_, int64_t(H + 1) * B * d_, lws_.eps.data());
   const std::vector<BeliefLossStats> st = belief_loss_runs<float>(model_, bparams_.value.data(), bparams_.grad.data(),
                                                                   blayout_.total(), ep, plan, lc, lws_);

@@ -155,15 +155,13 @@ void ContrabarLearner::collect_steps() {
 std::vector<CpcLossStats> ContrabarLearner::cpc_losses() {
   const int B = cc_.batch_episodes, H = spec().horizon, R = runs();
   // B distinct episodes per run, uniformly from the filled part of its ring, gathered seed-major [S, T(+1), B]
-  std::vector<std::vector<int32_t>> slots;
-  for (int r = 0; r < R; ++r) slots.push_back(replays_.sample(B, sample_rngs_[size_t(r)], r));
-  const EpisodeBatchView<float> ep = replays_.gather(slots);
+  const EpisodeBatchView<float> ep = replays_.gather(replays_.sample(B, sample_rngs_));
   if (cc_.normalize_obs)  // the stored raw observations, normalised with each run's current statistics
     enc_norms_.normalize(replays_.batch_obs(), replays_.batch_obs(), int64_t(H + 1) * B, 0, R);
   std::vector<CpcPlan> plans;
   for (int r = 0; r < R; ++r)
     plans.push_back(plan_cpc(H, B, cc_.shape.lookahead, cc_.shape.negatives, seeds_[size_t(r)], uint32_t(cpc_steps_)));
-  const CpcPlan plan = R == 1 ? std::move(plans[0]) : concat_cpc_plans(plans);
+  const CpcPlan plan = concat_cpc_plans(plans);
   return model_.loss_runs(cparams_.value.data(), cparams_.grad.data(), clayout_.total(), ep, plan, lws_);
 }
 

@@ -182,8 +182,8 @@ EpisodeReplay::EpisodeReplay(Backend b, const EnvSpec& spec, int64_t capacity, i
   head_.zero();
 }
 
-ActionBuffers EpisodeReplay::action(int k, int run) {
-  const int64_t o = (int64_t(run) * H_ + k) * n_;
+ActionBuffers EpisodeReplay::action(int k) {
+  const int64_t o = int64_t(k) * n_;
   return discrete_ ? ActionBuffers{as_.act.data() + o, nullptr} : ActionBuffers{nullptr, as_.act_value.data() + o * A_};
 }
 
@@ -212,6 +212,15 @@ std::vector<int32_t> EpisodeReplay::sample(int batch, std::mt19937_64& rng, int 
     std::swap(slots[i], slots[pick(rng)]);
   }
   slots.resize(size_t(batch));
+  return slots;
+}
+
+std::vector<std::vector<int32_t>> EpisodeReplay::sample(int batch, std::vector<std::mt19937_64>& rngs) const {
+  if (rngs.size() != size_t(runs_))
+    throw std::invalid_argument("EpisodeReplay::sample: " + std::to_string(rngs.size()) + " streams for " +
+                                std::to_string(runs_) + " runs");
+  std::vector<std::vector<int32_t>> slots;
+  for (int r = 0; r < runs_; ++r) slots.push_back(sample(batch, rngs[size_t(r)], r));
   return slots;
 }
 

@@ -36,15 +36,14 @@ class EpisodeReplay {
   EpisodeReplay(Backend b, const EnvSpec& spec, int64_t capacity, int64_t n_envs, int max_batch, bool landing,
                 int runs = 1);
 
-  // Run `run`'s episodes being assembled, time-major: step k (0..H) of env i at row k·N + i.
-  float* obs(int k, int run = 0) { return as_.obs.data() + (int64_t(run) * (H_ + 1) + k) * n_ * O_; }  // [N, obs]
-  float* landing(int k, int run = 0) {                                                                 // [N, obs]
-    return landing_ ? as_.land.data() + (int64_t(run) * H_ + k) * n_ * O_ : nullptr;
-  }
-  ActionBuffers action(int k, int run = 0);                                                    // [N] or [N, A]
-  float* reward(int k, int run = 0) { return as_.rew.data() + (int64_t(run) * H_ + k) * n_; }  // [N]
-  int32_t* session_id(int k, int run = 0) { return as_.sid.data() + (int64_t(run) * H_ + k) * n_; }
-  uint8_t* session_end(int k, int run = 0) { return as_.send.data() + (int64_t(run) * H_ + k) * n_; }
+  // Run 0's episodes being assembled (the tests fill them directly), time-major: step k (0..H) of env i at row
+  // k·N + i.
+  float* obs(int k) { return as_.obs.data() + int64_t(k) * n_ * O_; }                            // [N, obs], k ≤ H
+  float* landing(int k) { return landing_ ? as_.land.data() + int64_t(k) * n_ * O_ : nullptr; }  // [N, obs]
+  ActionBuffers action(int k);                                                                   // [N] or [N, A]
+  float* reward(int k) { return as_.rew.data() + int64_t(k) * n_; }                              // [N]
+  int32_t* session_id(int k) { return as_.sid.data() + int64_t(k) * n_; }                        // [N]
+  uint8_t* session_end(int k) { return as_.send.data() + int64_t(k) * n_; }                      // [N]
 
   // After env step k of the episodes being assembled (rows [S·N, ·]): the observation it started from was recorded
   // with record_obs; this records the action, the raw reward, the session id and end, and where the action led
@@ -63,6 +62,8 @@ class EpisodeReplay {
   int runs() const { return runs_; }
   // B distinct filled slots of run `run`'s ring, uniformly (a partial Fisher–Yates with rng).
   std::vector<int32_t> sample(int batch, std::mt19937_64& rng, int run = 0) const;
+  // Every run's B slots, run r's from its own stream rngs[r] (for gather).
+  std::vector<std::vector<int32_t>> sample(int batch, std::vector<std::mt19937_64>& rngs) const;
   // Each run's slots (slots[r], B each) gathered into one seed-major batch [S, T(+1), B, ·] in one launch; the view
   // (runs = S) stays valid until the next gather. gather(slots): one run's.
   EpisodeBatchView<float> gather(const std::vector<std::vector<int32_t>>& slots);
