@@ -129,8 +129,10 @@ int run_cli(int argc, char** argv) {
   app.add_option("--config", config_path, "TOML file merged over the env's built-in config (configs/<env>.toml)");
   app.add_option("--set", sets, "override any config key: --set env.horizon=30 (repeatable)")->take_all();
   app.add_option("--out", out_path, "write the summary as JSON to this file");
-  app.add_option("--resume", resume_dir,
-                 "continue the run in RUN_DIR from its checkpoint (its config; only --frames may change)");
+  app.add_option(
+      "--resume", resume_dir,
+      "continue the run in RUN_DIR from its checkpoint (its config; only --frames may change; --device auto is "
+      "the run's device)");
   app.add_option("--eval", eval_path, "evaluate the policy in a checkpoint (RUN_DIR/checkpoint.safetensors)");
   app.add_option("--trace", trace_path,
                  "with --eval: write per-step records of the first 4 eval envs' episodes to this file (JSON Lines; "
@@ -218,6 +220,9 @@ int run_cli(int argc, char** argv) {
         throw ConfigError("--set '" + kv + "': expected key=value, e.g. --set env.horizon=30");
       cfg.set_from_string(kv.substr(0, eq), kv.substr(eq + 1), "--set " + kv);
     }
+    // --device auto on a resume is the run's own device (a campaign passes its --device to every run it resumes)
+    if (!resume_dir.empty() && cfg.get_string("run.device") == "auto" && saved.has("run.device"))
+      cfg.set_from_string("run.device", saved.value_string("run.device"), "--resume");
     cfg.validate();
     if (!resume_dir.empty()) {  // the same run: only the frame budget may change
       std::string differ;

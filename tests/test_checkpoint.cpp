@@ -191,7 +191,7 @@ TEST_F(Checkpoints, SafetensorsPackageReadsIt) {
 }
 
 // --eval: a checkpoint's policy evaluated without training gives the run's final evaluation; a resume with another
-// config is refused naming the keys; a file that is not a checkpoint is refused.
+// config is refused naming the keys (--device auto is the run's device); a file that is not a checkpoint is refused.
 TEST_F(Checkpoints, EvalAndRefusals) {
   const fs::path runs = dir_ / "runs";
   ASSERT_EQ(
@@ -234,6 +234,12 @@ TEST_F(Checkpoints, EvalAndRefusals) {
   EXPECT_EQ(differ.status, 2);
   EXPECT_NE(differ.err.find("train.lr"), std::string::npos) << differ.err;
   EXPECT_NE(differ.err.find("run.envs"), std::string::npos) << differ.err;
+  // --device auto (what a campaign passes) is the run's own device; another device is a different config
+  const CliResult same_device = run_cli("--resume " + run.string() + " --device auto --frames 9600", dir_);
+  EXPECT_EQ(same_device.status, 0) << same_device.err;
+  const CliResult other_device = run_cli("--resume " + run.string() + " --device cuda", dir_);
+  EXPECT_EQ(other_device.status, 2);
+  EXPECT_NE(other_device.err.find("run.device (run: cpu, now: cuda)"), std::string::npos) << other_device.err;
 
   std::ofstream(dir_ / "junk.safetensors") << "not a checkpoint";
   const CliResult junk = run_cli("--eval " + (dir_ / "junk.safetensors").string(), dir_);
