@@ -159,7 +159,12 @@ TEST_F(Scripts, ReproduceResumesAStoppedCampaign) {
       if (f.path().filename() != "config.toml" && f.path().filename() != "snapshot.tar.gz") fs::remove(f.path());
   }
 
-  const ScriptRun resumed = run_script(reproduce("table1", out, "--algos rl2 --seeds 1 --jobs 1", "0.005"), dir_);
+  // resumed with the default --device auto: the run started with --device cpu resumes on its own device
+  const ScriptRun resumed = run_script(
+      "scripts/reproduce table1 --envs gridworld --algos rl2 --seeds 1 --jobs 1 "
+      "--frames-scale 0.005 --binary " DYN_BIN " --out " +
+          out.string(),
+      dir_);
   ASSERT_EQ(resumed.status, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("restored"), std::string::npos) << resumed.output;
   EXPECT_NE(resumed.output.find("resuming"), std::string::npos) << resumed.output;
