@@ -107,6 +107,11 @@ TEST_F(Scripts, ReproduceWritesEveryOutputAndSkipsFinishedRuns) {
   ASSERT_EQ(again.status, 0) << again.output;
   EXPECT_NE(again.output.find("4 of 4 runs already finished, 0 to run"), std::string::npos) << again.output;
   EXPECT_EQ(count_lines(slurp(out / "commands.txt")), 4);
+  const std::string campaign_after = slurp(out / "campaign.json");
+  EXPECT_NE(campaign_after.find("\"--jobs\""), std::string::npos)
+      << "a later call keeps the first call's command line\n"
+      << campaign_after;
+  EXPECT_NE(campaign_after.find("\"runs_finished\": 4"), std::string::npos) << campaign_after;
   const ScriptRun fig6 = run_script(reproduce("fig6", out, "--algos ppo rl2 --seeds 2"), dir_);
   ASSERT_EQ(fig6.status, 0) << fig6.output;
   EXPECT_NE(slurp(out / "table.md").find("episode 5"), std::string::npos) << slurp(out / "table.md");
