@@ -26,6 +26,7 @@ enum RngStream : uint32_t {
   kStreamShuffle = 8,        // sort keys of minibatch shuffles (kernels/shuffle.h)
   kStreamSubsample = 9,      // the belief loss's ELBO and decode subsampling (plan_decodes)
   kStreamCpcNegatives = 10,  // ContraBAR: the negatives of each CPC anchor (plan_cpc)
+  kStreamSessionReset = 11,  // the state drawn again from nu_0 at a new session (env.reset_on_switch)
 };
 
 struct Philox4 {

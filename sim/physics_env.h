@@ -119,22 +119,27 @@ DYN_HD void physics_observe(const PhysicsTaskParams& p, const PlanarModel<float>
   for (int j = 0; j < 9; ++j) obs[8 + j] = b.qd[j];  // qvel
 }
 
+// The body drawn from nu_0 (Gymnasium's reset noise): reacher q ~ U(−0.1, 0.1), q̇ ~ U(−0.005, 0.005); halfcheetah
+// qpos = U(−0.1, 0.1) on all 9, qvel = 0.1·N(0, 1).
+DYN_HD void physics_draw_body(const PhysicsTaskParams& p, const PlanarModel<float>& m, PlanarState<float>& b,
+                              Philox& rng) {
+  const int n = m.ndof;
+  for (int j = 0; j < n; ++j) b.q[j] = 0.2f * rng.uniform() - 0.1f;
+  if (p.task == PhysicsTask::reacher)
+    for (int j = 0; j < n; ++j) b.qd[j] = 0.01f * rng.uniform() - 0.005f;
+  else
+    for (int j = 0; j < n; ++j) b.qd[j] = 0.1f * rng.normal();
+}
+
 // New episode starting at global step `episode_step`: the body's reset noise and the episode's latent draws.
 DYN_HD void physics_reset(const PhysicsTaskParams& p, const PlanarModel<float>& m, PhysicsEnvState& s, EnvKey key,
                           uint32_t episode_step) {
   Philox rng(key.seed, kStreamEpisodeReset, key.env, episode_step);
-  PlanarState<float>& b = s.body;
-  const int n = m.ndof;
+  physics_draw_body(p, m, s.body, rng);
   if (p.task == PhysicsTask::reacher) {
-    // Gymnasium: q ~ U(−0.1, 0.1), q̇ ~ U(−0.005, 0.005); α ~ U(0, 2π), r ~ U(0.1, 0.2) for the episode
-    for (int j = 0; j < n; ++j) b.q[j] = 0.2f * rng.uniform() - 0.1f;
-    for (int j = 0; j < n; ++j) b.qd[j] = 0.01f * rng.uniform() - 0.005f;
-    s.goal_angle = 6.283185307f * rng.uniform();
+    s.goal_angle = 6.283185307f * rng.uniform();  // α ~ U(0, 2π), r ~ U(0.1, 0.2) for the episode
     s.goal_radius = 0.1f + 0.1f * rng.uniform();
   } else {
-    // Gymnasium: qpos = U(−0.1, 0.1) on all 9, qvel = 0.1·N(0, 1)
-    for (int j = 0; j < n; ++j) b.q[j] = 0.2f * rng.uniform() - 0.1f;
-    for (int j = 0; j < n; ++j) b.qd[j] = 0.1f * rng.normal();
     s.dir = rng.uniform() <= 0.5f ? int8_t(1) : int8_t(-1);  // halfcheetah_dir: the first direction is uniform
   }
   s.phase = p.random_phase ? uint8_t(rng.uniform_int(kLatentPhases)) : uint8_t(0);
@@ -206,6 +211,10 @@ struct PhysicsEnv {
     physics_reset(p, *m, s, key, episode_step);
   }
   DYN_HD void switch_session(PhysicsEnvState& s, EnvKey key, uint32_t step) const {
+    if (p.session.reset_on_switch) {  // SPEC §1: the new session starts from a state drawn from nu_0
+      Philox rng(key.seed, kStreamSessionReset, key.env, step);
+      physics_draw_body(p, *m, s.body, rng);
+    }
     if (p.task != PhysicsTask::cheetah_dir) return;  // the other latents follow the session index
     const float u = Philox(key.seed, kStreamLatent, key.env, step).uniform();
     s.dir = two_state_transition(s.dir > 0 ? 1 : 0, p.dir_stay_prob, u) == 1 ? int8_t(1) : int8_t(-1);

@@ -129,10 +129,10 @@ DYN_HD ToolContact tool_contact(const ScratchParams& p, V3<float> tip, V3<float>
 
 // ---- the env's stages ----
 
-DYN_HD void scratch_reset(const ScratchParams& p, ScratchState& s, EnvKey key, uint32_t episode_step) {
-  Philox rng(key.seed, kStreamEpisodeReset, key.env, episode_step);
-  // Assistive Gym: the end effector's goal (−0.6, 0, 0.8) + U(−0.05, 0.05)³ in the world, reached by IK; here the
-  // tool tip is moved by the same offset from the start pose by damped least squares
+// The arm drawn from nu_0, at rest with no scratch yet. Assistive Gym: the end effector's goal (−0.6, 0, 0.8) +
+// U(−0.05, 0.05)³ in the world, reached by IK; here the tool tip is moved by the same offset from the start pose by
+// damped least squares.
+DYN_HD void scratch_draw_arm(const ScratchParams& p, ScratchState& s, Philox& rng) {
   for (int j = 0; j < kArmJoints; ++j) s.q[j] = p.q_start[j];
   ChainPose<float> pose;
   chain_forward(p.arm, s.q, pose);
@@ -145,10 +145,21 @@ DYN_HD void scratch_reset(const ScratchParams& p, ScratchState& s, EnvKey key, u
     if (!p.arm.limited[j]) s.q[j] = wrap_angle(s.q[j]);
   s.ee_vel = {0.0f, 0.0f, 0.0f};
   s.last_scratch = {1e3f, 1e3f, 1e3f};  // far from any contact: the first touch at the itch counts
-  s.phase = p.random_phase ? uint8_t(rng.uniform_int(kScratchLatentPhases)) : uint8_t(0);
-  session_begin_episode(p.session, s.ss, key.seed, key.env, episode_step);
+}
+
+// The tool's contact force where the arm stands, against the current session's itch.
+DYN_HD void scratch_settle_force(const ScratchParams& p, ScratchState& s) {
+  ChainPose<float> pose;
   chain_forward(p.arm, s.q, pose);
   s.force = tool_contact(p, pose.tip, itch_point(p, s)).force;
+}
+
+DYN_HD void scratch_reset(const ScratchParams& p, ScratchState& s, EnvKey key, uint32_t episode_step) {
+  Philox rng(key.seed, kStreamEpisodeReset, key.env, episode_step);
+  scratch_draw_arm(p, s, rng);
+  s.phase = p.random_phase ? uint8_t(rng.uniform_int(kScratchLatentPhases)) : uint8_t(0);
+  session_begin_episode(p.session, s.ss, key.seed, key.env, episode_step);
+  scratch_settle_force(p, s);
 }
 
 // Apply action a (7 values, clipped to [−1, 1], NaN as 0): every joint moves by step_rad·a, clamped to its limits;
@@ -219,7 +230,12 @@ struct ScratchEnv {
   DYN_HD void reset(ScratchState& s, EnvKey key, uint32_t episode_step) const {
     scratch_reset(p, s, key, episode_step);
   }
-  DYN_HD void switch_session(ScratchState&, EnvKey, uint32_t) const {}
+  DYN_HD void switch_session(ScratchState& s, EnvKey key, uint32_t step) const {
+    if (!p.session.reset_on_switch) return;  // the itch follows the session index; the arm stays where it is
+    Philox rng(key.seed, kStreamSessionReset, key.env, step);  // SPEC §1: the new session starts from nu_0
+    scratch_draw_arm(p, s, rng);
+    scratch_settle_force(p, s);
+  }
   DYN_HD void observe(const ScratchState& s, float* obs) const { scratch_observe(p, s, obs); }
   DYN_HD void latent(const ScratchState& s, float* out) const { scratch_latent(p, s, out); }
 };

@@ -1,7 +1,7 @@
 // Task rules of reacher and halfcheetah_* (SPEC §2) on the CPU: observations, rewards against the session
 // schedules (v_g, f_w, the moving goal, the direction's switch matrix), action clipping, the body kept across
-// session switches and reset at the episode's end, the wind (its force, point of application and schedule), the
-// reacher oracle against the random policy, and determinism.
+// session switches and reset at the episode's end (and at each switch with env.reset_on_switch), the wind (its force,
+// point of application and schedule), the reacher oracle against the random policy, and determinism.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -274,6 +274,42 @@ TEST(PhysicsEnv, BodyKeptAcrossSessionsAndResetAtEpisodeEnd) {
     }
   }
   EXPECT_TRUE(saw_switch);
+}
+
+// env.reset_on_switch = true (SPEC §1): until the first switch the env is the default one bit for bit; at the
+// switch the action's own result is still reported (final_obs, the kept body's observation) and the new session
+// starts from a body drawn from nu_0 (Gymnasium's reset noise), far from where the body had run to.
+TEST(PhysicsEnv, ResetOnSwitchDrawsTheBodyFromNu0) {
+  for (PhysicsTask task : {PhysicsTask::cheetah_vel, PhysicsTask::reacher}) {
+    const bool cheetah = task != PhysicsTask::reacher;
+    OneEnv kept(task, 11), reset(task, 11);
+    reset.p.session.reset_on_switch = true;
+    const std::vector<float> a(cheetah ? 6 : 2, 0.7f);
+    int switches = 0;
+    for (int t = 0; t < 400 && !kept.truncated; ++t) {
+      kept.step(a);
+      reset.step(a);
+      ASSERT_EQ(kept.session_end, reset.session_end) << t;
+      ASSERT_EQ(kept.session_id, reset.session_id) << t;
+      if (switches == 0 && !(kept.session_end && !kept.truncated)) {
+        ASSERT_EQ(kept.obs, reset.obs) << "the same env before any switch, step " << t;
+        continue;
+      }
+      if (switches++ > 0) continue;
+      EXPECT_EQ(reset.final_obs, kept.obs) << "where the action led, before the new session's state";
+      for (int j = 0; j < kept.p.model.ndof; ++j) {
+        EXPECT_LE(std::fabs(reset.s.body.q[j]), 0.1f) << "U(−0.1, 0.1), dof " << j;
+        if (!cheetah) {
+          EXPECT_LE(std::fabs(reset.s.body.qd[j]), 0.005f) << "U(−0.005, 0.005), dof " << j;
+        }
+      }
+      double moved = 0;
+      for (int j = 0; j < kept.p.model.ndof; ++j) moved = std::fmax(moved, std::fabs(kept.s.body.q[j]));
+      EXPECT_GT(moved, 0.2) << "the kept body has left the reset box (so the test tells the two apart)";
+      EXPECT_NE(reset.obs, kept.obs);
+    }
+    EXPECT_GE(switches, 1);
+  }
 }
 
 TEST(PhysicsEnv, RolloutsAreDeterministic) {

@@ -1,6 +1,7 @@
 // Task rules of scratch_itch (SPEC §2, physics.md §4) on the CPU: the start pose, the action rule and the joint
-// limits, the itch schedule over sessions, each reward term in a constructed state, the observation's layout and
-// that it holds nothing of the itch, determinism per seed, and the oracle's scratching.
+// limits, the itch schedule over sessions, the arm drawn again at a switch with env.reset_on_switch, each reward
+// term in a constructed state, the observation's layout and that it holds nothing of the itch, determinism per
+// seed, and the oracle's scratching.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -125,6 +126,37 @@ TEST(ScratchItch, ItchFollowsTheSessionSchedule) {
     before = e.latent;
   }
   EXPECT_GE(switches, 1);
+}
+
+// env.reset_on_switch = true (SPEC §1): the same env as the default until the first switch; there the arm is drawn
+// again from nu_0 (within the goal's ±5 cm of the start tip, at rest, touching nothing) while the default arm stays
+// where the actions took it.
+TEST(ScratchItch, ResetOnSwitchDrawsTheArmFromNu0) {
+  ScratchParams with_reset = scratch_params();
+  with_reset.session.reset_on_switch = true;
+  OneArm kept(9), reset(9, with_reset);
+  ChainPose<float> start;
+  chain_forward(kept.p.arm, kept.p.q_start, start);
+  const std::vector<float> a(kScratchActions, 0.3f);
+  bool switched = false;
+  for (int t = 0; t < 200 && !switched; ++t) {
+    kept.step(a);
+    reset.step(a);
+    ASSERT_EQ(kept.session_end, reset.session_end) << t;
+    if (!kept.session_end || kept.truncated) {
+      ASSERT_EQ(kept.obs, reset.obs) << "the same env before any switch, step " << t;
+      continue;
+    }
+    switched = true;
+    EXPECT_EQ(kept.latent, reset.latent) << "the itch follows the session either way";
+    const V3<float> d = reset.pose().tip - start.tip;
+    EXPECT_LT(std::fmax(std::fabs(d.x), std::fmax(std::fabs(d.y), std::fabs(d.z))), 0.05f + 1e-3f);
+    EXPECT_GT(norm(kept.pose().tip - start.tip), 0.2f) << "the kept arm has moved away (the test tells them apart)";
+    EXPECT_EQ(reset.s.ee_vel.x, 0.0f);
+    EXPECT_EQ(reset.s.force, 0.0f);
+    EXPECT_NE(kept.obs, reset.obs);
+  }
+  EXPECT_TRUE(switched);
 }
 
 // Each reward term in a constructed state: a valid scratch (+5), the same contact again (moved too little), a
