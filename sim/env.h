@@ -101,6 +101,8 @@ DYN_HD void uniform_random_action(EnvKey key, uint32_t step, int action_dim, flo
 //   float act(State&, int32_t index, const float* value) const   apply the action, simulate, return the reward
 //   void reset(State&, EnvKey, uint32_t episode_step) const       a new episode (its session process too)
 //   void switch_session(State&, EnvKey, uint32_t step) const       the latent moves at a session end
+//   void restart_session(State&, Philox&) const                    with reset_on_switch: the new session's state
+//                                                                  drawn from nu_0
 //   void observe(const State&, float* obs) const, void latent(const State&, float* out) const
 //   const SessionParams& session() const
 // (the key comes from the batch's rows, not from E: one E serves every run of a seed batch).
@@ -112,8 +114,13 @@ DYN_HD void env_step(const E& e, typename E::State& s, int32_t a_index, const fl
   if (out.final_obs) e.observe(s, out.final_obs);  // where the action led, before any reset
   if (tick.truncated)
     e.reset(s, key, step + 1);
-  else if (tick.session_end)
+  else if (tick.session_end) {
     e.switch_session(s, key, step);
+    if (e.session().reset_on_switch) {  // SPEC §1: the new session starts from a state drawn from nu_0
+      Philox rng(key.seed, kStreamSessionReset, key.env, step);
+      e.restart_session(s, rng);
+    }
+  }
   e.observe(s, out.obs);
   if (out.latent) e.latent(s, out.latent);
   *out.reward = r;

@@ -110,8 +110,8 @@ struct GridEnv {
   DYN_HD void switch_session(GridState& s, EnvKey key, uint32_t step) const {
     const float u = Philox(key.seed, kStreamLatent, key.env, step).uniform();
     s.goal = uint8_t(two_state_transition(s.goal, p.goal_stay_prob, u));
-    if (p.session.reset_on_switch) s.ax = s.ay = 0;
   }
+  DYN_HD void restart_session(GridState& s, Philox&) const { s.ax = s.ay = 0; }  // the goals stay
   DYN_HD void observe(const GridState& s, float* obs) const { grid_observe(s, obs); }
   DYN_HD void latent(const GridState& s, float* out) const { grid_latent(s, out); }
 };

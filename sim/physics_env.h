@@ -211,14 +211,11 @@ struct PhysicsEnv {
     physics_reset(p, *m, s, key, episode_step);
   }
   DYN_HD void switch_session(PhysicsEnvState& s, EnvKey key, uint32_t step) const {
-    if (p.session.reset_on_switch) {  // SPEC §1: the new session starts from a state drawn from nu_0
-      Philox rng(key.seed, kStreamSessionReset, key.env, step);
-      physics_draw_body(p, *m, s.body, rng);
-    }
     if (p.task != PhysicsTask::cheetah_dir) return;  // the other latents follow the session index
     const float u = Philox(key.seed, kStreamLatent, key.env, step).uniform();
     s.dir = two_state_transition(s.dir > 0 ? 1 : 0, p.dir_stay_prob, u) == 1 ? int8_t(1) : int8_t(-1);
   }
+  DYN_HD void restart_session(PhysicsEnvState& s, Philox& rng) const { physics_draw_body(p, *m, s.body, rng); }
   DYN_HD void observe(const PhysicsEnvState& s, float* obs) const { physics_observe<E>(p, *m, s, obs); }
   DYN_HD void latent(const PhysicsEnvState& s, float* out) const { physics_latent(p, s, out); }
 };

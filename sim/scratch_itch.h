@@ -230,11 +230,10 @@ struct ScratchEnv {
   DYN_HD void reset(ScratchState& s, EnvKey key, uint32_t episode_step) const {
     scratch_reset(p, s, key, episode_step);
   }
-  DYN_HD void switch_session(ScratchState& s, EnvKey key, uint32_t step) const {
-    if (!p.session.reset_on_switch) return;  // the itch follows the session index; the arm stays where it is
-    Philox rng(key.seed, kStreamSessionReset, key.env, step);  // SPEC §1: the new session starts from nu_0
+  DYN_HD void switch_session(ScratchState&, EnvKey, uint32_t) const {}  // the itch follows the session index
+  DYN_HD void restart_session(ScratchState& s, Philox& rng) const {
     scratch_draw_arm(p, s, rng);
-    scratch_settle_force(p, s);
+    scratch_settle_force(p, s);  // against the new session's itch
   }
   DYN_HD void observe(const ScratchState& s, float* obs) const { scratch_observe(p, s, obs); }
   DYN_HD void latent(const ScratchState& s, float* out) const { scratch_latent(p, s, out); }
